@@ -1,0 +1,212 @@
+#include "turnbroker/broker/embedded_store.h"
+
+#include <algorithm>
+
+#include "turnbroker/broker/planner.h"
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/strings.h"
+
+namespace turnbroker::broker {
+namespace {
+
+// Dead rows deleted per commit, so compaction never makes one commit slow.
+constexpr size_t kMaxCompactionPerCommit = 20'000;
+constexpr int64_t kCompactionIntervalMs = 1'000;
+// Credentials expired per maintenance pass (bounds a pass's lock hold).
+constexpr size_t kMaxExpiryPerPass = 50'000;
+
+size_t Weight(const std::variant<const v1::PublishRequest*, const v1::RevokeRequest*>& r) {
+  if (auto* p = std::get_if<const v1::PublishRequest*>(&r))
+    return std::max(1, (*p)->credentials_size());
+  return 1;
+}
+
+}  // namespace
+
+struct EmbeddedStore::Metrics {
+  explicit Metrics(MetricsRegistry* r)
+      : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
+                                       "Time to write and sync one commit group")),
+        commit_groups(r->AddCounter("turnbroker_store_commit_groups_total",
+                                    "Commit groups written")),
+        changes(r->AddCounter("turnbroker_store_changes_total",
+                              "Changes (revisions) committed")),
+        compacted(r->AddCounter("turnbroker_store_compacted_rows_total",
+                                "Journal rows deleted by compaction")),
+        expired(r->AddCounter("turnbroker_store_expired_total",
+                              "Credentials removed at expiry")),
+        failures(r->AddCounter("turnbroker_store_failures_total",
+                               "Journal write failures")),
+        queue(r->AddGauge("turnbroker_store_queue_depth",
+                          "Requests waiting for the commit thread")) {}
+  Histogram* commit_seconds;
+  Counter *commit_groups, *changes, *compacted, *expired, *failures;
+  Gauge* queue;
+};
+
+absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(
+    std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
+    const Clock* clock, MetricsRegistry* metrics,
+    std::function<void(const absl::Status&)> on_failure) {
+  std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(
+      std::move(journal), options, clock, metrics, std::move(on_failure)));
+  if (auto s = store->journal_->Recover(store->state_.get()); !s.ok()) return s;
+  store->thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
+  return store;
+}
+
+EmbeddedStore::EmbeddedStore(std::unique_ptr<Journal> journal,
+                             const EmbeddedStoreOptions& options,
+                             const Clock* clock, MetricsRegistry* metrics,
+                             std::function<void(const absl::Status&)> on_failure)
+    : options_(options),
+      journal_(std::move(journal)),
+      state_(std::make_unique<CredentialState>(options.state, clock)),
+      on_failure_(std::move(on_failure)) {
+  static MetricsRegistry* unused = new MetricsRegistry;  // when none is given
+  metrics_ = std::make_unique<Metrics>(metrics ? metrics : unused);
+}
+
+EmbeddedStore::~EmbeddedStore() {
+  Shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+void EmbeddedStore::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+absl::Status EmbeddedStore::Enqueue(Op op) {
+  if (failed_.load()) {
+    return absl::UnavailableError("store failed; the broker is restarting");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("broker is shutting down");
+    if (queue_.size() >= options_.max_queue) {
+      return absl::ResourceExhaustedError(
+          StrCat("commit queue full (", options_.max_queue, " requests); retry with backoff"));
+    }
+    queue_.push_back(std::move(op));
+    metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
+  }
+  cv_.notify_one();
+  return absl::OkStatus();
+}
+
+void EmbeddedStore::Publish(const v1::PublishRequest* request, PublishDone done) {
+  if (auto s = Enqueue(PublishOp{request, done}); !s.ok()) done(s);
+}
+
+void EmbeddedStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
+  if (auto s = Enqueue(RevokeOp{request, done}); !s.ok()) done(s);
+}
+
+void EmbeddedStore::CommitLoop() {
+  std::vector<Op> ops;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      int64_t wait_ms = std::max<int64_t>(
+          0, next_maintenance_ms_ - state_->clock()->NowMs());
+      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                   [this] { return !queue_.empty() || stopping_; });
+      if (queue_.empty() && stopping_) break;
+      size_t weight = 0;
+      while (!queue_.empty() && weight < options_.max_group_credentials) {
+        Op& op = queue_.front();
+        weight += std::visit([](auto& o) { return Weight(o.request); }, op);
+        ops.push_back(std::move(op));
+        queue_.pop_front();
+      }
+      metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
+    }
+    if (!ops.empty()) CommitGroup(ops, {});
+    ops.clear();
+    if (state_->clock()->NowMs() >= next_maintenance_ms_) Maintain();
+  }
+}
+
+void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
+                                const std::vector<Revision>& compact) {
+  if (failed_.load()) {
+    absl::Status s = absl::UnavailableError(
+        StrCat("store failed (", failure_.message(), "); the broker is restarting"));
+    for (Op& op : ops) std::visit([&](auto& o) { o.done(s); }, op);
+    return;
+  }
+  GroupPlanner planner(*state_, options_.limits, options_.max_batch);
+  std::vector<absl::StatusOr<v1::PublishResponse>> published;
+  std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
+  for (Op& op : ops) {
+    if (auto* p = std::get_if<PublishOp>(&op)) published.push_back(planner.Publish(*p->request));
+    else revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
+  }
+  std::vector<Change> changes = planner.TakeChanges();
+
+  if (!changes.empty() || !compact.empty()) {
+    int64_t start = MonotonicMicros();
+    Revision head = changes.empty() ? state_->head() : changes.back().revision;
+    absl::Status s = journal_->Commit(changes, compact, head);
+    if (!s.ok()) {
+      metrics_->failures->Inc();
+      LogError("store commit failed; refusing writes").Kv("error", s);
+      failure_ = s;
+      failed_.store(true);
+      if (on_failure_) on_failure_(s);
+      dead_.insert(dead_.end(), compact.begin(), compact.end());
+      absl::Status refused = absl::UnavailableError(
+          StrCat("store failed (", s.message(), "); nothing of this request was applied"));
+      for (Op& op : ops) std::visit([&](auto& o) { o.done(refused); }, op);
+      return;
+    }
+    metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start);
+    metrics_->commit_groups->Inc();
+    metrics_->changes->Inc(changes.size());
+    metrics_->compacted->Inc(compact.size());
+    state_->Apply(changes);
+  }
+
+  const std::string& epoch = state_->epoch();
+  size_t pi = 0, ri = 0;
+  for (Op& op : ops) {
+    if (auto* p = std::get_if<PublishOp>(&op)) {
+      auto& r = published[pi++];
+      if (r.ok()) r->set_epoch(epoch);
+      p->done(std::move(r));
+    } else {
+      auto& r = revoked[ri++];
+      if (r.ok()) r->set_epoch(epoch);
+      std::get<RevokeOp>(op).done(std::move(r));
+    }
+  }
+}
+
+void EmbeddedStore::Maintain() {
+  next_maintenance_ms_ = state_->clock()->NowMs() + options_.maintenance_interval_ms;
+  size_t expired = state_->Expire(kMaxExpiryPerPass);
+  metrics_->expired->Inc(expired);
+  if (expired == kMaxExpiryPerPass) next_maintenance_ms_ = 0;  // more to do
+  std::vector<Revision> dead = state_->TakeDeadRevisions();
+  if (!journal_->compacts() || failed_.load()) return;
+  dead_.insert(dead_.end(), dead.begin(), dead.end());
+  int64_t now = state_->clock()->NowMs();
+  if (dead_.empty() || now < next_compaction_ms_) return;
+  next_compaction_ms_ = now + kCompactionIntervalMs;
+  // Rows that hold nothing live, below the retained history, can go.
+  Revision floor = state_->history_first();
+  auto mid = std::partition(dead_.begin(), dead_.end(),
+                            [floor](Revision r) { return r >= floor; });
+  size_t n = std::min<size_t>(dead_.end() - mid, kMaxCompactionPerCommit);
+  if (n == 0) return;
+  std::vector<Revision> compact(dead_.end() - n, dead_.end());
+  dead_.resize(dead_.size() - n);
+  std::vector<Op> none;
+  CommitGroup(none, compact);
+}
+
+}  // namespace turnbroker::broker

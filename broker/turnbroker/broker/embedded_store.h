@@ -1,0 +1,103 @@
+// The embedded store: the broker's default, needing no other service. One
+// commit thread takes every queued Publish and Revoke, plans them against the
+// state (GroupPlanner), writes them to the journal in one transaction (group
+// commit: one fsync for many requests), applies them to the state, then
+// answers them. It also expires credentials and compacts the journal.
+#ifndef TURNBROKER_BROKER_EMBEDDED_STORE_H_
+#define TURNBROKER_BROKER_EMBEDDED_STORE_H_
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "turnbroker/broker/journal.h"
+#include "turnbroker/broker/state.h"
+#include "turnbroker/broker/store.h"
+#include "turnbroker/common/credential.h"
+#include "turnbroker/common/metrics.h"
+
+namespace turnbroker::broker {
+
+struct EmbeddedStoreOptions {
+  CredentialLimits limits;
+  StateOptions state;
+  // Credentials in one Publish request.
+  size_t max_batch = 10'000;
+  // Requests waiting for the commit thread; beyond: RESOURCE_EXHAUSTED.
+  size_t max_queue = 100'000;
+  // Credentials in one commit group (bounds a group's latency).
+  size_t max_group_credentials = 50'000;
+  // How often expiry and compaction run.
+  int64_t maintenance_interval_ms = 100;
+};
+
+class EmbeddedStore : public Store {
+ public:
+  // Recovers the journal into a new state and starts the commit thread.
+  // `metrics` may be null. `on_failure` is called (once, on the commit
+  // thread) if the journal fails; the store then refuses writes.
+  static absl::StatusOr<std::unique_ptr<EmbeddedStore>> Open(
+      std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
+      const Clock* clock, MetricsRegistry* metrics,
+      std::function<void(const absl::Status&)> on_failure = nullptr);
+  ~EmbeddedStore() override;  // Shutdown(), then stops the thread
+
+  // `done` may be called inline when the request is refused at once
+  // (shutting down, queue full).
+  void Publish(const v1::PublishRequest* request, PublishDone done) override;
+  void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
+  const CredentialState& state() const override { return *state_; }
+  CredentialState& mutable_state() { return *state_; }
+  std::string description() const override { return journal_->description(); }
+  bool healthy() const override { return !failed_.load(); }
+  void Shutdown() override;
+
+ private:
+  struct PublishOp {
+    const v1::PublishRequest* request;
+    PublishDone done;
+  };
+  struct RevokeOp {
+    const v1::RevokeRequest* request;
+    RevokeDone done;
+  };
+  using Op = std::variant<PublishOp, RevokeOp>;
+  struct Metrics;
+
+  EmbeddedStore(std::unique_ptr<Journal> journal,
+                const EmbeddedStoreOptions& options, const Clock* clock,
+                MetricsRegistry* metrics,
+                std::function<void(const absl::Status&)> on_failure);
+  absl::Status Enqueue(Op op);
+  void CommitLoop();
+  void CommitGroup(std::vector<Op>& ops, const std::vector<Revision>& compact);
+  void Maintain();
+
+  const EmbeddedStoreOptions options_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<CredentialState> state_;
+  std::unique_ptr<Metrics> metrics_;
+  std::function<void(const absl::Status&)> on_failure_;
+  std::atomic<bool> failed_{false};
+  absl::Status failure_;  // commit thread only
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Op> queue_;  // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+
+  // Commit thread only.
+  std::vector<Revision> dead_;
+  int64_t next_maintenance_ms_ = 0;
+  int64_t next_compaction_ms_ = 0;
+};
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_EMBEDDED_STORE_H_

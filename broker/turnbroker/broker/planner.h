@@ -1,0 +1,62 @@
+// Turns Publish and Revoke requests into changes, against the state plus the
+// changes planned earlier in the same commit group (so a group commits many
+// requests at once yet each sees the ones before it).
+//
+// A request is all-or-nothing: on error it plans nothing and the group goes
+// on. Not thread-safe; used by the commit thread only.
+#ifndef TURNBROKER_BROKER_PLANNER_H_
+#define TURNBROKER_BROKER_PLANNER_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "turnbroker/broker/state.h"
+#include "turnbroker/common/credential.h"
+
+namespace turnbroker::broker {
+
+class GroupPlanner {
+ public:
+  // Plans revisions from state.head() + 1 on.
+  GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
+               size_t max_batch);
+
+  // INVALID_ARGUMENT names the field ("credentials[3].key: ..."),
+  // ALREADY_EXISTS: the username is live with another key,
+  // FAILED_PRECONDITION: the username is revoked, RESOURCE_EXHAUSTED: batch
+  // too large. The response's epoch is left for the caller.
+  absl::StatusOr<v1::PublishResponse> Publish(const v1::PublishRequest& request);
+  absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request);
+
+  const std::vector<Change>& changes() const { return changes_; }
+  std::vector<Change> TakeChanges() { return std::move(changes_); }
+
+ private:
+  // What this group has done to one (realm, username) so far.
+  struct Pending {
+    RecordRef record;     // live after the group (null: revoked)
+    int64_t revoked_until = 0;
+  };
+  using Key = std::pair<std::string, std::string>;
+
+  RecordRef Current(const std::string& realm, const std::string& username) const;
+  bool Revoked(const std::string& realm, const std::string& username) const;
+  Revision Next() const { return state_.head() + changes_.size() + 1; }
+
+  const CredentialState& state_;
+  const CredentialLimits limits_;
+  const size_t max_batch_;
+  const int64_t now_;
+  std::vector<Change> changes_;
+  absl::flat_hash_map<Key, Pending> overlay_;
+};
+
+// Whether `record` is covered by `selector`.
+bool SelectorMatches(const v1::Selector& selector, const Record& record);
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_PLANNER_H_

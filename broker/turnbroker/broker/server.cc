@@ -1,0 +1,146 @@
+#include "turnbroker/broker/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/strings.h"
+
+#ifndef TURNBROKER_VERSION
+#define TURNBROKER_VERSION "dev"
+#endif
+
+namespace turnbroker::broker {
+
+std::string DefaultDataDir() {
+  if (geteuid() == 0) return "/var/lib/turn-broker";
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+    return StrCat(xdg, "/turn-broker");
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return StrCat(home, "/.local/state/turn-broker");
+  return "./turn-broker-data";
+}
+
+absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
+    const BrokerOptions& options, const Clock* clock,
+    std::function<void(const absl::Status&)> on_store_failure) {
+  if (!options.tls.enabled() && !options.insecure &&
+      !IsLoopbackHost(options.listen.host)) {
+    return absl::InvalidArgumentError(
+        StrCat("--listen: ", options.listen.ToString(),
+               " is not loopback; give --tls-cert/--tls-key/--tls-ca (mTLS), or "
+               "--insecure to serve plaintext (development only)"));
+  }
+  auto creds = MakeServerCredentials(options.tls);
+  if (!creds.ok()) return creds.status();
+
+  std::unique_ptr<BrokerServer> b(new BrokerServer);
+  b->options_ = options;
+  b->registry_ = std::make_unique<MetricsRegistry>();
+
+  std::unique_ptr<Journal> journal;
+  if (options.ephemeral) {
+    journal = NewMemoryJournal();
+  } else {
+    SqliteJournalOptions jo;
+    jo.data_dir = options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
+    jo.fsync = options.fsync;
+    auto j = OpenSqliteJournal(jo);
+    if (!j.ok()) return j.status();
+    journal = std::move(*j);
+  }
+  auto store = EmbeddedStore::Open(std::move(journal), options.store, clock,
+                                   b->registry_.get(), std::move(on_store_failure));
+  if (!store.ok()) return store.status();
+  b->store_ = std::move(*store);
+  b->hub_ = std::make_unique<WatchHub>(b->store_->state(), options.watch,
+                                       b->registry_.get());
+  WatchHub* hub = b->hub_.get();
+  b->store_->mutable_state().SetCommitListener([hub](Revision) { hub->Notify(); });
+
+  const CredentialState* state = &b->store_->state();
+  b->registry_->AddGaugeFunction("turnbroker_live_credentials", "Live credentials",
+                                 [state] { return static_cast<double>(state->stats().live); });
+  b->registry_->AddGaugeFunction("turnbroker_revision", "Head revision",
+                                 [state] { return static_cast<double>(state->head()); });
+  b->registry_->AddGaugeFunction(
+      "turnbroker_revoked_usernames", "Revoked usernames not yet expired",
+      [state] { return static_cast<double>(state->stats().tombstones); });
+  b->registry_->AddGaugeFunction(
+      "turnbroker_history_events", "Events retained for resume",
+      [state] { return static_cast<double>(state->stats().history_events); });
+
+  int64_t started = clock->NowMs();
+  b->service_ = std::make_unique<BrokerService>(b->store_.get(), hub, b->registry_.get(),
+                                                TURNBROKER_VERSION, started);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen.ToString(), *creds, &b->port_);
+  builder.RegisterService(b->service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             static_cast<int>(options.keepalive_time_ms));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(options.keepalive_timeout_ms));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Clients (watchers) may ping every 5 s without being told off.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  if (options.max_connection_age_ms > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(options.max_connection_age_ms));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30'000);
+  }
+  b->server_ = builder.BuildAndStart();
+  if (!b->server_ || b->port_ == 0) {
+    return absl::UnavailableError(
+        StrCat("--listen: cannot listen on ", options.listen.ToString()));
+  }
+  b->server_->GetHealthCheckService()->SetServingStatus(true);
+
+  if (!options.metrics_listen.empty()) {
+    auto hp = ParseHostPort(options.metrics_listen, "--metrics-listen", true);
+    if (!hp.ok()) return hp.status();
+    const EmbeddedStore* s = b->store_.get();
+    if (auto st = b->metrics_.Start(*hp, b->registry_.get(), [s] { return s->healthy(); });
+        !st.ok())
+      return st;
+  }
+  LogInfo("broker serving")
+      .Kv("listen", HostPort{options.listen.host, static_cast<uint16_t>(b->port_)}.ToString())
+      .Kv("tls", options.tls.enabled())
+      .Kv("store", b->store_->description())
+      .Kv("epoch", b->store_->state().epoch())
+      .Kv("revision", b->store_->state().head())
+      .Kv("live", b->store_->state().stats().live)
+      .Kv("metrics", b->metrics_.port());
+  return b;
+}
+
+BrokerServer::~BrokerServer() { Shutdown(); }
+
+void BrokerServer::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  LogInfo("broker draining");
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Writes: answer everything queued, refuse the rest.
+  store_->Shutdown();
+  // Watchers: reconnect (to another replica, or to us after restart).
+  hub_->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(options_.drain_timeout_ms));
+  metrics_.Stop();
+  server_.reset();
+  service_.reset();
+  hub_.reset();
+  store_.reset();  // joins the commit thread, closes the journal cleanly
+  LogInfo("broker stopped");
+}
+
+}  // namespace turnbroker::broker

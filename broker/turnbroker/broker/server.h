@@ -1,0 +1,86 @@
+// A whole broker: store, watch hub, gRPC server (with health and
+// reflection), metrics endpoint. main.cc and the tests start it the same way.
+#ifndef TURNBROKER_BROKER_SERVER_H_
+#define TURNBROKER_BROKER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "turnbroker/broker/embedded_store.h"
+#include "turnbroker/broker/service.h"
+#include "turnbroker/broker/watch.h"
+#include "turnbroker/common/clock.h"
+#include "turnbroker/common/metrics.h"
+#include "turnbroker/common/net.h"
+#include "turnbroker/common/tls.h"
+
+namespace turnbroker::broker {
+
+struct BrokerOptions {
+  HostPort listen{"127.0.0.1", 50051};
+  TlsFiles tls;
+  // Plaintext on a non-loopback address needs this (development only).
+  bool insecure = false;
+  // Empty with ephemeral=false: DefaultDataDir().
+  std::string data_dir;
+  bool ephemeral = false;
+  bool fsync = true;
+  EmbeddedStoreOptions store;
+  WatchOptions watch;
+  // Port 0 disables the metrics endpoint unless explicitly "HOST:0".
+  std::string metrics_listen;  // empty: off
+  int64_t keepalive_time_ms = 30'000;
+  int64_t keepalive_timeout_ms = 10'000;
+  // Streams are asked to reconnect after this long, to rebalance them
+  // across broker replicas (0: never).
+  int64_t max_connection_age_ms = 0;
+  int64_t max_message_bytes = 16 << 20;
+  int64_t drain_timeout_ms = 10'000;
+};
+
+// /var/lib/turn-broker for root, else $XDG_STATE_HOME/turn-broker or
+// ~/.local/state/turn-broker.
+std::string DefaultDataDir();
+
+class BrokerServer {
+ public:
+  // Opens the store (recovering a durable one) and starts serving.
+  // `on_store_failure` runs if the store fails later (the process should
+  // exit and be restarted).
+  static absl::StatusOr<std::unique_ptr<BrokerServer>> Start(
+      const BrokerOptions& options, const Clock* clock = Clock::System(),
+      std::function<void(const absl::Status&)> on_store_failure = nullptr);
+  ~BrokerServer();  // Shutdown()
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_.port(); }
+  const Store& store() const { return *store_; }
+  MetricsRegistry& metrics() { return *registry_; }
+
+  // Drains: health NOT_SERVING, answers every queued write, tells watchers
+  // to reconnect, waits for in-flight calls (up to drain_timeout_ms), closes
+  // the store. Idempotent.
+  void Shutdown();
+
+ private:
+  BrokerServer() = default;
+
+  BrokerOptions options_;
+  std::unique_ptr<MetricsRegistry> registry_;
+  std::unique_ptr<EmbeddedStore> store_;
+  std::unique_ptr<WatchHub> hub_;
+  std::unique_ptr<BrokerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  MetricsServer metrics_;
+  int port_ = 0;
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_SERVER_H_

@@ -1,0 +1,294 @@
+#include "turnbroker/broker/state.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "absl/hash/hash.h"
+
+namespace turnbroker::broker {
+namespace {
+
+// How often the tombstone table is swept for expired entries.
+constexpr int64_t kTombstoneSweepIntervalMs = 10'000;
+
+}  // namespace
+
+size_t CredentialState::KeyHash::operator()(const Key& k) const {
+  return absl::Hash<std::tuple<std::string_view, std::string_view>>{}(
+      std::make_tuple(k.realm, k.username));
+}
+
+uint64_t CredentialState::TombstoneKey(std::string_view realm,
+                                       std::string_view username) {
+  return absl::Hash<std::tuple<std::string_view, std::string_view>>{}(
+      std::make_tuple(realm, username));
+}
+
+CredentialState::CredentialState(StateOptions options, const Clock* clock)
+    : options_(options), clock_(clock) {}
+
+CredentialState::~CredentialState() = default;
+
+void CredentialState::Reset(std::string epoch, Revision head) {
+  epoch_ = std::move(epoch);
+  head_.store(head, std::memory_order_release);
+}
+
+Revision CredentialState::history_first() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return history_.empty() ? head() + 1 : history_.front().change.revision;
+}
+
+StateStats CredentialState::stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  StateStats s;
+  s.live = live_.size();
+  s.tombstones = tombstones_.size();
+  s.history_events = history_.size();
+  s.head = head();
+  s.history_first =
+      history_.empty() ? s.head + 1 : history_.front().change.revision;
+  return s;
+}
+
+RecordRef CredentialState::FindLocked(std::string_view realm,
+                                      std::string_view username,
+                                      int64_t now) const {
+  auto it = live_.find(Key{realm, username});
+  if (it == live_.end() || !Live(**it, now)) return RecordRef();
+  return *it;
+}
+
+RecordRef CredentialState::Find(std::string_view realm,
+                                std::string_view username) const {
+  int64_t now = clock_->NowMs();
+  absl::ReaderMutexLock lock(&mu_);
+  return FindLocked(realm, username, now);
+}
+
+RecordRef CredentialState::FindInAnyRealm(std::string_view username) const {
+  int64_t now = clock_->NowMs();
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [realm, count] : realms_) {
+    if (RecordRef r = FindLocked(realm, username, now)) return r;
+  }
+  return RecordRef();
+}
+
+bool CredentialState::IsRevoked(std::string_view realm,
+                                std::string_view username) const {
+  int64_t now = clock_->NowMs();
+  absl::ReaderMutexLock lock(&mu_);
+  for (uint64_t key : {TombstoneKey(realm, username), TombstoneKey("", username)}) {
+    auto it = tombstones_.find(key);
+    if (it != tombstones_.end() && it->second > now) return true;
+  }
+  return false;
+}
+
+std::vector<RecordRef> CredentialState::Matching(
+    const v1::Selector& selector) const {
+  int64_t now = clock_->NowMs();
+  std::vector<RecordRef> out;
+  absl::ReaderMutexLock lock(&mu_);
+  switch (selector.by_case()) {
+    case v1::Selector::kUsername: {
+      const auto& ref = selector.username();
+      if (!ref.realm().empty()) {
+        if (RecordRef r = FindLocked(ref.realm(), ref.username(), now))
+          out.push_back(std::move(r));
+      } else {
+        for (const auto& [realm, count] : realms_) {
+          if (RecordRef r = FindLocked(realm, ref.username(), now))
+            out.push_back(std::move(r));
+        }
+      }
+      break;
+    }
+    case v1::Selector::kSubscriber: {
+      std::string_view s = selector.subscriber();
+      for (auto it = by_subscriber_.lower_bound(Subscriber{s, nullptr});
+           it != by_subscriber_.end() && it->first == s; ++it) {
+        if (RecordRef r = FindLocked(it->second->realm(),
+                                     it->second->username(), now))
+          out.push_back(std::move(r));
+      }
+      break;
+    }
+    case v1::Selector::kIssuer:
+      // Revoke-by-issuer is rare (an eP-CSCF restarting clean): a scan.
+      for (const auto& [revision, record] : by_revision_) {
+        if (record->issuer() == selector.issuer() && Live(*record, now)) {
+          out.push_back(FindLocked(record->realm(), record->username(), now));
+        }
+      }
+      break;
+    case v1::Selector::BY_NOT_SET:
+      break;
+  }
+  return out;
+}
+
+Revision CredentialState::Scan(Revision after, size_t max, size_t max_examined,
+                               const std::function<bool(const Record&)>& keep,
+                               std::vector<RecordRef>* out) const {
+  int64_t now = clock_->NowMs();
+  absl::ReaderMutexLock lock(&mu_);
+  size_t taken = 0, examined = 0;
+  for (auto it = by_revision_.upper_bound(after); it != by_revision_.end();
+       ++it) {
+    if (taken == max || examined == max_examined) return it->first - 1;
+    ++examined;
+    const Record& r = *it->second;
+    if (!Live(r, now) || (keep && !keep(r))) continue;
+    out->push_back(*live_.find(Key{r.realm(), r.username()}));
+    ++taken;
+  }
+  return 0;
+}
+
+CredentialState::HistoryRead CredentialState::ReadHistory(
+    Revision after, size_t max, std::vector<Change>* out) const {
+  absl::ReaderMutexLock lock(&mu_);
+  Revision head = this->head();
+  if (after >= head) return HistoryRead::kOk;
+  if (history_.empty() || after + 1 < history_.front().change.revision)
+    return HistoryRead::kCompacted;
+  size_t start = after + 1 - history_.front().change.revision;
+  size_t end = std::min(history_.size(), start + max);
+  for (size_t i = start; i < end; ++i) out->push_back(history_[i].change);
+  return HistoryRead::kOk;
+}
+
+void CredentialState::InsertLocked(const RecordRef& record) {
+  const Record* r = record.get();
+  live_.insert(record);
+  by_revision_.emplace(r->revision(), r);
+  by_expiry_.emplace(r->expires_at_ms(), r);
+  if (!r->subscriber().empty()) by_subscriber_.emplace(r->subscriber(), r);
+  auto it = realms_.find(r->realm());
+  if (it == realms_.end()) realms_.emplace(std::string(r->realm()), 1);
+  else ++it->second;
+}
+
+void CredentialState::RemoveLocked(const Record* r) {
+  by_revision_.erase(r->revision());
+  by_expiry_.erase(Expiry{r->expires_at_ms(), r});
+  if (!r->subscriber().empty()) by_subscriber_.erase(Subscriber{r->subscriber(), r});
+  auto it = realms_.find(r->realm());
+  if (it != realms_.end() && --it->second == 0) realms_.erase(it);
+  dead_.push_back(r->revision());
+  // Last: the set holds the reference that keeps `r` alive.
+  live_.erase(Key{r->realm(), r->username()});
+}
+
+void CredentialState::AddTombstoneLocked(std::string_view realm,
+                                         std::string_view username,
+                                         int64_t until) {
+  int64_t& t = tombstones_[TombstoneKey(realm, username)];
+  t = std::max(t, until);
+}
+
+void CredentialState::ApplyLocked(const Change& change, int64_t now) {
+  if (change.put) {
+    auto it = live_.find(Key{change.put->realm(), change.put->username()});
+    if (it != live_.end()) RemoveLocked(it->get());
+    InsertLocked(change.put);
+  } else if (change.revoke) {
+    const v1::Revocation& rev = change.revoke->revocation;
+    int64_t last_until = 0;
+    for (const auto& ref : rev.credentials()) {
+      auto it = live_.find(Key{ref.realm(), ref.username()});
+      if (it != live_.end()) RemoveLocked(it->get());
+      AddTombstoneLocked(ref.realm(), ref.username(), ref.expires_at_ms());
+      last_until = std::max(last_until, ref.expires_at_ms());
+    }
+    if (rev.credentials().empty() && rev.selector().has_username()) {
+      // Nothing live matched: the username may still be live on a TURN side
+      // from before an epoch change; keep it revoked as long as anything
+      // published before could live.
+      int64_t until = rev.revoked_at_ms() + options_.max_ttl_ms;
+      AddTombstoneLocked(rev.selector().username().realm(),
+                         rev.selector().username().username(), until);
+      last_until = until;
+    }
+    revocation_deaths_.emplace(last_until, change.revision);
+  }
+  head_.store(change.revision, std::memory_order_release);
+}
+
+void CredentialState::Apply(const std::vector<Change>& changes) {
+  if (changes.empty()) return;
+  int64_t now = clock_->NowMs();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Change& change : changes) {
+      ApplyLocked(change, now);
+      history_.push_back(HistoryEntry{change, now});
+    }
+    TrimHistoryLocked(now);
+  }
+  if (listener_) listener_(head());
+}
+
+void CredentialState::Recover(const Change& change, int64_t at_ms,
+                              bool in_history) {
+  int64_t now = clock_->NowMs();
+  absl::MutexLock lock(&mu_);
+  if (change.put && !Live(*change.put, now)) {
+    // Expired while the broker was down: only the superseded record, if any,
+    // must go.
+    auto it = live_.find(Key{change.put->realm(), change.put->username()});
+    if (it != live_.end()) RemoveLocked(it->get());
+    dead_.push_back(change.revision);
+    head_.store(change.revision, std::memory_order_release);
+  } else {
+    ApplyLocked(change, now);
+  }
+  if (in_history) {
+    history_.push_back(HistoryEntry{change, at_ms});
+    if (history_.size() > options_.history_max_events) history_.pop_front();
+  }
+}
+
+size_t CredentialState::Expire(size_t max) {
+  int64_t now = clock_->NowMs();
+  absl::MutexLock lock(&mu_);
+  size_t removed = 0;
+  while (removed < max && !by_expiry_.empty() &&
+         by_expiry_.begin()->first <= now) {
+    RemoveLocked(by_expiry_.begin()->second);
+    ++removed;
+  }
+  while (!revocation_deaths_.empty() &&
+         revocation_deaths_.begin()->first <= now) {
+    dead_.push_back(revocation_deaths_.begin()->second);
+    revocation_deaths_.erase(revocation_deaths_.begin());
+  }
+  if (now >= next_tombstone_sweep_ms_) {
+    absl::erase_if(tombstones_, [now](const auto& t) { return t.second <= now; });
+    next_tombstone_sweep_ms_ = now + kTombstoneSweepIntervalMs;
+  }
+  TrimHistoryLocked(now);
+  return removed;
+}
+
+void CredentialState::TrimHistoryLocked(int64_t now) {
+  while (!history_.empty() &&
+         (history_.size() > options_.history_max_events ||
+          history_.front().at_ms < now - options_.history_max_age_ms)) {
+    history_.pop_front();
+  }
+}
+
+std::vector<Revision> CredentialState::TakeDeadRevisions() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(dead_, {});
+}
+
+void CredentialState::SetCommitListener(
+    std::function<void(Revision)> listener) {
+  listener_ = std::move(listener);
+}
+
+}  // namespace turnbroker::broker

@@ -1,0 +1,186 @@
+// The broker's in-memory state: the live credentials with their indexes, the
+// revoked usernames (tombstones), the head revision and the retained history
+// that Watch streams replay from.
+//
+// Thread-safety: reads may come from any thread. Writes (Apply, Expire,
+// Recover*) come from one thread only, the store's commit thread, which is
+// what makes a planner's reads consistent with the write that follows them.
+#ifndef TURNBROKER_BROKER_STATE_H_
+#define TURNBROKER_BROKER_STATE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "turnbroker/broker/record.h"
+#include "turnbroker/common/clock.h"
+
+namespace turnbroker::broker {
+
+// A revocation as committed: the message (selector, the credentials it
+// removed with their expiries, reason, time) and its Event encoding.
+struct RevocationChange {
+  v1::Revocation revocation;
+  std::string event_wire;  // Event{revision, revoke}
+};
+
+// One committed change at one revision: exactly one of `put` and `revoke`.
+struct Change {
+  Revision revision = 0;
+  RecordRef put;
+  std::shared_ptr<const RevocationChange> revoke;
+};
+
+struct StateOptions {
+  // Retained history for resume: at most this many events, none older.
+  size_t history_max_events = 200'000;
+  int64_t history_max_age_ms = 3600'000;
+  // How long a username revoked while not live stays revoked.
+  int64_t max_ttl_ms = 24 * 3600'000;
+};
+
+struct StateStats {
+  size_t live = 0;
+  size_t tombstones = 0;
+  size_t history_events = 0;
+  Revision head = 0;
+  Revision history_first = 1;
+};
+
+class CredentialState {
+ public:
+  CredentialState(StateOptions options, const Clock* clock);
+  ~CredentialState();
+  CredentialState(const CredentialState&) = delete;
+  CredentialState& operator=(const CredentialState&) = delete;
+
+  // ---- Identity ----------------------------------------------------------
+  // Set once, before serving (at recovery).
+  void Reset(std::string epoch, Revision head);
+  const std::string& epoch() const { return epoch_; }
+  Revision head() const { return head_.load(std::memory_order_acquire); }
+  // The oldest revision a watcher can be replayed from: a watcher that has
+  // seen up to `r` can resume iff r + 1 >= history_first().
+  Revision history_first() const;
+  StateStats stats() const;
+  const StateOptions& options() const { return options_; }
+  const Clock* clock() const { return clock_; }
+
+  // ---- Reads (any thread) --------------------------------------------------
+  // The live, unexpired credential, or null.
+  RecordRef Find(std::string_view realm, std::string_view username) const;
+  // The username in any realm (the first in realm order), or null.
+  RecordRef FindInAnyRealm(std::string_view username) const;
+  // Whether the username is revoked in `realm` and not yet expired.
+  bool IsRevoked(std::string_view realm, std::string_view username) const;
+  // Live, unexpired credentials a selector covers.
+  std::vector<RecordRef> Matching(const v1::Selector& selector) const;
+  // Live, unexpired records written after revision `after` that `keep`
+  // accepts, in revision order: at most `max` of them, examining at most
+  // `max_examined`. Returns the revision to continue after (0: done).
+  Revision Scan(Revision after, size_t max, size_t max_examined,
+                const std::function<bool(const Record&)>& keep,
+                std::vector<RecordRef>* out) const;
+
+  enum class HistoryRead { kOk, kCompacted };
+  // Appends the changes after `after` (at most `max`) to `out`. kCompacted if
+  // some of them are no longer retained.
+  HistoryRead ReadHistory(Revision after, size_t max,
+                          std::vector<Change>* out) const;
+
+  // ---- Writes (the commit thread only) ------------------------------------
+  // Applies committed changes (consecutive revisions after head), retains
+  // them in the history and calls the commit listener with the new head.
+  void Apply(const std::vector<Change>& changes);
+  // During recovery: like Apply, without notifying; `in_history` says whether
+  // the change is part of the contiguous log suffix that may be replayed.
+  void Recover(const Change& change, int64_t at_ms, bool in_history);
+  // Removes up to `max` expired credentials and expired tombstones, trims the
+  // history by age. Returns how many credentials it removed.
+  size_t Expire(size_t max);
+  // Log revisions that no longer hold anything live (superseded, revoked or
+  // expired puts; revocations whose tombstones all expired). For compaction.
+  std::vector<Revision> TakeDeadRevisions();
+  // Called (on the commit thread) after each Apply with the new head.
+  void SetCommitListener(std::function<void(Revision)> listener);
+
+ private:
+  struct Key {
+    std::string_view realm, username;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(const Key& k) const;
+    size_t operator()(const RecordRef& r) const {
+      return (*this)(Key{r->realm(), r->username()});
+    }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    static Key K(const Key& k) { return k; }
+    static Key K(const RecordRef& r) { return {r->realm(), r->username()}; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      Key x = K(a), y = K(b);
+      return x.realm == y.realm && x.username == y.username;
+    }
+  };
+  using Subscriber = std::pair<std::string_view, const Record*>;
+  using Expiry = std::pair<int64_t, const Record*>;
+
+  bool Live(const Record& r, int64_t now) const {
+    return r.expires_at_ms() > now;
+  }
+  RecordRef FindLocked(std::string_view realm, std::string_view username,
+                       int64_t now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void InsertLocked(const RecordRef& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveLocked(const Record* record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyLocked(const Change& change, int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddTombstoneLocked(std::string_view realm, std::string_view username,
+                          int64_t until) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TrimHistoryLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static uint64_t TombstoneKey(std::string_view realm, std::string_view username);
+
+  const StateOptions options_;
+  const Clock* const clock_;
+  std::string epoch_;
+  std::atomic<Revision> head_{0};
+  std::function<void(Revision)> listener_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<RecordRef, KeyHash, KeyEq> live_ ABSL_GUARDED_BY(mu_);
+  absl::btree_map<Revision, const Record*> by_revision_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<Subscriber> by_subscriber_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<Expiry> by_expiry_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, size_t, std::less<>> realms_ ABSL_GUARDED_BY(mu_);
+  // Revoked (realm, username) -> revoked until (Unix ms). Keyed by a 64-bit
+  // hash: a collision could only refuse one publish, never accept one.
+  absl::flat_hash_map<uint64_t, int64_t> tombstones_ ABSL_GUARDED_BY(mu_);
+  int64_t next_tombstone_sweep_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  // When each revocation's last tombstone expires: (time, revision).
+  absl::btree_set<std::pair<int64_t, Revision>> revocation_deaths_
+      ABSL_GUARDED_BY(mu_);
+  struct HistoryEntry {
+    Change change;
+    int64_t at_ms;
+  };
+  std::deque<HistoryEntry> history_ ABSL_GUARDED_BY(mu_);
+  std::vector<Revision> dead_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_STATE_H_

@@ -1,0 +1,459 @@
+#include "turnbroker/broker/watch.h"
+
+#include <algorithm>
+
+#include "turnbroker/broker/wire.h"
+#include "turnbroker/common/credential.h"
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/strings.h"
+#include "turnbroker/common/tls.h"
+
+namespace turnbroker::broker {
+namespace {
+
+using Marker = v1::WatchResponse::Marker;
+using Reason = v1::WatchResponse::SnapshotReason;
+
+// WatchResponse field numbers (proto/turnbroker/v1/broker.proto).
+enum : uint32_t {
+  kEvents = 1,
+  kRevision = 2,
+  kEpoch = 3,
+  kMarker = 4,
+  kSnapshotReason = 5,
+};
+
+// Idle streams are checked for a PROGRESS marker this often.
+constexpr int64_t kTickMs = 50;
+
+grpc::ByteBuffer ToByteBuffer(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(
+      owned->data(), owned->size(),
+      [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+const char* ReasonName(Reason reason) {
+  return v1::WatchResponse::SnapshotReason_Name(reason).c_str();
+}
+
+}  // namespace
+
+absl::Status ValidateWatchRequest(const v1::WatchRequest& r,
+                                  const WatchOptions& options) {
+  for (int i = 0; i < r.realms_size(); ++i) {
+    if (auto s = ValidateRealm(r.realms(i), StrCat("realms[", i, "]")); !s.ok())
+      return s;
+  }
+  if (!r.farm().empty()) {
+    if (auto s = ValidateScope(r.farm(), "farm"); !s.ok()) return s;
+  }
+  if (r.resume_revision() != 0 && r.resume_epoch().empty()) {
+    return absl::InvalidArgumentError(
+        "resume_epoch: required with resume_revision (the epoch the revision belongs to)");
+  }
+  if (r.progress_interval_ms() != 0 &&
+      r.progress_interval_ms() < options.min_progress_interval_ms) {
+    return absl::InvalidArgumentError(
+        StrCat("progress_interval_ms: ", r.progress_interval_ms(), " is below the minimum ",
+               options.min_progress_interval_ms));
+  }
+  for (int i = 0; i < r.kinds_size(); ++i) {
+    if (!v1::RecordKind_IsValid(r.kinds(i)) ||
+        r.kinds(i) == v1::RECORD_KIND_UNSPECIFIED) {
+      return absl::InvalidArgumentError(
+          StrCat("kinds[", i, "]: unknown record kind ", static_cast<int>(r.kinds(i))));
+    }
+  }
+  if (r.watcher_name().size() > 128) {
+    return absl::InvalidArgumentError("watcher_name: too long, at most 128 bytes");
+  }
+  return absl::OkStatus();
+}
+
+struct WatchHub::Metrics {
+  explicit Metrics(MetricsRegistry* r)
+      : opened(r->AddCounter("turnbroker_watch_streams_opened_total", "Watch streams opened")),
+        events(r->AddCounter("turnbroker_watch_events_sent_total",
+                             "Events sent to watchers (snapshot records included)")),
+        frames(r->AddCounter("turnbroker_watch_frames_sent_total", "Watch frames sent")),
+        bytes(r->AddCounter("turnbroker_watch_bytes_sent_total", "Watch frame bytes sent")),
+        snapshots(r->AddCounter("turnbroker_watch_snapshots_total",
+                                "Snapshots started (new watchers, resyncs)")),
+        too_slow(r->AddCounter("turnbroker_watch_too_slow_total",
+                               "Streams that fell behind the retained history")) {}
+  Counter *opened, *events, *frames, *bytes, *snapshots, *too_slow;
+};
+
+// One Watch stream (see watch.h). Pump() may be called from any thread;
+// everything it touches is guarded by mu_.
+class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  WatchStream(WatchHub* hub, v1::WatchRequest request, std::string peer)
+      : hub_(hub),
+        state_(hub->state_),
+        request_(std::move(request)),
+        peer_(std::move(peer)),
+        progress_interval_ms_(request_.progress_interval_ms() != 0
+                                  ? request_.progress_interval_ms()
+                                  : hub->options_.default_progress_interval_ms) {
+    for (int k : request_.kinds())
+      if (k == v1::RECORD_KIND_LONG_TERM_CREDENTIAL) wants_credentials_ = true;
+    if (request_.kinds().empty()) wants_credentials_ = true;
+  }
+
+  // Decides where the stream starts. Called once, before it is shared.
+  void Start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    Revision head = state_.head();
+    Revision resume = request_.resume_revision();
+    Reason reason = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
+    if (resume == 0) reason = v1::WatchResponse::NO_RESUME_POINT;
+    else if (request_.resume_epoch() != state_.epoch()) reason = v1::WatchResponse::EPOCH_CHANGED;
+    else if (resume > head) reason = v1::WatchResponse::REVISION_AHEAD;
+    else if (resume + 1 < state_.history_first()) reason = v1::WatchResponse::HISTORY_COMPACTED;
+    LogInfo("watch started")
+        .Kv("watcher", request_.watcher_name())
+        .Kv("peer", peer_)
+        .Kv("resume", resume)
+        .Kv("head", head)
+        .Kv("start", reason == v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED
+                         ? "replay"
+                         : ReasonName(reason));
+    if (reason != v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED) {
+      BeginSnapshotLocked(reason);
+    } else {
+      cursor_ = resume;
+      synced_pending_ = true;
+    }
+    last_sent_ms_ = state_.clock()->NowMs();
+  }
+
+  // Sends the next frame if none is in flight and there is one to send.
+  void Pump() {
+    std::lock_guard<std::mutex> lock(mu_);
+    PumpLocked();
+  }
+
+  // Ends the stream (broker shutting down).
+  void Close(grpc::Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(std::move(status));
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    frame_.Clear();
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      return;
+    }
+    if (pending_finish_) {
+      DoFinishLocked();
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    LogInfo("watch ended")
+        .Kv("watcher", request_.watcher_name())
+        .Kv("peer", peer_)
+        .Kv("revision", cursor_)
+        .Kv("events_sent", events_sent_);
+    hub_->Remove(this);
+    delete this;
+  }
+
+ private:
+  bool Wants(const Record& r) const {
+    if (!wants_credentials_) return false;
+    if (!request_.realms().empty() &&
+        std::find(request_.realms().begin(), request_.realms().end(), r.realm()) ==
+            request_.realms().end())
+      return false;
+    if (r.scoped() && !request_.all_scopes() &&
+        (request_.farm().empty() || !r.HasScope(request_.farm())))
+      return false;
+    return true;
+  }
+
+  void BeginSnapshotLocked(Reason reason) {
+    begin_pending_ = true;
+    reason_ = reason;
+    hub_->metrics_->snapshots->Inc();
+    if (reason == v1::WatchResponse::WATCHER_TOO_SLOW) hub_->metrics_->too_slow->Inc();
+  }
+
+  void AppendFrameTrailer(std::string* out, Revision revision, Marker marker,
+                          Reason reason) {
+    wire::PutVarintField(out, kRevision, revision);
+    wire::PutBytes(out, kEpoch, state_.epoch());
+    wire::PutVarintField(out, kMarker, static_cast<uint64_t>(marker));
+    wire::PutVarintField(out, kSnapshotReason, static_cast<uint64_t>(reason));
+  }
+
+  static void AppendPut(std::string* out, const Record& r, Revision revision) {
+    wire::PutTag(out, kEvents, wire::kLengthDelimited);
+    wire::PutVarint(out, PutEventSize(r, revision));
+    AppendPutEvent(out, r, revision);
+  }
+
+  // Builds the next frame into `out`; false if there is nothing to send.
+  bool BuildFrameLocked(std::string* out) {
+    const WatchOptions& opt = hub_->options_;
+    if (begin_pending_) {
+      begin_pending_ = false;
+      in_resync_ = true;
+      scanning_ = true;
+      scan_after_ = 0;
+      snapshot_base_ = state_.head();
+      AppendFrameTrailer(out, 0, v1::WatchResponse::SNAPSHOT_BEGIN, reason_);
+      return true;
+    }
+    if (scanning_) {
+      std::vector<RecordRef> records;
+      Revision next = state_.Scan(scan_after_, opt.max_frame_events,
+                                  opt.max_frame_events * 8,
+                                  [this](const Record& r) { return Wants(r); },
+                                  &records);
+      scan_after_ = next;
+      for (const RecordRef& r : records) AppendPut(out, *r, r->revision());
+      events_in_frame_ = records.size();
+      if (next == 0) {
+        scanning_ = false;
+        cursor_ = snapshot_base_;
+        synced_pending_ = true;
+      }
+      if (!records.empty()) {
+        AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
+                           v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+        return true;
+      }
+      if (scanning_) return BuildFrameLocked(out);  // examined, none wanted
+    }
+    // Replay or live: events after cursor_.
+    size_t events = 0;
+    for (;;) {
+      std::vector<Change> changes;
+      size_t room = opt.max_frame_events - events;
+      if (state_.ReadHistory(cursor_, room, &changes) ==
+          CredentialState::HistoryRead::kCompacted) {
+        out->clear();
+        LogWarn("watcher behind retained history; sending a snapshot")
+            .Kv("watcher", request_.watcher_name())
+            .Kv("peer", peer_)
+            .Kv("revision", cursor_)
+            .Kv("history_first", state_.history_first());
+        BeginSnapshotLocked(in_resync_ || synced_pending_
+                                ? v1::WatchResponse::HISTORY_COMPACTED
+                                : v1::WatchResponse::WATCHER_TOO_SLOW);
+        return BuildFrameLocked(out);
+      }
+      if (changes.empty()) break;
+      for (const Change& c : changes) {
+        if (c.put) {
+          if (Wants(*c.put)) {
+            AppendPut(out, *c.put, c.revision);
+            ++events;
+          }
+        } else if (c.revoke && wants_credentials_) {
+          wire::PutBytesAlways(out, kEvents, c.revoke->event_wire);
+          ++events;
+        }
+        cursor_ = c.revision;
+      }
+      if (events >= opt.max_frame_events || out->size() >= opt.max_frame_bytes) break;
+    }
+    events_in_frame_ = events;
+    if (events > 0) {
+      AppendFrameTrailer(out, in_resync_ ? 0 : cursor_, v1::WatchResponse::EVENTS,
+                         v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+      return true;
+    }
+    if (synced_pending_) {
+      synced_pending_ = false;
+      in_resync_ = false;
+      AppendFrameTrailer(out, cursor_, v1::WatchResponse::SYNCED,
+                         v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+      return true;
+    }
+    if (state_.clock()->NowMs() - last_sent_ms_ >= progress_interval_ms_) {
+      AppendFrameTrailer(out, cursor_, v1::WatchResponse::PROGRESS,
+                         v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+      return true;
+    }
+    return false;
+  }
+
+  void PumpLocked() {
+    if (writing_ || finishing_) return;
+    std::string bytes;
+    events_in_frame_ = 0;
+    if (!BuildFrameLocked(&bytes)) return;
+    hub_->metrics_->frames->Inc();
+    hub_->metrics_->events->Inc(events_in_frame_);
+    hub_->metrics_->bytes->Inc(bytes.size());
+    events_sent_ += events_in_frame_;
+    last_sent_ms_ = state_.clock()->NowMs();
+    frame_ = ToByteBuffer(std::move(bytes));
+    writing_ = true;
+    StartWrite(&frame_);
+  }
+
+  void FinishLocked(grpc::Status status) {
+    if (finishing_) return;
+    finishing_ = true;
+    status_ = std::move(status);
+    if (writing_) pending_finish_ = true;  // after the write in flight
+    else DoFinishLocked();
+  }
+
+  void DoFinishLocked() {
+    pending_finish_ = false;
+    Finish(status_);
+  }
+
+  WatchHub* const hub_;
+  const CredentialState& state_;
+  const v1::WatchRequest request_;
+  const std::string peer_;
+  const int64_t progress_interval_ms_;
+  bool wants_credentials_ = false;
+
+  std::mutex mu_;
+  grpc::ByteBuffer frame_;
+  bool writing_ = false;
+  bool finishing_ = false;
+  bool pending_finish_ = false;
+  grpc::Status status_;
+  // Where the stream is.
+  bool begin_pending_ = false;   // SNAPSHOT_BEGIN is next
+  Reason reason_ = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
+  bool scanning_ = false;        // walking the live set
+  Revision scan_after_ = 0;
+  Revision snapshot_base_ = 0;   // head when the snapshot began
+  bool in_resync_ = false;       // between SNAPSHOT_BEGIN and SYNCED
+  bool synced_pending_ = false;  // SYNCED is due once caught up
+  Revision cursor_ = 0;          // last revision considered
+  int64_t last_sent_ms_ = 0;
+  size_t events_in_frame_ = 0;
+  uint64_t events_sent_ = 0;
+};
+
+namespace {
+
+// A reactor that only reports an error.
+class FailedWatch : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit FailedWatch(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+WatchHub::WatchHub(const CredentialState& state, WatchOptions options,
+                   MetricsRegistry* metrics)
+    : state_(state), options_(options), metrics_(std::make_unique<Metrics>(metrics)) {
+  metrics->AddGaugeFunction("turnbroker_watchers", "Open Watch streams",
+                            [this] { return static_cast<double>(size()); });
+  thread_ = std::thread([this] { Loop(); });
+}
+
+WatchHub::~WatchHub() {
+  Shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t WatchHub::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return streams_.size();
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  v1::WatchRequest parsed;
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (request->Dump(&slices).ok()) {
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (!parsed.ParseFromString(bytes)) {
+    return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        "request: not a turnbroker.v1.WatchRequest"));
+  }
+  if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
+    return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        std::string(s.message())));
+  }
+  auto* stream = new WatchStream(this, std::move(parsed),
+                                 StrCat(context->peer(), " ",
+                                        PeerIdentity(*context->auth_context())));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    grpc::Status refused;
+    if (stopping_) {
+      refused = grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker is shutting down");
+    } else if (streams_.size() >= options_.max_watchers) {
+      refused = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             StrCat("too many watchers (", options_.max_watchers, ")"));
+    }
+    if (!refused.ok()) {
+      delete stream;
+      return new FailedWatch(refused);
+    }
+    streams_.insert(stream);
+  }
+  metrics_->opened->Inc();
+  stream->Start();
+  stream->Pump();
+  return stream;
+}
+
+void WatchHub::Notify() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_one();
+}
+
+void WatchHub::Remove(WatchStream* stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_.erase(stream);
+  cv_.notify_all();
+}
+
+void WatchHub::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(kTickMs),
+                 [this] { return notified_ || stopping_; });
+    if (stopping_) break;
+    notified_ = false;
+    // Streams cannot be removed (OnDone) while mu_ is held.
+    for (WatchStream* s : streams_) s->Pump();
+  }
+}
+
+void WatchHub::Shutdown() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!stopping_) {
+    stopping_ = true;
+    for (WatchStream* s : streams_) {
+      s->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "broker is shutting down; reconnect and resume"));
+    }
+  }
+  cv_.notify_all();
+  cv_.wait_for(lock, std::chrono::seconds(10), [this] { return streams_.empty(); });
+}
+
+}  // namespace turnbroker::broker

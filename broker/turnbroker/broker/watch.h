@@ -1,0 +1,84 @@
+// Watch streams. Each stream is a cursor into the shared state: in a snapshot
+// it walks the live set in revision order, otherwise it reads the retained
+// history after the last revision it sent. Nothing is queued per watcher:
+// one frame is built when the previous write completed (one write in
+// flight), so a slow watcher costs one frame of memory and only lags; if it
+// falls behind the retained history it is given a new snapshot. Publishers
+// and other watchers never wait for it.
+//
+// Frames are WatchResponse messages encoded by hand from the records'
+// encodings (see wire.h): fan-out costs a memcpy per event and watcher.
+#ifndef TURNBROKER_BROKER_WATCH_H_
+#define TURNBROKER_BROKER_WATCH_H_
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include "absl/status/status.h"
+#include "turnbroker/broker/state.h"
+#include "turnbroker/common/metrics.h"
+
+namespace turnbroker::broker {
+
+struct WatchOptions {
+  int64_t default_progress_interval_ms = 5'000;
+  int64_t min_progress_interval_ms = 100;
+  size_t max_frame_bytes = 1 << 20;
+  size_t max_frame_events = 4'096;
+  size_t max_watchers = 10'000;
+};
+
+class WatchStream;
+
+class WatchHub {
+ public:
+  WatchHub(const CredentialState& state, WatchOptions options,
+           MetricsRegistry* metrics);
+  ~WatchHub();  // Shutdown() first
+
+  // Validates the request and starts a stream for it. Errors (bad request,
+  // too many watchers, shutting down) are returned as a finished reactor.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request);
+
+  // A new head revision was committed. Cheap; any thread.
+  void Notify();
+
+  // Finishes every stream with UNAVAILABLE ("reconnect") and refuses new
+  // ones. Blocks until every stream is done.
+  void Shutdown();
+
+  size_t size() const;
+
+ private:
+  friend class WatchStream;
+  struct Metrics;
+  void Loop();
+  void Remove(WatchStream* stream);
+
+  const CredentialState& state_;
+  const WatchOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_set<WatchStream*> streams_;  // guarded by mu_
+  bool notified_ = false;                     // guarded by mu_
+  bool stopping_ = false;                     // guarded by mu_
+  std::thread thread_;
+};
+
+// Checks a WatchRequest; INVALID_ARGUMENT names the field.
+absl::Status ValidateWatchRequest(const v1::WatchRequest& request,
+                                  const WatchOptions& options);
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_WATCH_H_

@@ -1,0 +1,37 @@
+// A gRPC channel to the broker, configured the same way by every client
+// (turnbrokerctl, the eP-CSCF library and agent, turn-credential-sync).
+#ifndef TURNBROKER_COMMON_CHANNEL_H_
+#define TURNBROKER_COMMON_CHANNEL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "turnbroker/common/tls.h"
+
+namespace turnbroker {
+
+struct ChannelOptions {
+  std::string target;  // HOST:PORT or any gRPC target URI
+  TlsFiles tls;        // empty: plaintext
+  // Override of the name the server certificate must carry (default: host).
+  std::string tls_server_name;
+  // HTTP/2 keepalive: a dead broker is noticed within about
+  // keepalive_time_ms + keepalive_timeout_ms even on an idle stream.
+  int keepalive_time_ms = 10'000;
+  int keepalive_timeout_ms = 5'000;
+  int max_receive_message_bytes = 64 << 20;
+  // Reconnect backoff of the channel itself.
+  int initial_reconnect_backoff_ms = 100;
+  int max_reconnect_backoff_ms = 5'000;
+};
+
+// Errors name the flag whose file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const ChannelOptions& options);
+
+}  // namespace turnbroker
+
+#endif  // TURNBROKER_COMMON_CHANNEL_H_

@@ -1,0 +1,171 @@
+#include "turnbroker/common/metrics.h"
+
+#include <httplib.h>
+
+#include <chrono>
+
+#include "turnbroker/common/strings.h"
+
+namespace turnbroker {
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)),
+      counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i] = 0;
+}
+
+std::vector<double> Histogram::LatencyBounds() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+          0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,
+          2.5,     5,      10};
+}
+
+void Histogram::ObserveMicros(int64_t micros) {
+  double s = static_cast<double>(micros) / 1e6;
+  size_t i = 0;
+  while (i < bounds_.size() && s > bounds_[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<uint64_t>(micros < 0 ? 0 : micros),
+                        std::memory_order_relaxed);
+}
+
+void Histogram::Render(std::string* out, std::string_view name,
+                       std::string_view labels) const {
+  std::string sep = labels.empty() ? "" : StrCat(labels, ",");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    std::string le = i < bounds_.size() ? StrCat(bounds_[i]) : "+Inf";
+    StrAppend(out, name, "_bucket{", sep, "le=\"", le, "\"} ", cumulative, "\n");
+  }
+  std::string braces = labels.empty() ? "" : StrCat("{", labels, "}");
+  StrAppend(out, name, "_sum", braces, " ",
+                  sum_micros_.load() / 1e6, "\n");
+  StrAppend(out, name, "_count", braces, " ", cumulative, "\n");
+}
+
+struct MetricsRegistry::Entry {
+  enum Type { kCounter, kGauge, kHistogram, kGaugeFunction } type;
+  std::string name, help, labels;
+  Counter counter;
+  Gauge gauge;
+  std::unique_ptr<Histogram> histogram;
+  std::function<double()> fn;
+};
+
+MetricsRegistry::MetricsRegistry() = default;
+MetricsRegistry::~MetricsRegistry() = default;
+
+Counter* MetricsRegistry::AddCounter(std::string name, std::string help,
+                                     std::string labels) {
+  auto e = std::make_unique<Entry>();
+  e->type = Entry::kCounter;
+  e->name = std::move(name), e->help = std::move(help), e->labels = std::move(labels);
+  entries_.push_back(std::move(e));
+  return &entries_.back()->counter;
+}
+
+Gauge* MetricsRegistry::AddGauge(std::string name, std::string help,
+                                 std::string labels) {
+  auto e = std::make_unique<Entry>();
+  e->type = Entry::kGauge;
+  e->name = std::move(name), e->help = std::move(help), e->labels = std::move(labels);
+  entries_.push_back(std::move(e));
+  return &entries_.back()->gauge;
+}
+
+Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help,
+                                         std::string labels,
+                                         std::vector<double> bounds) {
+  auto e = std::make_unique<Entry>();
+  e->type = Entry::kHistogram;
+  e->name = std::move(name), e->help = std::move(help), e->labels = std::move(labels);
+  e->histogram = std::make_unique<Histogram>(std::move(bounds));
+  entries_.push_back(std::move(e));
+  return entries_.back()->histogram.get();
+}
+
+void MetricsRegistry::AddGaugeFunction(std::string name, std::string help,
+                                       std::function<double()> fn) {
+  auto e = std::make_unique<Entry>();
+  e->type = Entry::kGaugeFunction;
+  e->name = std::move(name), e->help = std::move(help);
+  e->fn = std::move(fn);
+  entries_.push_back(std::move(e));
+}
+
+std::string MetricsRegistry::Render() const {
+  std::string out;
+  std::string last_family;
+  for (const auto& e : entries_) {
+    if (e->name != last_family) {
+      const char* type = e->type == Entry::kCounter     ? "counter"
+                         : e->type == Entry::kHistogram ? "histogram"
+                                                        : "gauge";
+      StrAppend(&out, "# HELP ", e->name, " ", e->help, "\n# TYPE ",
+                      e->name, " ", type, "\n");
+      last_family = e->name;
+    }
+    std::string braces = e->labels.empty() ? "" : StrCat("{", e->labels, "}");
+    switch (e->type) {
+      case Entry::kCounter:
+        StrAppend(&out, e->name, braces, " ", e->counter.value(), "\n");
+        break;
+      case Entry::kGauge:
+        StrAppend(&out, e->name, braces, " ", e->gauge.value(), "\n");
+        break;
+      case Entry::kGaugeFunction:
+        StrAppend(&out, e->name, " ", e->fn(), "\n");
+        break;
+      case Entry::kHistogram:
+        e->histogram->Render(&out, e->name, e->labels);
+        break;
+    }
+  }
+  return out;
+}
+
+struct MetricsServer::Impl {
+  httplib::Server server;
+  std::thread thread;
+};
+
+MetricsServer::MetricsServer() = default;
+MetricsServer::~MetricsServer() { Stop(); }
+
+absl::Status MetricsServer::Start(const HostPort& listen,
+                                  const MetricsRegistry* registry,
+                                  std::function<bool()> healthy) {
+  impl_ = std::make_unique<Impl>();
+  impl_->server.Get("/metrics", [registry](const httplib::Request&,
+                                           httplib::Response& res) {
+    res.set_content(registry->Render(), "text/plain; version=0.0.4");
+  });
+  impl_->server.Get("/healthz", [healthy](const httplib::Request&,
+                                          httplib::Response& res) {
+    bool ok = healthy();
+    res.status = ok ? 200 : 503;
+    res.set_content(ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})",
+                    "application/json");
+  });
+  port_ = listen.port == 0 ? impl_->server.bind_to_any_port(listen.host)
+                           : (impl_->server.bind_to_port(listen.host, listen.port)
+                                  ? listen.port
+                                  : -1);
+  if (port_ <= 0) {
+    impl_.reset();
+    return absl::UnavailableError(
+        StrCat("--metrics-listen: cannot bind ", listen.ToString()));
+  }
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  return absl::OkStatus();
+}
+
+void MetricsServer::Stop() {
+  if (!impl_) return;
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_.reset();
+}
+
+}  // namespace turnbroker

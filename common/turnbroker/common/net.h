@@ -1,0 +1,30 @@
+// Network addresses as the command lines spell them.
+#ifndef TURNBROKER_COMMON_NET_H_
+#define TURNBROKER_COMMON_NET_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace turnbroker {
+
+struct HostPort {
+  std::string host;  // without brackets for IPv6
+  uint16_t port = 0;
+
+  // "host:port", with brackets around an IPv6 host.
+  std::string ToString() const;
+};
+
+// Parses "HOST:PORT", "[IPV6]:PORT". Port 0 is allowed only if
+// `allow_port_zero` (listen on an ephemeral port). INVALID_ARGUMENT names
+// `field` on error.
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
+                                       std::string_view field,
+                                       bool allow_port_zero = false);
+
+}  // namespace turnbroker
+
+#endif  // TURNBROKER_COMMON_NET_H_
