@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what turnbroker needs from Debian 12 (bookworm) packages, if missing.
+# Usage: scripts/setup.sh [--with-browser]
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  # libraries
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libssl-dev libhiredis-dev libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the real peers the stack and the tests run
+  redis-server coturn kamailio kamailio-utils-modules kamailio-extra-modules
+  kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2
+)
+if [[ "${1:-}" == "--with-browser" ]]; then
+  packages+=(chromium nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged services must not run on their default ports: the stack and
+# the tests start their own instances.
+for svc in redis-server coturn kamailio; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    echo "setup: note: the system $svc service is running; turnbroker uses its own instances"
+  fi
+done
