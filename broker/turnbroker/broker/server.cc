@@ -133,8 +133,11 @@ void BrokerServer::Shutdown() {
   store_->Shutdown();
   // Watchers: reconnect (to another replica, or to us after restart).
   hub_->Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(options_.drain_timeout_ms));
+  LogDebug("watchers closed");
+  // Writes and streams are done; what remains are short reads. (Waiting
+  // longer would only wait for idle client connections to go away.)
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  LogDebug("grpc server stopped");
   metrics_.Stop();
   server_.reset();
   service_.reset();

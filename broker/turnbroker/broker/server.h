@@ -40,7 +40,6 @@ struct BrokerOptions {
   // across broker replicas (0: never).
   int64_t max_connection_age_ms = 0;
   int64_t max_message_bytes = 16 << 20;
-  int64_t drain_timeout_ms = 10'000;
 };
 
 // /var/lib/turn-broker for root, else $XDG_STATE_HOME/turn-broker or
@@ -63,8 +62,8 @@ class BrokerServer {
   MetricsRegistry& metrics() { return *registry_; }
 
   // Drains: health NOT_SERVING, answers every queued write, tells watchers
-  // to reconnect, waits for in-flight calls (up to drain_timeout_ms), closes
-  // the store. Idempotent.
+  // to reconnect, waits for in-flight reads (up to 1 s), closes the store.
+  // Idempotent.
   void Shutdown();
 
  private:
