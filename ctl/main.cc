@@ -24,7 +24,7 @@ namespace turnbroker::ctl {
 namespace {
 
 namespace v1 = ::turnbroker::v1;
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps fields in the order written
 
 enum ExitCode { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3 };
 
@@ -55,8 +55,8 @@ void Deadline(grpc::ClientContext* context, const Globals& g) {
 }
 
 json CredentialJson(const v1::Credential& c) {
-  json j = {{"realm", c.realm()},
-            {"username", c.username()},
+  json j = {{"username", c.username()},
+            {"realm", c.realm()},
             {"expires_at_ms", c.expires_at_ms()},
             {"issued_at_ms", c.issued_at_ms()}};
   if (!c.subscriber().empty()) j["subscriber"] = c.subscriber();
@@ -85,7 +85,8 @@ json EventJson(const v1::Event& e) {
   json j = {{"revision", e.revision()}};
   if (e.has_put()) {
     j["type"] = "put";
-    j.update(CredentialJson(e.put()));
+    json credential = CredentialJson(e.put());
+    for (auto& [k, v] : credential.items()) j[k] = v;
   } else if (e.has_revoke()) {
     j["type"] = "revoke";
     const auto& sel = e.revoke().selector();
@@ -195,7 +196,17 @@ int main(int argc, char** argv) {
 
   auto* status = app.add_subcommand("status", "Broker status and health");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Usage(e.what());
+  }
 
   ChannelOptions co;
   co.target = g.broker;
