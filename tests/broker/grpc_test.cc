@@ -37,7 +37,7 @@ class GrpcTest : public ::testing::Test {
     auto s = BrokerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
-    auto ch = MakeChannel({.target = "127.0.0.1:" + std::to_string(server_->port())});
+    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
     ASSERT_TRUE(ch.ok());
     channel_ = *ch;
     stub_ = v1::CredentialBroker::NewStub(channel_);
@@ -141,7 +141,9 @@ TEST_F(GrpcTest, ResumeOlderThanHistoryGetsSnapshotThenSyncedThenLive) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"u1", "u3", "u4", "u5", "u6"}));
   for (const auto& r : rs)
-    if (r.marker() == Marker::EVENTS) EXPECT_EQ(r.revision(), 0u) << "no resume point inside a snapshot";
+    if (r.marker() == Marker::EVENTS) {
+      EXPECT_EQ(r.revision(), 0u) << "no resume point inside a snapshot";
+    }
   EXPECT_EQ(WatchClient::Last(rs, Marker::SYNCED)->revision(), 7u);
   ASSERT_TRUE(Publish({Cred("u7")}).ok());
   ASSERT_TRUE(w.WaitFor([](auto& rs) { return rs.back().revision() == 8; }));

@@ -39,7 +39,7 @@ int64_t RssKb(pid_t pid) {
 class ProcessTest : public ::testing::Test {
  protected:
   void Connect(const BrokerProcess& b) {
-    channel_ = *MakeChannel({.target = b.address()});
+    channel_ = *MakeChannel(ChannelOptions{b.address()});
     stub_ = v1::CredentialBroker::NewStub(channel_);
   }
   grpc::Status Publish(const std::vector<v1::Credential>& creds, v1::PublishResponse* out = nullptr) {
@@ -143,7 +143,7 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
 
   // The slow one opens its stream and does not read.
   WatchClient slow(channel_, v1::WatchRequest(), /*start_paused=*/true);
-  auto fast_channel = *MakeChannel({.target = broker.address()});
+  auto fast_channel = *MakeChannel(ChannelOptions{broker.address()});
   WatchClient fast(fast_channel, v1::WatchRequest());
   ASSERT_TRUE(fast.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
 
