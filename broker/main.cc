@@ -60,6 +60,13 @@ int main(int argc, char** argv) {
       ->envname(env("MAX_TTL"))->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-batch", o.store.max_batch, "Credentials in one Publish")
       ->envname(env("MAX_BATCH"))->capture_default_str()->check(CLI::Range(1, 100'000));
+  app.add_option("--max-publish-rate", o.max_publish_rate,
+                 "Published credentials per second per client (certificate CN, or address); "
+                 "0: unlimited")
+      ->envname(env("MAX_PUBLISH_RATE"))->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--max-publish-burst", o.max_publish_burst,
+                 "...and how many at once (at least the rate)")
+      ->envname(env("MAX_PUBLISH_BURST"))->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--max-queue", o.store.max_queue,
                  "Write requests waiting to commit; beyond, RESOURCE_EXHAUSTED")
       ->envname(env("MAX_QUEUE"))->capture_default_str()->check(CLI::PositiveNumber);

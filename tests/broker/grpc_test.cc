@@ -285,6 +285,19 @@ TEST_F(GrpcTest, GetAndListNeverReturnKeys) {
   EXPECT_EQ(stub_->Get(&c2, get, &gr).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
+  options_.max_publish_rate = 50;
+  options_.max_publish_burst = 100;
+  Start();
+  std::vector<v1::Credential> batch;
+  for (int i = 0; i < 100; ++i) batch.push_back(Cred("r" + std::to_string(i)));
+  ASSERT_TRUE(Publish(batch).ok());
+  grpc::Status s = Publish({Cred("one-more")});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("publish rate limit"));
+  EXPECT_EQ(Status().live_credentials(), 100u);
+}
+
 TEST_F(GrpcTest, HealthAndReflectionAreServed) {
   auto health = grpc::health::v1::Health::NewStub(channel_);
   grpc::health::v1::HealthCheckResponse hr;

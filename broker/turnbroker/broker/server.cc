@@ -74,8 +74,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       [state] { return static_cast<double>(state->stats().history_events); });
 
   int64_t started = clock->NowMs();
+  if (options.max_publish_rate > 0) {
+    b->limiter_ = std::make_unique<RateLimiter>(options.max_publish_rate,
+                                                options.max_publish_burst, clock);
+  }
   b->service_ = std::make_unique<BrokerService>(b->store_.get(), hub, b->registry_.get(),
-                                                TURNBROKER_VERSION, started);
+                                                TURNBROKER_VERSION, started, b->limiter_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -40,6 +40,9 @@ struct BrokerOptions {
   // across broker replicas (0: never).
   int64_t max_connection_age_ms = 0;
   int64_t max_message_bytes = 16 << 20;
+  // Published credentials per second per client (0: unlimited), and burst.
+  double max_publish_rate = 0;
+  double max_publish_burst = 0;
 };
 
 // /var/lib/turn-broker for root, else $XDG_STATE_HOME/turn-broker or
@@ -73,6 +76,7 @@ class BrokerServer {
   std::unique_ptr<MetricsRegistry> registry_;
   std::unique_ptr<EmbeddedStore> store_;
   std::unique_ptr<WatchHub> hub_;
+  std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   MetricsServer metrics_;
