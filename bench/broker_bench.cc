@@ -33,6 +33,7 @@
 
 #include "process.h"
 #include "turnbroker/common/channel.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
 
@@ -373,6 +374,7 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
 
 int main(int argc, char** argv) {
   using namespace turnbroker::bench;
+  turnbroker::InitRuntime();
   int runs = 3, watchers = 8, rate = 5000, batch = 1000, inflight = 4;
   double seconds = 5;
   size_t total = 1'000'000;

@@ -8,6 +8,7 @@
 
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/log.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 
 namespace {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   using namespace turnbroker;
   using namespace turnbroker::broker;
 
+  turnbroker::InitRuntime();
   BrokerOptions o;
   std::string listen = "127.0.0.1:50051";
   std::string log_level = "info", log_format = "text";

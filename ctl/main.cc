@@ -13,6 +13,7 @@
 #include <string>
 
 #include "turnbroker/common/channel.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/status.h"
@@ -119,6 +120,7 @@ std::optional<std::string> ReadPassword(const std::string& given) {
 int main(int argc, char** argv) {
   using namespace turnbroker;
   using namespace turnbroker::ctl;
+  turnbroker::InitRuntime();
   Globals g;
   CLI::App app{"turnbrokerctl: operate a turn-broker (publish, revoke, get, list, watch, status).\n"
                "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, "
