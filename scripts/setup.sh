@@ -12,7 +12,9 @@ packages=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   # the real peers the stack and the tests run
   redis-server coturn kamailio kamailio-utils-modules kamailio-extra-modules
-  kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2
+  kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2 openssl
+  # the Helm chart test renders the chart with Helm's template engine pieces
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
 )
 if [[ "${1:-}" == "--with-browser" ]]; then
   packages+=(chromium nodejs npm)
