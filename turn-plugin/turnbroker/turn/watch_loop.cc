@@ -4,6 +4,7 @@
 
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/status.h"
+#include "turnbroker/common/strings.h"
 
 namespace turnbroker::turn {
 namespace {
@@ -14,7 +15,8 @@ int64_t MonoMs() { return MonotonicMicros() / 1000; }
 
 WatchLoop::WatchLoop(std::shared_ptr<grpc::Channel> channel, WatchLoopOptions options,
                      FrameSink* sink, SyncMetrics* metrics, const Clock* clock)
-    : stub_(v1::CredentialBroker::NewStub(std::move(channel))),
+    : channel_(std::move(channel)),
+      stub_(v1::CredentialBroker::NewStub(channel_)),
       options_(std::move(options)),
       sink_(sink),
       metrics_(metrics),
@@ -92,8 +94,29 @@ void WatchLoop::Run() {
   }
 }
 
+absl::Status WatchLoop::Connect() {
+  const int64_t deadline = MonoMs() + options_.connect_timeout_ms;
+  while (channel_->GetState(/*try_to_connect=*/true) != GRPC_CHANNEL_READY) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return absl::CancelledError("stopping");
+    }
+    if (MonoMs() >= deadline) {
+      return absl::UnavailableError(
+          StrCat("broker unreachable: no connection within ", options_.connect_timeout_ms, " ms"));
+    }
+    channel_->WaitForConnected(std::chrono::system_clock::now() +
+                               std::chrono::milliseconds(100));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WatchLoop::RunStream(const Position& from) {
+  if (auto s = Connect(); !s.ok()) return s;
   grpc::ClientContext context;
+  // A connection lost between Connect() and the call is waited for, not a
+  // failure; the watchdog bounds the wait.
+  context.set_wait_for_ready(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::CancelledError("stopping");

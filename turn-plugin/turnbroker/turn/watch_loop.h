@@ -50,6 +50,8 @@ struct WatchLoopOptions {
   // No frame for this long: the stream is dropped and reopened.
   // 0: 3 x progress_interval_ms + 5 s.
   int64_t idle_timeout_ms = 0;
+  // Longest wait for a connection to the broker before backing off.
+  int64_t connect_timeout_ms = 2'000;
   BackoffOptions backoff;
 };
 
@@ -68,10 +70,15 @@ class WatchLoop {
  private:
   void Run();
   absl::Status RunStream(const Position& from);
+  // Waits (at most connect_timeout_ms) until the channel is connected. The
+  // wait also drives the connection: a synchronous client has no other
+  // poller between calls.
+  absl::Status Connect();
   // Sleeps unless stopped; false if stopping.
   bool Sleep(int64_t ms);
   void Watchdog();
 
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::CredentialBroker::Stub> stub_;
   const WatchLoopOptions options_;
   FrameSink* const sink_;
