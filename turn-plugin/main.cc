@@ -126,6 +126,9 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout", watch.idle_timeout_ms,
                  "Reconnect after this long without a frame, ms (0: 3 x --progress-interval + 5 s)")
       ->envname(env("IDLE_TIMEOUT"))->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--connect-timeout", watch.connect_timeout_ms,
+                 "Longest wait for a connection to the broker before backing off, ms")
+      ->envname(env("CONNECT_TIMEOUT"))->capture_default_str()->check(CLI::Range(100, 600'000));
   app.add_option("--backoff-initial", watch.backoff.initial_ms,
                  "First reconnect/retry delay, ms (doubles, jittered)")
       ->envname(env("BACKOFF_INITIAL"))->capture_default_str()->check(CLI::Range(1, 60'000));

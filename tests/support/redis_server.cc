@@ -6,11 +6,6 @@ namespace turnbroker::testing {
 
 RedisServer::RedisServer(const TempDir& dir, std::vector<std::string> args, int port)
     : dir_(dir), args_(std::move(args)), port_(port ? port : FreePort()) {
-  turnbroker::RedisOptions options;
-  options.url = redis_url();
-  options.connect_timeout_ms = 1'000;
-  options.io_timeout_ms = 5'000;
-  client_ = std::make_unique<turnbroker::HiredisClient>(options);
   Start();
 }
 
@@ -39,6 +34,12 @@ void RedisServer::Start() {
   if (!process_->WaitForOutput("Ready to accept connections", std::chrono::seconds(10))) {
     ADD_FAILURE() << "redis-server did not start:\n" << process_->Output();
   }
+  // A fresh connection: the previous one died with the previous server.
+  turnbroker::RedisOptions options;
+  options.url = redis_url();
+  options.connect_timeout_ms = 1'000;
+  options.io_timeout_ms = 5'000;
+  client_ = std::make_unique<turnbroker::HiredisClient>(options);
 }
 
 void RedisServer::Kill() {
