@@ -1,0 +1,283 @@
+#include "turnbroker/turn/sync.h"
+
+#include <memory>
+
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/status.h"
+
+namespace turnbroker::turn {
+namespace {
+
+// Index entries examined per pruning step, and the pause between steps
+// (a pass scans about 10,000 entries a second).
+constexpr size_t kPruneBatch = 1'000;
+constexpr int64_t kPruneStepMs = 100;
+
+const std::string& ReasonName(v1::WatchResponse::SnapshotReason reason) {
+  return v1::WatchResponse::SnapshotReason_Name(reason);
+}
+
+}  // namespace
+
+CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock,
+                               SyncMetrics* metrics)
+    : options_(std::move(options)),
+      clock_(clock),
+      metrics_(metrics),
+      db_(redis, SyncKeys::For(options_.name)),
+      applier_(ApplierOptions{options_.realms, options_.farm, options_.cancel_sessions}, &db_,
+               &legacy_, clock, metrics),
+      reconciler_(&db_, clock) {}
+
+Position CredentialSync::position() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return position_;
+}
+
+size_t CredentialSync::legacy_size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return legacy_size_;
+}
+
+void CredentialSync::Stored(const Position& p) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    position_ = p;
+    legacy_size_ = legacy_.size();
+  }
+  metrics_->last_applied_revision->Set(static_cast<int64_t>(p.revision));
+  metrics_->legacy_keys->Set(static_cast<int64_t>(legacy_.size()));
+}
+
+absl::Status CredentialSync::RedisFailed(absl::Status status) {
+  metrics_->redis_errors->Inc();
+  metrics_->redis_up = false;
+  loaded_ = false;
+  reconciler_.End();
+  return status;
+}
+
+absl::Status CredentialSync::Load() {
+  auto position = db_.LoadPosition();
+  if (!position.ok()) return position.status();
+  legacy_.Clear();
+  auto legacy = db_.LoadLegacy(clock_->NowMs());
+  if (!legacy.ok()) return legacy.status();
+  for (ManagedKey& k : *legacy) {
+    legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms, std::move(k.issuer),
+                          std::move(k.subscriber)});
+  }
+  Stored(*position);
+  LogInfo("state loaded from redis")
+      .Kv("sync", options_.name)
+      .Kv("epoch", position->epoch.empty() ? "none" : position->epoch)
+      .Kv("revision", position->revision)
+      .Kv("legacy_keys", legacy_.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Position> CredentialSync::Prepare() {
+  reconciler_.End();
+  if (!loaded_) {
+    if (auto s = Load(); !s.ok()) return RedisFailed(s);
+    loaded_ = true;
+    metrics_->redis_up = true;
+  }
+  return position();
+}
+
+void CredentialSync::OnStreamEnd() {
+  if (auto s = db_.Drain(); !s.ok()) RedisFailed(s).IgnoreError();
+  reconciler_.End();
+}
+
+absl::Status CredentialSync::Commit(UserDb::Transaction* txn) {
+  int64_t start = MonotonicMicros();
+  absl::Status s = db_.Commit(txn);
+  if (!s.ok()) return RedisFailed(s);
+  metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start);
+  metrics_->redis_up = true;
+  return absl::OkStatus();
+}
+
+absl::Status CredentialSync::OnFrame(const v1::WatchResponse& frame) {
+  if (!loaded_) return absl::FailedPreconditionError("state not loaded (Prepare first)");
+  const std::string stored_epoch = position().epoch;
+  if (frame.marker() != v1::WatchResponse::SNAPSHOT_BEGIN && !reconciler_.active() &&
+      !stored_epoch.empty() && frame.epoch() != stored_epoch) {
+    // The broker must start with a snapshot when the epoch changes.
+    return absl::FailedPreconditionError(
+        StrCat("frame of epoch ", frame.epoch(), " without a snapshot (stored epoch ",
+               stored_epoch, ")"));
+  }
+  if (frame.marker() != v1::WatchResponse::EVENTS) {
+    // Markers see every frame before them applied.
+    if (auto s = db_.Drain(); !s.ok()) return RedisFailed(s);
+  }
+  absl::Status s;
+  switch (frame.marker()) {
+    case v1::WatchResponse::SNAPSHOT_BEGIN:
+      s = OnSnapshotBegin(frame);
+      break;
+    case v1::WatchResponse::EVENTS:
+      s = OnEvents(frame);
+      break;
+    case v1::WatchResponse::SYNCED:
+      s = OnSynced(frame);
+      break;
+    case v1::WatchResponse::PROGRESS:
+      s = OnProgress(frame);
+      break;
+    default:
+      LogWarn("frame with an unknown marker skipped").Kv("marker", static_cast<int>(frame.marker()));
+      return absl::OkStatus();
+  }
+  if (s.ok()) metrics_->last_applied_ms = clock_->NowMs();
+  return s;
+}
+
+absl::Status CredentialSync::OnSnapshotBegin(const v1::WatchResponse& frame) {
+  const Position stored = position();
+  const auto reason = frame.snapshot_reason();
+  // Only a snapshot of the same store proves that a key missing from it was
+  // revoked; a new epoch, or a store behind what was applied, may simply
+  // have lost it (design §5).
+  bool proof = !stored.epoch.empty() && stored.epoch == frame.epoch() &&
+               reason != v1::WatchResponse::EPOCH_CHANGED &&
+               reason != v1::WatchResponse::REVISION_AHEAD;
+  metrics_->snapshots->Inc();
+  metrics_->SetSynced(false, clock_->NowMs());
+  LogInfo("snapshot begins")
+      .Kv("reason", ReasonName(reason))
+      .Kv("epoch", frame.epoch())
+      .Kv("stored_epoch", stored.epoch.empty() ? "none" : stored.epoch)
+      .Kv("stored_revision", stored.revision)
+      .Kv("missing_keys", proof ? "delete" : "keep");
+  if (auto st = reconciler_.Begin(proof); !st.ok()) return RedisFailed(st);
+  return absl::OkStatus();
+}
+
+absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
+  UserDb::Transaction txn = db_.Begin(static_cast<size_t>(frame.events_size()));
+  auto batch = std::make_shared<AppliedBatch>();
+  if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok()) return RedisFailed(s);
+  const bool live = frame.revision() != 0;
+  Position next = position();
+  if (live) {
+    next = Position{frame.epoch(), frame.revision()};
+    txn.SetPosition(next, clock_->NowMs());
+  }
+  auto applied = [this, batch, next, live](const absl::Status& s) {
+    if (s.ok()) Applied(*batch, next, live);
+  };
+  if (!live && reconciler_.active()) {
+    // A snapshot frame carries no position: Redis applies it while the next
+    // frame is read and prepared (SYNCED waits for all of them).
+    if (auto s = db_.CommitAsync(&txn, applied); !s.ok()) return RedisFailed(s);
+    return absl::OkStatus();
+  }
+  if (auto s = Commit(&txn); !s.ok()) return s;
+  applied(absl::OkStatus());
+  return Prune();
+}
+
+void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bool live) {
+  for (const std::string& m : batch.removed_members) legacy_.Remove(m);
+  for (const std::string& m : batch.unretired_members) legacy_.Remove(m);
+  if (reconciler_.active()) {
+    reconciler_.Seen(batch.put_members);
+    reconciler_.Seen(batch.removed_members);
+  }
+  Stored(next);
+  metrics_->puts_applied->Inc(batch.puts);
+  metrics_->revocations_applied->Inc(batch.revocations);
+  metrics_->keys_deleted_revoked->Inc(batch.removed_members.size());
+  if (live) {
+    const int64_t now = clock_->NowMs();
+    for (int64_t at : batch.revoked_at_ms) {
+      if (at > 0) metrics_->revocation_delay_seconds->ObserveMicros((now - at) * 1000);
+    }
+  }
+  if (!batch.removed_members.empty()) {
+    LogInfo("keys revoked")
+        .Kv("count", batch.removed_members.size())
+        .Kv("first", batch.removed_members.front())
+        .Kv("revision", next.revision);
+    if (options_.cancel_sessions && on_cancellations_) on_cancellations_();
+  }
+  LogDebug("frame applied")
+      .Kv("puts", batch.puts)
+      .Kv("revocations", batch.revocations)
+      .Kv("refused", batch.refused)
+      .Kv("revision", next.revision);
+}
+
+absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
+  UserDb::Transaction txn = db_.Begin();
+  Reconciliation rec;
+  const bool snapshot = reconciler_.active();
+  if (snapshot) rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
+  Position next{frame.epoch(), frame.revision()};
+  txn.SetPosition(next, clock_->NowMs());
+  if (auto s = Commit(&txn); !s.ok()) return s;
+  reconciler_.End();
+
+  for (const ManagedKey& k : rec.removed) legacy_.Remove(k.member);
+  for (LegacyKey& k : rec.retained) legacy_.Add(std::move(k));
+  Stored(next);
+  metrics_->keys_deleted_reconciled->Inc(rec.removed.size());
+  metrics_->keys_retained->Inc(rec.retained.size());
+  metrics_->SetSynced(true, clock_->NowMs());
+  LogInfo("synced")
+      .Kv("revision", next.revision)
+      .Kv("epoch", next.epoch)
+      .Kv("after", snapshot ? "snapshot" : "replay")
+      .Kv("deleted_missing", rec.removed.size())
+      .Kv("kept_missing", rec.retained.size())
+      .Kv("legacy_keys", legacy_.size());
+  if (!rec.removed.empty() && options_.cancel_sessions && on_cancellations_) on_cancellations_();
+  return Prune();
+}
+
+absl::Status CredentialSync::OnProgress(const v1::WatchResponse& frame) {
+  Position next{frame.epoch(), frame.revision()};
+  if (next != position()) {
+    UserDb::Transaction txn = db_.Begin();
+    txn.SetPosition(next, clock_->NowMs());
+    if (auto s = Commit(&txn); !s.ok()) return s;
+    Stored(next);
+  }
+  return Prune();
+}
+
+absl::Status CredentialSync::Prune() {
+  // An incremental scan of the index, one step (about kPruneBatch entries)
+  // per call at most every kPruneStepMs, so that a busy stream (which gets
+  // no PROGRESS markers) prunes too and no frame waits long for it; a new
+  // pass starts every prune interval.
+  const int64_t now = clock_->NowMs();
+  if (reconciler_.active() || now < next_prune_ms_) return absl::OkStatus();
+  std::string next;
+  auto entries = db_.ScanManaged(prune_cursor_, kPruneBatch, &next);
+  if (!entries.ok()) return RedisFailed(entries.status());
+  UserDb::Transaction txn = db_.Begin();
+  std::vector<std::string> expired;
+  for (const ManagedKey& k : *entries) {
+    if (k.expires_at_ms < now - options_.prune_grace_ms) {
+      txn.Forget(k.member);
+      expired.push_back(k.member);
+    }
+  }
+  if (auto s = Commit(&txn); !s.ok()) return s;
+  for (const std::string& m : expired) legacy_.Remove(m);
+  prune_cursor_ = next;
+  next_prune_ms_ = prune_cursor_ == "0" ? now + options_.prune_interval_ms : now + kPruneStepMs;
+  if (!expired.empty()) {
+    metrics_->keys_pruned->Inc(expired.size());
+    Stored(position());
+    LogDebug("expired keys pruned from the index").Kv("count", expired.size());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace turnbroker::turn
