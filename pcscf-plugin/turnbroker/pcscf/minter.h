@@ -35,6 +35,10 @@ class Minter {
   MintedSecret Mint() const;
   const std::string& realm() const { return realm_; }
 
+  // The two random parts of Mint(), alone.
+  static std::string MintUsername();
+  static std::string MintPassword();
+
  private:
   std::string realm_;
 };

@@ -192,7 +192,6 @@ void Publisher::Run() {
 void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
                             absl::StatusOr<v1::PublishResponse> result) {
   int64_t now = MonotonicMicros();
-  bool was_reachable = broker_reachable();
   Observe(result.status(), result.ok() ? result->epoch() : std::string());
   if (metrics_) {
     (result.ok() ? metrics_->calls_ok : metrics_->calls_failed)->Inc();
@@ -204,12 +203,11 @@ void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
   std::vector<std::pair<Pending, absl::Status>> finished;
   {
     std::lock_guard lock(mu_);
-    --in_flight_;
     if (result.ok()) {
       for (auto& p : batch) finished.emplace_back(std::move(p), absl::OkStatus());
     } else if (IsTransient(result.status().code())) {
       bool retry = result.status().code() != absl::StatusCode::kUnavailable ||
-                   was_reachable;
+                   now - last_answer_us_ < options_.retry_unavailable_for_ms * 1000;
       for (auto& p : batch) {
         int64_t backoff_ms = std::min<int64_t>(
             options_.max_backoff_ms,
@@ -233,10 +231,13 @@ void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
     } else {
       for (auto& p : batch) finished.emplace_back(std::move(p), result.status());
     }
-    if (in_flight_ == 0 && other_calls_ == 0) drained_.notify_all();
   }
-  wake_.notify_one();
   for (auto& [p, status] : finished) p.done(status);
+  // Last: once in_flight_ drops, the destructor may proceed.
+  std::lock_guard lock(mu_);
+  --in_flight_;
+  wake_.notify_one();
+  if (in_flight_ == 0 && other_calls_ == 0) drained_.notify_all();
 }
 
 void Publisher::Observe(const absl::Status& status, const std::string& epoch) {
@@ -256,6 +257,7 @@ void Publisher::Observe(const absl::Status& status, const std::string& epoch) {
       }
     }
     reachable_ = reached;
+    if (reached) last_answer_us_ = MonotonicMicros();
     if (!epoch.empty() && epoch != epoch_) {
       previous = epoch_;
       changed = !epoch_.empty();

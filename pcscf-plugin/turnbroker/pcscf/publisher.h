@@ -31,6 +31,10 @@ struct PublisherOptions {
   // Backoff between attempts of a credential whose call failed transiently.
   int64_t initial_backoff_ms = 20;
   int64_t max_backoff_ms = 200;
+  // UNAVAILABLE is retried only while the broker answered within this long
+  // (a restart or a blip); beyond, the broker is taken as down and a
+  // publish fails at once rather than hold a SIP worker until its deadline.
+  int64_t retry_unavailable_for_ms = 2'000;
 };
 
 // Thread-safe. The BrokerClient must outlive the Publisher.
@@ -38,9 +42,10 @@ struct PublisherOptions {
 // Retries: Publish is idempotent (the same credential twice is one
 // credential), so a credential whose call failed with UNAVAILABLE,
 // DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED or INTERNAL is sent again
-// with backoff until its own deadline; UNAVAILABLE only while the broker was
-// reachable before that call (a restart or a blip), so when the broker is
-// down a publish fails at once instead of holding a SIP worker. A batch is
+// with backoff until its own deadline; UNAVAILABLE only within
+// retry_unavailable_for_ms of the broker's last answer (a restart or a
+// blip), so when the broker is down a publish fails at once instead of
+// holding a SIP worker. A batch is
 // atomic at the broker, so when a batch of several is refused for one bad
 // credential, each is sent again alone and only the bad one fails. Revoke
 // and GetStatus are single attempts: the caller decides (a revocation by
@@ -117,6 +122,7 @@ class Publisher {
   int other_calls_ = 0;              // guarded by mu_: Revoke, GetStatus
   bool stopping_ = false;            // guarded by mu_
   bool reachable_ = false;           // guarded by mu_
+  int64_t last_answer_us_ = INT64_MIN / 2;  // guarded by mu_: monotonic
   std::string epoch_;                // guarded by mu_
   std::thread worker_;
 };
