@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/net.h"
@@ -32,6 +33,19 @@ std::string DefaultIssuer() {
 }
 
 int64_t Ms(double seconds) { return static_cast<int64_t>(seconds * 1000); }
+
+// IssuerOptions errors name the option ("turn_uris[1]: ..."); say the flag.
+std::string WithFlagName(std::string message) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"turn_uris", "--turn-uri"}, {"scopes", "--scope"},       {"realm", "--realm"},
+      {"issuer", "--issuer"},      {"min_ttl", "--min-ttl"},    {"ttl", "--ttl"},
+      {"publish_timeout", "--publish-timeout"}, {"revoke_timeout", "--revoke-timeout"},
+      {"publisher", "--max-batch/--max-in-flight"}};
+  for (const auto& [option, flag] : kFlags) {
+    if (message.rfind(option, 0) == 0) return flag + message.substr(std::strlen(option));
+  }
+  return message;
+}
 
 }  // namespace
 
@@ -165,9 +179,8 @@ int main(int argc, char** argv) {
   MetricsRegistry metrics;
   auto service = CredentialService::Connect(channel, publisher, issuer, &metrics);
   if (!service.ok()) {
-    std::string m(service.status().message());
-    // Option names in IssuerOptions errors are the flags without "--".
-    std::fprintf(stderr, "pcscf-turn-agent: --%s\n", m.c_str());
+    std::fprintf(stderr, "pcscf-turn-agent: %s\n",
+                 WithFlagName(std::string(service.status().message())).c_str());
     return 2;
   }
   AgentApi api(&(*service)->issuer(), &metrics);
