@@ -12,15 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "process.h"
 #include "turnbroker/pcscf/broker_client.h"
+#include "wait_for.h"
 
 namespace turnbroker::pcscf::testing {
-
-// Polls `done` for up to 10 s.
-inline bool WaitFor(const std::function<bool()>& done) {
-  return ::turnbroker::testing::WaitUntil(done, std::chrono::seconds(10));
-}
 
 class FakeBrokerClient : public BrokerClient {
  public:
