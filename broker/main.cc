@@ -8,6 +8,7 @@
 
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/log.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 
 namespace {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   using namespace turnbroker;
   using namespace turnbroker::broker;
 
+  turnbroker::InitRuntime();
   BrokerOptions o;
   std::string listen = "127.0.0.1:50051";
   std::string log_level = "info", log_format = "text";
@@ -60,6 +62,13 @@ int main(int argc, char** argv) {
       ->envname(env("MAX_TTL"))->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-batch", o.store.max_batch, "Credentials in one Publish")
       ->envname(env("MAX_BATCH"))->capture_default_str()->check(CLI::Range(1, 100'000));
+  app.add_option("--max-publish-rate", o.max_publish_rate,
+                 "Published credentials per second per client (certificate CN, or address); "
+                 "0: unlimited")
+      ->envname(env("MAX_PUBLISH_RATE"))->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--max-publish-burst", o.max_publish_burst,
+                 "...and how many at once (at least the rate)")
+      ->envname(env("MAX_PUBLISH_BURST"))->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--max-queue", o.store.max_queue,
                  "Write requests waiting to commit; beyond, RESOURCE_EXHAUSTED")
       ->envname(env("MAX_QUEUE"))->capture_default_str()->check(CLI::PositiveNumber);

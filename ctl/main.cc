@@ -13,6 +13,7 @@
 #include <string>
 
 #include "turnbroker/common/channel.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/status.h"
@@ -24,7 +25,7 @@ namespace turnbroker::ctl {
 namespace {
 
 namespace v1 = ::turnbroker::v1;
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps fields in the order written
 
 enum ExitCode { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3 };
 
@@ -55,8 +56,8 @@ void Deadline(grpc::ClientContext* context, const Globals& g) {
 }
 
 json CredentialJson(const v1::Credential& c) {
-  json j = {{"realm", c.realm()},
-            {"username", c.username()},
+  json j = {{"username", c.username()},
+            {"realm", c.realm()},
             {"expires_at_ms", c.expires_at_ms()},
             {"issued_at_ms", c.issued_at_ms()}};
   if (!c.subscriber().empty()) j["subscriber"] = c.subscriber();
@@ -85,7 +86,8 @@ json EventJson(const v1::Event& e) {
   json j = {{"revision", e.revision()}};
   if (e.has_put()) {
     j["type"] = "put";
-    j.update(CredentialJson(e.put()));
+    json credential = CredentialJson(e.put());
+    for (auto& [k, v] : credential.items()) j[k] = v;
   } else if (e.has_revoke()) {
     j["type"] = "revoke";
     const auto& sel = e.revoke().selector();
@@ -118,6 +120,7 @@ std::optional<std::string> ReadPassword(const std::string& given) {
 int main(int argc, char** argv) {
   using namespace turnbroker;
   using namespace turnbroker::ctl;
+  turnbroker::InitRuntime();
   Globals g;
   CLI::App app{"turnbrokerctl: operate a turn-broker (publish, revoke, get, list, watch, status).\n"
                "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, "
@@ -195,7 +198,17 @@ int main(int argc, char** argv) {
 
   auto* status = app.add_subcommand("status", "Broker status and health");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Usage(e.what());
+  }
 
   ChannelOptions co;
   co.target = g.broker;

@@ -67,10 +67,7 @@ EmbeddedStore::EmbeddedStore(std::unique_ptr<Journal> journal,
   metrics_ = std::make_unique<Metrics>(metrics ? metrics : unused);
 }
 
-EmbeddedStore::~EmbeddedStore() {
-  Shutdown();
-  if (thread_.joinable()) thread_.join();
-}
+EmbeddedStore::~EmbeddedStore() { Shutdown(); }
 
 void EmbeddedStore::Shutdown() {
   {
@@ -78,6 +75,9 @@ void EmbeddedStore::Shutdown() {
     stopping_ = true;
   }
   cv_.notify_all();
+  // The commit thread answers everything queued before it exits.
+  std::lock_guard<std::mutex> lock(join_mu_);
+  if (thread_.joinable()) thread_.join();
 }
 
 absl::Status EmbeddedStore::Enqueue(Op op) {

@@ -45,10 +45,11 @@ class EmbeddedStore : public Store {
       std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
       const Clock* clock, MetricsRegistry* metrics,
       std::function<void(const absl::Status&)> on_failure = nullptr);
-  ~EmbeddedStore() override;  // Shutdown(), then stops the thread
+  ~EmbeddedStore() override;  // Shutdown()
 
   // `done` may be called inline when the request is refused at once
-  // (shutting down, queue full).
+  // (shutting down, queue full). Shutdown() blocks until every request
+  // queued before it is answered.
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
   void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
   const CredentialState& state() const override { return *state_; }
@@ -90,7 +91,8 @@ class EmbeddedStore : public Store {
   std::condition_variable cv_;
   std::deque<Op> queue_;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;
+  std::mutex join_mu_;
+  std::thread thread_;  // guarded by join_mu_ once started
 
   // Commit thread only.
   std::vector<Revision> dead_;

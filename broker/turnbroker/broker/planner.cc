@@ -30,15 +30,15 @@ GroupPlanner::GroupPlanner(const CredentialState& state,
       max_batch_(max_batch),
       now_(state.clock()->NowMs()) {}
 
-RecordRef GroupPlanner::Current(const std::string& realm,
-                                const std::string& username) const {
+RecordRef GroupPlanner::Current(std::string_view realm,
+                                std::string_view username) const {
   auto it = overlay_.find(Key{realm, username});
   if (it != overlay_.end()) return it->second.record;
   return state_.Find(realm, username);
 }
 
-bool GroupPlanner::Revoked(const std::string& realm,
-                           const std::string& username) const {
+bool GroupPlanner::Revoked(std::string_view realm,
+                           std::string_view username) const {
   for (const Key& key : {Key{realm, username}, Key{"", username}}) {
     auto it = overlay_.find(key);
     if (it != overlay_.end() && it->second.revoked_until > now_) return true;
@@ -101,7 +101,7 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
   for (const auto& [credential, issued_at] : planned) {
     Revision revision = Next();
     RecordRef record = Record::Create(*credential, revision, issued_at);
-    overlay_[Key{credential->realm(), credential->username()}] = Pending{record, 0};
+    overlay_[Key{record->realm(), record->username()}] = Pending{record, 0};
     changes_.push_back(Change{revision, std::move(record), nullptr});
   }
   response.set_revision(planned.empty() ? Next() - 1 : changes_.back().revision);
@@ -121,7 +121,7 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
   std::vector<RecordRef> matches;
   absl::flat_hash_set<Key> taken;
   for (RecordRef& r : state_.Matching(selector)) {
-    Key key{std::string(r->realm()), std::string(r->username())};
+    Key key{r->realm(), r->username()};
     if (overlay_.contains(key)) continue;  // decided by the overlay below
     taken.insert(key);
     matches.push_back(std::move(r));

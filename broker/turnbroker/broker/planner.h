@@ -40,10 +40,12 @@ class GroupPlanner {
     RecordRef record;     // live after the group (null: revoked)
     int64_t revoked_until = 0;
   };
-  using Key = std::pair<std::string, std::string>;
+  // Views into records and revocations of this group, or into requests:
+  // all outlive the planner.
+  using Key = std::pair<std::string_view, std::string_view>;
 
-  RecordRef Current(const std::string& realm, const std::string& username) const;
-  bool Revoked(const std::string& realm, const std::string& username) const;
+  RecordRef Current(std::string_view realm, std::string_view username) const;
+  bool Revoked(std::string_view realm, std::string_view username) const;
   Revision Next() const { return state_.head() + changes_.size() + 1; }
 
   const CredentialState& state_;

@@ -24,56 +24,70 @@ enum : uint32_t {
 // Event field numbers.
 enum : uint32_t { kEventRevision = 1, kEventPut = 2 };
 
-uint16_t Offset(const std::string& wire, size_t payload_len) {
-  return static_cast<uint16_t>(wire.size() - payload_len);
-}
-
 }  // namespace
 
 RecordRef Record::Create(const v1::Credential& c, Revision revision,
                          int64_t issued_at_ms) {
-  Record header;
-  std::string wire;
-  wire.reserve(64 + c.realm().size() + c.username().size() +
-               c.subscriber().size() + c.issuer().size());
-  auto put = [&](uint32_t field, const std::string& s, uint16_t* off,
-                 uint16_t* len) {
-    wire::PutBytes(&wire, field, s);
-    *off = Offset(wire, s.size());
-    if (len) *len = static_cast<uint16_t>(s.size());
-  };
-  put(kRealm, c.realm(), &header.realm_off_, &header.realm_len_);
-  put(kUsername, c.username(), &header.username_off_, &header.username_len_);
-  put(kKey, c.key(), &header.key_off_, nullptr);
-  wire::PutVarintField(&wire, kExpiresAt, static_cast<uint64_t>(c.expires_at_ms()));
-  wire::PutVarintField(&wire, kIssuedAt, static_cast<uint64_t>(issued_at_ms));
-  put(kSubscriber, c.subscriber(), &header.subscriber_off_,
-      &header.subscriber_len_);
-  put(kIssuer, c.issuer(), &header.issuer_off_, &header.issuer_len_);
-  header.scopes_off_ = static_cast<uint16_t>(wire.size());
-  for (const auto& scope : c.scopes()) wire::PutBytesAlways(&wire, kScopes, scope);
-  header.num_scopes_ = static_cast<uint8_t>(c.scopes_size());
-  if (wire.size() > 0xffff) {
+  // Size first, then encode straight into the record's own allocation.
+  size_t size = wire::BytesFieldSize(kRealm, c.realm().size()) +
+                wire::BytesFieldSize(kUsername, c.username().size()) +
+                wire::BytesFieldSize(kKey, c.key().size()) +
+                (c.expires_at_ms() ? 1 + wire::VarintSize(c.expires_at_ms()) : 0) +
+                (issued_at_ms ? 1 + wire::VarintSize(issued_at_ms) : 0) +
+                (c.subscriber().empty() ? 0 : wire::BytesFieldSize(kSubscriber, c.subscriber().size())) +
+                (c.issuer().empty() ? 0 : wire::BytesFieldSize(kIssuer, c.issuer().size()));
+  for (const auto& scope : c.scopes()) size += wire::BytesFieldSize(kScopes, scope.size());
+  if (size > 0xffff) {
     std::fputs("fatal: credential encoding exceeds 64 KiB\n", stderr);
     std::abort();
   }
-
-  void* mem = ::operator new(sizeof(Record) + wire.size());
+  void* mem = ::operator new(sizeof(Record) + size);
   Record* r = new (mem) Record();
-  r->wire_len_ = static_cast<uint32_t>(wire.size());
   r->revision_ = revision;
   r->expires_at_ms_ = c.expires_at_ms();
-  r->issued_at_ms_ = issued_at_ms;
-  r->realm_off_ = header.realm_off_, r->realm_len_ = header.realm_len_;
-  r->username_off_ = header.username_off_;
-  r->username_len_ = header.username_len_;
-  r->key_off_ = header.key_off_;
-  r->subscriber_off_ = header.subscriber_off_;
-  r->subscriber_len_ = header.subscriber_len_;
-  r->issuer_off_ = header.issuer_off_, r->issuer_len_ = header.issuer_len_;
-  r->scopes_off_ = header.scopes_off_, r->num_scopes_ = header.num_scopes_;
-  std::memcpy(r->wire_, wire.data(), wire.size());
+  wire::Writer w(r->wire_);
+  auto put = [&](uint32_t field, const std::string& v, uint16_t* off, uint16_t* len) {
+    if (v.empty()) return;
+    w.Tag(field, wire::kLengthDelimited);
+    w.Varint(v.size());
+    *off = static_cast<uint16_t>(w.size());
+    if (len) *len = static_cast<uint16_t>(v.size());
+    w.Bytes(v);
+  };
+  put(kRealm, c.realm(), &r->realm_off_, &r->realm_len_);
+  put(kUsername, c.username(), &r->username_off_, &r->username_len_);
+  put(kKey, c.key(), &r->key_off_, nullptr);
+  if (c.expires_at_ms()) {
+    w.Tag(kExpiresAt, wire::kVarint);
+    w.Varint(static_cast<uint64_t>(c.expires_at_ms()));
+  }
+  if (issued_at_ms) {
+    w.Tag(kIssuedAt, wire::kVarint);
+    r->issued_off_ = static_cast<uint16_t>(w.size());
+    w.Varint(static_cast<uint64_t>(issued_at_ms));
+  }
+  put(kSubscriber, c.subscriber(), &r->subscriber_off_, &r->subscriber_len_);
+  put(kIssuer, c.issuer(), &r->issuer_off_, &r->issuer_len_);
+  r->scopes_off_ = static_cast<uint16_t>(w.size());
+  for (const auto& scope : c.scopes()) {
+    w.Tag(kScopes, wire::kLengthDelimited);
+    w.Varint(scope.size());
+    w.Bytes(scope);
+  }
+  r->num_scopes_ = static_cast<uint8_t>(c.scopes_size());
+  r->wire_len_ = static_cast<uint16_t>(w.size());
   return RecordRef(r);
+}
+
+int64_t Record::issued_at_ms() const {
+  if (issued_off_ == 0) return 0;
+  uint64_t v = 0;
+  for (int shift = 0, i = issued_off_; shift < 64; shift += 7, ++i) {
+    uint8_t b = static_cast<uint8_t>(wire_[i]);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) break;
+  }
+  return static_cast<int64_t>(v);
 }
 
 RecordRef Record::Create(const v1::Credential& credential, Revision revision) {

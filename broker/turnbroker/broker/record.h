@@ -34,7 +34,7 @@ class Record {
 
   Revision revision() const { return revision_; }
   int64_t expires_at_ms() const { return expires_at_ms_; }
-  int64_t issued_at_ms() const { return issued_at_ms_; }
+  int64_t issued_at_ms() const;
   std::string_view realm() const { return View(realm_off_, realm_len_); }
   std::string_view username() const {
     return View(username_off_, username_len_);
@@ -70,10 +70,10 @@ class Record {
   }
 
   mutable std::atomic<uint32_t> refs_{1};
-  uint32_t wire_len_ = 0;
   Revision revision_ = 0;
   int64_t expires_at_ms_ = 0;
-  int64_t issued_at_ms_ = 0;
+  uint16_t wire_len_ = 0;
+  uint16_t issued_off_ = 0;  // 0: issued_at is 0 (omitted)
   uint16_t realm_off_ = 0, realm_len_ = 0;
   uint16_t username_off_ = 0, username_len_ = 0;
   uint16_t key_off_ = 0;
@@ -98,6 +98,12 @@ class RecordRef {
   }
   ~RecordRef() {
     if (p_) p_->Unref();
+  }
+
+  // A new reference to a record someone else keeps alive.
+  static RecordRef Share(const Record* record) {
+    record->Ref();
+    return RecordRef(record);
   }
 
   const Record* get() const { return p_; }

@@ -74,8 +74,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       [state] { return static_cast<double>(state->stats().history_events); });
 
   int64_t started = clock->NowMs();
+  if (options.max_publish_rate > 0) {
+    b->limiter_ = std::make_unique<RateLimiter>(options.max_publish_rate,
+                                                options.max_publish_burst, clock);
+  }
   b->service_ = std::make_unique<BrokerService>(b->store_.get(), hub, b->registry_.get(),
-                                                TURNBROKER_VERSION, started);
+                                                TURNBROKER_VERSION, started, b->limiter_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -133,8 +137,11 @@ void BrokerServer::Shutdown() {
   store_->Shutdown();
   // Watchers: reconnect (to another replica, or to us after restart).
   hub_->Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(options_.drain_timeout_ms));
+  LogDebug("watchers closed");
+  // Writes and streams are done; what remains are short reads. (Waiting
+  // longer would only wait for idle client connections to go away.)
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  LogDebug("grpc server stopped");
   metrics_.Stop();
   server_.reset();
   service_.reset();

@@ -40,7 +40,9 @@ struct BrokerOptions {
   // across broker replicas (0: never).
   int64_t max_connection_age_ms = 0;
   int64_t max_message_bytes = 16 << 20;
-  int64_t drain_timeout_ms = 10'000;
+  // Published credentials per second per client (0: unlimited), and burst.
+  double max_publish_rate = 0;
+  double max_publish_burst = 0;
 };
 
 // /var/lib/turn-broker for root, else $XDG_STATE_HOME/turn-broker or
@@ -63,8 +65,8 @@ class BrokerServer {
   MetricsRegistry& metrics() { return *registry_; }
 
   // Drains: health NOT_SERVING, answers every queued write, tells watchers
-  // to reconnect, waits for in-flight calls (up to drain_timeout_ms), closes
-  // the store. Idempotent.
+  // to reconnect, waits for in-flight reads (up to 1 s), closes the store.
+  // Idempotent.
   void Shutdown();
 
  private:
@@ -74,6 +76,7 @@ class BrokerServer {
   std::unique_ptr<MetricsRegistry> registry_;
   std::unique_ptr<EmbeddedStore> store_;
   std::unique_ptr<WatchHub> hub_;
+  std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   MetricsServer metrics_;

@@ -52,20 +52,25 @@ struct BrokerService::Metrics {
                                 "Credentials made live or updated by Publish");
     revoked = r->AddCounter("turnbroker_revoked_credentials_total",
                             "Live credentials removed by Revoke");
+    rate_limited = r->AddCounter("turnbroker_rate_limited_total",
+                                 "Publish requests refused by the per-client rate limit");
   }
   Counter* ok[2];
   Counter* failed[2];
   Histogram* latency[2];
   Counter* credentials;
   Counter* revoked;
+  Counter* rate_limited;
 };
 
 BrokerService::BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
-                             std::string version, int64_t started_at_ms)
+                             std::string version, int64_t started_at_ms,
+                             RateLimiter* limiter)
     : store_(store),
       hub_(hub),
       version_(std::move(version)),
       started_at_ms_(started_at_ms),
+      limiter_(limiter),
       metrics_(std::make_unique<Metrics>(metrics)) {}
 
 BrokerService::~BrokerService() = default;
@@ -75,6 +80,17 @@ grpc::ServerUnaryReactor* BrokerService::Publish(
     v1::PublishResponse* response) {
   if (auto s = Authorize(context, kRolePublisher, "Publish"); !s.ok())
     return Done(context, s);
+  if (limiter_) {
+    auto auth = context->auth_context();
+    std::string client = auth->IsPeerAuthenticated() ? PeerIdentity(*auth) : context->peer();
+    // Plaintext peers are told apart by address, not port.
+    if (!auth->IsPeerAuthenticated()) client = client.substr(0, client.rfind(':'));
+    if (auto s = limiter_->Take(client, request->credentials_size()); !s.ok()) {
+      metrics_->failed[0]->Inc();
+      metrics_->rate_limited->Inc();
+      return Done(context, s);
+    }
+  }
   auto* reactor = context->DefaultReactor();
   int64_t start = MonotonicMicros();
   store_->Publish(request, [this, reactor, response, start,

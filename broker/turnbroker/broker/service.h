@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "turnbroker/broker/rate_limiter.h"
 #include "turnbroker/broker/store.h"
 #include "turnbroker/broker/watch.h"
 #include "turnbroker/common/metrics.h"
@@ -20,8 +21,10 @@ using ServiceBase = v1::CredentialBroker::WithRawCallbackMethod_Watch<
 
 class BrokerService final : public ServiceBase {
  public:
+  // `limiter` may be null (no limit).
   BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
-                std::string version, int64_t started_at_ms);
+                std::string version, int64_t started_at_ms,
+                RateLimiter* limiter = nullptr);
   ~BrokerService() override;
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
@@ -49,6 +52,7 @@ class BrokerService final : public ServiceBase {
   WatchHub* const hub_;
   const std::string version_;
   const int64_t started_at_ms_;
+  RateLimiter* const limiter_;
   std::unique_ptr<Metrics> metrics_;
 };
 

@@ -1,6 +1,7 @@
 // The durable journal: one SQLite database in WAL mode.
 //
-//   meta(k, v)               format, epoch, head
+//   meta(k, v)               format, epoch, head (as of the last compaction;
+//                            the newest log row is newer)
 //   log(revision, event)     Event encodings; rows of revisions that no longer
 //                            hold anything live are deleted once they fall out
 //                            of the retained history (compaction)
@@ -80,7 +81,7 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path, bool fsync) {
   sqlite3_busy_timeout(db, 10'000);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA wal_autocheckpoint=0",
-        "PRAGMA cache_size=-16384", "PRAGMA temp_store=MEMORY",
+        "PRAGMA cache_size=-2048", "PRAGMA temp_store=MEMORY",
         fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"}) {
     if (auto s = Exec(db, pragma); !s.ok()) {
       sqlite3_close(db);
@@ -153,6 +154,12 @@ class SqliteJournal : public Journal {
                  "', this broker reads format ", kFormat));
     }
     head = std::stoull(Meta("head").empty() ? "0" : Meta("head"));
+    {
+      Statement q;
+      if (auto s = q.Prepare(db_, "SELECT MAX(revision) FROM log"); !s.ok()) return s;
+      if (sqlite3_step(q.get()) == SQLITE_ROW)
+        head = std::max<Revision>(head, static_cast<Revision>(sqlite3_column_int64(q.get(), 0)));
+    }
     state->Reset(epoch, 0);
 
     // The history that can be replayed is the contiguous run of rows that
@@ -254,6 +261,9 @@ class SqliteJournal : public Journal {
       sqlite3_reset(del);
       if (rc != SQLITE_DONE) return SqliteError(db_, "compact");
     }
+    // The head is the newest row, unless compaction may delete that row:
+    // then it is recorded too (one page less to write on every commit).
+    if (dead.empty()) return absl::OkStatus();
     std::string h = StrCat(head);
     sqlite3_bind_text(set_head_.get(), 1, h.data(), static_cast<int>(h.size()),
                       SQLITE_TRANSIENT);

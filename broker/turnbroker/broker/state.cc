@@ -18,6 +18,10 @@ size_t CredentialState::KeyHash::operator()(const Key& k) const {
       std::make_tuple(k.realm, k.username));
 }
 
+uint64_t CredentialState::SubscriberHash(std::string_view subscriber) {
+  return absl::Hash<std::string_view>{}(subscriber);
+}
+
 uint64_t CredentialState::TombstoneKey(std::string_view realm,
                                        std::string_view username) {
   return absl::Hash<std::tuple<std::string_view, std::string_view>>{}(
@@ -35,12 +39,12 @@ void CredentialState::Reset(std::string epoch, Revision head) {
 }
 
 Revision CredentialState::history_first() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   return history_.empty() ? head() + 1 : history_.front().change.revision;
 }
 
 StateStats CredentialState::stats() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   StateStats s;
   s.live = live_.size();
   s.tombstones = tombstones_.size();
@@ -62,13 +66,13 @@ RecordRef CredentialState::FindLocked(std::string_view realm,
 RecordRef CredentialState::Find(std::string_view realm,
                                 std::string_view username) const {
   int64_t now = clock_->NowMs();
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   return FindLocked(realm, username, now);
 }
 
 RecordRef CredentialState::FindInAnyRealm(std::string_view username) const {
   int64_t now = clock_->NowMs();
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   for (const auto& [realm, count] : realms_) {
     if (RecordRef r = FindLocked(realm, username, now)) return r;
   }
@@ -78,7 +82,7 @@ RecordRef CredentialState::FindInAnyRealm(std::string_view username) const {
 bool CredentialState::IsRevoked(std::string_view realm,
                                 std::string_view username) const {
   int64_t now = clock_->NowMs();
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   for (uint64_t key : {TombstoneKey(realm, username), TombstoneKey("", username)}) {
     auto it = tombstones_.find(key);
     if (it != tombstones_.end() && it->second > now) return true;
@@ -90,7 +94,7 @@ std::vector<RecordRef> CredentialState::Matching(
     const v1::Selector& selector) const {
   int64_t now = clock_->NowMs();
   std::vector<RecordRef> out;
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   switch (selector.by_case()) {
     case v1::Selector::kUsername: {
       const auto& ref = selector.username();
@@ -107,11 +111,11 @@ std::vector<RecordRef> CredentialState::Matching(
     }
     case v1::Selector::kSubscriber: {
       std::string_view s = selector.subscriber();
-      for (auto it = by_subscriber_.lower_bound(Subscriber{s, nullptr});
-           it != by_subscriber_.end() && it->first == s; ++it) {
-        if (RecordRef r = FindLocked(it->second->realm(),
-                                     it->second->username(), now))
-          out.push_back(std::move(r));
+      uint64_t h = SubscriberHash(s);
+      for (auto it = by_subscriber_.lower_bound(Subscriber{h, nullptr});
+           it != by_subscriber_.end() && it->first == h; ++it) {
+        const Record* r = it->second;
+        if (r->subscriber() == s && Live(*r, now)) out.push_back(RecordRef::Share(r));
       }
       break;
     }
@@ -119,7 +123,7 @@ std::vector<RecordRef> CredentialState::Matching(
       // Revoke-by-issuer is rare (an eP-CSCF restarting clean): a scan.
       for (const auto& [revision, record] : by_revision_) {
         if (record->issuer() == selector.issuer() && Live(*record, now)) {
-          out.push_back(FindLocked(record->realm(), record->username(), now));
+          out.push_back(RecordRef::Share(record));
         }
       }
       break;
@@ -129,35 +133,55 @@ std::vector<RecordRef> CredentialState::Matching(
   return out;
 }
 
-Revision CredentialState::Scan(Revision after, size_t max, size_t max_examined,
-                               const std::function<bool(const Record&)>& keep,
-                               std::vector<RecordRef>* out) const {
+Revision CredentialState::VisitLive(
+    Revision after, size_t max_examined,
+    const std::function<bool(const Record&)>& visit) const {
   int64_t now = clock_->NowMs();
-  absl::ReaderMutexLock lock(&mu_);
-  size_t taken = 0, examined = 0;
-  for (auto it = by_revision_.upper_bound(after); it != by_revision_.end();
-       ++it) {
-    if (taken == max || examined == max_examined) return it->first - 1;
-    ++examined;
+  std::shared_lock lock(mu_);
+  size_t examined = 0;
+  for (auto it = by_revision_.upper_bound(after); it != by_revision_.end(); ++it) {
+    if (examined++ == max_examined) return it->first - 1;
     const Record& r = *it->second;
-    if (!Live(r, now) || (keep && !keep(r))) continue;
-    out->push_back(*live_.find(Key{r.realm(), r.username()}));
-    ++taken;
+    if (!Live(r, now)) continue;
+    if (!visit(r)) return it->first - 1;
   }
   return 0;
 }
 
-CredentialState::HistoryRead CredentialState::ReadHistory(
-    Revision after, size_t max, std::vector<Change>* out) const {
-  absl::ReaderMutexLock lock(&mu_);
+Revision CredentialState::Scan(Revision after, size_t max, size_t max_examined,
+                               const std::function<bool(const Record&)>& keep,
+                               std::vector<RecordRef>* out) const {
+  size_t taken = 0;
+  return VisitLive(after, max_examined, [&](const Record& r) {
+    if (keep && !keep(r)) return true;
+    if (taken == max) return false;
+    out->push_back(RecordRef::Share(&r));
+    ++taken;
+    return true;
+  });
+}
+
+CredentialState::HistoryRead CredentialState::VisitHistory(
+    Revision after, const std::function<bool(const Change&)>& visit) const {
+  std::shared_lock lock(mu_);
   Revision head = this->head();
   if (after >= head) return HistoryRead::kOk;
   if (history_.empty() || after + 1 < history_.front().change.revision)
     return HistoryRead::kCompacted;
-  size_t start = after + 1 - history_.front().change.revision;
-  size_t end = std::min(history_.size(), start + max);
-  for (size_t i = start; i < end; ++i) out->push_back(history_[i].change);
+  for (size_t i = after + 1 - history_.front().change.revision; i < history_.size(); ++i) {
+    if (!visit(history_[i].change)) break;
+  }
   return HistoryRead::kOk;
+}
+
+CredentialState::HistoryRead CredentialState::ReadHistory(
+    Revision after, size_t max, std::vector<Change>* out) const {
+  return VisitHistory(after, [&](const Change& c) {
+    if (max == 0) return false;
+    --max;
+    out->push_back(c);
+    return true;
+  });
 }
 
 void CredentialState::InsertLocked(const RecordRef& record) {
@@ -165,7 +189,7 @@ void CredentialState::InsertLocked(const RecordRef& record) {
   live_.insert(record);
   by_revision_.emplace(r->revision(), r);
   by_expiry_.emplace(r->expires_at_ms(), r);
-  if (!r->subscriber().empty()) by_subscriber_.emplace(r->subscriber(), r);
+  if (!r->subscriber().empty()) by_subscriber_.emplace(SubscriberHash(r->subscriber()), r);
   auto it = realms_.find(r->realm());
   if (it == realms_.end()) realms_.emplace(std::string(r->realm()), 1);
   else ++it->second;
@@ -174,7 +198,7 @@ void CredentialState::InsertLocked(const RecordRef& record) {
 void CredentialState::RemoveLocked(const Record* r) {
   by_revision_.erase(r->revision());
   by_expiry_.erase(Expiry{r->expires_at_ms(), r});
-  if (!r->subscriber().empty()) by_subscriber_.erase(Subscriber{r->subscriber(), r});
+  if (!r->subscriber().empty()) by_subscriber_.erase(Subscriber{SubscriberHash(r->subscriber()), r});
   auto it = realms_.find(r->realm());
   if (it != realms_.end() && --it->second == 0) realms_.erase(it);
   dead_.push_back(r->revision());
@@ -221,7 +245,7 @@ void CredentialState::Apply(const std::vector<Change>& changes) {
   if (changes.empty()) return;
   int64_t now = clock_->NowMs();
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     for (const Change& change : changes) {
       ApplyLocked(change, now);
       history_.push_back(HistoryEntry{change, now});
@@ -234,7 +258,7 @@ void CredentialState::Apply(const std::vector<Change>& changes) {
 void CredentialState::Recover(const Change& change, int64_t at_ms,
                               bool in_history) {
   int64_t now = clock_->NowMs();
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   if (change.put && !Live(*change.put, now)) {
     // Expired while the broker was down: only the superseded record, if any,
     // must go.
@@ -253,7 +277,7 @@ void CredentialState::Recover(const Change& change, int64_t at_ms,
 
 size_t CredentialState::Expire(size_t max) {
   int64_t now = clock_->NowMs();
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   size_t removed = 0;
   while (removed < max && !by_expiry_.empty() &&
          by_expiry_.begin()->first <= now) {
@@ -282,7 +306,7 @@ void CredentialState::TrimHistoryLocked(int64_t now) {
 }
 
 std::vector<Revision> CredentialState::TakeDeadRevisions() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   return std::exchange(dead_, {});
 }
 

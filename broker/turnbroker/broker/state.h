@@ -13,17 +13,16 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <shared_mutex>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/synchronization/mutex.h"
 #include "turnbroker/broker/record.h"
 #include "turnbroker/common/clock.h"
 
@@ -93,12 +92,23 @@ class CredentialState {
   Revision Scan(Revision after, size_t max, size_t max_examined,
                 const std::function<bool(const Record&)>& keep,
                 std::vector<RecordRef>* out) const;
+  // The same walk without copies: calls `visit` under the read lock (keep it
+  // short; it must not call into the state) for each live, unexpired record
+  // after `after`, in revision order, examining at most `max_examined`.
+  // `visit` returns false to stop without consuming the record. Returns the
+  // revision to continue after (0: done).
+  Revision VisitLive(Revision after, size_t max_examined,
+                     const std::function<bool(const Record&)>& visit) const;
 
   enum class HistoryRead { kOk, kCompacted };
   // Appends the changes after `after` (at most `max`) to `out`. kCompacted if
   // some of them are no longer retained.
   HistoryRead ReadHistory(Revision after, size_t max,
                           std::vector<Change>* out) const;
+  // The same without copies: calls `visit` under the read lock for each
+  // change after `after`; `visit` returns false to stop without consuming it.
+  HistoryRead VisitHistory(Revision after,
+                           const std::function<bool(const Change&)>& visit) const;
 
   // ---- Writes (the commit thread only) ------------------------------------
   // Applies committed changes (consecutive revisions after head), retains
@@ -137,22 +147,23 @@ class CredentialState {
       return x.realm == y.realm && x.username == y.username;
     }
   };
-  using Subscriber = std::pair<std::string_view, const Record*>;
+  // (hash of the subscriber, record): 16 bytes an entry, no string compares.
+  using Subscriber = std::pair<uint64_t, const Record*>;
   using Expiry = std::pair<int64_t, const Record*>;
 
   bool Live(const Record& r, int64_t now) const {
     return r.expires_at_ms() > now;
   }
   RecordRef FindLocked(std::string_view realm, std::string_view username,
-                       int64_t now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void InsertLocked(const RecordRef& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RemoveLocked(const Record* record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyLocked(const Change& change, int64_t now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                       int64_t now) const;
+  void InsertLocked(const RecordRef& record);
+  void RemoveLocked(const Record* record);
+  void ApplyLocked(const Change& change, int64_t now);
   void AddTombstoneLocked(std::string_view realm, std::string_view username,
-                          int64_t until) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void TrimHistoryLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                          int64_t until);
+  void TrimHistoryLocked(int64_t now);
   static uint64_t TombstoneKey(std::string_view realm, std::string_view username);
+  static uint64_t SubscriberHash(std::string_view subscriber);
 
   const StateOptions options_;
   const Clock* const clock_;
@@ -160,25 +171,27 @@ class CredentialState {
   std::atomic<Revision> head_{0};
   std::function<void(Revision)> listener_;
 
-  mutable absl::Mutex mu_;
-  absl::flat_hash_set<RecordRef, KeyHash, KeyEq> live_ ABSL_GUARDED_BY(mu_);
-  absl::btree_map<Revision, const Record*> by_revision_ ABSL_GUARDED_BY(mu_);
-  absl::btree_set<Subscriber> by_subscriber_ ABSL_GUARDED_BY(mu_);
-  absl::btree_set<Expiry> by_expiry_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, size_t, std::less<>> realms_ ABSL_GUARDED_BY(mu_);
+  // Guards everything below. Readers share it; the commit thread takes it
+  // exclusively to apply a group, for microseconds.
+  mutable std::shared_mutex mu_;
+  absl::flat_hash_set<RecordRef, KeyHash, KeyEq> live_;
+  absl::btree_map<Revision, const Record*> by_revision_;
+  absl::btree_set<Subscriber> by_subscriber_;
+  absl::btree_set<Expiry> by_expiry_;
+  std::map<std::string, size_t, std::less<>> realms_;
   // Revoked (realm, username) -> revoked until (Unix ms). Keyed by a 64-bit
   // hash: a collision could only refuse one publish, never accept one.
-  absl::flat_hash_map<uint64_t, int64_t> tombstones_ ABSL_GUARDED_BY(mu_);
-  int64_t next_tombstone_sweep_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, int64_t> tombstones_;
+  int64_t next_tombstone_sweep_ms_ = 0;
   // When each revocation's last tombstone expires: (time, revision).
   absl::btree_set<std::pair<int64_t, Revision>> revocation_deaths_
-      ABSL_GUARDED_BY(mu_);
+     ;
   struct HistoryEntry {
     Change change;
     int64_t at_ms;
   };
-  std::deque<HistoryEntry> history_ ABSL_GUARDED_BY(mu_);
-  std::vector<Revision> dead_ ABSL_GUARDED_BY(mu_);
+  std::deque<HistoryEntry> history_;
+  std::vector<Revision> dead_;
 };
 
 }  // namespace turnbroker::broker

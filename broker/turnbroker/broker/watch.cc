@@ -218,21 +218,29 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       AppendFrameTrailer(out, 0, v1::WatchResponse::SNAPSHOT_BEGIN, reason_);
       return true;
     }
+    size_t events = 0;
+    auto room = [&] {
+      return events < opt.max_frame_events && out->size() < opt.max_frame_bytes;
+    };
     if (scanning_) {
-      std::vector<RecordRef> records;
-      Revision next = state_.Scan(scan_after_, opt.max_frame_events,
-                                  opt.max_frame_events * 8,
-                                  [this](const Record& r) { return Wants(r); },
-                                  &records);
+      // Frames are built under the state's read lock, straight from the
+      // records: no copies, no reference counting.
+      Revision next = state_.VisitLive(scan_after_, opt.max_frame_events * 8,
+                                       [&](const Record& r) {
+                                         if (!Wants(r)) return true;
+                                         if (!room()) return false;
+                                         AppendPut(out, r, r.revision());
+                                         ++events;
+                                         return true;
+                                       });
       scan_after_ = next;
-      for (const RecordRef& r : records) AppendPut(out, *r, r->revision());
-      events_in_frame_ = records.size();
+      events_in_frame_ = events;
       if (next == 0) {
         scanning_ = false;
         cursor_ = snapshot_base_;
         synced_pending_ = true;
       }
-      if (!records.empty()) {
+      if (events > 0) {
         AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
                            v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
         return true;
@@ -240,37 +248,31 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       if (scanning_) return BuildFrameLocked(out);  // examined, none wanted
     }
     // Replay or live: events after cursor_.
-    size_t events = 0;
-    for (;;) {
-      std::vector<Change> changes;
-      size_t room = opt.max_frame_events - events;
-      if (state_.ReadHistory(cursor_, room, &changes) ==
-          CredentialState::HistoryRead::kCompacted) {
-        out->clear();
-        LogWarn("watcher behind retained history; sending a snapshot")
-            .Kv("watcher", request_.watcher_name())
-            .Kv("peer", peer_)
-            .Kv("revision", cursor_)
-            .Kv("history_first", state_.history_first());
-        BeginSnapshotLocked(in_resync_ || synced_pending_
-                                ? v1::WatchResponse::HISTORY_COMPACTED
-                                : v1::WatchResponse::WATCHER_TOO_SLOW);
-        return BuildFrameLocked(out);
-      }
-      if (changes.empty()) break;
-      for (const Change& c : changes) {
-        if (c.put) {
-          if (Wants(*c.put)) {
-            AppendPut(out, *c.put, c.revision);
-            ++events;
-          }
-        } else if (c.revoke && wants_credentials_) {
-          wire::PutBytesAlways(out, kEvents, c.revoke->event_wire);
+    auto read = state_.VisitHistory(cursor_, [&](const Change& c) {
+      if (!room()) return false;
+      if (c.put) {
+        if (Wants(*c.put)) {
+          AppendPut(out, *c.put, c.revision);
           ++events;
         }
-        cursor_ = c.revision;
+      } else if (c.revoke && wants_credentials_) {
+        wire::PutBytesAlways(out, kEvents, c.revoke->event_wire);
+        ++events;
       }
-      if (events >= opt.max_frame_events || out->size() >= opt.max_frame_bytes) break;
+      cursor_ = c.revision;
+      return true;
+    });
+    if (read == CredentialState::HistoryRead::kCompacted) {
+      out->clear();
+      LogWarn("watcher behind retained history; sending a snapshot")
+          .Kv("watcher", request_.watcher_name())
+          .Kv("peer", peer_)
+          .Kv("revision", cursor_)
+          .Kv("history_first", state_.history_first());
+      BeginSnapshotLocked(in_resync_ || synced_pending_
+                              ? v1::WatchResponse::HISTORY_COMPACTED
+                              : v1::WatchResponse::WATCHER_TOO_SLOW);
+      return BuildFrameLocked(out);
     }
     events_in_frame_ = events;
     if (events > 0) {

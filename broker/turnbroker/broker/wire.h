@@ -6,6 +6,7 @@
 #define TURNBROKER_BROKER_WIRE_H_
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -55,6 +56,31 @@ inline size_t BytesFieldSize(uint32_t field, size_t payload) {
   return VarintSize(static_cast<uint64_t>(field) << 3) + VarintSize(payload) +
          payload;
 }
+
+// Writes into a buffer the caller sized exactly (see BytesFieldSize).
+class Writer {
+ public:
+  explicit Writer(char* out) : begin_(out), p_(out) {}
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p_++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p_++ = static_cast<char>(v);
+  }
+  void Tag(uint32_t field, WireType type) {
+    Varint((static_cast<uint64_t>(field) << 3) | type);
+  }
+  void Bytes(std::string_view b) {
+    std::memcpy(p_, b.data(), b.size());
+    p_ += b.size();
+  }
+  size_t size() const { return static_cast<size_t>(p_ - begin_); }
+
+ private:
+  char* begin_;
+  char* p_;
+};
 
 }  // namespace turnbroker::broker::wire
 

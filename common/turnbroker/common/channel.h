@@ -14,6 +14,9 @@
 namespace turnbroker {
 
 struct ChannelOptions {
+  ChannelOptions() = default;
+  explicit ChannelOptions(std::string target) : target(std::move(target)) {}
+
   std::string target;  // HOST:PORT or any gRPC target URI
   TlsFiles tls;        // empty: plaintext
   // Override of the name the server certificate must carry (default: host).

@@ -1,0 +1,453 @@
+// turn-broker benchmark: the real daemon (default durable configuration,
+// fsync on) and this load generator on loopback.
+//
+//   latency     open-loop single-credential publishes at --rate/s (sends
+//               scheduled by the clock, latency counted from the scheduled
+//               time) to --watchers watchers: p50/p99 publish -> watcher
+//   throughput  batched publishes (--batch, --inflight in flight) of --total
+//               credentials: rate at which every watcher has all of them
+//   memory      broker RSS growth / live credentials, at --total live
+//   disk        store bytes / credential (after a clean shutdown)
+//   snapshot    time for a new watcher to receive --total live credentials
+//               and SYNCED
+//
+// Each is run --runs times on a fresh broker; medians are printed, and all
+// samples go to --json. Usage: broker_bench [--runs 3] [--quick]
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <google/protobuf/arena.h>
+
+#include "process.h"
+#include "turnbroker/common/channel.h"
+#include "turnbroker/common/runtime.h"
+#include "turnbroker/common/clock.h"
+#include "turnbroker/v1/broker.grpc.pb.h"
+
+namespace turnbroker::bench {
+namespace {
+
+namespace v1 = ::turnbroker::v1;
+using testing::FreePort;
+using testing::Subprocess;
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+int64_t NowUs() { return MonotonicMicros(); }
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double Percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  size_t k = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return static_cast<double>(v[k]);
+}
+
+int64_t RssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) total += e.file_size();
+  return total;
+}
+
+// A credential shaped like the ones pcscf-plugin mints: a 16-character
+// username (96 bits, base64url), a subscriber IMPU, an issuer.
+std::string Username(uint64_t seq) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "u%015" PRIu64, seq);
+  return buf;
+}
+uint64_t SeqOf(const std::string& username) { return std::stoull(username.substr(1)); }
+
+void FillCredential(v1::Credential* c, uint64_t seq, int64_t now_ms) {
+  c->set_realm("ims.example.org");
+  c->set_username(Username(seq));
+  c->set_key(std::string(16, static_cast<char>(seq)));
+  c->set_expires_at_ms(now_ms + 3'600'000);
+  char sub[48];
+  snprintf(sub, sizeof sub, "sip:+1555%07" PRIu64 "@ims.example.org", seq % 10'000'000);
+  c->set_subscriber(sub);
+  c->set_issuer("pcscf-1");
+}
+
+std::string g_external;  // --external: use this broker instead of starting one
+
+class Broker {
+ public:
+  explicit Broker(const TempDir& dir, std::vector<std::string> extra = {}) : data_(dir.File("data")) {
+    if (!g_external.empty()) {
+      external_ = g_external;
+      return;
+    }
+    port_ = FreePort();
+    std::vector<std::string> argv = {testing::BuiltBinary("turn-broker"), "--listen",
+                                     "127.0.0.1:" + std::to_string(port_), "--data-dir", data_,
+                                     "--log-level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<Subprocess>(argv, dir.File("broker.log"));
+    if (!process_->WaitForOutput("listening on", std::chrono::seconds(20))) {
+      fprintf(stderr, "broker did not start:\n%s\n", process_->Output().c_str());
+      std::exit(1);
+    }
+  }
+  std::string address() const {
+    return external_.empty() ? "127.0.0.1:" + std::to_string(port_) : external_;
+  }
+  pid_t pid() const { return process_ ? process_->pid() : 0; }
+  const std::string& data() const { return data_; }
+  void Stop() {
+    if (!process_) return;
+    process_->Signal(SIGTERM);
+    process_->Wait(std::chrono::seconds(30));
+  }
+
+ private:
+  std::string data_;
+  std::string external_;
+  int port_ = 0;
+  std::unique_ptr<Subprocess> process_;
+};
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+  // One connection per client: watchers do not share an HTTP/2 connection.
+  ChannelOptions o;
+  o.target = address;
+  auto creds = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  args.SetInt("bench.unique", static_cast<int>(NowUs() & 0x7fffffff));
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(address, creds, args);
+}
+
+// A watcher on its own thread and connection. Records, per sequence number,
+// when the put arrived (latency mode) or only counts them.
+class Watcher {
+ public:
+  Watcher(const std::string& address, size_t expect, bool record_times)
+      : channel_(NewChannel(address)),
+        stub_(v1::CredentialBroker::NewStub(channel_)),
+        expect_(expect),
+        arrivals_(record_times ? expect : 0, 0) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Watcher() {
+    context_.TryCancel();
+    thread_.join();
+  }
+  bool WaitSynced(int seconds = 60) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    while (!synced_.load() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return synced_.load();
+  }
+  // Waits until `expect` puts arrived; returns the time of the last one.
+  int64_t WaitAll(int seconds = 120) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    while (received_.load() < expect_ && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    return received_.load() >= expect_ ? last_us_.load() : -1;
+  }
+  size_t received() const { return received_.load(); }
+  const std::vector<int64_t>& arrivals() const { return arrivals_; }
+  int64_t synced_at_us() const { return synced_at_us_.load(); }
+
+ private:
+  void Loop() {
+    v1::WatchRequest req;
+    req.set_watcher_name("bench");
+    auto reader = stub_->Watch(&context_, req);
+    google::protobuf::Arena arena;
+    for (;;) {
+      auto* r = google::protobuf::Arena::CreateMessage<v1::WatchResponse>(&arena);
+      if (!reader->Read(r)) break;
+      int64_t now = NowUs();
+      size_t n = 0;
+      for (const auto& e : r->events()) {
+        if (!e.has_put()) continue;
+        if (!arrivals_.empty()) {
+          uint64_t seq = SeqOf(e.put().username());
+          if (seq < arrivals_.size()) arrivals_[seq] = now;
+        }
+        ++n;
+      }
+      if (n) {
+        last_us_.store(now);
+        received_.fetch_add(n);
+      }
+      if (r->marker() == v1::WatchResponse::SYNCED) {
+        synced_at_us_.store(now);
+        synced_.store(true);
+      }
+      if (arena.SpaceUsed() > (8 << 20)) arena.Reset();
+    }
+    reader->Finish();
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+  grpc::ClientContext context_;
+  size_t expect_;
+  std::vector<int64_t> arrivals_;
+  std::atomic<size_t> received_{0};
+  std::atomic<int64_t> last_us_{0};
+  std::atomic<bool> synced_{false};
+  std::atomic<int64_t> synced_at_us_{0};
+  std::thread thread_;
+};
+
+struct LatencyResult {
+  double p50_us, p99_us, ack_p50_us, ack_p99_us, achieved_rate;
+};
+
+std::vector<std::string> g_broker_flags;
+
+LatencyResult RunLatency(int watchers, int rate, double seconds) {
+  TempDir dir;
+  Broker broker(dir, g_broker_flags);
+  const size_t n = static_cast<size_t>(rate * seconds);
+  std::vector<std::unique_ptr<Watcher>> ws;
+  for (int i = 0; i < watchers; ++i) ws.push_back(std::make_unique<Watcher>(broker.address(), n, true));
+  for (auto& w : ws) w->WaitSynced();
+
+  auto channel = NewChannel(broker.address());
+  auto stub = v1::CredentialBroker::NewStub(channel);
+  std::vector<int64_t> scheduled(n), acked(n, 0);
+  std::atomic<size_t> done{0};
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::PublishRequest req;
+    v1::PublishResponse resp;
+  };
+  int64_t now_ms = turnbroker::Clock::System()->NowMs();
+  int64_t t0 = NowUs() + 100'000;
+  for (size_t i = 0; i < n; ++i) {
+    scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
+    while (NowUs() < scheduled[i]) {
+      int64_t wait = scheduled[i] - NowUs();
+      if (wait > 200) std::this_thread::sleep_for(std::chrono::microseconds(wait - 100));
+    }
+    auto* call = new Call;
+    FillCredential(call->req.add_credentials(), i, now_ms);
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    stub->async()->Publish(&call->ctx, &call->req, &call->resp, [call, i, &acked, &done](grpc::Status s) {
+      if (s.ok()) acked[i] = NowUs();
+      else fprintf(stderr, "publish failed: %s\n", s.error_message().c_str());
+      delete call;
+      done.fetch_add(1);
+    });
+  }
+  int64_t sent_end = NowUs();
+  while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (auto& w : ws) w->WaitAll();
+  std::vector<int64_t> lat, ack;
+  lat.reserve(n * watchers);
+  for (auto& w : ws)
+    for (size_t i = 0; i < n; ++i)
+      if (w->arrivals()[i]) lat.push_back(w->arrivals()[i] - scheduled[i]);
+  for (size_t i = 0; i < n; ++i)
+    if (acked[i]) ack.push_back(acked[i] - scheduled[i]);
+  LatencyResult r;
+  r.p50_us = Percentile(lat, 0.50);
+  r.p99_us = Percentile(lat, 0.99);
+  r.ack_p50_us = Percentile(ack, 0.50);
+  r.ack_p99_us = Percentile(ack, 0.99);
+  r.achieved_rate = n / ((sent_end - t0) / 1e6);
+  if (lat.size() != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", lat.size(), n * watchers);
+  ws.clear();
+  broker.Stop();
+  return r;
+}
+
+// Closed loop, one request at a time: the floor under the open-loop figures.
+std::pair<double, double> RunSequential(size_t n) {
+  TempDir dir;
+  Broker broker(dir, g_broker_flags);
+  auto stub = v1::CredentialBroker::NewStub(NewChannel(broker.address()));
+  std::vector<int64_t> lat;
+  int64_t now_ms = turnbroker::Clock::System()->NowMs();
+  for (size_t i = 0; i < n; ++i) {
+    v1::PublishRequest req;
+    FillCredential(req.add_credentials(), i, now_ms);
+    v1::PublishResponse resp;
+    grpc::ClientContext ctx;
+    int64_t t = NowUs();
+    stub->Publish(&ctx, req, &resp);
+    lat.push_back(NowUs() - t);
+  }
+  broker.Stop();
+  return {Percentile(lat, 0.5), Percentile(lat, 0.99)};
+}
+
+struct BulkResult {
+  double delivered_per_s, acked_per_s, rss_bytes_per_credential, disk_bytes_per_credential,
+      snapshot_seconds;
+};
+
+BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
+  TempDir dir;
+  Broker broker(dir, g_broker_flags);
+  std::vector<std::unique_ptr<Watcher>> ws;
+  for (int i = 0; i < watchers; ++i) ws.push_back(std::make_unique<Watcher>(broker.address(), total, false));
+  for (auto& w : ws) w->WaitSynced();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int64_t rss0 = RssKb(broker.pid());
+
+  std::atomic<size_t> next{0};
+  int64_t now_ms = turnbroker::Clock::System()->NowMs();
+  int64_t start = NowUs();
+  std::vector<std::thread> publishers;
+  std::atomic<int64_t> last_ack{0};
+  for (int p = 0; p < inflight; ++p) {
+    publishers.emplace_back([&] {
+      auto stub = v1::CredentialBroker::NewStub(NewChannel(broker.address()));
+      for (;;) {
+        size_t first = next.fetch_add(batch);
+        if (first >= total) break;
+        size_t last = std::min(total, first + batch);
+        v1::PublishRequest req;
+        for (size_t i = first; i < last; ++i) FillCredential(req.add_credentials(), i, now_ms);
+        v1::PublishResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+        grpc::Status s = stub->Publish(&ctx, req, &resp);
+        if (!s.ok()) {
+          fprintf(stderr, "publish failed: %s\n", s.error_message().c_str());
+          std::exit(1);
+        }
+      }
+      last_ack.store(std::max(last_ack.load(), NowUs()));
+    });
+  }
+  for (auto& t : publishers) t.join();
+  int64_t end = 0;
+  for (auto& w : ws) {
+    int64_t t = w->WaitAll();
+    if (t < 0) fprintf(stderr, "a watcher received only %zu\n", w->received());
+    end = std::max(end, t);
+  }
+  BulkResult r;
+  r.delivered_per_s = total / ((end - start) / 1e6);
+  r.acked_per_s = total / ((last_ack.load() - start) / 1e6);
+  ws.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  r.rss_bytes_per_credential = (RssKb(broker.pid()) - rss0) * 1024.0 / total;
+
+  int64_t snap_start = NowUs();
+  {
+    Watcher fresh(broker.address(), total, false);
+    fresh.WaitSynced(120);
+    r.snapshot_seconds = (fresh.synced_at_us() - snap_start) / 1e6;
+    if (fresh.received() != total) fprintf(stderr, "snapshot had %zu of %zu\n", fresh.received(), total);
+  }
+  broker.Stop();
+  r.disk_bytes_per_credential = static_cast<double>(DirBytes(broker.data())) / total;
+  return r;
+}
+
+}  // namespace
+}  // namespace turnbroker::bench
+
+int main(int argc, char** argv) {
+  using namespace turnbroker::bench;
+  turnbroker::InitRuntime();
+  int runs = 3, watchers = 8, rate = 5000, batch = 1000, inflight = 4;
+  double seconds = 5;
+  size_t total = 1'000'000;
+  std::string json_path;
+  bool quick = false;
+  CLI::App app{"turn-broker benchmark (see the header of bench/broker_bench.cc)"};
+  app.add_option("--runs", runs)->capture_default_str();
+  app.add_option("--watchers", watchers)->capture_default_str();
+  app.add_option("--rate", rate, "Latency run: credentials/s")->capture_default_str();
+  app.add_option("--seconds", seconds, "Latency run length")->capture_default_str();
+  app.add_option("--total", total, "Bulk run: credentials")->capture_default_str();
+  app.add_option("--batch", batch)->capture_default_str();
+  app.add_option("--inflight", inflight, "Concurrent batched publishers")->capture_default_str();
+  app.add_option("--json", json_path, "Write all samples here");
+  app.add_option("--external", g_external, "Measure a running broker HOST:PORT (latency only)");
+  app.add_flag("--quick", quick, "One short run of each (a smoke test)");
+  app.add_option("--broker-flag", g_broker_flags, "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) runs = 1, seconds = 1, total = 50'000;
+
+  std::map<std::string, std::vector<double>> samples;
+  for (int run = 0; run < runs; ++run) {
+    auto [seq50, seq99] = RunSequential(2000);
+    samples["sequential_p50_us"].push_back(seq50);
+    samples["sequential_p99_us"].push_back(seq99);
+    fprintf(stderr, "run %d: sequential publish p50 %.0f us p99 %.0f us\n", run + 1, seq50, seq99);
+    auto l = RunLatency(watchers, rate, seconds);
+    samples["latency_p50_us"].push_back(l.p50_us);
+    samples["latency_p99_us"].push_back(l.p99_us);
+    samples["ack_p50_us"].push_back(l.ack_p50_us);
+    samples["ack_p99_us"].push_back(l.ack_p99_us);
+    samples["achieved_rate"].push_back(l.achieved_rate);
+    if (!g_external.empty()) continue;
+    auto b = RunBulk(watchers, total, batch, inflight);
+    samples["delivered_per_s"].push_back(b.delivered_per_s);
+    samples["acked_per_s"].push_back(b.acked_per_s);
+    samples["rss_bytes_per_credential"].push_back(b.rss_bytes_per_credential);
+    samples["disk_bytes_per_credential"].push_back(b.disk_bytes_per_credential);
+    samples["snapshot_seconds"].push_back(b.snapshot_seconds);
+    fprintf(stderr,
+            "run %d: latency p50 %.0f us p99 %.0f us (ack p50 %.0f p99 %.0f, rate %.0f/s); "
+            "delivered %.0f/s to each of %d watchers (acked %.0f/s); %.0f B RSS and %.0f B disk "
+            "per credential; snapshot of %zu in %.2f s\n",
+            run + 1, l.p50_us, l.p99_us, l.ack_p50_us, l.ack_p99_us, l.achieved_rate,
+            b.delivered_per_s, watchers, b.acked_per_s, b.rss_bytes_per_credential,
+            b.disk_bytes_per_credential, total, b.snapshot_seconds);
+  }
+  printf("turn-broker benchmark: %d runs, %d watchers, medians\n", runs, watchers);
+  printf("  publish->watcher latency at %d/s:   p50 %.2f ms   p99 %.2f ms   (target p99 < 2 ms)\n",
+         rate, Median(samples["latency_p50_us"]) / 1000, Median(samples["latency_p99_us"]) / 1000);
+  printf("  one publish at a time (closed loop): p50 %.2f ms   p99 %.2f ms\n",
+         Median(samples["sequential_p50_us"]) / 1000, Median(samples["sequential_p99_us"]) / 1000);
+  printf("  publish ack latency:                 p50 %.2f ms   p99 %.2f ms\n",
+         Median(samples["ack_p50_us"]) / 1000, Median(samples["ack_p99_us"]) / 1000);
+  printf("  throughput, batches of %d:         %.0f credentials/s to every watcher (target >= 100000)\n",
+         batch, Median(samples["delivered_per_s"]));
+  printf("  memory at %zu live:             %.0f bytes RSS per credential (target < 300)\n", total,
+         Median(samples["rss_bytes_per_credential"]));
+  printf("  disk:                                %.0f bytes per credential\n",
+         Median(samples["disk_bytes_per_credential"]));
+  printf("  snapshot of %zu to a new watcher: %.2f s (target < 2 s)\n", total,
+         Median(samples["snapshot_seconds"]));
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << "{";
+    bool first = true;
+    for (auto& [k, v] : samples) {
+      out << (first ? "" : ",") << "\"" << k << "\":[";
+      for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+      out << "]";
+      first = false;
+    }
+    out << "}\n";
+  }
+  return 0;
+}

@@ -1,0 +1,322 @@
+// The service over real gRPC sockets (an in-process broker on port 0).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "turnbroker/broker/server.h"
+#include "turnbroker/common/channel.h"
+#include "watch_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace turnbroker::broker {
+namespace {
+
+using testing::WatchClient;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Marker = v1::WatchResponse;
+
+v1::Credential Cred(const std::string& username, const std::string& realm = "ims.example.org") {
+  v1::Credential c;
+  c.set_realm(realm);
+  c.set_username(username);
+  c.set_key(std::string(16, 'k'));
+  c.set_expires_at_ms(Clock::System()->NowMs() + 600'000);
+  c.set_subscriber("sip:" + username + "@" + realm);
+  return c;
+}
+
+class GrpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    server_.reset();
+    BrokerOptions o = options_;
+    o.listen = {"127.0.0.1", 0};
+    o.ephemeral = true;
+    auto s = BrokerServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
+    ASSERT_TRUE(ch.ok());
+    channel_ = *ch;
+    stub_ = v1::CredentialBroker::NewStub(channel_);
+  }
+
+  grpc::Status Publish(std::vector<v1::Credential> creds, v1::PublishResponse* out = nullptr) {
+    v1::PublishRequest req;
+    for (auto& c : creds) *req.add_credentials() = c;
+    v1::PublishResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    if (out) *out = resp;
+    return s;
+  }
+  grpc::Status Revoke(const std::string& username, v1::RevokeResponse* out = nullptr) {
+    v1::RevokeRequest req;
+    req.mutable_selector()->mutable_username()->set_username(username);
+    v1::RevokeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Status s = stub_->Revoke(&ctx, req, &resp);
+    if (out) *out = resp;
+    return s;
+  }
+  v1::GetStatusResponse Status() {
+    v1::GetStatusResponse st;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->GetStatus(&ctx, {}, &st).ok());
+    return st;
+  }
+  v1::WatchRequest Resume(uint64_t revision, const std::string& epoch) {
+    v1::WatchRequest r;
+    r.set_resume_revision(revision);
+    r.set_resume_epoch(epoch);
+    return r;
+  }
+  static std::vector<std::string> PutNames(const WatchClient::Responses& rs) {
+    std::vector<std::string> out;
+    for (const auto& e : WatchClient::Events(rs))
+      if (e.has_put()) out.push_back(e.put().username());
+    return out;
+  }
+
+  BrokerOptions options_;
+  std::unique_ptr<BrokerServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+};
+
+TEST_F(GrpcTest, PublishThenWatchReceivesIt) {
+  WatchClient w(channel_, v1::WatchRequest());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  auto rs = w.responses();
+  EXPECT_EQ(rs.front().marker(), Marker::SNAPSHOT_BEGIN);
+  EXPECT_EQ(rs.front().snapshot_reason(), Marker::NO_RESUME_POINT);
+  v1::PublishResponse ack;
+  ASSERT_TRUE(Publish({Cred("alice")}, &ack).ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return PutNames(rs).size() == 1; }));
+  rs = w.responses();
+  const auto& last = rs.back();
+  EXPECT_EQ(last.marker(), Marker::EVENTS);
+  EXPECT_EQ(last.revision(), ack.revision());
+  EXPECT_EQ(last.epoch(), ack.epoch());
+  ASSERT_EQ(last.events_size(), 1);
+  EXPECT_EQ(last.events(0).put().username(), "alice");
+  EXPECT_EQ(last.events(0).put().key(), std::string(16, 'k'));  // watchers get the key
+}
+
+TEST_F(GrpcTest, WatchFromAnOldRevisionReplaysExactlyTheMissedEvents) {
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
+  ASSERT_TRUE(Revoke("u1").ok());
+  std::string epoch = Status().epoch();
+  WatchClient w(channel_, Resume(2, epoch));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  auto rs = w.responses();
+  EXPECT_EQ(WatchClient::Count(rs, Marker::SNAPSHOT_BEGIN), 0);
+  auto events = WatchClient::Events(rs);
+  ASSERT_EQ(events.size(), 4u);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].revision(), i + 3);
+  EXPECT_TRUE(events[3].has_revoke());
+  EXPECT_EQ(WatchClient::Last(rs, Marker::SYNCED)->revision(), 6u);
+  // ...then live events.
+  ASSERT_TRUE(Publish({Cred("u6")}).ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Events(rs).size() == 5; }));
+  EXPECT_EQ(WatchClient::Events(w.responses()).back().revision(), 7u);
+}
+
+TEST_F(GrpcTest, ResumeOlderThanHistoryGetsSnapshotThenSyncedThenLive) {
+  options_.store.state.history_max_events = 3;
+  Start();
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
+  ASSERT_TRUE(Revoke("u2").ok());  // revision 7; history holds 5..7
+  std::string epoch = Status().epoch();
+  WatchClient w(channel_, Resume(1, epoch));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  auto rs = w.responses();
+  ASSERT_EQ(rs.front().marker(), Marker::SNAPSHOT_BEGIN);
+  EXPECT_EQ(rs.front().snapshot_reason(), Marker::HISTORY_COMPACTED);
+  auto names = PutNames(rs);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"u1", "u3", "u4", "u5", "u6"}));
+  for (const auto& r : rs)
+    if (r.marker() == Marker::EVENTS) {
+      EXPECT_EQ(r.revision(), 0u) << "no resume point inside a snapshot";
+    }
+  EXPECT_EQ(WatchClient::Last(rs, Marker::SYNCED)->revision(), 7u);
+  ASSERT_TRUE(Publish({Cred("u7")}).ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return rs.back().revision() == 8; }));
+}
+
+TEST_F(GrpcTest, AnotherEpochOrARevisionAheadGetsASnapshot) {
+  ASSERT_TRUE(Publish({Cred("a")}).ok());
+  std::string epoch = Status().epoch();
+  WatchClient other_epoch(channel_, Resume(1, "0123456789abcdef"));
+  WatchClient ahead(channel_, Resume(99, epoch));
+  for (auto* w : {&other_epoch, &ahead})
+    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  EXPECT_EQ(other_epoch.responses().front().snapshot_reason(), Marker::EPOCH_CHANGED);
+  EXPECT_EQ(ahead.responses().front().snapshot_reason(), Marker::REVISION_AHEAD);
+  EXPECT_EQ(PutNames(ahead.responses()), std::vector<std::string>{"a"});
+}
+
+TEST_F(GrpcTest, ProgressArrivesOnAnIdleStream) {
+  ASSERT_TRUE(Publish({Cred("a")}).ok());
+  v1::WatchRequest r = Resume(1, Status().epoch());
+  r.set_progress_interval_ms(200);
+  WatchClient w(channel_, r);
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::PROGRESS) >= 2; },
+                        std::chrono::seconds(5)));
+  EXPECT_EQ(WatchClient::Last(w.responses(), Marker::PROGRESS)->revision(), 1u);
+}
+
+TEST_F(GrpcTest, FilteredWatcherAdvancesThroughProgress) {
+  v1::WatchRequest r;
+  r.add_realms("b.example.org");
+  r.set_progress_interval_ms(100);
+  WatchClient w(channel_, r);
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(Publish({Cred("x", "a.example.org"), Cred("y", "b.example.org")}).ok());
+  ASSERT_TRUE(Publish({Cred("z", "a.example.org")}).ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) {
+    return !rs.empty() && rs.back().marker() == Marker::PROGRESS && rs.back().revision() == 3;
+  }));
+  EXPECT_EQ(PutNames(w.responses()), std::vector<std::string>{"y"});
+}
+
+TEST_F(GrpcTest, ScopedCredentialsGoOnlyToTheirFarms) {
+  auto scoped = Cred("s");
+  scoped.add_scopes("farm-a");
+  ASSERT_TRUE(Publish({scoped, Cred("open")}).ok());
+  v1::WatchRequest a, b, all;
+  a.set_farm("farm-a");
+  b.set_farm("farm-b");
+  all.set_all_scopes(true);
+  WatchClient wa(channel_, a), wb(channel_, b), wall(channel_, all);
+  for (auto* w : {&wa, &wb, &wall})
+    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  auto sorted = [](std::vector<std::string> v) { std::sort(v.begin(), v.end()); return v; };
+  EXPECT_EQ(sorted(PutNames(wa.responses())), (std::vector<std::string>{"open", "s"}));
+  EXPECT_EQ(PutNames(wb.responses()), std::vector<std::string>{"open"});
+  EXPECT_EQ(sorted(PutNames(wall.responses())), (std::vector<std::string>{"open", "s"}));
+}
+
+TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
+  ASSERT_TRUE(Publish({Cred("keep")}).ok());
+  auto bad = Cred("bad");
+  bad.set_key("123");
+  grpc::Status s = Publish({Cred("fine"), bad});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), StartsWith("credentials[1].key:"));
+  s = Publish({});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::RevokeRequest rv;
+  rv.mutable_selector()->set_subscriber("has space");
+  v1::RevokeResponse rr;
+  grpc::ClientContext c1;
+  s = stub_->Revoke(&c1, rv, &rr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), StartsWith("selector.subscriber:"));
+
+  v1::GetRequest get;
+  get.mutable_ref()->set_username("");
+  v1::GetResponse gr;
+  grpc::ClientContext c2;
+  s = stub_->Get(&c2, get, &gr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), StartsWith("ref.username:"));
+
+  v1::ListRequest list;
+  list.set_page_token("not-a-token");
+  v1::ListResponse lr;
+  grpc::ClientContext c3;
+  s = stub_->List(&c3, list, &lr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), StartsWith("page_token:"));
+
+  v1::WatchRequest w1;
+  w1.add_realms("bad realm");
+  WatchClient bad_watch(channel_, w1);
+  ASSERT_TRUE(bad_watch.WaitForEnd());
+  EXPECT_EQ(bad_watch.finished()->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad_watch.finished()->error_message(), StartsWith("realms[0]:"));
+  v1::WatchRequest w2;
+  w2.set_resume_revision(3);
+  WatchClient no_epoch(channel_, w2);
+  ASSERT_TRUE(no_epoch.WaitForEnd());
+  EXPECT_THAT(no_epoch.finished()->error_message(), StartsWith("resume_epoch:"));
+
+  auto st = Status();
+  EXPECT_EQ(st.revision(), 1u);
+  EXPECT_EQ(st.live_credentials(), 1u);
+}
+
+TEST_F(GrpcTest, GetAndListNeverReturnKeys) {
+  ASSERT_TRUE(Publish({Cred("a"), Cred("b"), Cred("c", "other.example.org")}).ok());
+  v1::GetRequest get;
+  get.mutable_ref()->set_username("a");
+  v1::GetResponse gr;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->Get(&c1, get, &gr).ok());
+  EXPECT_EQ(gr.credential().credential().username(), "a");
+  EXPECT_TRUE(gr.credential().credential().key().empty());
+  EXPECT_EQ(gr.credential().revision(), 1u);
+
+  v1::ListRequest list;
+  list.set_page_size(1);
+  std::vector<std::string> names;
+  for (;;) {
+    v1::ListResponse lr;
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->List(&c, list, &lr).ok());
+    for (const auto& info : lr.credentials()) {
+      names.push_back(info.credential().username());
+      EXPECT_TRUE(info.credential().key().empty());
+    }
+    if (lr.next_page_token().empty()) break;
+    list.set_page_token(lr.next_page_token());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c"}));
+
+  get.mutable_ref()->set_username("zz");
+  grpc::ClientContext c2;
+  EXPECT_EQ(stub_->Get(&c2, get, &gr).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
+  options_.max_publish_rate = 50;
+  options_.max_publish_burst = 100;
+  Start();
+  std::vector<v1::Credential> batch;
+  for (int i = 0; i < 100; ++i) batch.push_back(Cred("r" + std::to_string(i)));
+  ASSERT_TRUE(Publish(batch).ok());
+  grpc::Status s = Publish({Cred("one-more")});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("publish rate limit"));
+  EXPECT_EQ(Status().live_credentials(), 100u);
+}
+
+TEST_F(GrpcTest, HealthAndReflectionAreServed) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckResponse hr;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(health->Check(&ctx, {}, &hr).ok());
+  EXPECT_EQ(hr.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  auto st = Status();
+  EXPECT_EQ(st.store(), "ephemeral");
+  EXPECT_EQ(st.epoch().size(), 32u);
+}
+
+TEST_F(GrpcTest, ShutdownEndsStreamsWithUnavailable) {
+  WatchClient w(channel_, v1::WatchRequest());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  server_->Shutdown();
+  ASSERT_TRUE(w.WaitForEnd());
+  EXPECT_EQ(w.finished()->error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(w.finished()->error_message(), HasSubstr("reconnect"));
+}
+
+}  // namespace
+}  // namespace turnbroker::broker

@@ -1,0 +1,191 @@
+// The turn-broker binary as operators run it: signals, crashes, slow
+// watchers, memory.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "broker_process.h"
+#include "turnbroker/common/channel.h"
+#include "turnbroker/common/clock.h"
+#include "watch_client.h"
+
+namespace turnbroker::testing {
+namespace {
+
+using Marker = v1::WatchResponse;
+using ::testing::HasSubstr;
+
+v1::Credential Cred(const std::string& username) {
+  v1::Credential c;
+  c.set_realm("ims.example.org");
+  c.set_username(username);
+  c.set_key(std::string(16, 'k'));
+  c.set_expires_at_ms(Clock::System()->NowMs() + 3'600'000);
+  c.set_subscriber("sip:" + username + "@ims.example.org");
+  return c;
+}
+
+int64_t RssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
+class ProcessTest : public ::testing::Test {
+ protected:
+  void Connect(const BrokerProcess& b) {
+    channel_ = *MakeChannel(ChannelOptions{b.address()});
+    stub_ = v1::CredentialBroker::NewStub(channel_);
+  }
+  grpc::Status Publish(const std::vector<v1::Credential>& creds, v1::PublishResponse* out = nullptr) {
+    v1::PublishRequest req;
+    for (auto& c : creds) *req.add_credentials() = c;
+    v1::PublishResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    if (out) *out = resp;
+    return s;
+  }
+  grpc::Status Revoke(const std::string& username) {
+    v1::RevokeRequest req;
+    req.mutable_selector()->mutable_username()->set_username(username);
+    v1::RevokeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub_->Revoke(&ctx, req, &resp);
+  }
+  grpc::Status Get(const std::string& username) {
+    v1::GetRequest req;
+    req.mutable_ref()->set_username(username);
+    v1::GetResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub_->Get(&ctx, req, &resp);
+  }
+
+  TempDir dir_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+};
+
+TEST_F(ProcessTest, SigtermWithOpenStreamsExitsCleanly) {
+  BrokerProcess broker(dir_, {"--data-dir", dir_.File("data")});
+  Connect(broker);
+  ASSERT_TRUE(Publish({Cred("a")}).ok());
+  WatchClient w1(channel_, v1::WatchRequest()), w2(channel_, v1::WatchRequest());
+  for (auto* w : {&w1, &w2})
+    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  broker.process().Signal(SIGTERM);
+  auto status = broker.process().Wait(std::chrono::seconds(15));
+  ASSERT_TRUE(status.has_value()) << "did not exit after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  for (auto* w : {&w1, &w2}) {
+    ASSERT_TRUE(w->WaitForEnd());
+    EXPECT_EQ(w->finished()->error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(w->finished()->error_message(), HasSubstr("shutting down"));
+  }
+  EXPECT_THAT(broker.process().Output(), HasSubstr("broker stopped"));
+}
+
+TEST_F(ProcessTest, SigkillAndRestartKeepsEverythingAcknowledgedAndWatchersResume) {
+  BrokerProcess broker(dir_, {"--data-dir", dir_.File("data")});
+  Connect(broker);
+  WatchClient w(channel_, v1::WatchRequest());
+  std::vector<v1::Credential> batch;
+  for (int i = 0; i < 200; ++i) batch.push_back(Cred("c" + std::to_string(i)));
+  v1::PublishResponse ack;
+  ASSERT_TRUE(Publish(batch, &ack).ok());
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Revoke("c" + std::to_string(i)).ok());
+  ASSERT_TRUE(Revoke("never-published").ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return !rs.empty() && rs.back().revision() == 251; }));
+  uint64_t seen = w.responses().back().revision();
+
+  kill(broker.process().pid(), SIGKILL);
+  broker.process().Wait(std::chrono::seconds(5));
+  ASSERT_TRUE(w.WaitForEnd());
+  broker.Restart();
+  Connect(broker);
+
+  for (int i = 0; i < 200; ++i) {
+    grpc::Status s = Get("c" + std::to_string(i));
+    EXPECT_EQ(s.error_code(), i < 50 ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::OK) << i;
+  }
+  // Revocations survived: no republish of a revoked username.
+  EXPECT_EQ(Publish({Cred("c1")}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Publish({Cred("never-published")}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::WatchRequest resume;
+  resume.set_resume_revision(seen);
+  resume.set_resume_epoch(ack.epoch());
+  WatchClient again(channel_, resume);
+  ASSERT_TRUE(again.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  EXPECT_EQ(WatchClient::Count(again.responses(), Marker::SNAPSHOT_BEGIN), 0) << "resumed without a snapshot";
+  ASSERT_TRUE(Publish({Cred("after")}).ok());
+  ASSERT_TRUE(again.WaitFor([](auto& rs) {
+    auto e = WatchClient::Events(rs);
+    return e.size() == 1 && e[0].revision() == 252 && e[0].put().username() == "after";
+  }));
+}
+
+TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
+  BrokerProcess broker(dir_, {"--ephemeral", "--history-max-events", "20000"});
+  Connect(broker);
+  // Warm up, then measure from here.
+  ASSERT_TRUE(Publish({Cred("warm")}).ok());
+  int64_t rss_before = RssKb(broker.process().pid());
+
+  // The slow one opens its stream and does not read.
+  WatchClient slow(channel_, v1::WatchRequest(), /*start_paused=*/true);
+  auto fast_channel = *MakeChannel(ChannelOptions{broker.address()});
+  WatchClient fast(fast_channel, v1::WatchRequest());
+  ASSERT_TRUE(fast.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+
+  constexpr int kBatches = 100, kBatch = 1000;
+  int64_t worst_ack_us = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<v1::Credential> batch;
+    for (int i = 0; i < kBatch; ++i) batch.push_back(Cred("b" + std::to_string(b) + "-" + std::to_string(i)));
+    int64_t start = MonotonicMicros();
+    ASSERT_TRUE(Publish(batch).ok());
+    worst_ack_us = std::max(worst_ack_us, MonotonicMicros() - start);
+  }
+  const uint64_t head = 1 + kBatches * kBatch;
+  // The fast watcher has everything promptly.
+  ASSERT_TRUE(fast.WaitFor([&](auto& rs) { return !rs.empty() && rs.back().revision() == head; },
+                           std::chrono::seconds(10)));
+  EXPECT_LT(worst_ack_us, 2'000'000) << "a publish waited for the slow watcher";
+
+  // Memory: the live set and retained history, not a buffer for the slow
+  // watcher (which would be ~15 MB of frames if it were queued).
+  int64_t growth_kb = RssKb(broker.process().pid()) - rss_before;
+  RecordProperty("rss_growth_kb", static_cast<int>(growth_kb));
+  EXPECT_LT(growth_kb, 80 * 1024) << "RSS grew by " << growth_kb << " KiB";
+
+  // The slow watcher fell behind the retained history: when it reads again
+  // it is given a snapshot, and ends up with the whole live set.
+  slow.Resume();
+  ASSERT_TRUE(slow.WaitFor([&](auto& rs) { return !rs.empty() && rs.back().revision() == head; },
+                           std::chrono::seconds(20)));
+  auto rs = slow.responses();
+  bool too_slow = false;
+  for (const auto& r : rs)
+    too_slow |= r.marker() == Marker::SNAPSHOT_BEGIN && r.snapshot_reason() == Marker::WATCHER_TOO_SLOW;
+  EXPECT_TRUE(too_slow);
+  std::set<std::string> names;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    if (rs[i].marker() == Marker::SNAPSHOT_BEGIN) names.clear();  // a snapshot starts anew
+    for (const auto& e : rs[i].events())
+      if (e.has_put()) names.insert(e.put().username());
+  }
+  EXPECT_EQ(names.size(), head);
+}
+
+}  // namespace
+}  // namespace turnbroker::testing

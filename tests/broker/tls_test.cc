@@ -1,0 +1,129 @@
+// mTLS and roles, with certificates made at test time.
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "pki.h"
+#include "turnbroker/broker/server.h"
+#include "turnbroker/common/channel.h"
+#include "watch_client.h"
+
+namespace turnbroker::broker {
+namespace {
+
+using ::testing::HasSubstr;
+using turnbroker::testing::Pki;
+using turnbroker::testing::TempDir;
+using turnbroker::testing::WatchClient;
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(turnbroker::testing::MakeTestPki(dir_.path(), &pki_, &error)) << error;
+    BrokerOptions o;
+    o.listen = {"127.0.0.1", 0};
+    o.ephemeral = true;
+    o.tls = {pki_.Cert("server"), pki_.Key("server"), pki_.ca};
+    auto s = BrokerServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+
+  std::unique_ptr<v1::CredentialBroker::Stub> Client(const std::string& who) {
+    ChannelOptions o("127.0.0.1:" + std::to_string(server_->port()));
+    if (!who.empty()) o.tls = {pki_.Cert(who), pki_.Key(who), pki_.ca};
+    if (who == "plaintext") o.tls = {};
+    auto ch = MakeChannel(o);
+    EXPECT_TRUE(ch.ok()) << ch.status();
+    channels_.push_back(*ch);
+    return v1::CredentialBroker::NewStub(*ch);
+  }
+
+  grpc::Status Publish(v1::CredentialBroker::Stub* stub, const std::string& username) {
+    v1::PublishRequest req;
+    auto* c = req.add_credentials();
+    c->set_realm("ims.example.org");
+    c->set_username(username);
+    c->set_key(std::string(16, 'k'));
+    c->set_expires_at_ms(Clock::System()->NowMs() + 60'000);
+    v1::PublishResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return stub->Publish(&ctx, req, &resp);
+  }
+  grpc::Status List(v1::CredentialBroker::Stub* stub) {
+    v1::ListResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return stub->List(&ctx, {}, &resp);
+  }
+  grpc::Status Watch(const std::string& who) {
+    auto stub = Client(who);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    auto reader = stub->Watch(&ctx, {});
+    v1::WatchResponse r;
+    if (reader->Read(&r)) return grpc::Status::OK;  // the stream started
+    return reader->Finish();
+  }
+
+  TempDir dir_;
+  Pki pki_;
+  std::unique_ptr<BrokerServer> server_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+};
+
+TEST_F(TlsTest, RolesComeFromTheClientCertificate) {
+  auto publisher = Client("publisher");
+  auto subscriber = Client("subscriber");
+  auto operator_ = Client("operator");
+  auto norole = Client("norole");
+
+  EXPECT_TRUE(Publish(publisher.get(), "a").ok());
+  grpc::Status s = Publish(subscriber.get(), "b");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("Publish needs role publisher; client 'turn-1' has subscriber"));
+  EXPECT_EQ(Publish(operator_.get(), "c").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Publish(norole.get(), "d").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  EXPECT_TRUE(Watch("subscriber").ok());
+  EXPECT_TRUE(Watch("operator").ok());
+  s = Watch("publisher");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("Watch needs role subscriber,operator"));
+
+  EXPECT_TRUE(List(operator_.get()).ok());
+  EXPECT_EQ(List(subscriber.get()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(TlsTest, ClientsWithoutAValidCertificateCannotConnect) {
+  for (const char* who : {"plaintext", "stranger"}) {
+    auto stub = Client(who);
+    EXPECT_EQ(Publish(stub.get(), "x").error_code(), grpc::StatusCode::UNAVAILABLE) << who;
+  }
+  // TLS without a client certificate.
+  ChannelOptions o("127.0.0.1:" + std::to_string(server_->port()));
+  grpc::SslCredentialsOptions ssl;
+  std::ifstream in(pki_.ca);
+  ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(in), {});
+  auto ch = grpc::CreateChannel(o.target, grpc::SslCredentials(ssl));
+  auto stub = v1::CredentialBroker::NewStub(ch);
+  EXPECT_EQ(Publish(stub.get(), "y").error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST(ListenPolicyTest, PlaintextOnlyOnLoopbackUnlessInsecure) {
+  BrokerOptions o;
+  o.listen = {"0.0.0.0", 0};
+  o.ephemeral = true;
+  auto s = BrokerServer::Start(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("--insecure"));
+  o.insecure = true;
+  s = BrokerServer::Start(o);
+  EXPECT_TRUE(s.ok()) << s.status();
+}
+
+}  // namespace
+}  // namespace turnbroker::broker

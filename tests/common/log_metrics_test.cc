@@ -1,0 +1,34 @@
+#include <gtest/gtest.h>
+
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/metrics.h"
+
+namespace turnbroker {
+namespace {
+
+TEST(MetricsTest, RendersPrometheusText) {
+  MetricsRegistry r;
+  r.AddCounter("x_total", "Things", "kind=\"a\"")->Inc(3);
+  r.AddGauge("y", "Level")->Set(-2);
+  Histogram* h = r.AddHistogram("z_seconds", "Latency", "", {0.001, 0.01});
+  h->ObserveMicros(500);
+  h->ObserveMicros(5000);
+  h->ObserveMicros(50000);
+  std::string text = r.Render();
+  EXPECT_NE(text.find("# TYPE x_total counter\nx_total{kind=\"a\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("y -2\n"), std::string::npos);
+  EXPECT_NE(text.find("z_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("z_seconds_bucket{le=\"0.01\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("z_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("z_seconds_count 3\n"), std::string::npos);
+}
+
+TEST(LogTest, ParsesLevels) {
+  LogLevel l;
+  EXPECT_TRUE(ParseLogLevel("WARN", &l));
+  EXPECT_EQ(l, LogLevel::kWarn);
+  EXPECT_FALSE(ParseLogLevel("loud", &l));
+}
+
+}  // namespace
+}  // namespace turnbroker
