@@ -3,6 +3,10 @@
 // coturn) is in pcscf_turn_flow_test.cc.
 #include <httplib.h>
 
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "pcscf_stack.h"
@@ -174,6 +178,40 @@ TEST_F(PcscfKamailioTest, ARetransmittedRegisterDoesNotRepeatTheAgentCall) {
   EXPECT_NE(m->body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"2xx\"} 1\n"),
             std::string::npos)
       << m->body;
+}
+
+// TCP sockets on 127.0.0.1 whose remote port is `port`, by state (from
+// /proc/net/tcp: "01" established, "06" TIME_WAIT).
+int SocketsTo(int port, const std::string& state) {
+  std::ifstream in("/proc/net/tcp");
+  char want[8];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  int n = 0;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, st;
+    fields >> slot >> local >> remote >> st;
+    if (remote.size() > 5 && remote.substr(remote.size() - 5) == want && st == state) ++n;
+  }
+  return n;
+}
+
+TEST_F(PcscfKamailioTest, KamailioReusesItsConnectionsToTheAgent) {
+  PcscfStack stack(dir_);
+  ::turnbroker::testing::SippOptions s;
+  s.scenario = SippScenario("register_bench.xml");
+  s.target = stack.kamailio().address();
+  s.keys = {{"user", "reuse"}, {"domain", "example.org"}, {"expires", "600"}};
+  s.calls = 40;
+  s.extra = {"-r", "100"};
+  auto r = ::turnbroker::testing::RunSipp(dir_, s);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // keep_connections: one connection per SIP worker (WORKERS=2 here), not
+  // one per REGISTER (an httpcon defined above keep_connections would not).
+  EXPECT_LE(SocketsTo(stack.agent_port(), "01"), 2 + 1);  // + an OPTIONS-time one
+  EXPECT_EQ(SocketsTo(stack.agent_port(), "06"), 0) << "connections were closed and reopened";
 }
 
 }  // namespace
