@@ -24,8 +24,10 @@ struct PublisherOptions {
   size_t max_batch = 500;
   // Publish calls in flight at once. While all are busy, new credentials
   // queue and leave together in the next call: many SIP workers publishing
-  // at once share calls, and an idle publisher adds no delay.
-  int max_in_flight = 4;
+  // at once share calls, and an idle publisher adds no delay. Fewer calls
+  // batch more (less CPU per credential at the broker and here); more than
+  // one keeps a slow call from holding every credential back.
+  int max_in_flight = 2;
   // Deadline of one Publish call; a credential's own deadline may be shorter.
   int64_t call_timeout_ms = 500;
   // Backoff between attempts of a credential whose call failed transiently.
