@@ -11,7 +11,7 @@ packages=(
   libssl-dev libhiredis-dev libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   # the real peers the stack and the tests run
-  redis-server coturn kamailio kamailio-utils-modules kamailio-extra-modules
+  redis-server redis-tools coturn kamailio kamailio-utils-modules kamailio-extra-modules
   kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2
 )
 if [[ "${1:-}" == "--with-browser" ]]; then

@@ -1,0 +1,101 @@
+# The TURN side: coturn's Redis, an unmodified coturn reading its users from
+# it (turnserver --redis-userdb --lt-cred-mech), and turn-credential-sync
+# keeping that Redis equal to the broker's live credentials.
+TURN_REALM=${TURN_REALM:-demo.example.org}
+
+stack_start_turn() {
+  REDIS_PORT=$(free_port)
+  start_bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$STACK_DIR"
+  wait_for_log redis "Ready to accept connections"
+
+  TURN_PORT=$(free_port)
+  TURN_CLI_PORT=$(free_port)
+  TURN_PEER_PORT=$(free_port)
+  # coturn's admin CLI (loopback only) lets the sync end revoked sessions.
+  umask 077
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STACK_DIR/coturn-cli-password"
+  start_bg turnserver turnserver -n --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 \
+    --listening-port "$TURN_PORT" --no-tls --no-dtls \
+    --redis-userdb "ip=127.0.0.1 port=$REDIS_PORT dbname=0" \
+    --lt-cred-mech --realm "$TURN_REALM" --allow-loopback-peers \
+    --pidfile "$STACK_DIR/turnserver.pid" \
+    --cli-ip 127.0.0.1 --cli-port "$TURN_CLI_PORT" \
+    --cli-password "$(cat "$STACK_DIR/coturn-cli-password")" \
+    --log-file stdout --simple-log
+  wait_for_log turnserver "Total General servers"
+  # turnutils_uclient needs an echo peer behind the relay.
+  start_bg turn-peer turnutils_peer -L 127.0.0.1 -p "$TURN_PEER_PORT"
+
+  start_bg turn-sync "$BUILD/turn-plugin/turn-credential-sync" --broker "$BROKER" \
+    --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --realm "$TURN_REALM" --name stack \
+    --coturn-admin "127.0.0.1:$TURN_CLI_PORT" \
+    --coturn-admin-password-file "$STACK_DIR/coturn-cli-password" \
+    --metrics-listen 127.0.0.1:0
+  wait_for_log turn-sync 'msg="synced"'
+  TURN_SYNC_METRICS=$(sed -n 's/.*running sync=stack metrics=\([^ ]*\).*/\1/p' "$STACK_DIR/turn-sync.log")
+  echo "coturn on 127.0.0.1:$TURN_PORT (realm $TURN_REALM), its Redis on :$REDIS_PORT," \
+    "turn-credential-sync metrics on $TURN_SYNC_METRICS"
+}
+
+# turn_allocate USER PASSWORD: one TURN allocation with turnutils_uclient;
+# succeeds if coturn accepted the credential.
+turn_allocate() {
+  local log="$STACK_DIR/uclient-$1-$RANDOM.log" client
+  turnutils_uclient -v -c -n 1 -u "$1" -w "$2" -e 127.0.0.1 -r "$TURN_PEER_PORT" \
+    -p "$TURN_PORT" 127.0.0.1 >"$log" 2>&1 &
+  client=$!
+  for _ in $(seq 50); do
+    if grep -q "Received relay addr" "$log"; then
+      kill "$client" 2>/dev/null || true
+      wait "$client" 2>/dev/null || true
+      return 0
+    fi
+    kill -0 "$client" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$client" 2>/dev/null || true
+  wait "$client" 2>/dev/null || true
+  return 1
+}
+
+# turn_key_present USER: whether coturn's key for USER is in its Redis.
+turn_key_present() {
+  [[ $(redis-cli -p "$REDIS_PORT" exists "turn/realm/$TURN_REALM/user/$1/key") == 1 ]]
+}
+
+stack_demo_turn() {
+  say "TURN: a credential published with turnbrokerctl is accepted by coturn, refused after revoke"
+  local user="wic-$RANDOM$RANDOM" pass key
+  pass=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  key="turn/realm/$TURN_REALM/user/$user/key"
+  run "$CTL" publish --realm "$TURN_REALM" --username "$user" --password "$pass" --ttl 600 \
+    --subscriber "sip:alice@$TURN_REALM" --issuer pcscf-demo
+  for _ in $(seq 50); do turn_key_present "$user" && break; sleep 0.1; done
+  echo "coturn's Redis now holds (HA1 as hex, absolute expiry in Unix ms):"
+  run redis-cli -p "$REDIS_PORT" get "$key"
+  run redis-cli -p "$REDIS_PORT" pexpiretime "$key"
+  if turn_allocate "$user" "$pass"; then
+    echo "turnutils_uclient: allocation ACCEPTED by coturn"
+  else
+    echo "turnutils_uclient: allocation refused (unexpected)" >&2
+    return 1
+  fi
+  if turn_allocate "$user" "wrong-password"; then
+    echo "turnutils_uclient: a wrong password was accepted (unexpected)" >&2
+    return 1
+  fi
+  echo "turnutils_uclient: a wrong password is refused"
+  run "$CTL" revoke --subscriber "sip:alice@$TURN_REALM" --reason de-REGISTER
+  for _ in $(seq 50); do turn_key_present "$user" || break; sleep 0.1; done
+  run redis-cli -p "$REDIS_PORT" exists "$key"
+  if turn_allocate "$user" "$pass"; then
+    echo "turnutils_uclient: allocation accepted after revoke (unexpected)" >&2
+    return 1
+  fi
+  echo "turnutils_uclient: allocation REFUSED by coturn after revoke"
+  echo "turn-credential-sync's view (/metrics):"
+  curl -s "http://$TURN_SYNC_METRICS/metrics" |
+    grep -E '^turnbroker_sync_(events_applied_total|keys_deleted_total|last_applied_revision|up)[ {]' |
+    sed 's/^/  /'
+}

@@ -1,0 +1,188 @@
+// End to end with the real parts: redis-server, an unmodified coturn
+// (turnserver --redis-userdb --lt-cred-mech), turn-broker, the
+// turn-credential-sync binary, and TURN clients (turnutils_uclient).
+#include <httplib.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "broker_process.h"
+#include "coturn.h"
+#include "redis_server.h"
+#include "sync_fixture.h"
+#include "turnbroker/turn/coturn_admin.h"
+
+namespace turnbroker::turn {
+namespace {
+
+using namespace turnbroker::turn::testing;
+using namespace turnbroker::testing;
+using namespace std::chrono_literals;
+
+const std::string kRealm = "example.org";
+const std::string kCliPassword = "cli-secret";
+
+// turn-credential-sync as a child process.
+class SyncProcess {
+ public:
+  SyncProcess(const TempDir& dir, const std::string& broker, const RedisServer& redis,
+              int cli_port) {
+    std::vector<std::string> argv = {
+        BuiltBinary("turn-credential-sync"), "--broker", broker, "--redis-url", redis.url(),
+        "--realm", kRealm, "--name", "e2e", "--metrics-listen", "127.0.0.1:0",
+        "--progress-interval", "200", "--backoff-max", "300", "--log-level", "debug"};
+    if (cli_port) {
+      argv.push_back("--coturn-admin");
+      argv.push_back("127.0.0.1:" + std::to_string(cli_port));
+    }
+    process_ = std::make_unique<Subprocess>(
+        argv, dir.File("sync.log"),
+        std::vector<std::string>{"TURNBROKER_SYNC_COTURN_ADMIN_PASSWORD=" + kCliPassword});
+    auto line = process_->WaitForOutput("turn-credential-sync running", 10s);
+    if (!line) {
+      ADD_FAILURE() << "turn-credential-sync did not start:\n" << process_->Output();
+      return;
+    }
+    std::smatch m;
+    if (std::regex_search(*line, m, std::regex("metrics=127\\.0\\.0\\.1:(\\d+)"))) {
+      metrics_port_ = std::stoi(m[1]);
+    }
+  }
+
+  // GET on the metrics server: status and body (status 0: no answer).
+  std::pair<int, std::string> Get(const std::string& path) {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    http.set_connection_timeout(1);
+    auto res = http.Get(path.c_str());
+    if (!res) return {0, ""};
+    return {res->status, res->body};
+  }
+  bool Healthy() { return Get("/healthz").first == 200; }
+  Subprocess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<Subprocess> process_;
+  int metrics_port_ = 0;
+};
+
+class TurnE2eTest : public ::testing::Test {
+ protected:
+  explicit TurnE2eTest(bool with_cli = false)
+      : coturn_(dir_, CoturnOptions{kRealm, redis_.port(), with_cli ? kCliPassword : ""}),
+        sync_(dir_, broker_.address(), redis_, with_cli ? coturn_.cli_port() : 0) {
+    EXPECT_TRUE(WaitUntil([&] { return sync_.Healthy(); }, 10s)) << sync_.process().Output();
+  }
+
+  bool KeyPresent(const std::string& user) { return redis_.Get(UserKeyName(kRealm, user)).has_value(); }
+  bool Allocates(const std::string& user, const std::string& password) {
+    return TryAllocate(dir_, coturn_, peer_, user, password);
+  }
+
+  TempDir dir_;
+  RedisServer redis_{dir_};
+  BrokerProcess broker_{dir_, {"--ephemeral"}};
+  BrokerClient client_{broker_.address()};
+  TurnPeer peer_{dir_};
+  CoturnServer coturn_;
+  SyncProcess sync_;
+};
+
+TEST_F(TurnE2eTest, CoturnAcceptsPublishedCredentialsAndRefusesWrongOrRevokedOnes) {
+  client_.Publish(kRealm, "alice", 120'000, "sip:alice@example.org", "pcscf-1");
+  ASSERT_TRUE(WaitUntil([&] { return KeyPresent("alice"); }, 5s));
+  EXPECT_TRUE(Allocates("alice", "pw-alice"));
+  EXPECT_FALSE(Allocates("alice", "wrong-password"));
+  EXPECT_FALSE(Allocates("nobody", "pw-nobody"));
+
+  client_.Revoke(BySubscriber("sip:alice@example.org"));
+  ASSERT_TRUE(WaitUntil([&] { return !KeyPresent("alice"); }, 5s));
+  EXPECT_FALSE(Allocates("alice", "pw-alice"));
+}
+
+TEST_F(TurnE2eTest, CoturnRefusesAnExpiredCredential) {
+  client_.Publish(kRealm, "brief", 2'000);
+  ASSERT_TRUE(WaitUntil([&] { return KeyPresent("brief"); }, 5s));
+  EXPECT_TRUE(Allocates("brief", "pw-brief"));
+  // Redis drops the key at its absolute expiry, with no event at all.
+  ASSERT_TRUE(WaitUntil([&] { return !KeyPresent("brief"); }, 5s));
+  EXPECT_FALSE(Allocates("brief", "pw-brief"));
+}
+
+TEST_F(TurnE2eTest, HealthAndMetricsFollowRedis) {
+  client_.Publish(kRealm, "m1", 60'000);
+  ASSERT_TRUE(WaitUntil([&] { return KeyPresent("m1"); }, 5s));
+  auto [status, body] = sync_.Get("/metrics");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("turnbroker_sync_events_applied_total{kind=\"put\"} 1"), std::string::npos)
+      << body;
+  EXPECT_NE(body.find("turnbroker_sync_last_applied_revision 1"), std::string::npos);
+  EXPECT_NE(body.find("turnbroker_sync_lag_seconds"), std::string::npos);
+
+  redis_.Kill();
+  client_.Publish(kRealm, "m2", 60'000);  // a write that fails
+  EXPECT_TRUE(WaitUntil([&] { return !sync_.Healthy(); }, 5s));
+  EXPECT_NE(sync_.Get("/metrics").second.find("turnbroker_sync_redis_up 0"), std::string::npos);
+  redis_.Start();
+  EXPECT_TRUE(WaitUntil([&] { return sync_.Healthy(); }, 10s));
+  EXPECT_TRUE(WaitUntil([&] { return KeyPresent("m2"); }, 5s));
+}
+
+class TurnRevocationE2eTest : public TurnE2eTest {
+ protected:
+  TurnRevocationE2eTest() : TurnE2eTest(/*with_cli=*/true) {}
+};
+
+TEST_F(TurnRevocationE2eTest, RevocationEndsTheLiveAllocationsOfTheUser) {
+  client_.Publish(kRealm, "carol", 120'000, "sip:carol@example.org");
+  client_.Publish(kRealm, "dave", 120'000, "sip:dave@example.org");
+  ASSERT_TRUE(WaitUntil([&] { return KeyPresent("carol") && KeyPresent("dave"); }, 5s));
+  TurnClient carol(dir_, coturn_, peer_, "carol", "pw-carol");
+  TurnClient dave(dir_, coturn_, peer_, "dave", "pw-dave");
+  ASSERT_TRUE(carol.Allocated());
+  ASSERT_TRUE(dave.Allocated());
+
+  CoturnCli cli(CoturnCliOptions{{"127.0.0.1", static_cast<uint16_t>(coturn_.cli_port())},
+                                 kCliPassword});
+  auto sessions = [&](const std::string& user) {
+    auto ids = cli.Sessions(kRealm, user);
+    EXPECT_TRUE(ids.ok()) << ids.status();
+    return ids.ok() ? ids->size() : 0;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return sessions("carol") > 0; }, 5s));
+
+  // Deleting the key alone would leave carol's allocation running: coturn
+  // keeps the key of a live session. The sync ends it through the CLI.
+  client_.Revoke(BySubscriber("sip:carol@example.org"));
+  EXPECT_TRUE(WaitUntil([&] { return sessions("carol") == 0; }, 10s))
+      << sync_.process().Output();
+  EXPECT_FALSE(KeyPresent("carol"));
+  EXPECT_GT(sessions("dave"), 0u);
+  EXPECT_NE(sync_.Get("/metrics").second.find("turnbroker_sync_sessions_cancelled_total"),
+            std::string::npos);
+  EXPECT_EQ(redis_.Command({"ZCARD", "turnbroker/sync/e2e/cancel"}).integer, 0);
+}
+
+TEST(TurnSyncCommandLineTest, HelpDocumentsEveryFlagAndBadFlagsStopIt) {
+  RunResult help = turnbroker::testing::Run({BuiltBinary("turn-credential-sync"), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag :
+       {"--broker", "--redis-url", "--realm", "--farm", "--name", "--coturn-admin",
+        "--coturn-admin-password", "--metrics-listen", "--tls-cert", "--tls-key", "--tls-ca",
+        "--log-level", "--log-format", "--progress-interval", "--backoff-max",
+        "--connect-timeout", "TURNBROKER_SYNC_REDIS_URL"}) {
+    EXPECT_NE(help.output.find(flag), std::string::npos) << flag;
+  }
+  RunResult no_realm = turnbroker::testing::Run({BuiltBinary("turn-credential-sync")});
+  EXPECT_EQ(no_realm.exit_code, 106);  // CLI11: a required option is missing
+  RunResult bad_url =
+      turnbroker::testing::Run({BuiltBinary("turn-credential-sync"), "--realm", "r", "--redis-url", "redis://:pw@h:0/0"});
+  EXPECT_EQ(bad_url.exit_code, 2);
+  EXPECT_NE(bad_url.output.find("--redis-url"), std::string::npos);
+  EXPECT_EQ(bad_url.output.find(":pw@"), std::string::npos);
+  RunResult bad_realm = turnbroker::testing::Run({BuiltBinary("turn-credential-sync"), "--realm", "bad realm"});
+  EXPECT_EQ(bad_realm.exit_code, 2);
+  EXPECT_NE(bad_realm.output.find("--realm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace turnbroker::turn

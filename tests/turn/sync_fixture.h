@@ -1,0 +1,125 @@
+// Integration-test helpers: a gRPC client of a real broker, and a
+// turn-credential-sync run in process (the library's CredentialSync and
+// WatchLoop, as main.cc wires them) so tests can read its metrics.
+#ifndef TURNBROKER_TESTS_TURN_SYNC_FIXTURE_H_
+#define TURNBROKER_TESTS_TURN_SYNC_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frames.h"
+#include "process.h"
+#include "turnbroker/common/channel.h"
+#include "turnbroker/common/clock.h"
+#include "turnbroker/common/metrics.h"
+#include "turnbroker/common/redis.h"
+#include "turnbroker/turn/sync.h"
+#include "turnbroker/turn/watch_loop.h"
+#include "turnbroker/v1/broker.grpc.pb.h"
+
+namespace turnbroker::turn::testing {
+
+class BrokerClient {
+ public:
+  explicit BrokerClient(const std::string& address) {
+    ChannelOptions o;
+    o.target = address;
+    stub_ = v1::CredentialBroker::NewStub(*MakeChannel(o));
+  }
+
+  // Publishes a credential with password "pw-<username>"; its revision.
+  uint64_t Publish(const std::string& realm, const std::string& username, int64_t ttl_ms,
+                   const std::string& subscriber = "", const std::string& issuer = "") {
+    v1::PublishRequest req;
+    *req.add_credentials() =
+        Cred(realm, username, Clock::System()->NowMs() + ttl_ms, subscriber, issuer);
+    v1::PublishResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.revision();
+  }
+
+  uint64_t Revoke(const v1::Selector& selector) {
+    v1::RevokeRequest req;
+    *req.mutable_selector() = selector;
+    req.set_reason("test");
+    v1::RevokeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status s = stub_->Revoke(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.revision();
+  }
+
+  std::string Epoch() {
+    v1::GetStatusResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    EXPECT_TRUE(stub_->GetStatus(&ctx, v1::GetStatusRequest(), &resp).ok());
+    return resp.epoch();
+  }
+
+ private:
+  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+};
+
+// One sync, in process. Fast backoff so tests do not wait.
+class SyncRunner {
+ public:
+  SyncRunner(const std::string& broker, const RedisUrl& redis, SyncOptions options)
+      : options_(std::move(options)) {
+    RedisOptions ro;
+    ro.url = redis;
+    ro.connect_timeout_ms = 500;
+    ro.io_timeout_ms = 2'000;
+    redis_ = std::make_unique<HiredisClient>(ro);
+    metrics_ = std::make_unique<SyncMetrics>(&registry_, Clock::System());
+    sync_ = std::make_unique<CredentialSync>(options_, redis_.get(), Clock::System(),
+                                             metrics_.get());
+    ChannelOptions co;
+    co.target = broker;
+    co.initial_reconnect_backoff_ms = 50;
+    co.max_reconnect_backoff_ms = 300;
+    WatchLoopOptions wo;
+    wo.realms = options_.realms;
+    wo.farm = options_.farm;
+    wo.watcher_name = options_.name;
+    wo.progress_interval_ms = 200;
+    wo.backoff = BackoffOptions{20, 300, 2.0};
+    loop_ = std::make_unique<WatchLoop>(*MakeChannel(co), wo, sync_.get(), metrics_.get(),
+                                        Clock::System());
+    loop_->Start();
+  }
+  ~SyncRunner() { Stop(); }
+
+  void Stop() { loop_->Stop(); }
+  CredentialSync& sync() { return *sync_; }
+  SyncMetrics& metrics() { return *metrics_; }
+  std::string RenderMetrics() { return registry_.Render(); }
+
+  // Waits until the stored position reaches `revision` (and the stream is
+  // synced).
+  bool WaitForRevision(uint64_t revision,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    return turnbroker::testing::WaitUntil(
+        [&] { return metrics_->synced.load() && sync_->position().revision >= revision; },
+        timeout);
+  }
+
+ private:
+  SyncOptions options_;
+  MetricsRegistry registry_;
+  std::unique_ptr<HiredisClient> redis_;
+  std::unique_ptr<SyncMetrics> metrics_;
+  std::unique_ptr<CredentialSync> sync_;
+  std::unique_ptr<WatchLoop> loop_;
+};
+
+}  // namespace turnbroker::turn::testing
+
+#endif  // TURNBROKER_TESTS_TURN_SYNC_FIXTURE_H_

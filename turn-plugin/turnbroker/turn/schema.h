@@ -1,0 +1,66 @@
+// The Redis keys turn-credential-sync reads and writes: coturn's own user
+// database schema, and the bookkeeping of one sync (docs/turn-plugin.md).
+//
+//   turn/realm/<realm>/user/<username>/key   coturn's long-term key: the HA1
+//                                            as 32 lowercase hex, PXAT expiry
+//   turnbroker/sync/<name>/position          hash {epoch, revision,
+//                                            updated_at_ms}: the resume point
+//   turnbroker/sync/<name>/managed           zset <realm>/<username> ->
+//                                            expires_at_ms: the keys it wrote
+//   turnbroker/sync/<name>/owners            hash <realm>/<username> ->
+//                                            "<issuer>\t<subscriber>"
+//   turnbroker/sync/<name>/legacy            zset <realm>/<username> ->
+//                                            expires_at_ms: keys learned in an
+//                                            earlier broker epoch
+//   turnbroker/sync/<name>/cancel            zset <realm>/<username> ->
+//                                            expires_at_ms: revoked users whose
+//                                            coturn sessions are to be ended
+//
+// A "member" names one credential in the sync's sets: "<realm>/<username>".
+// Neither a realm ([A-Za-z0-9._-]) nor a username (RFC 3986 unreserved,
+// sub-delims, ':' and '@') can hold '/', so the first '/' splits it.
+#ifndef TURNBROKER_TURN_SCHEMA_H_
+#define TURNBROKER_TURN_SCHEMA_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace turnbroker::turn {
+
+// coturn's key for a long-term credential (coturn's --redis-userdb reads it
+// on every new allocation).
+std::string UserKeyName(std::string_view realm, std::string_view username);
+
+std::string MemberName(std::string_view realm, std::string_view username);
+// Splits a member; false if it has no '/'.
+bool SplitMember(std::string_view member, std::string_view* realm,
+                 std::string_view* username);
+// coturn's key for a member.
+std::string UserKeyOfMember(std::string_view member);
+
+// The sync's own keys.
+struct SyncKeys {
+  std::string position;
+  std::string managed;
+  std::string owners;
+  std::string legacy;
+  std::string cancel;
+
+  static SyncKeys For(std::string_view sync_name);
+};
+
+// A sync name: 1..64 characters of [A-Za-z0-9._-]. INVALID_ARGUMENT names
+// `field`.
+absl::Status ValidateSyncName(std::string_view name, std::string_view field);
+
+// The owners hash value: who a credential was issued to and by, for
+// revocation by selector of keys the broker no longer knows.
+std::string OwnerValue(std::string_view issuer, std::string_view subscriber);
+void ParseOwnerValue(std::string_view value, std::string* issuer,
+                     std::string* subscriber);
+
+}  // namespace turnbroker::turn
+
+#endif  // TURNBROKER_TURN_SCHEMA_H_

@@ -1,0 +1,100 @@
+// CredentialSync: applies the broker's Watch frames to coturn's Redis user
+// database (the FrameSink of a WatchLoop).
+//
+//   SNAPSHOT_BEGIN  the reconciler notes the managed keys
+//   EVENTS          the applier's writes, plus the frame's position if it
+//                   carries one, in one MULTI/EXEC
+//   SYNCED          the reconciler's deletions (same epoch) or retentions
+//                   (new epoch) with the position, in one MULTI/EXEC
+//   PROGRESS        the position alone; now and then expired index entries
+//                   are pruned
+//
+// Nothing is acknowledged before Redis has it: a failed write returns an
+// error (the loop reconnects and resumes from the stored position) and the
+// in-memory state is reloaded from Redis before the next stream, since a
+// failed EXEC may or may not have been applied.
+//
+// Thread-safety: Prepare/OnFrame/OnStreamEnd on the loop's thread; position()
+// and legacy_size() from any thread.
+#ifndef TURNBROKER_TURN_SYNC_H_
+#define TURNBROKER_TURN_SYNC_H_
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "turnbroker/common/clock.h"
+#include "turnbroker/common/redis.h"
+#include "turnbroker/turn/applier.h"
+#include "turnbroker/turn/legacy_index.h"
+#include "turnbroker/turn/reconciler.h"
+#include "turnbroker/turn/sync_metrics.h"
+#include "turnbroker/turn/userdb.h"
+#include "turnbroker/turn/watch_loop.h"
+
+namespace turnbroker::turn {
+
+struct SyncOptions {
+  // Names this sync's keys in Redis (schema.h); unique per Redis database.
+  std::string name;
+  std::vector<std::string> realms;
+  std::string farm;
+  // Queue revoked users for ending their coturn sessions (--coturn-admin).
+  bool cancel_sessions = false;
+  // How often expired entries are pruned from the index, and how long after
+  // their expiry (clock skew between this host and Redis).
+  int64_t prune_interval_ms = 60'000;
+  int64_t prune_grace_ms = 60'000;
+};
+
+class CredentialSync : public FrameSink {
+ public:
+  // `redis`, `clock` and `metrics` must outlive the sync.
+  CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock,
+                 SyncMetrics* metrics);
+
+  absl::StatusOr<Position> Prepare() override;
+  absl::Status OnFrame(const v1::WatchResponse& frame) override;
+  void OnStreamEnd() override;
+
+  // Called on the loop's thread after a commit queued cancellations.
+  void SetCancellationListener(std::function<void()> listener) {
+    on_cancellations_ = std::move(listener);
+  }
+
+  Position position() const;
+  size_t legacy_size() const;
+
+ private:
+  absl::Status Load();
+  absl::Status OnSnapshotBegin(const v1::WatchResponse& frame);
+  absl::Status OnEvents(const v1::WatchResponse& frame);
+  absl::Status OnSynced(const v1::WatchResponse& frame);
+  absl::Status OnProgress(const v1::WatchResponse& frame);
+  absl::Status Prune();
+  // Commits; on failure marks Redis down and the in-memory state stale.
+  absl::Status Commit(UserDb::Transaction* transaction);
+  // A failed Redis read or write: everything in memory is reloaded.
+  absl::Status RedisFailed(absl::Status status);
+  void Stored(const Position& position);
+
+  const SyncOptions options_;
+  const Clock* const clock_;
+  SyncMetrics* const metrics_;
+  UserDb db_;
+  LegacyIndex legacy_;
+  Applier applier_;
+  Reconciler reconciler_;
+  std::function<void()> on_cancellations_;
+
+  bool loaded_ = false;
+  int64_t next_prune_ms_ = 0;
+  mutable std::mutex mu_;
+  Position position_;   // guarded by mu_; written by the loop's thread
+  size_t legacy_size_ = 0;  // guarded by mu_
+};
+
+}  // namespace turnbroker::turn
+
+#endif  // TURNBROKER_TURN_SYNC_H_
