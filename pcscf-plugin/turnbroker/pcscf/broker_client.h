@@ -1,0 +1,46 @@
+// The seam between the eP-CSCF library and the broker: the three calls it
+// makes. The gRPC implementation uses one long-lived channel; tests inject a
+// fake.
+#ifndef TURNBROKER_PCSCF_BROKER_CLIENT_H_
+#define TURNBROKER_PCSCF_BROKER_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "turnbroker/v1/broker.pb.h"
+
+namespace turnbroker::pcscf {
+
+namespace v1 = ::turnbroker::v1;
+
+// Asynchronous broker calls. Each call has its own deadline (`timeout_ms`
+// from now). `done` runs exactly once, on a thread of the implementation's
+// choosing (possibly inline), with the response or the call's status (the
+// broker's codes, or DEADLINE_EXCEEDED / UNAVAILABLE from the transport).
+// Thread-safe. Destroying the client cancels calls in flight and waits for
+// their `done` to return.
+class BrokerClient {
+ public:
+  template <typename T>
+  using Callback = std::function<void(absl::StatusOr<T>)>;
+
+  virtual ~BrokerClient() = default;
+  virtual void Publish(v1::PublishRequest request, int64_t timeout_ms,
+                       Callback<v1::PublishResponse> done) = 0;
+  virtual void Revoke(v1::RevokeRequest request, int64_t timeout_ms,
+                      Callback<v1::RevokeResponse> done) = 0;
+  virtual void GetStatus(int64_t timeout_ms,
+                         Callback<v1::GetStatusResponse> done) = 0;
+};
+
+// The gRPC client over `channel` (see MakeChannel in common/channel.h).
+std::unique_ptr<BrokerClient> NewGrpcBrokerClient(
+    std::shared_ptr<grpc::Channel> channel);
+
+}  // namespace turnbroker::pcscf
+
+#endif  // TURNBROKER_PCSCF_BROKER_CLIENT_H_

@@ -1,0 +1,406 @@
+#include "turnbroker/pcscf/issuer.h"
+
+#include <algorithm>
+
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/strings.h"
+#include "turnbroker/pcscf/sip_header.h"
+
+namespace turnbroker::pcscf {
+namespace {
+
+absl::Status Invalid(std::string_view field, std::string_view problem) {
+  return absl::InvalidArgumentError(StrCat(field, ": ", problem));
+}
+
+bool IsTransient(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kInternal:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr int64_t kMaxRevokeBackoffMs = 30'000;
+constexpr int64_t kSweepIntervalMs = 10'000;
+constexpr int64_t kReassertTimeoutMs = 10'000;
+
+}  // namespace
+
+absl::Status IssuerOptions::Validate() const {
+  if (auto s = ValidateRealm(realm, "realm"); !s.ok()) return s;
+  if (auto s = ValidateIssuer(issuer, "issuer"); !s.ok()) return s;
+  if (turn_uris.empty()) return Invalid("turn_uris", "needs at least one TURN URI");
+  for (size_t i = 0; i < turn_uris.size(); ++i) {
+    if (auto s = ValidateIceServerUrl(turn_uris[i], StrCat("turn_uris[", i, "]"));
+        !s.ok())
+      return s;
+  }
+  if (scopes.size() > kMaxScopes)
+    return Invalid("scopes", StrCat("at most ", kMaxScopes));
+  for (size_t i = 0; i < scopes.size(); ++i) {
+    if (auto s = ValidateScope(scopes[i], StrCat("scopes[", i, "]")); !s.ok())
+      return s;
+  }
+  if (min_ttl_s <= 0 || min_ttl_s > max_ttl_s)
+    return Invalid("min_ttl", "must be positive and at most max_ttl");
+  if (default_ttl_s < min_ttl_s || default_ttl_s > max_ttl_s)
+    return Invalid("ttl", StrCat("default ", default_ttl_s, " s is outside ",
+                                 min_ttl_s, "..", max_ttl_s, " s"));
+  if (publish_timeout_ms <= 0) return Invalid("publish_timeout", "must be positive");
+  if (revoke_timeout_ms <= 0) return Invalid("revoke_timeout", "must be positive");
+  return absl::OkStatus();
+}
+
+struct Issuer::Metrics {
+  explicit Metrics(MetricsRegistry* r, Issuer* issuer) {
+    const char* help = "Credentials handed out, newly minted or reused at re-REGISTER";
+    minted = r->AddCounter("pcscf_turn_issued_total", help, "kind=\"minted\"");
+    reused = r->AddCounter("pcscf_turn_issued_total", help, "kind=\"reused\"");
+    refreshed = r->AddCounter("pcscf_turn_issued_total", help, "kind=\"refreshed\"");
+    issue_failed = r->AddCounter("pcscf_turn_issue_failures_total",
+                                 "Issue/refresh requests the broker did not acknowledge");
+    const char* rhelp = "Revocations by result";
+    revoked = r->AddCounter("pcscf_turn_revocations_total", rhelp, "result=\"ok\"");
+    revoke_retried = r->AddCounter("pcscf_turn_revocations_total", rhelp, "result=\"retry\"");
+    revoke_failed = r->AddCounter("pcscf_turn_revocations_total", rhelp, "result=\"error\"");
+    reasserted = r->AddCounter("pcscf_turn_reasserted_total",
+                               "Credentials published again after a broker epoch change");
+    r->AddGaugeFunction("pcscf_turn_live_credentials", "Live credentials this agent issued",
+                        [issuer] { return static_cast<double>(issuer->live_credentials()); });
+    r->AddGaugeFunction("pcscf_turn_pending_revocations",
+                        "Revocations waiting for the broker's acknowledgement",
+                        [issuer] { return static_cast<double>(issuer->pending_revocations()); });
+  }
+  Counter *minted, *reused, *refreshed, *issue_failed;
+  Counter *revoked, *revoke_retried, *revoke_failed, *reasserted;
+};
+
+Issuer::Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock,
+               MetricsRegistry* metrics)
+    : publisher_(publisher),
+      options_(std::move(options)),
+      clock_(clock),
+      minter_(options_.realm),
+      registry_(clock) {
+  if (metrics) metrics_ = std::make_unique<Metrics>(metrics, this);
+  publisher_->SetEpochListener(
+      [this](const std::string&, const std::string&) { Reassert(); });
+  scheduler_.RunAfter(0, [this] { PollBroker(); });
+}
+
+Issuer::~Issuer() {
+  publisher_->SetEpochListener(nullptr);
+  scheduler_.Stop();
+  std::unique_lock lock(calls_mu_);
+  calls_done_.wait(lock, [this] { return calls_ == 0; });
+}
+
+void Issuer::CallStarted() {
+  std::lock_guard lock(calls_mu_);
+  ++calls_;
+}
+
+void Issuer::CallFinished() {
+  std::lock_guard lock(calls_mu_);
+  if (--calls_ == 0) calls_done_.notify_all();
+}
+
+absl::Status Issuer::ValidateTtl(int64_t ttl_s) const {
+  if (ttl_s < options_.min_ttl_s || ttl_s > options_.max_ttl_s) {
+    return Invalid("ttl", StrCat("must be between ", options_.min_ttl_s, " and ",
+                                 options_.max_ttl_s, " seconds, got ", ttl_s));
+  }
+  return absl::OkStatus();
+}
+
+v1::Credential Issuer::ToProto(const IssuedCredential& c) const {
+  v1::Credential p;
+  p.set_realm(c.realm);
+  p.set_username(c.username);
+  p.set_key(std::string(reinterpret_cast<const char*>(c.key.data()), c.key.size()));
+  p.set_expires_at_ms(c.expires_at_ms);
+  p.set_subscriber(c.subscriber);
+  p.set_issuer(options_.issuer);
+  for (const auto& s : options_.scopes) p.add_scopes(s);
+  return p;
+}
+
+absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu,
+                                               std::string_view impi,
+                                               int64_t ttl_s) {
+  if (impu.empty()) return Invalid("impu", "must not be empty");
+  if (auto s = ValidateSubscriber(impu, "impu"); !s.ok()) return s;
+  if (auto s = ValidateSubscriber(impi, "impi"); !s.ok()) return s;
+  if (ttl_s == 0) ttl_s = options_.default_ttl_s;
+  if (auto s = ValidateTtl(ttl_s); !s.ok()) return s;
+  if (options_.reuse) {
+    if (auto c = registry_.Reusable(impu, options_.reuse_min_remaining_s * 1000)) {
+      c->reused = true;
+      if (metrics_) metrics_->reused->Inc();
+      return *c;
+    }
+  }
+  auto c = MintAndPublish(std::string(impu), std::string(impi), ttl_s);
+  if (!c.ok()) return c.status();
+  if (metrics_) metrics_->minted->Inc();
+  if (auto previous = registry_.Add(*c)) Retire(*previous);
+  return c;
+}
+
+absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber,
+                                                        std::string impi,
+                                                        int64_t ttl_s) {
+  for (int attempt = 0;; ++attempt) {
+    MintedSecret secret = minter_.Mint();
+    IssuedCredential c;
+    c.username = std::move(secret.username);
+    c.password = std::move(secret.password);
+    c.key = secret.key;
+    c.realm = options_.realm;
+    c.subscriber = subscriber;
+    c.impi = impi;
+    c.issued_at_ms = clock_->NowMs();
+    c.expires_at_ms = c.issued_at_ms + ttl_s * 1000;
+    absl::Status s = publisher_->Publish(ToProto(c), options_.publish_timeout_ms);
+    if (s.ok()) {
+      LogDebug("credential issued").Kv("username", c.username).Kv("impu", c.subscriber)
+          .Kv("ttl_s", ttl_s);
+      return c;
+    }
+    // Two 96-bit random usernames colliding: mint once more.
+    if (s.code() == absl::StatusCode::kAlreadyExists && attempt == 0) continue;
+    if (metrics_) metrics_->issue_failed->Inc();
+    if (IsTransient(s)) {
+      // It may have been committed without our hearing of it: nothing is
+      // handed out, and the username is revoked as soon as the broker
+      // answers again, so no credential lingers that nobody holds.
+      RevokeLater(c.username, c.expires_at_ms, "publish not acknowledged", 0);
+      LogWarn("credential not acknowledged").Kv("impu", c.subscriber).Kv("error", s);
+      return absl::UnavailableError(
+          StrCat("broker did not acknowledge the credential: ", s.message()));
+    }
+    LogWarn("credential refused by the broker").Kv("impu", c.subscriber).Kv("error", s);
+    return s;
+  }
+}
+
+absl::StatusOr<IssuedCredential> Issuer::Refresh(std::string_view username,
+                                                 int64_t ttl_s) {
+  if (auto s = ValidateUsername(username, "username"); !s.ok()) return s;
+  auto old = registry_.Find(username);
+  if (!old) {
+    return absl::NotFoundError(StrCat("username: no live credential '", username,
+                                      "' issued by this agent"));
+  }
+  if (ttl_s == 0) {
+    ttl_s = std::clamp((old->expires_at_ms - old->issued_at_ms) / 1000,
+                       options_.min_ttl_s, options_.max_ttl_s);
+  }
+  if (auto s = ValidateTtl(ttl_s); !s.ok()) return s;
+  auto c = MintAndPublish(old->subscriber, old->impi, ttl_s);
+  if (!c.ok()) return c.status();
+  if (metrics_) metrics_->refreshed->Inc();
+  auto previous = registry_.Add(*c);
+  if (previous && previous->username != old->username) Retire(*previous);
+  Retire(*old);
+  return c;
+}
+
+void Issuer::Retire(const IssuedCredential& old) {
+  if (options_.overlap_ms < 0) return;  // it expires by itself
+  if (clock_->NowMs() + options_.overlap_ms >= old.expires_at_ms) return;
+  RevokeLater(old.username, old.expires_at_ms, "replaced", options_.overlap_ms);
+}
+
+absl::Status Issuer::RevokeUsername(std::string_view username,
+                                    std::string_view reason) {
+  if (auto s = ValidateUsername(username, "username"); !s.ok()) return s;
+  if (auto s = ValidateReason(reason, "reason"); !s.ok()) return s;
+  auto held = registry_.Remove(username);
+  v1::RevokeRequest request;
+  auto* ref = request.mutable_selector()->mutable_username();
+  ref->set_realm(options_.realm);
+  ref->set_username(std::string(username));
+  request.set_reason(std::string(reason));
+  auto r = publisher_->Revoke(std::move(request), options_.revoke_timeout_ms);
+  if (r.ok()) {
+    if (metrics_) metrics_->revoked->Inc();
+    LogDebug("credential revoked").Kv("username", username).Kv("reason", reason);
+    return absl::OkStatus();
+  }
+  if (IsTransient(r.status())) {
+    int64_t until = held ? held->expires_at_ms
+                         : clock_->NowMs() + options_.max_ttl_s * 1000;
+    RevokeLater(std::string(username), until, std::string(reason), 500);
+    return absl::UnavailableError(StrCat(
+        "broker did not acknowledge the revocation (retrying in the background): ",
+        r.status().message()));
+  }
+  if (metrics_) metrics_->revoke_failed->Inc();
+  return r.status();
+}
+
+absl::Status Issuer::RevokeSubscriber(std::string_view impu,
+                                      std::string_view reason) {
+  if (impu.empty()) return Invalid("impu", "must not be empty");
+  if (auto s = ValidateSubscriber(impu, "impu"); !s.ok()) return s;
+  if (auto s = ValidateReason(reason, "reason"); !s.ok()) return s;
+  std::vector<IssuedCredential> held = registry_.RemoveSubscriber(impu);
+  v1::RevokeRequest request;
+  request.mutable_selector()->set_subscriber(std::string(impu));
+  request.set_reason(std::string(reason));
+  auto r = publisher_->Revoke(std::move(request), options_.revoke_timeout_ms);
+  if (r.ok()) {
+    if (metrics_) metrics_->revoked->Inc();
+    LogDebug("subscriber revoked").Kv("impu", impu).Kv("revoked", r->revoked())
+        .Kv("reason", reason);
+    return absl::OkStatus();
+  }
+  if (IsTransient(r.status())) {
+    for (const auto& c : held) {
+      RevokeLater(c.username, c.expires_at_ms, std::string(reason), 500);
+    }
+    return absl::UnavailableError(StrCat(
+        "broker did not acknowledge the revocation (the ", held.size(),
+        " credentials this agent holds for it are revoked in the background): ",
+        r.status().message()));
+  }
+  if (metrics_) metrics_->revoke_failed->Inc();
+  return r.status();
+}
+
+void Issuer::RevokeLater(std::string username, int64_t expires_at_ms,
+                         std::string reason, int64_t delay_ms) {
+  if (pending_revocations_.load() >= options_.max_pending_revocations) {
+    LogWarn("too many pending revocations; this credential will expire instead")
+        .Kv("username", username);
+    return;
+  }
+  ++pending_revocations_;
+  ScheduleRevoke(std::move(username), expires_at_ms, std::move(reason), delay_ms, 0);
+}
+
+void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms,
+                            std::string reason, int64_t delay_ms, int attempt) {
+  scheduler_.RunAfter(delay_ms, [this, username = std::move(username), expires_at_ms,
+                                 reason = std::move(reason), attempt] {
+    registry_.Remove(username);
+    if (clock_->NowMs() >= expires_at_ms) {
+      --pending_revocations_;  // expired: nothing left to revoke
+      return;
+    }
+    v1::RevokeRequest request;
+    auto* ref = request.mutable_selector()->mutable_username();
+    ref->set_realm(options_.realm);
+    ref->set_username(username);
+    request.set_reason(reason);
+    CallStarted();
+    publisher_->RevokeAsync(
+        std::move(request), options_.revoke_timeout_ms,
+        [this, username, expires_at_ms, reason,
+         attempt](absl::StatusOr<v1::RevokeResponse> r) {
+          if (r.ok() || !IsTransient(r.status())) {
+            --pending_revocations_;
+            if (metrics_) (r.ok() ? metrics_->revoked : metrics_->revoke_failed)->Inc();
+            if (!r.ok()) {
+              LogWarn("background revocation refused").Kv("username", username)
+                  .Kv("error", r.status());
+            }
+          } else {
+            if (metrics_) metrics_->revoke_retried->Inc();
+            int64_t backoff = std::min<int64_t>(kMaxRevokeBackoffMs,
+                                                500LL << std::min(attempt, 6));
+            ScheduleRevoke(username, expires_at_ms, reason, backoff, attempt + 1);
+          }
+          CallFinished();
+        });
+  });
+}
+
+void Issuer::PollBroker() {
+  registry_.RemoveExpired();
+  if (options_.status_interval_ms <= 0) {
+    scheduler_.RunAfter(kSweepIntervalMs, [this] { PollBroker(); });
+    return;
+  }
+  CallStarted();
+  publisher_->GetStatusAsync(options_.revoke_timeout_ms,
+                             [this](absl::StatusOr<v1::GetStatusResponse>) {
+                               // Publisher::Observe noted reachability and epoch.
+                               scheduler_.RunAfter(options_.status_interval_ms,
+                                                   [this] { PollBroker(); });
+                               CallFinished();
+                             });
+}
+
+absl::StatusOr<v1::GetStatusResponse> Issuer::CheckBroker(int64_t timeout_ms) {
+  return publisher_->GetStatus(timeout_ms);
+}
+
+void Issuer::Reassert() {
+  scheduler_.RunAfter(0, [this] {
+    std::vector<IssuedCredential> live = registry_.Live();
+    LogInfo("re-asserting live credentials after a broker epoch change")
+        .Kv("credentials", live.size());
+    for (const auto& c : live) {
+      CallStarted();
+      publisher_->PublishAsync(ToProto(c), kReassertTimeoutMs,
+                               [this, username = c.username](absl::Status s) {
+                                 if (s.ok()) {
+                                   if (metrics_) metrics_->reasserted->Inc();
+                                 } else {
+                                   LogWarn("re-assertion failed").Kv("username", username)
+                                       .Kv("error", s);
+                                 }
+                                 CallFinished();
+                               });
+    }
+  });
+}
+
+int64_t Issuer::RemainingSeconds(const IssuedCredential& c) const {
+  return std::max<int64_t>(0, (c.expires_at_ms - clock_->NowMs()) / 1000);
+}
+
+std::string Issuer::HeaderValue(const IssuedCredential& c) const {
+  TurnCredentialHeader h;
+  h.username = c.username;
+  h.password = c.password;
+  h.ttl_s = RemainingSeconds(c);
+  h.expires_at_s = c.expires_at_ms / 1000;
+  h.urls = options_.turn_uris;
+  auto v = FormatTurnCredentialHeader(h);
+  // Options were validated and minted values are base64url: cannot fail.
+  return v.ok() ? *v : std::string();
+}
+
+CredentialService::~CredentialService() {
+  issuer_.reset();
+  publisher_.reset();
+  client_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
+    const ChannelOptions& channel, const PublisherOptions& publisher,
+    const IssuerOptions& issuer, MetricsRegistry* metrics, const Clock* clock) {
+  if (auto s = issuer.Validate(); !s.ok()) return s;
+  if (publisher.max_batch < 1 || publisher.max_in_flight < 1)
+    return Invalid("publisher", "max_batch and max_in_flight must be positive");
+  auto ch = MakeChannel(channel);
+  if (!ch.ok()) return ch.status();
+  std::unique_ptr<CredentialService> service(new CredentialService);
+  service->client_ = NewGrpcBrokerClient(*ch);
+  service->publisher_ =
+      std::make_unique<Publisher>(service->client_.get(), publisher, metrics);
+  service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer,
+                                              clock, metrics);
+  return service;
+}
+
+}  // namespace turnbroker::pcscf

@@ -1,0 +1,177 @@
+// The eP-CSCF's side of the credential lifecycle (design §2, §6): issue at
+// REGISTER (reuse or rotate at re-REGISTER), refresh, revoke at de-REGISTER
+// or registration expiry, re-assert after the broker's epoch changed.
+#ifndef TURNBROKER_PCSCF_ISSUER_H_
+#define TURNBROKER_PCSCF_ISSUER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "turnbroker/common/channel.h"
+#include "turnbroker/common/clock.h"
+#include "turnbroker/common/metrics.h"
+#include "turnbroker/pcscf/minter.h"
+#include "turnbroker/pcscf/publisher.h"
+#include "turnbroker/pcscf/registry.h"
+#include "turnbroker/pcscf/scheduler.h"
+
+namespace turnbroker::pcscf {
+
+struct IssuerOptions {
+  // TURN realm of the farm that serves these clients.
+  std::string realm;
+  // This eP-CSCF instance (Credential.issuer, for revoke-by-issuer).
+  std::string issuer;
+  // TURN/STUN URIs for the WIC's iceServers (at least one).
+  std::vector<std::string> turn_uris;
+  // TURN farms that receive the credentials; empty: every farm of the realm.
+  std::vector<std::string> scopes;
+  // Lifetime when the caller gives none, and the bounds it may ask for.
+  int64_t default_ttl_s = 3600;
+  int64_t min_ttl_s = 60;
+  int64_t max_ttl_s = 86'400;
+  // re-REGISTER policy: hand the subscriber's current credential out again
+  // while it has at least this much lifetime left; otherwise mint a new one
+  // (rotate). With `reuse` false, every REGISTER rotates.
+  bool reuse = true;
+  int64_t reuse_min_remaining_s = 600;
+  // After a refresh or rotation the old credential stays valid this long
+  // (so the WIC can switch), then it is revoked. Negative: never revoked,
+  // it just expires.
+  int64_t overlap_ms = 30'000;
+  // Deadline for the broker's acknowledgement of a new credential, and of a
+  // revocation. Keep it below the SIP server's HTTP timeout, so the agent
+  // answers (503) before the SIP server gives up on it.
+  int64_t publish_timeout_ms = 800;
+  int64_t revoke_timeout_ms = 800;
+  // How often the broker is asked for its status (epoch, reachability);
+  // 0: never.
+  int64_t status_interval_ms = 2'000;
+  // Revocations the broker has not acknowledged yet are retried in the
+  // background until acknowledged or until the credential expires; at most
+  // this many wait at once (beyond, the oldest are dropped: they expire).
+  size_t max_pending_revocations = 100'000;
+
+  // OK, or INVALID_ARGUMENT naming the option (realm, issuer, turn_uris[i],
+  // scopes[i], ttl bounds).
+  absl::Status Validate() const;
+};
+
+// Thread-safe: SIP workers call it concurrently. The Publisher must outlive
+// the Issuer.
+//
+// Errors: INVALID_ARGUMENT naming the field (impu, impi, ttl, username);
+// NOT_FOUND (refresh of a username this issuer does not hold);
+// UNAVAILABLE (the broker did not acknowledge in time: nothing was handed
+// out, and a credential that may have reached the broker is revoked in the
+// background); the broker's own refusals otherwise (PERMISSION_DENIED,
+// FAILED_PRECONDITION, ...).
+class Issuer {
+ public:
+  Issuer(Publisher* publisher, IssuerOptions options,
+         const Clock* clock = Clock::System(),
+         MetricsRegistry* metrics = nullptr);
+  ~Issuer();
+  Issuer(const Issuer&) = delete;
+  Issuer& operator=(const Issuer&) = delete;
+
+  // A credential for a registration of `impu`: the current one again if the
+  // re-REGISTER policy allows (reused = true), else a new one, returned only
+  // once the broker acknowledged it. ttl_s 0: the default.
+  absl::StatusOr<IssuedCredential> Issue(std::string_view impu,
+                                         std::string_view impi, int64_t ttl_s);
+  // A new credential for the registration `username` belongs to; the old
+  // one is revoked after the overlap. ttl_s 0: the old one's lifetime.
+  absl::StatusOr<IssuedCredential> Refresh(std::string_view username,
+                                           int64_t ttl_s);
+  // Revokes one username (also one this issuer does not hold, e.g. from
+  // before a restart), or every credential of a subscriber. OK once the
+  // broker acknowledged; UNAVAILABLE if it did not, in which case the
+  // revocation is retried in the background (by username: a retried
+  // revocation by subscriber could remove a credential issued since).
+  absl::Status RevokeUsername(std::string_view username,
+                              std::string_view reason);
+  absl::Status RevokeSubscriber(std::string_view impu, std::string_view reason);
+
+  // The TURN-Credential header value for `credential` (docs/sip-header.md).
+  std::string HeaderValue(const IssuedCredential& credential) const;
+  // Seconds of lifetime left, rounded down.
+  int64_t RemainingSeconds(const IssuedCredential& credential) const;
+
+  // Asks the broker for its status now (also notices an epoch change).
+  absl::StatusOr<v1::GetStatusResponse> CheckBroker(int64_t timeout_ms);
+  // Publishes every live credential again (after an epoch change). Returns
+  // at once; the work runs in the background.
+  void Reassert();
+
+  const IssuerOptions& options() const { return options_; }
+  size_t live_credentials() const { return registry_.size(); }
+  size_t pending_revocations() const { return pending_revocations_.load(); }
+
+ private:
+  struct Metrics;
+  v1::Credential ToProto(const IssuedCredential& c) const;
+  absl::StatusOr<IssuedCredential> MintAndPublish(std::string subscriber,
+                                                  std::string impi,
+                                                  int64_t ttl_s);
+  absl::Status ValidateTtl(int64_t ttl_s) const;
+  // Revokes `username` after `delay_ms` in the background, retrying with
+  // backoff until acknowledged or until `expires_at_ms`.
+  void RevokeLater(std::string username, int64_t expires_at_ms,
+                   std::string reason, int64_t delay_ms);
+  void ScheduleRevoke(std::string username, int64_t expires_at_ms,
+                      std::string reason, int64_t delay_ms, int attempt);
+  void Retire(const IssuedCredential& old);
+  void PollBroker();
+
+  Publisher* const publisher_;
+  const IssuerOptions options_;
+  const Clock* const clock_;
+  const Minter minter_;
+  std::unique_ptr<Metrics> metrics_;
+  CredentialRegistry registry_;
+  std::atomic<size_t> pending_revocations_{0};
+  // Asynchronous broker calls whose callbacks use this object; the
+  // destructor waits for them.
+  std::mutex calls_mu_;
+  std::condition_variable calls_done_;
+  int calls_ = 0;  // guarded by calls_mu_
+  void CallStarted();
+  void CallFinished();
+  // Last: its thread runs tasks that use the members above.
+  Scheduler scheduler_;
+};
+
+// One eP-CSCF's connection to the broker, wired: the channel, the gRPC
+// client, the batching publisher and the issuer.
+class CredentialService {
+ public:
+  // Errors: INVALID_ARGUMENT naming an option; a TLS file that cannot be
+  // read. Does not wait for the broker.
+  static absl::StatusOr<std::unique_ptr<CredentialService>> Connect(
+      const ChannelOptions& channel, const PublisherOptions& publisher,
+      const IssuerOptions& issuer, MetricsRegistry* metrics = nullptr,
+      const Clock* clock = Clock::System());
+  ~CredentialService();
+
+  Issuer& issuer() { return *issuer_; }
+  Publisher& publisher() { return *publisher_; }
+
+ private:
+  CredentialService() = default;
+  std::unique_ptr<BrokerClient> client_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<Issuer> issuer_;
+};
+
+}  // namespace turnbroker::pcscf
+
+#endif  // TURNBROKER_PCSCF_ISSUER_H_

@@ -1,0 +1,74 @@
+# The eP-CSCF side: pcscf-turn-agent and Kamailio with the reference
+# configuration (pcscf-plugin/kamailio/kamailio.cfg). Uses the broker of
+# 10-broker.sh and, when 20-turn.sh ran, coturn's port and realm.
+PCSCF_SIPP="$root/pcscf-plugin/kamailio/sipp"
+PCSCF_DOMAIN=${PCSCF_DOMAIN:-ims.example.org}
+
+stack_start_pcscf() {
+  local realm=${TURN_REALM:-demo.example.org}
+  AGENT_PORT=$(free_port)
+  start_bg pcscf-agent "$BUILD/pcscf-plugin/pcscf-turn-agent" --broker "$BROKER" \
+    --listen "127.0.0.1:$AGENT_PORT" --realm "$realm" \
+    --turn-uri "turn:127.0.0.1:${TURN_PORT:-3478}?transport=udp" \
+    --turn-uri "turn:127.0.0.1:${TURN_PORT:-3478}?transport=tcp"
+  wait_for_log pcscf-agent "pcscf-turn-agent listening on"
+
+  SIP_PORT=$(free_port)
+  mkdir -p "$STACK_DIR/kamailio"
+  start_bg kamailio kamailio -DD -E -f "$root/pcscf-plugin/kamailio/kamailio.cfg" \
+    -Y "$STACK_DIR/kamailio" -P "$STACK_DIR/kamailio/kamailio.pid" -w "$STACK_DIR/kamailio" \
+    -m 64 -M 8 -A WORKERS=4 \
+    -A "SIP_LISTEN_UDP=udp:127.0.0.1:$SIP_PORT" -A "SIP_LISTEN_TCP=tcp:127.0.0.1:$SIP_PORT" \
+    -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\""
+  wait_for_log kamailio "SO_RCVBUF is finally"
+  sleep 0.5  # the SIP workers start right after the sockets
+  echo "pcscf-turn-agent on 127.0.0.1:$AGENT_PORT, Kamailio (eP-CSCF) on udp/tcp 127.0.0.1:$SIP_PORT"
+}
+
+# pcscf_sipp SCENARIO USER: one sipp run; prints what the scenario logged.
+pcscf_sipp() {
+  local log="$STACK_DIR/sipp-$1-$RANDOM.log"
+  sipp -sf "$PCSCF_SIPP/$1" -m 1 -i 127.0.0.1 -p "$(free_port)" -nostdin \
+    -key user "$2" -key domain "$PCSCF_DOMAIN" -key expires 600 \
+    -trace_logs -log_file "$log" -timeout 10s -timeout_error "127.0.0.1:$SIP_PORT" \
+    >"$log.out" 2>&1 || { echo "sipp failed:"; tail -5 "$log.out"; return 1; }
+  cat "$log"
+}
+
+stack_demo_pcscf() {
+  say "eP-CSCF: sipp REGISTER through Kamailio; the 200 OK carries the TURN credential"
+  local out header user pass
+  out=$(pcscf_sipp register.xml alice) || return 1
+  header=${out#*TURN-Credential=}
+  echo "200 OK header:  TURN-Credential: $header"
+  user=$(sed -n 's/.*username="\([^"]*\)".*/\1/p' <<<"$header")
+  pass=$(sed -n 's/.*password="\([^"]*\)".*/\1/p' <<<"$header")
+  [[ -n "$user" ]] || { echo "no TURN-Credential in the 200 OK"; return 1; }
+  echo "the broker holds it (published before the 200 OK left):"
+  run "$CTL" get --username "$user"
+
+  local turn=0
+  if declare -F turn_allocate >/dev/null && declare -F turn_key_present >/dev/null; then
+    turn=1
+    for _ in $(seq 50); do turn_key_present "$user" && break; sleep 0.1; done
+    if turn_allocate "$user" "$pass"; then
+      echo "turnutils_uclient with the credential from the 200 OK: allocation ACCEPTED by coturn"
+    else
+      echo "turnutils_uclient: allocation REFUSED (unexpected)"
+    fi
+  else
+    echo "(no TURN side in this stack: scripts/stack.d/20-turn.sh adds coturn)"
+  fi
+
+  say "eP-CSCF: sipp de-REGISTER; the credential is revoked"
+  pcscf_sipp deregister.xml alice || return 1
+  run "$CTL" get --username "$user" || echo "(get fails: revoked, exit code $?)"
+  if ((turn)); then
+    for _ in $(seq 50); do turn_key_present "$user" || break; sleep 0.1; done
+    if turn_allocate "$user" "$pass"; then
+      echo "turnutils_uclient: allocation still ACCEPTED (unexpected)"
+    else
+      echo "turnutils_uclient with the same credential: allocation REFUSED by coturn"
+    fi
+  fi
+}

@@ -1,0 +1,199 @@
+// End to end on the eP-CSCF side: sipp -> Kamailio (reference config) ->
+// pcscf-turn-agent -> turn-broker, all real. The TURN half (sync, Redis,
+// coturn) is in pcscf_turn_flow_test.cc.
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "pcscf_stack.h"
+
+namespace turnbroker::pcscf::testing {
+namespace {
+
+using ::turnbroker::testing::SippResult;
+using ::turnbroker::testing::TempDir;
+
+PcscfStackOptions WithAgentArgs(std::vector<std::string> args) {
+  PcscfStackOptions o;
+  o.agent_args = std::move(args);
+  return o;
+}
+
+PcscfStackOptions WithDefines(std::vector<std::pair<std::string, std::string>> defines,
+                              bool start_agent = true) {
+  PcscfStackOptions o;
+  o.kamailio_defines = std::move(defines);
+  o.start_agent = start_agent;
+  return o;
+}
+
+const std::pair<std::string, std::string> kRefuse = {"TURN_FAILURE_POLICY", "\"refuse\""};
+
+std::string Dump(const SippResult& r) {
+  std::string s = "sipp exit " + std::to_string(r.exit_code) + "\n" + r.output + "\nlog:\n";
+  for (const auto& l : r.log) s += l + "\n";
+  return s;
+}
+
+class PcscfKamailioTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+};
+
+TEST_F(PcscfKamailioTest, The200OkOfRegisterCarriesACredentialTheBrokerHolds) {
+  PcscfStack stack(dir_);
+  SippResult r = stack.Sipp("register.xml", "alice", 600);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(r.log.size(), 1u) << Dump(r);
+  auto h = HeaderIn(r.log[0]);
+  ASSERT_TRUE(h) << Dump(r);
+  EXPECT_EQ(h->username.size(), 16u);
+  EXPECT_EQ(h->password.size(), 24u);
+  EXPECT_EQ(h->urls, std::vector<std::string>{"turn:127.0.0.1:3478?transport=udp"});
+  EXPECT_GE(h->ttl_s, 3590);  // TURN_TTL of the reference config
+  auto stored = stack.view().Get(h->username);
+  ASSERT_TRUE(stored) << "the 200 OK left before the broker had it";
+  EXPECT_EQ(stored->subscriber(), "sip:alice@example.org");
+  EXPECT_EQ(stored->expires_at_ms() / 1000, h->expires_at_s);
+  // The broker never returns keys: the TURN side checks them (pcscf_turn_*).
+}
+
+TEST_F(PcscfKamailioTest, ReRegisterReusesAndDeRegisterRevokes) {
+  PcscfStack stack(dir_, WithAgentArgs({"--reuse-min-remaining", "60"}));
+  SippResult r = stack.Sipp("register_lifecycle.xml", "bob", 600, {"-d", "100"});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(r.log.size(), 3u) << Dump(r);
+  auto first = HeaderIn(r.log[0]);
+  auto second = HeaderIn(r.log[1]);
+  ASSERT_TRUE(first && second) << Dump(r);
+  EXPECT_EQ(second->username, first->username) << "policy: reuse while a minute is left";
+  EXPECT_EQ(second->password, first->password);
+  EXPECT_FALSE(HeaderIn(r.log[2])) << "a de-REGISTER's 200 carries no credential";
+  EXPECT_FALSE(stack.view().IsLive(first->username)) << "revoked before the 200 OK";
+  EXPECT_EQ(stack.view().CountLive("sip:bob@example.org"), 0);
+}
+
+TEST_F(PcscfKamailioTest, ReRegisterRotatesUnderTheRotatePolicy) {
+  PcscfStack stack(dir_, WithAgentArgs({"--no-reuse", "--overlap", "0.2"}));
+  SippResult r = stack.Sipp("register_lifecycle.xml", "carol", 600, {"-d", "50"});
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(r.log.size(), 3u) << Dump(r);
+  auto first = HeaderIn(r.log[0]);
+  auto second = HeaderIn(r.log[1]);
+  ASSERT_TRUE(first && second) << Dump(r);
+  EXPECT_NE(second->username, first->username);
+  EXPECT_TRUE(WaitFor([&] { return stack.view().CountLive("sip:carol@example.org") == 0; }));
+}
+
+TEST_F(PcscfKamailioTest, RegistrationExpiryRevokes) {
+  PcscfStack stack(dir_, WithDefines({{"REG_MIN_EXPIRES", "1"}, {"UL_TIMER_INTERVAL", "1"}}));
+  SippResult r = stack.Sipp("register.xml", "dave", 2);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  auto h = HeaderIn(r.log.at(0));
+  ASSERT_TRUE(h) << Dump(r);
+  EXPECT_TRUE(stack.view().IsLive(h->username));
+  EXPECT_TRUE(WaitFor([&] { return !stack.view().IsLive(h->username); }))
+      << stack.kamailio().Log();
+}
+
+TEST_F(PcscfKamailioTest, AgentDownUnderRegisterPolicyRegistersWithoutCredential) {
+  PcscfStack stack(dir_, WithDefines({}, /*start_agent=*/false));
+  SippResult r = stack.Sipp("register.xml", "erin", 600);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_FALSE(HeaderIn(r.log.at(0))) << Dump(r);
+  EXPECT_NE(stack.kamailio().Log().find("agent unreachable (curl error 7)"), std::string::npos)
+      << stack.kamailio().Log();
+  SippResult q = stack.Sipp("register_query.xml", "erin", 0);
+  ASSERT_EQ(q.exit_code, 0) << Dump(q);
+  EXPECT_NE(::turnbroker::testing::SippLogValue(q.log.at(0), "Contact"), "")
+      << "registered, without TURN";
+}
+
+TEST_F(PcscfKamailioTest, AgentDownUnderRefusePolicyRefusesAndKeepsNoBinding) {
+  PcscfStack stack(dir_, WithDefines({kRefuse}, /*start_agent=*/false));
+  SippResult r = stack.Sipp("register_refused.xml", "frank", 600);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(r.log.size(), 2u) << Dump(r);
+  EXPECT_EQ(::turnbroker::testing::SippLogValue(r.log[0], "Retry-After"), "5");
+  EXPECT_FALSE(HeaderIn(r.log[1]));
+  SippResult q = stack.Sipp("register_query.xml", "frank", 0);
+  ASSERT_EQ(q.exit_code, 0) << Dump(q);
+  EXPECT_EQ(::turnbroker::testing::SippLogValue(q.log.at(0), "Contact"), "")
+      << "the refused REGISTER left a binding";
+  // The agent comes back: the next REGISTER gets its credential.
+  stack.StartAgent();
+  SippResult again = stack.Sipp("register.xml", "frank", 600);
+  ASSERT_EQ(again.exit_code, 0) << Dump(again);
+  EXPECT_TRUE(HeaderIn(again.log.at(0)));
+}
+
+TEST_F(PcscfKamailioTest, BrokerDownMeans503FromTheAgentAndNoCredentialForTheWic) {
+  PcscfStack stack(dir_);
+  stack.broker().process().Kill();
+  SippResult r = stack.Sipp("register.xml", "grace", 600);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  EXPECT_FALSE(HeaderIn(r.log.at(0))) << "a credential the TURN side never got";
+  EXPECT_NE(stack.kamailio().Log().find("agent answered 503"), std::string::npos)
+      << stack.kamailio().Log();
+}
+
+TEST_F(PcscfKamailioTest, BrokerDownUnderRefusePolicyRefusesTheRegister) {
+  PcscfStack stack(dir_, WithDefines({kRefuse}));
+  stack.broker().process().Kill();
+  SippResult r = stack.Sipp("register_refused.xml", "heidi", 600);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_EQ(r.log.size(), 2u) << Dump(r);
+  EXPECT_FALSE(HeaderIn(r.log[1])) << "a credential the TURN side never got";
+}
+
+// Sends one REGISTER over UDP `times` times with the same branch (a UAC
+// retransmitting); returns the number of answers read.
+int SendRegister(int port, int times) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  socklen_t len = sizeof local;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+  std::string lp = std::to_string(ntohs(local.sin_port));
+  std::string msg =
+      "REGISTER sip:example.org SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:" + lp + ";branch=z9hG4bK-retrans-1\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:ivan@example.org>;tag=r1\r\n"
+      "To: <sip:ivan@example.org>\r\nCall-ID: retrans-1@test\r\nCSeq: 1 REGISTER\r\n"
+      "Contact: <sip:ivan@127.0.0.1:" + lp + ">\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n";
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int answers = 0;
+  for (int i = 0; i < times; ++i) {
+    sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    char buf[4096];
+    if (recv(fd, buf, sizeof buf, 0) > 0) ++answers;
+  }
+  close(fd);
+  return answers;
+}
+
+TEST_F(PcscfKamailioTest, ARetransmittedRegisterDoesNotRepeatTheAgentCall) {
+  PcscfStack stack(dir_);
+  EXPECT_EQ(SendRegister(stack.kamailio().port(), 3), 3) << "tm answers retransmissions";
+  httplib::Client cli("127.0.0.1", stack.agent_port());
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"2xx\"} 1\n"),
+            std::string::npos)
+      << m->body;
+}
+
+}  // namespace
+}  // namespace turnbroker::pcscf::testing

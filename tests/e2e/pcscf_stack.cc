@@ -1,0 +1,56 @@
+#include "pcscf_stack.h"
+
+#include <gtest/gtest.h>
+
+namespace turnbroker::pcscf::testing {
+
+using ::turnbroker::testing::FreePort;
+
+std::string ReferenceKamailioConfig() {
+  return std::string(PCSCF_KAMAILIO_DIR) + "/kamailio.cfg";
+}
+
+std::string SippScenario(const std::string& name) {
+  return std::string(PCSCF_KAMAILIO_DIR) + "/sipp/" + name;
+}
+
+PcscfStack::PcscfStack(const ::turnbroker::testing::TempDir& dir, PcscfStackOptions o)
+    : dir_(dir), agent_port_(FreePort()) {
+  broker_ = std::make_unique<::turnbroker::testing::BrokerProcess>(dir, o.broker_args);
+  view_ = std::make_unique<BrokerView>(broker_->address());
+  if (o.start_agent) StartAgent(o.agent_args);
+  ::turnbroker::testing::KamailioOptions k;
+  k.config = ReferenceKamailioConfig();
+  k.defines = {{"AGENT_HTTPCON", "\"turnagent=>http://127.0.0.1:" +
+                                     std::to_string(agent_port_) + ";timeout=1\""},
+               {"WORKERS", "2"}};
+  k.defines.insert(k.defines.end(), o.kamailio_defines.begin(), o.kamailio_defines.end());
+  kamailio_ = std::make_unique<::turnbroker::testing::KamailioProcess>(dir, k);
+}
+
+void PcscfStack::StartAgent(std::vector<std::string> args) {
+  agent_ = std::make_unique<AgentProcess>(dir_, broker_->address(), std::move(args),
+                                          agent_port_);
+}
+
+::turnbroker::testing::SippResult PcscfStack::Sipp(const std::string& scenario,
+                                                   const std::string& user, int expires,
+                                                   std::vector<std::string> extra) {
+  ::turnbroker::testing::SippOptions s;
+  s.scenario = SippScenario(scenario);
+  s.target = kamailio_->address();
+  s.keys = {{"user", user}, {"domain", "example.org"}, {"expires", std::to_string(expires)}};
+  s.extra = std::move(extra);
+  return ::turnbroker::testing::RunSipp(dir_, s);
+}
+
+std::optional<TurnCredentialHeader> HeaderIn(const std::string& log_line) {
+  std::string value = ::turnbroker::testing::SippLogValue(log_line, "TURN-Credential");
+  if (value.empty()) return std::nullopt;
+  auto h = ParseTurnCredentialHeader(value);
+  EXPECT_TRUE(h.ok()) << h.status() << " in: " << log_line;
+  if (!h.ok()) return std::nullopt;
+  return *h;
+}
+
+}  // namespace turnbroker::pcscf::testing

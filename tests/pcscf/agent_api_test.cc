@@ -1,0 +1,268 @@
+// Every HTTP answer of the agent's API, without sockets (AgentApi::Handle),
+// over the fake broker. agent_server_test.cc covers the HTTP layer.
+#include "turnbroker/pcscf/agent_api.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "fake_broker_client.h"
+#include "turnbroker/pcscf/sip_header.h"
+
+namespace turnbroker::pcscf {
+namespace {
+
+using json = nlohmann::json;
+using testing::FakeBrokerClient;
+
+class AgentApiTest : public ::testing::Test {
+ protected:
+  AgentApiTest() {
+    IssuerOptions o;
+    o.realm = "example.org";
+    o.issuer = "pcscf-1";
+    o.turn_uris = {"turn:127.0.0.1:3478?transport=udp", "turns:turn.example.org:5349"};
+    o.status_interval_ms = 0;
+    o.overlap_ms = 10;
+    publisher_ = std::make_unique<Publisher>(&broker_, PublisherOptions(), &metrics_);
+    issuer_ = std::make_unique<Issuer>(publisher_.get(), o, Clock::System(), &metrics_);
+    api_ = std::make_unique<AgentApi>(issuer_.get(), &metrics_);
+  }
+  ~AgentApiTest() override {
+    api_.reset();
+    issuer_.reset();
+    publisher_.reset();
+  }
+
+  ApiResponse Call(std::string method, std::string path, std::string body = "",
+                   std::multimap<std::string, std::string> query = {}) {
+    ApiRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    r.body = std::move(body);
+    r.query = std::move(query);
+    return api_->Handle(r);
+  }
+  // A 4xx/5xx answer: its JSON, checked for the common shape.
+  json Error(const ApiResponse& r, int status) {
+    EXPECT_EQ(r.status, status) << r.body;
+    json j = json::parse(r.body, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << r.body;
+    EXPECT_TRUE(j.contains("error") && j["error"].is_string()) << r.body;
+    EXPECT_TRUE(j.contains("code")) << r.body;
+    return j;
+  }
+  std::string FieldOf(const ApiResponse& r, int status) {
+    json j = Error(r, status);
+    return j.value("field", "");
+  }
+  std::string Issue(const std::string& impu) {
+    ApiResponse r = Call("POST", "/v1/credentials", json({{"impu", impu}}).dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return json::parse(r.body)["username"];
+  }
+
+  MetricsRegistry metrics_;
+  FakeBrokerClient broker_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<Issuer> issuer_;
+  std::unique_ptr<AgentApi> api_;
+};
+
+TEST_F(AgentApiTest, IssueAnswers201WithEverythingTheSipServerNeeds) {
+  ApiResponse r = Call("POST", "/v1/credentials",
+                       R"({"impu":"sip:alice@example.org","impi":"alice@example.org","ttl":600})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["username"].get<std::string>().size(), 16u);
+  EXPECT_EQ(j["password"].get<std::string>().size(), 24u);
+  EXPECT_GE(j["ttl"].get<int>(), 599);
+  EXPECT_EQ(j["realm"], "example.org");
+  EXPECT_EQ(j["uris"].size(), 2u);
+  EXPECT_EQ(j["header_name"], "TURN-Credential");
+  EXPECT_EQ(j["reused"], false);
+  EXPECT_GT(j["expires_at"].get<int64_t>(), Clock::System()->NowMs() / 1000);
+  auto h = ParseTurnCredentialHeader(j["header"].get<std::string>());
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->username, j["username"]);
+  EXPECT_EQ(h->password, j["password"]);
+  EXPECT_TRUE(broker_.IsLive(j["username"])) << "201 only after the broker acknowledged";
+}
+
+TEST_F(AgentApiTest, ReRegisterWithEnoughLifetimeLeftAnswers200WithTheSameCredential) {
+  std::string u = Issue("sip:alice@example.org");
+  ApiResponse r = Call("POST", "/v1/credentials", R"({"impu":"sip:alice@example.org"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["username"], u);
+  EXPECT_EQ(json::parse(r.body)["reused"], true);
+}
+
+TEST_F(AgentApiTest, IssueRejectsBadBodiesNamingTheField) {
+  auto post = [&](std::string body) { return Call("POST", "/v1/credentials", std::move(body)); };
+  EXPECT_EQ(FieldOf(post(""), 400), "body");
+  EXPECT_EQ(FieldOf(post("{"), 400), "body");
+  EXPECT_EQ(FieldOf(post("[1]"), 400), "body");
+  EXPECT_EQ(FieldOf(post("{}"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":null})"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":42})"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":""})"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a b@x"})"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":")" + std::string(300, 'a') + R"("})"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","impi":7})"), 400), "impi");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":"600"})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":60.5})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":0})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":-5})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":59})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":86401})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","ttl":18446744073709551615})"), 400), "ttl");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","expires":600})"), 400), "expires");
+  EXPECT_EQ(broker_.publish_calls(), 0) << "nothing reaches the broker";
+}
+
+TEST_F(AgentApiTest, BrokerUnreachableIs503WithRetryAfterAndNothingHandedOut) {
+  broker_.SetUnavailable(true);
+  ApiResponse r = Call("POST", "/v1/credentials", R"({"impu":"sip:alice@example.org"})");
+  json j = Error(r, 503);
+  EXPECT_EQ(j["code"], "UNAVAILABLE");
+  EXPECT_FALSE(j.contains("password"));
+  bool retry_after = false;
+  for (auto& [k, v] : r.headers) retry_after |= k == "Retry-After";
+  EXPECT_TRUE(retry_after);
+  EXPECT_EQ(issuer_->live_credentials(), 0u);
+}
+
+TEST_F(AgentApiTest, BrokerRefusalsMapToGatewayAndConflictCodes) {
+  broker_.FailNextPublishes(1, absl::PermissionDeniedError("Publish needs role publisher"));
+  Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 502);
+  broker_.FailNextPublishes(1, absl::FailedPreconditionError("credentials[0].username: revoked"));
+  Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 409);
+  broker_.FailNextPublishes(1, absl::InvalidArgumentError("credentials[0].expires_at_ms: lifetime"));
+  Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 400);
+}
+
+TEST_F(AgentApiTest, RefreshAnswers201WithANewCredential) {
+  std::string u = Issue("sip:alice@example.org");
+  ApiResponse r = Call("POST", "/v1/credentials/" + u + "/refresh", R"({"ttl":120})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_NE(j["username"], u);
+  EXPECT_LE(j["ttl"].get<int>(), 120);
+  ASSERT_TRUE(testing::WaitFor([&] { return !broker_.IsLive(u); })) << "old revoked after overlap";
+  // An empty body keeps the old lifetime.
+  EXPECT_EQ(Call("POST", "/v1/credentials/" + j["username"].get<std::string>() + "/refresh")
+                .status, 201);
+}
+
+TEST_F(AgentApiTest, RefreshErrors) {
+  std::string u = Issue("sip:alice@example.org");
+  EXPECT_EQ(FieldOf(Call("POST", "/v1/credentials/unknownusername1/refresh"), 404), "username");
+  EXPECT_EQ(FieldOf(Call("POST", "/v1/credentials/bad name/refresh"), 400), "username");
+  EXPECT_EQ(FieldOf(Call("POST", "/v1/credentials/" + u + "/refresh", "{"), 400), "body");
+  EXPECT_EQ(FieldOf(Call("POST", "/v1/credentials/" + u + "/refresh", R"({"ttl":true})"), 400),
+            "ttl");
+  EXPECT_EQ(FieldOf(Call("POST", "/v1/credentials/" + u + "/refresh", R"({"impu":"x"})"), 400),
+            "impu");
+  broker_.SetUnavailable(true);
+  Error(Call("POST", "/v1/credentials/" + u + "/refresh"), 503);
+}
+
+TEST_F(AgentApiTest, DeleteByUsernameAndByImpuAnswer204) {
+  std::string a = Issue("sip:alice@example.org");
+  std::string b = Issue("sip:bob@example.org");
+  ApiResponse r = Call("DELETE", "/v1/credentials/" + a);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_FALSE(broker_.IsLive(a));
+  EXPECT_EQ(Call("DELETE", "/v1/credentials", "", {{"impu", "sip:bob@example.org"}}).status, 204);
+  EXPECT_FALSE(broker_.IsLive(b));
+  EXPECT_EQ(broker_.revoked_subscribers(), std::vector<std::string>{"sip:bob@example.org"});
+}
+
+TEST_F(AgentApiTest, DeleteErrors) {
+  EXPECT_EQ(FieldOf(Call("DELETE", "/v1/credentials"), 400), "impu");
+  EXPECT_EQ(FieldOf(Call("DELETE", "/v1/credentials", "", {{"impu", ""}}), 400), "impu");
+  EXPECT_EQ(FieldOf(Call("DELETE", "/v1/credentials/a\"b"), 400), "username");
+  broker_.SetUnavailable(true);
+  Error(Call("DELETE", "/v1/credentials/someusername"), 503);
+  Error(Call("DELETE", "/v1/credentials", "", {{"impu", "sip:a@x"}}), 503);
+}
+
+TEST_F(AgentApiTest, PostRevokeIsTheSameRevocationForGetPostOnlyClients) {
+  std::string a = Issue("sip:alice@example.org");
+  std::string b = Issue("sip:bob@example.org");
+  EXPECT_EQ(Call("POST", "/v1/credentials/revoke", json({{"username", a}}).dump()).status, 204);
+  EXPECT_FALSE(broker_.IsLive(a));
+  EXPECT_EQ(Call("POST", "/v1/credentials/revoke",
+                 R"({"impu":"sip:bob@example.org","reason":"de-REGISTER"})").status,
+            204);
+  EXPECT_FALSE(broker_.IsLive(b));
+}
+
+TEST_F(AgentApiTest, PostRevokeErrors) {
+  auto post = [&](std::string body) {
+    return Call("POST", "/v1/credentials/revoke", std::move(body));
+  };
+  EXPECT_EQ(FieldOf(post("nope"), 400), "body");
+  EXPECT_EQ(FieldOf(post("{}"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"impu":"sip:a@x","username":"u"})"), 400), "username");
+  EXPECT_EQ(FieldOf(post(R"({"impu":1})"), 400), "impu");
+  EXPECT_EQ(FieldOf(post(R"({"username":"a b"})"), 400), "username");
+  EXPECT_EQ(FieldOf(post(R"({"username":"u","reason":"x\u0001"})"), 400), "reason");
+  EXPECT_EQ(FieldOf(post(R"({"username":"u","why":"x"})"), 400), "why");
+  broker_.SetUnavailable(true);
+  Error(post(R"({"impu":"sip:a@x"})"), 503);
+}
+
+TEST_F(AgentApiTest, UnknownPathsAre404AndWrongMethods405WithAllow) {
+  EXPECT_EQ(FieldOf(Call("GET", "/"), 404), "path");
+  EXPECT_EQ(FieldOf(Call("POST", "/v2/credentials"), 404), "path");
+  EXPECT_EQ(FieldOf(Call("POST", "/v1/credentials/u/x"), 404), "path");
+  struct Case {
+    const char* method;
+    const char* path;
+    const char* allow;
+  };
+  for (const Case& c : {Case{"GET", "/v1/credentials", "POST, DELETE"},
+                        Case{"PUT", "/v1/credentials/revoke", "POST, DELETE"},
+                        Case{"GET", "/v1/credentials/u1/refresh", "POST"},
+                        Case{"POST", "/v1/credentials/u1", "DELETE"},
+                        Case{"POST", "/healthz", "GET"},
+                        Case{"DELETE", "/metrics", "GET"}}) {
+    ApiResponse r = Call(c.method, c.path);
+    EXPECT_EQ(FieldOf(r, 405), "method") << c.method << " " << c.path;
+    ASSERT_EQ(r.headers.size(), 1u);
+    EXPECT_EQ(r.headers[0].first, "Allow");
+    EXPECT_EQ(r.headers[0].second, c.allow);
+  }
+}
+
+TEST_F(AgentApiTest, HealthFollowsTheBroker) {
+  ApiResponse ok = Call("GET", "/healthz");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["broker"], "reachable");
+  EXPECT_EQ(json::parse(ok.body)["epoch"], broker_.epoch());
+  broker_.SetUnavailable(true);
+  ApiResponse down = Call("GET", "/healthz");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(json::parse(down.body)["broker"], "unreachable");
+}
+
+TEST_F(AgentApiTest, MetricsCountRequestsByRouteAndClass) {
+  Issue("sip:alice@example.org");
+  Call("POST", "/v1/credentials", "{}");
+  ApiResponse m = Call("GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.content_type, "text/plain; version=0.0.4");
+  EXPECT_NE(m.body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"2xx\"} 1"),
+            std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"4xx\"} 1"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("pcscf_turn_live_credentials 1"), std::string::npos);
+  EXPECT_NE(m.body.find("pcscf_turn_published_credentials_total 1"), std::string::npos);
+  EXPECT_EQ(m.body.find("password"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace turnbroker::pcscf

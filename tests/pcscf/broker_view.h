@@ -1,0 +1,60 @@
+// What a test needs to see in a real broker: Get and List over gRPC.
+#ifndef TURNBROKER_TESTS_PCSCF_BROKER_VIEW_H_
+#define TURNBROKER_TESTS_PCSCF_BROKER_VIEW_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "turnbroker/v1/broker.grpc.pb.h"
+
+namespace turnbroker::pcscf::testing {
+
+class BrokerView {
+ public:
+  explicit BrokerView(const std::string& address)
+      : stub_(v1::CredentialBroker::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+
+  // The live credential, or nullopt (not live, or the broker did not answer).
+  std::optional<v1::Credential> Get(const std::string& username) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::GetRequest req;
+    req.mutable_ref()->set_username(username);
+    v1::GetResponse resp;
+    if (!stub_->Get(&ctx, req, &resp).ok()) return std::nullopt;
+    return resp.credential().credential();
+  }
+  bool IsLive(const std::string& username) { return Get(username).has_value(); }
+
+  // Live credentials of a subscriber (-1: the broker did not answer).
+  int CountLive(const std::string& subscriber) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::ListRequest req;
+    req.set_subscriber(subscriber);
+    req.set_page_size(1000);
+    v1::ListResponse resp;
+    if (!stub_->List(&ctx, req, &resp).ok()) return -1;
+    return resp.credentials_size();
+  }
+
+  std::optional<v1::GetStatusResponse> Status() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::GetStatusResponse resp;
+    if (!stub_->GetStatus(&ctx, v1::GetStatusRequest(), &resp).ok()) return std::nullopt;
+    return resp;
+  }
+
+ private:
+  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+};
+
+}  // namespace turnbroker::pcscf::testing
+
+#endif  // TURNBROKER_TESTS_PCSCF_BROKER_VIEW_H_

@@ -1,0 +1,135 @@
+// The C ABI (include/pcscf_turn.h): argument checks without a broker, and
+// the lifecycle from a C caller against a real turn-broker.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+#include "broker_process.h"
+#include "pcscf_turn.h"
+#include "process.h"
+#include "turnbroker/common/strings.h"
+
+extern "C" int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len);
+
+namespace turnbroker::pcscf {
+namespace {
+
+using ::turnbroker::testing::BrokerProcess;
+using ::turnbroker::testing::FreePort;
+using ::turnbroker::testing::TempDir;
+
+const char* kUris[] = {"turn:127.0.0.1:3478?transport=udp", nullptr};
+
+pcscf_turn_options Options(const std::string& broker) {
+  static std::string b;
+  b = broker;
+  pcscf_turn_options o;
+  std::memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.broker = b.c_str();
+  o.realm = "example.org";
+  o.turn_uris = kUris;
+  return o;
+}
+
+TEST(CApiTest, ReportsItsVersionAndHeaderName) {
+  EXPECT_STREQ(pcscf_turn_version(), "1.0.0");
+  EXPECT_STREQ(pcscf_turn_header_name(), "TURN-Credential");
+  EXPECT_EQ(PCSCF_TURN_ABI_VERSION, 1);
+}
+
+TEST(CApiTest, OpenRejectsBadOptionsNamingTheField) {
+  char err[256];
+  pcscf_turn* h = reinterpret_cast<pcscf_turn*>(1);
+  EXPECT_EQ(pcscf_turn_open(nullptr, &h, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(h, nullptr);
+  EXPECT_STREQ(err, "options: must not be NULL");
+
+  pcscf_turn_options o = Options("127.0.0.1:1");
+  o.struct_size = 8;
+  EXPECT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("struct_size"), std::string::npos);
+
+  o = Options("127.0.0.1:1");
+  o.realm = "bad realm";
+  EXPECT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(err).rfind("realm: ", 0), 0u) << err;
+
+  o = Options("127.0.0.1:1");
+  o.turn_uris = nullptr;
+  EXPECT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(err).rfind("turn_uris: ", 0), 0u) << err;
+
+  o = Options("");
+  EXPECT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  // A tiny error buffer is truncated, never overrun; a null one is fine.
+  char tiny[4] = {'x', 'x', 'x', 'x'};
+  EXPECT_EQ(pcscf_turn_open(&o, &h, tiny, sizeof tiny), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(tiny[3], '\0');
+  EXPECT_EQ(pcscf_turn_open(&o, &h, nullptr, 0), PCSCF_TURN_INVALID_ARGUMENT);
+}
+
+TEST(CApiTest, AnOlderCallersShorterStructGetsTheDefaults) {
+  // A caller built against a version that ended at `issuer`.
+  pcscf_turn_options o = Options("127.0.0.1:1");
+  o.struct_size = offsetof(pcscf_turn_options, tls_cert);
+  o.default_ttl_s = 5;  // beyond struct_size: must be ignored (5 s is invalid)
+  pcscf_turn* h = nullptr;
+  char err[256];
+  ASSERT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_OK) << err;
+  pcscf_turn_close(h);
+}
+
+TEST(CApiTest, CallsCheckTheirArguments) {
+  pcscf_turn_options o = Options(StrCat("127.0.0.1:", FreePort()));
+  pcscf_turn* h = nullptr;
+  char err[256];
+  ASSERT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_OK) << err;
+  pcscf_turn_credential c;
+  std::memset(&c, 0, sizeof c);
+  EXPECT_EQ(pcscf_turn_issue(nullptr, "sip:a@x", nullptr, 0, &c, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(pcscf_turn_issue(h, nullptr, nullptr, 0, &c, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_STREQ(err, "impu: must not be NULL");
+  EXPECT_EQ(pcscf_turn_issue(h, "sip:a@x", nullptr, 5, &c, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(err).rfind("ttl: ", 0), 0u) << err;
+  EXPECT_EQ(pcscf_turn_refresh(h, nullptr, 0, &c, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(pcscf_turn_refresh(h, "unknownusername1", 0, &c, err, sizeof err),
+            PCSCF_TURN_NOT_FOUND);
+  EXPECT_EQ(pcscf_turn_revoke_username(h, nullptr, nullptr, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(pcscf_turn_revoke_subscriber(h, nullptr, nullptr, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(c.username, nullptr) << "nothing filled on failure";
+  pcscf_turn_credential_clear(nullptr);
+  pcscf_turn_close(h);
+  pcscf_turn_close(nullptr);
+}
+
+TEST(CApiTest, BrokerDownIsUnavailableAndHandsOutNothing) {
+  pcscf_turn_options o = Options(StrCat("127.0.0.1:", FreePort()));
+  pcscf_turn* h = nullptr;
+  char err[256];
+  ASSERT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_OK) << err;
+  EXPECT_EQ(pcscf_turn_broker_reachable(h, 300), 0);
+  pcscf_turn_credential c;
+  std::memset(&c, 0, sizeof c);
+  EXPECT_EQ(pcscf_turn_issue(h, "sip:a@x", nullptr, 0, &c, err, sizeof err),
+            PCSCF_TURN_UNAVAILABLE);
+  EXPECT_EQ(c.password, nullptr);
+  pcscf_turn_close(h);
+}
+
+TEST(CApiTest, ACCallerRunsTheLifecycleAgainstARealBroker) {
+  TempDir dir;
+  BrokerProcess broker(dir, {"--ephemeral"});
+  char err[512] = "";
+  EXPECT_EQ(pcscf_c_client_lifecycle(broker.address().c_str(), err, sizeof err), 0) << err;
+}
+
+}  // namespace
+}  // namespace turnbroker::pcscf

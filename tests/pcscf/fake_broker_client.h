@@ -1,0 +1,85 @@
+// An in-memory broker behind the BrokerClient seam, with failure injection:
+// unavailability, refusals, delays, held responses, a lost store (new epoch).
+#ifndef TURNBROKER_TESTS_PCSCF_FAKE_BROKER_CLIENT_H_
+#define TURNBROKER_TESTS_PCSCF_FAKE_BROKER_CLIENT_H_
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "turnbroker/pcscf/broker_client.h"
+#include "wait_for.h"
+
+namespace turnbroker::pcscf::testing {
+
+class FakeBrokerClient : public BrokerClient {
+ public:
+  FakeBrokerClient();
+  ~FakeBrokerClient() override;  // answers held calls (UNAVAILABLE), joins
+
+  void Publish(v1::PublishRequest request, int64_t timeout_ms,
+               Callback<v1::PublishResponse> done) override;
+  void Revoke(v1::RevokeRequest request, int64_t timeout_ms,
+              Callback<v1::RevokeResponse> done) override;
+  void GetStatus(int64_t timeout_ms,
+                 Callback<v1::GetStatusResponse> done) override;
+
+  // --- knobs ---
+  // Every call fails with UNAVAILABLE (as when the channel cannot connect).
+  void SetUnavailable(bool unavailable);
+  // Publish batches containing `username` are refused with `status`.
+  void RefuseUsername(const std::string& username, absl::Status status);
+  // The next `n` Publish calls fail with `status` (not applied).
+  void FailNextPublishes(int n, absl::Status status);
+  // Answers come this much later, from a background thread.
+  void SetDelayMs(int delay_ms);
+  // While held, Publish answers wait until Release().
+  void Hold();
+  void Release();
+  // The store is lost: new epoch, nothing live.
+  void LoseState();
+
+  // --- observations ---
+  int publish_calls() const;
+  std::vector<size_t> batch_sizes() const;
+  bool IsLive(const std::string& username) const;
+  size_t live_count() const;
+  std::vector<std::string> revoked_usernames() const;
+  std::vector<std::string> revoked_subscribers() const;
+  std::string epoch() const;
+  // The stored credential (key included).
+  bool Get(const std::string& username, v1::Credential* out) const;
+
+ private:
+  void Answer(std::function<void()> answer, bool holdable);
+  void Run();
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool unavailable_ = false;
+  std::map<std::string, absl::Status> refused_;
+  int fail_next_ = 0;
+  absl::Status fail_status_;
+  int delay_ms_ = 0;
+  bool held_ = false;
+  bool stopping_ = false;
+  std::string epoch_;
+  uint64_t revision_ = 0;
+  std::map<std::string, v1::Credential> live_;
+  std::vector<std::string> revoked_usernames_;
+  std::vector<std::string> revoked_subscribers_;
+  int publish_calls_ = 0;
+  std::vector<size_t> batch_sizes_;
+  std::multimap<int64_t, std::function<void()>> pending_;  // due (us) -> answer
+  std::vector<std::function<void()>> held_answers_;
+  std::thread thread_;
+};
+
+}  // namespace turnbroker::pcscf::testing
+
+#endif  // TURNBROKER_TESTS_PCSCF_FAKE_BROKER_CLIENT_H_

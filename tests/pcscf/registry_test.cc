@@ -1,0 +1,81 @@
+#include "turnbroker/pcscf/registry.h"
+
+#include <gtest/gtest.h>
+
+namespace turnbroker::pcscf {
+namespace {
+
+constexpr int64_t kT0 = 1'800'000'000'000;
+
+IssuedCredential Cred(std::string username, std::string impu, int64_t expires_at_ms) {
+  IssuedCredential c;
+  c.username = std::move(username);
+  c.password = "pw";
+  c.realm = "example.org";
+  c.subscriber = std::move(impu);
+  c.issued_at_ms = kT0;
+  c.expires_at_ms = expires_at_ms;
+  return c;
+}
+
+TEST(RegistryTest, ReusesTheCurrentCredentialWhileEnoughLifetimeIsLeft) {
+  ManualClock clock(kT0);
+  CredentialRegistry r(&clock);
+  EXPECT_FALSE(r.Reusable("sip:a@x", 0));
+  EXPECT_FALSE(r.Add(Cred("u1", "sip:a@x", kT0 + 3'600'000)));
+  ASSERT_TRUE(r.Reusable("sip:a@x", 600'000));
+  EXPECT_EQ(r.Reusable("sip:a@x", 600'000)->username, "u1");
+  clock.Advance(3'000'001);  // 599.999 s left
+  EXPECT_FALSE(r.Reusable("sip:a@x", 600'000));
+  EXPECT_TRUE(r.Reusable("sip:a@x", 1'000));
+  EXPECT_FALSE(r.Reusable("sip:b@x", 0));
+}
+
+TEST(RegistryTest, AddingReturnsThePreviousLiveCredentialAsRetiring) {
+  ManualClock clock(kT0);
+  CredentialRegistry r(&clock);
+  r.Add(Cred("u1", "sip:a@x", kT0 + 3'600'000));
+  auto previous = r.Add(Cred("u2", "sip:a@x", kT0 + 3'600'000));
+  ASSERT_TRUE(previous);
+  EXPECT_EQ(previous->username, "u1");
+  EXPECT_EQ(r.Reusable("sip:a@x", 0)->username, "u2");
+  // Retiring credentials are still live (the overlap) but never current.
+  EXPECT_TRUE(r.Find("u1"));
+  EXPECT_EQ(r.size(), 2u);
+  r.Remove("u2");
+  EXPECT_FALSE(r.Reusable("sip:a@x", 0)) << "u1 is retiring: never handed out again";
+}
+
+TEST(RegistryTest, RemovesBySubscriberAndByUsername) {
+  ManualClock clock(kT0);
+  CredentialRegistry r(&clock);
+  r.Add(Cred("u1", "sip:a@x", kT0 + 1000));
+  r.Add(Cred("u2", "sip:a@x", kT0 + 2000));
+  r.Add(Cred("u3", "sip:b@x", kT0 + 2000));
+  auto removed = r.RemoveSubscriber("sip:a@x");
+  ASSERT_EQ(removed.size(), 2u);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_FALSE(r.Find("u1"));
+  EXPECT_TRUE(r.Remove("u3"));
+  EXPECT_FALSE(r.Remove("u3"));
+  EXPECT_EQ(r.size(), 0u);
+}
+
+TEST(RegistryTest, ExpiredCredentialsAreNeitherFoundNorLive) {
+  ManualClock clock(kT0);
+  CredentialRegistry r(&clock);
+  r.Add(Cred("u1", "sip:a@x", kT0 + 1000));
+  r.Add(Cred("u2", "sip:b@x", kT0 + 5000));
+  clock.Advance(1000);
+  EXPECT_FALSE(r.Find("u1"));
+  EXPECT_FALSE(r.Remove("u1"));
+  EXPECT_EQ(r.Live().size(), 1u);
+  r.Add(Cred("u3", "sip:c@x", kT0 + 1500));
+  clock.Advance(1000);
+  EXPECT_EQ(r.RemoveExpired(), 1u);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r.RemoveSubscriber("sip:c@x").empty());
+}
+
+}  // namespace
+}  // namespace turnbroker::pcscf

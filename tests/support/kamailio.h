@@ -1,0 +1,50 @@
+// A real Kamailio for tests: the reference configuration (or any), run in
+// the foreground (-DD -E) on a free loopback port, with its settings given
+// as -A defines, its runtime files in the test's folder.
+#ifndef TURNBROKER_TESTS_SUPPORT_KAMAILIO_H_
+#define TURNBROKER_TESTS_SUPPORT_KAMAILIO_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "process.h"
+
+namespace turnbroker::testing {
+
+struct KamailioOptions {
+  std::string config;  // path of the .cfg
+  // -A NAME=VALUE (an empty value: -A NAME). String values carry their own
+  // quotes: {"TURN_FAILURE_POLICY", "\"refuse\""}.
+  std::vector<std::pair<std::string, std::string>> defines;
+  // SIP port for UDP and TCP (defines SIP_LISTEN_UDP / SIP_LISTEN_TCP);
+  // 0: a free one.
+  int port = 0;
+};
+
+class KamailioProcess {
+ public:
+  // Starts Kamailio and waits until it answers an OPTIONS (ADD_FAILURE and
+  // the log if it does not within 15 s).
+  KamailioProcess(const TempDir& dir, KamailioOptions options);
+  ~KamailioProcess();
+
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  Subprocess& process() { return *process_; }
+  std::string Log() const { return process_->Output(); }
+
+  // Sends OPTIONS over UDP until a 200 comes back.
+  bool WaitReady(std::chrono::milliseconds timeout);
+
+ private:
+  const TempDir& dir_;
+  int port_;
+  std::unique_ptr<Subprocess> process_;
+};
+
+}  // namespace turnbroker::testing
+
+#endif  // TURNBROKER_TESTS_SUPPORT_KAMAILIO_H_
