@@ -14,8 +14,14 @@ packages=(
   redis-server redis-tools coturn kamailio kamailio-utils-modules kamailio-extra-modules
   kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2
 )
+# The browser end-to-end test (tests/e2e/wic_*) and the stack's WIC page:
+# Debian's Chromium, and Node.js with npm for playwright-core and JsSIP.
+# A Node.js from elsewhere (e.g. NodeSource, which bundles npm) is kept:
+# Debian's npm package cannot be installed beside it.
 if [[ "${1:-}" == "--with-browser" ]]; then
-  packages+=(chromium nodejs npm)
+  packages+=(chromium)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
