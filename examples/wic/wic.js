@@ -217,6 +217,9 @@ async function run() {
   document.getElementById('config').textContent =
     `ws ${config.ws}  ·  IMPU ${config.impu}${config.impi ? `  ·  IMPI ${config.impi}` : ''}  ·  check ${config.check}`;
   if (!JsSIP) throw new Error('JsSIP did not load (vendor/jssip.min.js)');
+  if (!['revoked', 'expired', 'none'].includes(config.check)) {
+    throw new Error(`check=${config.check}: expected revoked, expired or none`);
+  }
   const ua = makeUA(JsSIP);
   try {
     const response = await register(ua);
