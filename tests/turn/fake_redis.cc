@@ -258,6 +258,27 @@ RedisReply FakeRedis::Execute(const RedisCommand& c) {
     }
     return Int(added);
   }
+  if (name == "HLEN") {
+    Value* v = Find(key);
+    return Int(v ? static_cast<int64_t>(v->hash.size()) : 0);
+  }
+  if (name == "HSCAN") {  // key cursor COUNT n: the cursor is an offset
+    Value* v = Find(key);
+    size_t from = std::stoull(c[2]), count = c.size() > 4 ? std::stoull(c[4]) : 10;
+    std::vector<RedisReply> fields;
+    size_t i = 0, next = 0;
+    if (v) {
+      for (auto& [f, val] : v->hash) {
+        if (i >= from && i < from + count) {
+          fields.push_back(Str(f));
+          fields.push_back(Str(val));
+        }
+        ++i;
+      }
+      next = from + count < v->hash.size() ? from + count : 0;
+    }
+    return Array({Str(std::to_string(next)), Array(std::move(fields))});
+  }
   if (name == "HMGET") {
     Value* v = Find(key);
     std::vector<RedisReply> out;

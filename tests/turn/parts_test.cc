@@ -22,7 +22,6 @@ TEST(SchemaTest, KeyNamesAreCoturns) {
   SyncKeys k = SyncKeys::For("node-1");
   EXPECT_EQ(k.position, "turnbroker/sync/node-1/position");
   EXPECT_EQ(k.managed, "turnbroker/sync/node-1/managed");
-  EXPECT_EQ(k.owners, "turnbroker/sync/node-1/owners");
   EXPECT_EQ(k.legacy, "turnbroker/sync/node-1/legacy");
   EXPECT_EQ(k.cancel, "turnbroker/sync/node-1/cancel");
 }
@@ -35,14 +34,19 @@ TEST(SchemaTest, MembersSplitAtTheFirstSlash) {
   EXPECT_FALSE(SplitMember("no-slash", &realm, &user));
 }
 
-TEST(SchemaTest, OwnerValueRoundTrips) {
+TEST(SchemaTest, ManagedValueRoundTrips) {
+  int64_t expires = 0;
   std::string issuer, subscriber;
-  ParseOwnerValue(OwnerValue("pcscf-1", "sip:a b@x"), &issuer, &subscriber);
+  ASSERT_TRUE(ParseManagedValue(ManagedValue(1'800'000'000'123, "pcscf-1", "sip:a b@x"), &expires,
+                                &issuer, &subscriber));
+  EXPECT_EQ(expires, 1'800'000'000'123);
   EXPECT_EQ(issuer, "pcscf-1");
   EXPECT_EQ(subscriber, "sip:a b@x");
-  ParseOwnerValue(OwnerValue("", ""), &issuer, &subscriber);
+  ASSERT_TRUE(ParseManagedValue(ManagedValue(5, "", ""), &expires, &issuer, &subscriber));
   EXPECT_EQ(issuer, "");
   EXPECT_EQ(subscriber, "");
+  EXPECT_FALSE(ParseManagedValue("garbage", &expires, &issuer, &subscriber));
+  EXPECT_FALSE(ParseManagedValue("12x\ta\tb", &expires, &issuer, &subscriber));
 }
 
 TEST(SchemaTest, SyncNamesAreTokens) {
@@ -72,6 +76,22 @@ TEST(RedisUrlTest, ParsesHostPortPasswordAndDatabase) {
   EXPECT_EQ(acl->user, "turn");
   EXPECT_EQ(acl->host, "::1");
   EXPECT_EQ(acl->port, 7000);
+}
+
+TEST(RedisBatchTest, EncodesRespAndDecodesBack) {
+  RedisBatch batch;
+  batch.Add({"SET", "k", "v\r\n", "PXAT", "123"});
+  RedisArgs hset{"HSET", "h"};
+  hset.Push("f").Push("");
+  batch.Add(hset);
+  EXPECT_EQ(batch.encoded(),
+            "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$4\r\nPXAT\r\n$3\r\n123\r\n"
+            "*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$0\r\n\r\n");
+  EXPECT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch.name(0), "SET k");
+  EXPECT_EQ(batch.name(1), "HSET h");
+  EXPECT_EQ(batch.Decode(), (std::vector<RedisCommand>{{"SET", "k", "v\r\n", "PXAT", "123"},
+                                                      {"HSET", "h", "f", ""}}));
 }
 
 TEST(RedisUrlTest, RefusesBadUrlsWithoutEchoingThem) {

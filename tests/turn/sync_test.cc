@@ -64,8 +64,8 @@ TEST_F(SyncTest, PutWritesHexKeyWithAbsoluteExpiryAndIndexesIt) {
 
   EXPECT_EQ(redis_.Get(UserKey("alice")), Hex("alice"));
   EXPECT_EQ(redis_.ExpiryMs(UserKey("alice")), kExp);
-  EXPECT_EQ(redis_.ZSet(keys_.managed).at("example.org/alice"), kExp);
-  EXPECT_EQ(redis_.Hash(keys_.owners).at("example.org/alice"), "pcscf-1\tsip:alice@x");
+  EXPECT_EQ(redis_.Hash(keys_.managed).at("example.org/alice"),
+            std::to_string(kExp) + "\tpcscf-1\tsip:alice@x");
   EXPECT_EQ(redis_.Hash(keys_.position).at("revision"), "1");
   EXPECT_EQ(redis_.Hash(keys_.position).at("epoch"), kEpoch);
   EXPECT_EQ(sync_->position(), (Position{kEpoch, 1}));
@@ -80,9 +80,8 @@ TEST_F(SyncTest, FrameIsOneTransactionWithItsPosition) {
   EXPECT_EQ(redis_.log.back().front(), "EXEC");
   std::vector<std::string> names;
   for (auto& c : redis_.log) names.push_back(c.front());
-  // Two SETs, one ZADD and one HSET for both, then the position.
-  EXPECT_EQ(names, (std::vector<std::string>{"MULTI", "SET", "SET", "ZADD", "HSET", "HSET",
-                                             "EXEC"}));
+  // Two SETs, one HSET of the index for both, then the position.
+  EXPECT_EQ(names, (std::vector<std::string>{"MULTI", "SET", "SET", "HSET", "HSET", "EXEC"}));
   EXPECT_EQ(redis_.log[1], (RedisCommand{"SET", UserKey("a"), Hex("a"), "PXAT",
                                          std::to_string(kExp)}));
 }
@@ -92,8 +91,7 @@ TEST_F(SyncTest, RevokeDeletesListedKeyAndForgetsIt) {
   Apply(Events(kEpoch, 1, {Put(1, Cred(kRealm, "alice", kExp))}));
   Apply(Events(kEpoch, 2, {Revoke(2, ByUsername("alice", kRealm), {Ref(kRealm, "alice", kExp)})}));
   EXPECT_FALSE(redis_.Get(UserKey("alice")));
-  EXPECT_TRUE(redis_.ZSet(keys_.managed).empty());
-  EXPECT_TRUE(redis_.Hash(keys_.owners).empty());
+  EXPECT_TRUE(redis_.Hash(keys_.managed).empty());
   EXPECT_EQ(metrics_.keys_deleted_revoked->value(), 1u);
 }
 
@@ -293,8 +291,7 @@ TEST_F(SyncTest, PruneForgetsExpiredEntries) {
   StartSynced(1, {Put(1, Cred(kRealm, "short", kNow + 1'000, "sip:s@x"))});
   clock_.Advance(10 * 60'000);
   Apply(Frame(kEpoch, 2, WR::PROGRESS));
-  EXPECT_TRUE(redis_.ZSet(keys_.managed).empty());
-  EXPECT_TRUE(redis_.Hash(keys_.owners).empty());
+  EXPECT_TRUE(redis_.Hash(keys_.managed).empty());
   EXPECT_EQ(metrics_.keys_pruned->value(), 1u);
 }
 

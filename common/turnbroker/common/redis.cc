@@ -1,8 +1,12 @@
 #include "turnbroker/common/redis.h"
 
 #include <hiredis/hiredis.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdlib>
+#include <cstring>
 
 #include "turnbroker/common/strings.h"
 
@@ -130,6 +134,82 @@ std::string RedisReply::ToString() const {
   }
 }
 
+RedisArgs::RedisArgs(std::initializer_list<std::string_view> args) {
+  for (std::string_view a : args) Push(a);
+}
+
+RedisArgs& RedisArgs::Push(std::string_view arg) {
+  StrAppend(&body_, "$", arg.size(), "\r\n");
+  body_.append(arg);
+  body_.append("\r\n");
+  ++count_;
+  return *this;
+}
+
+void RedisBatch::Add(const RedisArgs& args) {
+  offsets_.push_back(resp_.size());
+  StrAppend(&resp_, "*", args.size(), "\r\n");
+  resp_.append(args.encoded());
+}
+
+std::string RedisBatch::name(size_t i) const {
+  // The first two arguments, decoded from the encoding.
+  std::string_view in = std::string_view(resp_).substr(offsets_[i]);
+  auto line = [&in] {
+    size_t eol = in.find("\r\n");
+    size_t n = std::strtoul(std::string(in.substr(1, eol - 1)).c_str(), nullptr, 10);
+    in.remove_prefix(eol + 2);
+    return n;
+  };
+  size_t args = line();
+  std::string name;
+  for (size_t k = 0; k < std::min<size_t>(2, args); ++k) {
+    size_t len = line();
+    if (k > 0) name.push_back(' ');
+    name.append(in.substr(0, len));
+    in.remove_prefix(len + 2);
+  }
+  return name;
+}
+
+std::vector<RedisCommand> RedisBatch::Decode() const {
+  std::vector<RedisCommand> out;
+  std::string_view in = resp_;
+  auto line = [&in] {
+    size_t eol = in.find("\r\n");
+    std::string_view l = in.substr(1, eol - 1);
+    in.remove_prefix(eol + 2);
+    return std::strtoul(std::string(l).c_str(), nullptr, 10);
+  };
+  while (!in.empty()) {
+    size_t n = line();
+    RedisCommand c;
+    for (size_t i = 0; i < n; ++i) {
+      size_t len = line();
+      c.emplace_back(in.substr(0, len));
+      in.remove_prefix(len + 2);
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisClient::Execute(const RedisBatch& batch) {
+  return Pipeline(batch.Decode());
+}
+
+absl::Status RedisClient::Send(const RedisBatch& batch) {
+  sent_.push_back(Execute(batch));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisClient::Receive() {
+  if (sent_.empty()) return absl::FailedPreconditionError("redis: nothing in flight");
+  auto replies = std::move(sent_.front());
+  sent_.pop_front();
+  return replies;
+}
+
 absl::StatusOr<RedisReply> RedisClient::Command(RedisCommand command) {
   std::vector<RedisCommand> one;
   one.push_back(std::move(command));
@@ -149,6 +229,9 @@ HiredisClient::~HiredisClient() { Disconnect(); }
 void HiredisClient::Disconnect() {
   if (context_) redisFree(context_);
   context_ = nullptr;
+  // Replies of batches in flight are lost with the connection: their
+  // Receive() fails.
+  for (size_t& count : in_flight_) count = kLost;
 }
 
 absl::Status HiredisClient::Fail(std::string_view what) {
@@ -167,22 +250,24 @@ absl::Status HiredisClient::Connect() {
   if (context_->err) return Fail("connect");
   redisSetTimeout(context_, Timeval(options_.io_timeout_ms));
   redisEnableKeepAlive(context_);
-  std::vector<RedisCommand> setup;
+  RedisBatch setup;
   if (!options_.url.password.empty()) {
     if (options_.url.user.empty()) {
-      setup.push_back({"AUTH", options_.url.password});
+      setup.Add({"AUTH", options_.url.password});
     } else {
-      setup.push_back({"AUTH", options_.url.user, options_.url.password});
+      setup.Add({"AUTH", options_.url.user, options_.url.password});
     }
   }
-  if (options_.url.db != 0) setup.push_back({"SELECT", StrCat(options_.url.db)});
+  if (options_.url.db != 0) setup.Add({"SELECT", StrCat(options_.url.db)});
   if (setup.empty()) return absl::OkStatus();
-  auto replies = Pipeline(setup);
+  if (auto s = Write(setup.encoded()); !s.ok()) return s;
+  auto replies = ReadReplies(setup.size());
   if (!replies.ok()) return replies.status();
   for (size_t i = 0; i < replies->size(); ++i) {
     if ((*replies)[i].is_error()) {
       std::string message = StrCat("redis ", options_.url.host, ":", options_.url.port, ": ",
-                                   setup[i].front(), ": ", (*replies)[i].str);
+                                   i == 0 && !options_.url.password.empty() ? "AUTH" : "SELECT",
+                                   ": ", (*replies)[i].str);
       Disconnect();
       // A wrong password or database is a configuration error, not an outage.
       return absl::FailedPreconditionError(message);
@@ -193,24 +278,69 @@ absl::Status HiredisClient::Connect() {
 
 absl::StatusOr<std::vector<RedisReply>> HiredisClient::Pipeline(
     const std::vector<RedisCommand>& commands) {
-  if (auto s = Connect(); !s.ok()) return s;
-  std::vector<const char*> argv;
-  std::vector<size_t> argvlen;
+  RedisBatch batch;
   for (const RedisCommand& c : commands) {
-    argv.clear();
-    argvlen.clear();
-    for (const std::string& a : c) {
-      argv.push_back(a.data());
-      argvlen.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(),
-                               argvlen.data()) != REDIS_OK) {
-      return Fail("append");
+    RedisArgs args;
+    for (const std::string& a : c) args.Push(a);
+    batch.Add(args);
+  }
+  return Execute(batch);
+}
+
+absl::Status HiredisClient::Write(const std::string& data) {
+  // The batch is already encoded: write it to the socket as it is. Handing
+  // it to hiredis would copy it into its output buffer and move the rest of
+  // that buffer after every partial write (quadratic for large batches).
+  // hiredis' output buffer is empty here: every command it queued was
+  // written when its replies were read.
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(context_->fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      // EAGAIN here is the send timeout of the blocking socket.
+      std::string why = n < 0 ? std::strerror(errno) : "connection closed";
+      Disconnect();
+      return absl::UnavailableError(StrCat("redis ", options_.url.host, ":", options_.url.port,
+                                           ": write: ", why));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RedisReply>> HiredisClient::Execute(const RedisBatch& batch) {
+  if (!in_flight_.empty()) return absl::FailedPreconditionError("redis: batches in flight");
+  if (auto s = Connect(); !s.ok()) return s;
+  if (batch.empty()) return std::vector<RedisReply>();
+  if (auto s = Write(batch.encoded()); !s.ok()) return s;
+  return ReadReplies(batch.size());
+}
+
+absl::Status HiredisClient::Send(const RedisBatch& batch) {
+  if (auto s = Connect(); !s.ok()) return s;
+  if (auto s = Write(batch.encoded()); !s.ok()) return s;
+  in_flight_.push_back(batch.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RedisReply>> HiredisClient::Receive() {
+  if (in_flight_.empty()) return absl::FailedPreconditionError("redis: nothing in flight");
+  size_t count = in_flight_.front();
+  in_flight_.pop_front();
+  return ReadReplies(count);
+}
+
+absl::StatusOr<std::vector<RedisReply>> HiredisClient::ReadReplies(size_t count) {
+  if (count == kLost || context_ == nullptr) {
+    return absl::UnavailableError(
+        StrCat("redis ", options_.url.host, ":", options_.url.port, ": connection lost"));
+  }
   std::vector<RedisReply> replies;
-  replies.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
+  replies.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
     void* raw = nullptr;
     if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) return Fail("read");
     auto* reply = static_cast<redisReply*>(raw);

@@ -8,6 +8,8 @@
 #define TURNBROKER_COMMON_REDIS_H_
 
 #include <cstdint>
+#include <deque>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -53,6 +55,47 @@ struct RedisReply {
 
 using RedisCommand = std::vector<std::string>;
 
+// Arguments of one command, encoded as RESP bulk strings as they are added:
+// for variadic commands (ZADD, HSET) built up argument by argument.
+class RedisArgs {
+ public:
+  RedisArgs() = default;
+  RedisArgs(std::initializer_list<std::string_view> args);
+  RedisArgs& Push(std::string_view arg);
+  void Reserve(size_t bytes) { body_.reserve(bytes); }
+  size_t size() const { return count_; }
+  const std::string& encoded() const { return body_; }
+
+ private:
+  std::string body_;
+  size_t count_ = 0;
+};
+
+// Commands encoded in RESP as they are added, sent in one write. Building a
+// batch copies each argument once, where a vector of commands would copy it
+// three times (string, vector, client buffer).
+class RedisBatch {
+ public:
+  void Add(std::initializer_list<std::string_view> args) { Add(RedisArgs(args)); }
+  void Add(const RedisArgs& args);
+  // Room for about `bytes` of encoding and `commands` commands.
+  void Reserve(size_t bytes, size_t commands) {
+    resp_.reserve(bytes);
+    offsets_.reserve(commands);
+  }
+  size_t size() const { return offsets_.size(); }
+  bool empty() const { return offsets_.empty(); }
+  const std::string& encoded() const { return resp_; }
+  // "COMMAND key" of command i, for messages.
+  std::string name(size_t i) const;
+  // Back to commands (for clients without a raw path, and tests).
+  std::vector<RedisCommand> Decode() const;
+
+ private:
+  std::string resp_;
+  std::vector<size_t> offsets_;  // where each command starts
+};
+
 // A client of one Redis database. Not thread-safe: one owner thread.
 class RedisClient {
  public:
@@ -65,8 +108,23 @@ class RedisClient {
   virtual absl::StatusOr<std::vector<RedisReply>> Pipeline(
       const std::vector<RedisCommand>& commands) = 0;
 
+  // The same for an encoded batch. The default decodes it for Pipeline.
+  virtual absl::StatusOr<std::vector<RedisReply>> Execute(const RedisBatch& batch);
+
+  // Execute in two halves, so that Redis runs one batch while the caller
+  // prepares the next: Send() writes a batch without waiting; Receive()
+  // returns the replies of the oldest batch sent and not yet received.
+  // Nothing else may be called while batches are in flight. The defaults
+  // run the batch at Send() and keep its replies for Receive().
+  virtual absl::Status Send(const RedisBatch& batch);
+  virtual absl::StatusOr<std::vector<RedisReply>> Receive();
+  virtual size_t in_flight() const { return sent_.size(); }
+
   // One command; an error reply becomes an INTERNAL status with its text.
   absl::StatusOr<RedisReply> Command(RedisCommand command);
+
+ private:
+  std::deque<absl::StatusOr<std::vector<RedisReply>>> sent_;
 };
 
 struct RedisOptions {
@@ -87,16 +145,25 @@ class HiredisClient : public RedisClient {
 
   absl::StatusOr<std::vector<RedisReply>> Pipeline(
       const std::vector<RedisCommand>& commands) override;
+  absl::StatusOr<std::vector<RedisReply>> Execute(const RedisBatch& batch) override;
+  absl::Status Send(const RedisBatch& batch) override;
+  absl::StatusOr<std::vector<RedisReply>> Receive() override;
+  size_t in_flight() const override { return in_flight_.size(); }
 
   const RedisOptions& options() const { return options_; }
 
  private:
   absl::Status Connect();
+  absl::Status Write(const std::string& data);
+  absl::StatusOr<std::vector<RedisReply>> ReadReplies(size_t count);
   void Disconnect();
   absl::Status Fail(std::string_view what);
 
   const RedisOptions options_;
   redisContext* context_ = nullptr;
+  // Reply counts of batches sent; kLost once the connection is gone.
+  static constexpr size_t kLost = static_cast<size_t>(-1);
+  std::deque<size_t> in_flight_;
 };
 
 }  // namespace turnbroker

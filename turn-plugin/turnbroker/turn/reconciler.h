@@ -46,11 +46,9 @@ class Reconciler {
   void Seen(const std::vector<std::string>& members);
 
   // SYNCED: adds the removal or retirement of the keys not seen to
-  // `transaction` (reading their owners from Redis to retire them) and
-  // returns them; call Committed after the commit.
-  absl::StatusOr<Reconciliation> Finish(const LegacyIndex& legacy,
-                                        bool queue_cancellations,
-                                        UserDb::Transaction* transaction);
+  // `transaction` and returns them; End() after the commit.
+  Reconciliation Finish(const LegacyIndex& legacy, bool queue_cancellations,
+                        UserDb::Transaction* transaction);
   // The snapshot is over (committed, or the stream broke).
   void End();
 
@@ -59,8 +57,8 @@ class Reconciler {
   const Clock* const clock_;
   bool active_ = false;
   bool proof_ = false;
-  // Managed keys at SNAPSHOT_BEGIN not seen since: member -> expiry.
-  absl::flat_hash_map<std::string, int64_t> unseen_;
+  // Managed keys at SNAPSHOT_BEGIN not seen since, by member.
+  absl::flat_hash_map<std::string, ManagedKey> unseen_;
 };
 
 }  // namespace turnbroker::turn

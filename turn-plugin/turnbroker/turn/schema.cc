@@ -1,5 +1,7 @@
 #include "turnbroker/turn/schema.h"
 
+#include <charconv>
+
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/strings.h"
 
@@ -31,8 +33,7 @@ std::string UserKeyOfMember(std::string_view member) {
 SyncKeys SyncKeys::For(std::string_view sync_name) {
   std::string prefix = StrCat("turnbroker/sync/", sync_name, "/");
   return SyncKeys{StrCat(prefix, "position"), StrCat(prefix, "managed"),
-                  StrCat(prefix, "owners"), StrCat(prefix, "legacy"),
-                  StrCat(prefix, "cancel")};
+                  StrCat(prefix, "legacy"), StrCat(prefix, "cancel")};
 }
 
 absl::Status ValidateSyncName(std::string_view name, std::string_view field) {
@@ -40,21 +41,23 @@ absl::Status ValidateSyncName(std::string_view name, std::string_view field) {
   return ValidateScope(name, field);
 }
 
-std::string OwnerValue(std::string_view issuer, std::string_view subscriber) {
+std::string ManagedValue(int64_t expires_at_ms, std::string_view issuer,
+                         std::string_view subscriber) {
   // An issuer holds no tab ([A-Za-z0-9._:-]); a subscriber is printable ASCII.
-  return StrCat(issuer, "\t", subscriber);
+  return StrCat(expires_at_ms, "\t", issuer, "\t", subscriber);
 }
 
-void ParseOwnerValue(std::string_view value, std::string* issuer,
-                     std::string* subscriber) {
-  size_t tab = value.find('\t');
-  if (tab == value.npos) {
-    *issuer = std::string(value);
-    subscriber->clear();
-    return;
-  }
-  *issuer = std::string(value.substr(0, tab));
-  *subscriber = std::string(value.substr(tab + 1));
+bool ParseManagedValue(std::string_view value, int64_t* expires_at_ms, std::string* issuer,
+                       std::string* subscriber) {
+  size_t first = value.find('\t');
+  if (first == value.npos) return false;
+  size_t second = value.find('\t', first + 1);
+  if (second == value.npos) return false;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + first, *expires_at_ms);
+  if (ec != std::errc() || ptr != value.data() + first) return false;
+  *issuer = std::string(value.substr(first + 1, second - first - 1));
+  *subscriber = std::string(value.substr(second + 1));
+  return true;
 }
 
 }  // namespace turnbroker::turn

@@ -5,10 +5,9 @@
 //                                            as 32 lowercase hex, PXAT expiry
 //   turnbroker/sync/<name>/position          hash {epoch, revision,
 //                                            updated_at_ms}: the resume point
-//   turnbroker/sync/<name>/managed           zset <realm>/<username> ->
-//                                            expires_at_ms: the keys it wrote
-//   turnbroker/sync/<name>/owners            hash <realm>/<username> ->
-//                                            "<issuer>\t<subscriber>"
+//   turnbroker/sync/<name>/managed           hash <realm>/<username> ->
+//                                            "<expires_at_ms>\t<issuer>\t
+//                                            <subscriber>": the keys it wrote
 //   turnbroker/sync/<name>/legacy            zset <realm>/<username> ->
 //                                            expires_at_ms: keys learned in an
 //                                            earlier broker epoch
@@ -22,6 +21,7 @@
 #ifndef TURNBROKER_TURN_SCHEMA_H_
 #define TURNBROKER_TURN_SCHEMA_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -44,7 +44,6 @@ std::string UserKeyOfMember(std::string_view member);
 struct SyncKeys {
   std::string position;
   std::string managed;
-  std::string owners;
   std::string legacy;
   std::string cancel;
 
@@ -55,11 +54,13 @@ struct SyncKeys {
 // `field`.
 absl::Status ValidateSyncName(std::string_view name, std::string_view field);
 
-// The owners hash value: who a credential was issued to and by, for
-// revocation by selector of keys the broker no longer knows.
-std::string OwnerValue(std::string_view issuer, std::string_view subscriber);
-void ParseOwnerValue(std::string_view value, std::string* issuer,
-                     std::string* subscriber);
+// A managed entry's value: the credential's expiry, and who it was issued
+// to and by (for revocation by selector of keys the broker no longer knows).
+std::string ManagedValue(int64_t expires_at_ms, std::string_view issuer,
+                         std::string_view subscriber);
+// False if the value is malformed.
+bool ParseManagedValue(std::string_view value, int64_t* expires_at_ms,
+                       std::string* issuer, std::string* subscriber);
 
 }  // namespace turnbroker::turn
 

@@ -1,13 +1,16 @@
 #include "turnbroker/turn/sync.h"
 
+#include <memory>
+
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/status.h"
 
 namespace turnbroker::turn {
 namespace {
 
-// Expired index entries pruned per transaction.
+// Index entries examined per pruning step, and the time one call may take.
 constexpr size_t kPruneBatch = 1'000;
+constexpr int64_t kPruneSliceMicros = 20'000;
 
 const std::string& ReasonName(v1::WatchResponse::SnapshotReason reason) {
   return v1::WatchResponse::SnapshotReason_Name(reason);
@@ -59,15 +62,9 @@ absl::Status CredentialSync::Load() {
   legacy_.Clear();
   auto legacy = db_.LoadLegacy(clock_->NowMs());
   if (!legacy.ok()) return legacy.status();
-  if (!legacy->empty()) {
-    std::vector<std::string> members;
-    for (const ManagedKey& k : *legacy) members.push_back(k.member);
-    auto owners = db_.LoadOwners(members);
-    if (!owners.ok()) return owners.status();
-    for (size_t i = 0; i < legacy->size(); ++i) {
-      legacy_.Add(LegacyKey{std::move((*legacy)[i].member), (*legacy)[i].expires_at_ms,
-                            std::move((*owners)[i].issuer), std::move((*owners)[i].subscriber)});
-    }
+  for (ManagedKey& k : *legacy) {
+    legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms, std::move(k.issuer),
+                          std::move(k.subscriber)});
   }
   Stored(*position);
   LogInfo("state loaded from redis")
@@ -88,7 +85,10 @@ absl::StatusOr<Position> CredentialSync::Prepare() {
   return position();
 }
 
-void CredentialSync::OnStreamEnd() { reconciler_.End(); }
+void CredentialSync::OnStreamEnd() {
+  if (auto s = db_.Drain(); !s.ok()) RedisFailed(s).IgnoreError();
+  reconciler_.End();
+}
 
 absl::Status CredentialSync::Commit(UserDb::Transaction* txn) {
   int64_t start = MonotonicMicros();
@@ -108,6 +108,10 @@ absl::Status CredentialSync::OnFrame(const v1::WatchResponse& frame) {
     return absl::FailedPreconditionError(
         StrCat("frame of epoch ", frame.epoch(), " without a snapshot (stored epoch ",
                stored_epoch, ")"));
+  }
+  if (frame.marker() != v1::WatchResponse::EVENTS) {
+    // Markers see every frame before them applied.
+    if (auto s = db_.Drain(); !s.ok()) return RedisFailed(s);
   }
   absl::Status s;
   switch (frame.marker()) {
@@ -153,16 +157,30 @@ absl::Status CredentialSync::OnSnapshotBegin(const v1::WatchResponse& frame) {
 }
 
 absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
-  UserDb::Transaction txn = db_.Begin();
-  AppliedBatch batch;
-  if (auto s = applier_.Add(frame.events(), &txn, &batch); !s.ok()) return RedisFailed(s);
+  UserDb::Transaction txn = db_.Begin(static_cast<size_t>(frame.events_size()));
+  auto batch = std::make_shared<AppliedBatch>();
+  if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok()) return RedisFailed(s);
+  const bool live = frame.revision() != 0;
   Position next = position();
-  if (frame.revision() != 0) {
+  if (live) {
     next = Position{frame.epoch(), frame.revision()};
     txn.SetPosition(next, clock_->NowMs());
   }
+  auto applied = [this, batch, next, live](const absl::Status& s) {
+    if (s.ok()) Applied(*batch, next, live);
+  };
+  if (!live && reconciler_.active()) {
+    // A snapshot frame carries no position: Redis applies it while the next
+    // frame is read and prepared (SYNCED waits for all of them).
+    if (auto s = db_.CommitAsync(&txn, applied); !s.ok()) return RedisFailed(s);
+    return absl::OkStatus();
+  }
   if (auto s = Commit(&txn); !s.ok()) return s;
+  applied(absl::OkStatus());
+  return absl::OkStatus();
+}
 
+void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bool live) {
   for (const std::string& m : batch.removed_members) legacy_.Remove(m);
   for (const std::string& m : batch.unretired_members) legacy_.Remove(m);
   if (reconciler_.active()) {
@@ -173,7 +191,7 @@ absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   metrics_->puts_applied->Inc(batch.puts);
   metrics_->revocations_applied->Inc(batch.revocations);
   metrics_->keys_deleted_revoked->Inc(batch.removed_members.size());
-  if (frame.revision() != 0) {
+  if (live) {
     const int64_t now = clock_->NowMs();
     for (int64_t at : batch.revoked_at_ms) {
       if (at > 0) metrics_->revocation_delay_seconds->ObserveMicros((now - at) * 1000);
@@ -183,26 +201,21 @@ absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
     LogInfo("keys revoked")
         .Kv("count", batch.removed_members.size())
         .Kv("first", batch.removed_members.front())
-        .Kv("revision", frame.revision());
+        .Kv("revision", next.revision);
     if (options_.cancel_sessions && on_cancellations_) on_cancellations_();
   }
   LogDebug("frame applied")
       .Kv("puts", batch.puts)
       .Kv("revocations", batch.revocations)
       .Kv("refused", batch.refused)
-      .Kv("revision", frame.revision());
-  return absl::OkStatus();
+      .Kv("revision", next.revision);
 }
 
 absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
   UserDb::Transaction txn = db_.Begin();
   Reconciliation rec;
   const bool snapshot = reconciler_.active();
-  if (snapshot) {
-    auto r = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
-    if (!r.ok()) return RedisFailed(r.status());
-    rec = std::move(*r);
-  }
+  if (snapshot) rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
   Position next{frame.epoch(), frame.revision()};
   txn.SetPosition(next, clock_->NowMs());
   if (auto s = Commit(&txn); !s.ok()) return s;
@@ -237,21 +250,33 @@ absl::Status CredentialSync::OnProgress(const v1::WatchResponse& frame) {
 }
 
 absl::Status CredentialSync::Prune() {
+  // An incremental scan of the index: a slice per call, a full pass per
+  // prune interval.
   const int64_t now = clock_->NowMs();
   if (now < next_prune_ms_) return absl::OkStatus();
-  next_prune_ms_ = now + options_.prune_interval_ms;
+  const int64_t budget_end = MonotonicMicros() + kPruneSliceMicros;
   size_t pruned = 0;
-  for (;;) {
-    auto expired = db_.ExpiredManaged(now - options_.prune_grace_ms, kPruneBatch);
-    if (!expired.ok()) return RedisFailed(expired.status());
-    if (expired->empty()) break;
+  do {
+    std::string next;
+    auto entries = db_.ScanManaged(prune_cursor_, kPruneBatch, &next);
+    if (!entries.ok()) return RedisFailed(entries.status());
     UserDb::Transaction txn = db_.Begin();
-    for (const ManagedKey& k : *expired) txn.Forget(k.member);
+    std::vector<std::string> expired;
+    for (const ManagedKey& k : *entries) {
+      if (k.expires_at_ms < now - options_.prune_grace_ms) {
+        txn.Forget(k.member);
+        expired.push_back(k.member);
+      }
+    }
     if (auto s = Commit(&txn); !s.ok()) return s;
-    for (const ManagedKey& k : *expired) legacy_.Remove(k.member);
-    pruned += expired->size();
-    if (expired->size() < kPruneBatch) break;
-  }
+    for (const std::string& m : expired) legacy_.Remove(m);
+    pruned += expired.size();
+    prune_cursor_ = next;
+    if (prune_cursor_ == "0") {
+      next_prune_ms_ = now + options_.prune_interval_ms;  // pass complete
+      break;
+    }
+  } while (MonotonicMicros() < budget_end);
   if (pruned > 0) {
     metrics_->keys_pruned->Inc(pruned);
     Stored(position());

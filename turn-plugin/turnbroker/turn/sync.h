@@ -3,11 +3,13 @@
 //
 //   SNAPSHOT_BEGIN  the reconciler notes the managed keys
 //   EVENTS          the applier's writes, plus the frame's position if it
-//                   carries one, in one MULTI/EXEC
+//                   carries one, in one MULTI/EXEC (snapshot frames, which
+//                   carry none, are committed without waiting for Redis, so
+//                   that Redis and the sync work in parallel)
 //   SYNCED          the reconciler's deletions (same epoch) or retentions
 //                   (new epoch) with the position, in one MULTI/EXEC
-//   PROGRESS        the position alone; now and then expired index entries
-//                   are pruned
+//   PROGRESS        the position alone; now and then a slice of the index
+//                   is scanned (HSCAN) and its expired entries forgotten
 //
 // Nothing is acknowledged before Redis has it: a failed write returns an
 // error (the loop reconnects and resumes from the stored position) and the
@@ -42,8 +44,9 @@ struct SyncOptions {
   std::string farm;
   // Queue revoked users for ending their coturn sessions (--coturn-admin).
   bool cancel_sessions = false;
-  // How often expired entries are pruned from the index, and how long after
-  // their expiry (clock skew between this host and Redis).
+  // How often a pruning pass over the index starts, and how long after
+  // their expiry entries are forgotten (clock skew between this host and
+  // Redis).
   int64_t prune_interval_ms = 60'000;
   int64_t prune_grace_ms = 60'000;
 };
@@ -70,6 +73,9 @@ class CredentialSync : public FrameSink {
   absl::Status Load();
   absl::Status OnSnapshotBegin(const v1::WatchResponse& frame);
   absl::Status OnEvents(const v1::WatchResponse& frame);
+  // After the commit of a frame's events (at once, or later for a snapshot
+  // frame committed without waiting).
+  void Applied(const AppliedBatch& batch, const Position& next, bool live);
   absl::Status OnSynced(const v1::WatchResponse& frame);
   absl::Status OnProgress(const v1::WatchResponse& frame);
   absl::Status Prune();
@@ -90,6 +96,7 @@ class CredentialSync : public FrameSink {
 
   bool loaded_ = false;
   int64_t next_prune_ms_ = 0;
+  std::string prune_cursor_ = "0";
   mutable std::mutex mu_;
   Position position_;   // guarded by mu_; written by the loop's thread
   size_t legacy_size_ = 0;  // guarded by mu_

@@ -10,8 +10,8 @@
 namespace turnbroker::turn {
 namespace {
 
-// Index reads come in pages of this many members.
-constexpr int64_t kPage = 50'000;
+// Index reads come in pages of about this many entries.
+constexpr int64_t kPage = 20'000;
 
 absl::Status Unexpected(std::string_view what, const RedisReply& reply) {
   return absl::InternalError(StrCat("redis ", what, ": unexpected reply ", reply.ToString()));
@@ -44,11 +44,18 @@ absl::StatusOr<std::vector<ManagedKey>> ParseWithScores(std::string_view what,
   return out;
 }
 
+// A managed entry; false (skipped by callers) if its value is malformed.
+bool ParseEntry(std::string member, const std::string& value, ManagedKey* out) {
+  out->member = std::move(member);
+  return ParseManagedValue(value, &out->expires_at_ms, &out->issuer, &out->subscriber);
+}
+
 }  // namespace
 
 UserDb::UserDb(RedisClient* redis, SyncKeys keys) : redis_(redis), keys_(std::move(keys)) {}
 
 absl::StatusOr<Position> UserDb::LoadPosition() {
+  if (auto s = Drain(); !s.ok()) return s;
   auto reply = redis_->Command({"HMGET", keys_.position, "epoch", "revision"});
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2) {
@@ -69,199 +76,252 @@ absl::StatusOr<Position> UserDb::LoadPosition() {
   return p;
 }
 
-absl::StatusOr<std::vector<ManagedKey>> UserDb::LoadSortedSet(const std::string& key,
-                                                              int64_t after_ms) {
-  // Pages by rank: this sync is the only writer of the set, so ranks are
-  // stable while it reads.
+absl::StatusOr<std::vector<ManagedKey>> UserDb::ScanManaged(const std::string& cursor,
+                                                            size_t count, std::string* next) {
+  if (auto s = Drain(); !s.ok()) return s;
+  auto reply =
+      redis_->Command({"HSCAN", keys_.managed, cursor, "COUNT", StrCat(count)});
+  if (!reply.ok()) return reply.status();
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2 ||
+      reply->elements[1].type != RedisReply::Type::kArray ||
+      reply->elements[1].elements.size() % 2 != 0) {
+    return Unexpected("HSCAN managed", *reply);
+  }
+  *next = reply->elements[0].str;
   std::vector<ManagedKey> out;
-  for (int64_t start = 0;; start += kPage) {
-    auto reply = redis_->Command(
-        {"ZRANGE", key, StrCat(start), StrCat(start + kPage - 1), "WITHSCORES"});
-    if (!reply.ok()) return reply.status();
-    auto page = ParseWithScores("ZRANGE", *reply);
-    if (!page.ok()) return page.status();
-    for (ManagedKey& k : *page) {
-      if (k.expires_at_ms > after_ms) out.push_back(std::move(k));
-    }
-    if (static_cast<int64_t>(reply->elements.size() / 2) < kPage) break;
+  auto& fields = reply->elements[1].elements;
+  out.reserve(fields.size() / 2);
+  for (size_t i = 0; i < fields.size(); i += 2) {
+    ManagedKey k;
+    if (ParseEntry(std::move(fields[i].str), fields[i + 1].str, &k)) out.push_back(std::move(k));
   }
   return out;
 }
 
 absl::StatusOr<std::vector<ManagedKey>> UserDb::LoadManaged(int64_t after_ms) {
-  return LoadSortedSet(keys_.managed, after_ms);
+  // HSCAN may return an entry twice (when the hash is rehashed between
+  // calls); callers key by member, so a duplicate is harmless.
+  std::vector<ManagedKey> out;
+  std::string cursor = "0";
+  do {
+    auto page = ScanManaged(cursor, kPage, &cursor);
+    if (!page.ok()) return page.status();
+    for (ManagedKey& k : *page) {
+      if (k.expires_at_ms > after_ms) out.push_back(std::move(k));
+    }
+  } while (cursor != "0");
+  return out;
 }
 
 absl::StatusOr<std::vector<ManagedKey>> UserDb::LoadLegacy(int64_t after_ms) {
-  return LoadSortedSet(keys_.legacy, after_ms);
-}
-
-absl::StatusOr<std::vector<Owner>> UserDb::LoadOwners(const std::vector<std::string>& members) {
-  std::vector<Owner> out;
-  out.reserve(members.size());
-  for (size_t start = 0; start < members.size(); start += kPage) {
-    RedisCommand c = {"HMGET", keys_.owners};
-    size_t end = std::min(members.size(), start + static_cast<size_t>(kPage));
-    for (size_t i = start; i < end; ++i) c.push_back(members[i]);
-    auto reply = redis_->Command(std::move(c));
+  if (auto s = Drain(); !s.ok()) return s;
+  // Pages by rank: this sync is the only writer of the set.
+  std::vector<ManagedKey> legacy;
+  for (int64_t start = 0;; start += kPage) {
+    auto reply = redis_->Command(
+        {"ZRANGE", keys_.legacy, StrCat(start), StrCat(start + kPage - 1), "WITHSCORES"});
     if (!reply.ok()) return reply.status();
-    if (reply->type != RedisReply::Type::kArray || reply->elements.size() != end - start) {
-      return Unexpected("HMGET owners", *reply);
+    auto page = ParseWithScores("ZRANGE legacy", *reply);
+    if (!page.ok()) return page.status();
+    for (ManagedKey& k : *page) {
+      if (k.expires_at_ms > after_ms) legacy.push_back(std::move(k));
     }
-    for (const RedisReply& v : reply->elements) {
-      Owner o;
-      if (!v.is_nil()) ParseOwnerValue(v.str, &o.issuer, &o.subscriber);
-      out.push_back(std::move(o));
+    if (static_cast<int64_t>(reply->elements.size() / 2) < kPage) break;
+  }
+  // Their owners, from the managed index.
+  for (size_t start = 0; start < legacy.size(); start += kPage) {
+    size_t end = std::min(legacy.size(), start + static_cast<size_t>(kPage));
+    RedisArgs args{"HMGET", keys_.managed};
+    for (size_t i = start; i < end; ++i) args.Push(legacy[i].member);
+    RedisBatch batch;
+    batch.Add(args);
+    auto replies = redis_->Execute(batch);
+    if (!replies.ok()) return replies.status();
+    const RedisReply& values = replies->front();
+    if (values.type != RedisReply::Type::kArray || values.elements.size() != end - start) {
+      return Unexpected("HMGET managed", values);
+    }
+    for (size_t i = start; i < end; ++i) {
+      const RedisReply& v = values.elements[i - start];
+      int64_t expires = 0;
+      if (!v.is_nil()) ParseManagedValue(v.str, &expires, &legacy[i].issuer, &legacy[i].subscriber);
     }
   }
-  return out;
+  return legacy;
 }
 
 absl::StatusOr<std::vector<std::optional<int64_t>>> UserDb::ManagedExpiries(
     const std::vector<std::string>& members) {
+  if (auto s = Drain(); !s.ok()) return s;
   std::vector<std::optional<int64_t>> out;
   if (members.empty()) return out;
-  RedisCommand c = {"ZMSCORE", keys_.managed};
-  c.insert(c.end(), members.begin(), members.end());
-  auto reply = redis_->Command(std::move(c));
-  if (!reply.ok()) return reply.status();
-  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != members.size()) {
-    return Unexpected("ZMSCORE managed", *reply);
+  RedisArgs args{"HMGET", keys_.managed};
+  for (const std::string& m : members) args.Push(m);
+  RedisBatch batch;
+  batch.Add(args);
+  auto replies = redis_->Execute(batch);
+  if (!replies.ok()) return replies.status();
+  const RedisReply& values = replies->front();
+  if (values.type != RedisReply::Type::kArray || values.elements.size() != members.size()) {
+    return Unexpected("HMGET managed", values);
   }
-  for (const RedisReply& v : reply->elements) {
-    int64_t score = 0;
-    if (v.is_nil()) {
-      out.push_back(std::nullopt);
-    } else if (ParseScore(v.str, &score)) {
-      out.push_back(score);
+  for (const RedisReply& v : values.elements) {
+    ManagedKey k;
+    if (!v.is_nil() && ParseEntry(std::string(), v.str, &k)) {
+      out.push_back(k.expires_at_ms);
     } else {
-      return Unexpected("ZMSCORE managed", v);
+      out.push_back(std::nullopt);
     }
   }
   return out;
 }
 
-absl::StatusOr<std::vector<ManagedKey>> UserDb::ExpiredManaged(int64_t before_ms, size_t limit) {
-  auto reply = redis_->Command({"ZRANGEBYSCORE", keys_.managed, "-inf", StrCat("(", before_ms),
-                                "WITHSCORES", "LIMIT", "0", StrCat(limit)});
-  if (!reply.ok()) return reply.status();
-  return ParseWithScores("ZRANGEBYSCORE managed", *reply);
-}
-
 absl::StatusOr<std::vector<ManagedKey>> UserDb::PendingCancellations(int64_t after_ms,
                                                                      size_t limit) {
+  if (auto s = Drain(); !s.ok()) return s;
   auto reply = redis_->Command({"ZRANGEBYSCORE", keys_.cancel, StrCat("(", after_ms), "+inf",
                                 "WITHSCORES", "LIMIT", "0", StrCat(limit)});
   if (!reply.ok()) return reply.status();
   return ParseWithScores("ZRANGEBYSCORE cancel", *reply);
 }
 
-absl::StatusOr<int64_t> UserDb::ManagedCount() {
-  auto reply = redis_->Command({"ZCARD", keys_.managed});
-  if (!reply.ok()) return reply.status();
-  return reply->integer;
+UserDb::Transaction::Transaction(const SyncKeys* keys, size_t puts_hint)
+    : keys_(keys), managed_{"HSET", keys->managed} {
+  // About 120 bytes per SET and 100 per index entry, plus the rest.
+  batch_.Reserve(puts_hint * 240 + 1024, puts_hint + 16);
+  managed_.Reserve(puts_hint * 110 + 64);
+  batch_.Add({"MULTI"});
 }
 
-UserDb::Transaction::Transaction(const SyncKeys* keys)
-    : keys_(keys), zadd_{"ZADD", keys->managed}, hset_{"HSET", keys->owners} {}
-
 void UserDb::Transaction::FlushPuts() {
-  if (zadd_.size() > 2) {
-    commands_.push_back(std::move(zadd_));
-    zadd_ = {"ZADD", keys_->managed};
-  }
-  if (hset_.size() > 2) {
-    commands_.push_back(std::move(hset_));
-    hset_ = {"HSET", keys_->owners};
+  if (managed_.size() > 2) {
+    batch_.Add(managed_);
+    managed_ = RedisArgs{"HSET", keys_->managed};  // rare: puts were interrupted
   }
 }
 
 void UserDb::Transaction::Put(const v1::Credential& c) {
   std::string expires = StrCat(c.expires_at_ms());
-  commands_.push_back(
-      {"SET", UserKeyName(c.realm(), c.username()), HexLower(c.key()), "PXAT", expires});
-  std::string member = MemberName(c.realm(), c.username());
-  zadd_.push_back(std::move(expires));
-  zadd_.push_back(member);
-  hset_.push_back(std::move(member));
-  hset_.push_back(OwnerValue(c.issuer(), c.subscriber()));
+  batch_.Add({"SET", UserKeyName(c.realm(), c.username()), HexLower(c.key()), "PXAT", expires});
+  managed_.Push(MemberName(c.realm(), c.username()));
+  managed_.Push(ManagedValue(c.expires_at_ms(), c.issuer(), c.subscriber()));
 }
 
 void UserDb::Transaction::Remove(const std::string& member) {
   FlushPuts();
-  commands_.push_back({"DEL", UserKeyOfMember(member)});
+  batch_.Add({"DEL", UserKeyOfMember(member)});
   Forget(member);
 }
 
 void UserDb::Transaction::Forget(const std::string& member) {
   FlushPuts();
-  commands_.push_back({"ZREM", keys_->managed, member});
-  commands_.push_back({"HDEL", keys_->owners, member});
-  commands_.push_back({"ZREM", keys_->legacy, member});
+  batch_.Add({"HDEL", keys_->managed, member});
+  batch_.Add({"ZREM", keys_->legacy, member});
 }
 
 void UserDb::Transaction::Retire(const std::string& member, int64_t expires_at_ms) {
   FlushPuts();
-  commands_.push_back({"ZADD", keys_->legacy, StrCat(expires_at_ms), member});
+  batch_.Add({"ZADD", keys_->legacy, StrCat(expires_at_ms), member});
 }
 
 void UserDb::Transaction::Unretire(const std::string& member) {
   FlushPuts();
-  commands_.push_back({"ZREM", keys_->legacy, member});
+  batch_.Add({"ZREM", keys_->legacy, member});
 }
 
 void UserDb::Transaction::QueueCancellation(const std::string& member, int64_t expires_at_ms) {
   FlushPuts();
-  commands_.push_back({"ZADD", keys_->cancel, StrCat(expires_at_ms), member});
+  batch_.Add({"ZADD", keys_->cancel, StrCat(expires_at_ms), member});
 }
 
 void UserDb::Transaction::DequeueCancellation(const std::string& member) {
   FlushPuts();
-  commands_.push_back({"ZREM", keys_->cancel, member});
+  batch_.Add({"ZREM", keys_->cancel, member});
 }
 
 void UserDb::Transaction::DropCancellationsBefore(int64_t before_ms) {
   FlushPuts();
-  commands_.push_back({"ZREMRANGEBYSCORE", keys_->cancel, "-inf", StrCat("(", before_ms)});
+  batch_.Add({"ZREMRANGEBYSCORE", keys_->cancel, "-inf", StrCat("(", before_ms)});
 }
 
 void UserDb::Transaction::SetPosition(const Position& position, int64_t now_ms) {
   FlushPuts();
-  commands_.push_back({"HSET", keys_->position, "epoch", position.epoch, "revision",
-                       StrCat(position.revision), "updated_at_ms", StrCat(now_ms)});
+  batch_.Add({"HSET", keys_->position, "epoch", position.epoch, "revision",
+              StrCat(position.revision), "updated_at_ms", StrCat(now_ms)});
 }
 
-absl::Status UserDb::Commit(Transaction* t) {
-  t->FlushPuts();
-  if (t->commands_.empty()) return absl::OkStatus();
-  std::vector<RedisCommand> commands;
-  commands.reserve(t->commands_.size() + 2);
-  commands.push_back({"MULTI"});
-  for (RedisCommand& c : t->commands_) commands.push_back(std::move(c));
-  commands.push_back({"EXEC"});
-  t->commands_.clear();
-  auto replies = redis_->Pipeline(commands);
-  if (!replies.ok()) return replies.status();
+absl::Status UserDb::CheckReplies(const RedisBatch& batch,
+                                  const std::vector<RedisReply>& replies) {
+  if (replies.size() != batch.size()) {
+    return absl::InternalError("redis: reply count does not match the transaction");
+  }
   // A command refused while queueing (QUEUED expected) aborts the EXEC.
-  for (size_t i = 0; i + 1 < replies->size(); ++i) {
-    if ((*replies)[i].is_error()) {
-      return absl::InternalError(
-          StrCat("redis ", commands[i].front(), " ", commands[i].size() > 1 ? commands[i][1] : "",
-                 ": ", (*replies)[i].str));
+  for (size_t i = 0; i + 1 < replies.size(); ++i) {
+    if (replies[i].is_error()) {
+      return absl::InternalError(StrCat("redis ", batch.name(i), ": ", replies[i].str));
     }
   }
-  const RedisReply& exec = replies->back();
+  const RedisReply& exec = replies.back();
   if (exec.type != RedisReply::Type::kArray) {
     return absl::InternalError(StrCat("redis EXEC: ", exec.ToString()));
   }
   for (size_t i = 0; i < exec.elements.size(); ++i) {
     if (exec.elements[i].is_error()) {
-      const RedisCommand& c = commands[i + 1];
-      return absl::InternalError(StrCat("redis ", c.front(), " ", c.size() > 1 ? c[1] : "", ": ",
-                                        exec.elements[i].str));
+      return absl::InternalError(StrCat("redis ", batch.name(i + 1), ": ", exec.elements[i].str));
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status UserDb::Commit(Transaction* t) {
+  if (auto s = Drain(); !s.ok()) return s;
+  t->FlushPuts();
+  if (t->batch_.size() <= 1) return absl::OkStatus();  // MULTI alone
+  t->batch_.Add({"EXEC"});
+  auto replies = redis_->Execute(t->batch_);
+  if (!replies.ok()) return replies.status();
+  return CheckReplies(t->batch_, *replies);
+}
+
+absl::Status UserDb::CommitAsync(Transaction* t, std::function<void(const absl::Status&)> done) {
+  t->FlushPuts();
+  t->batch_.Add({"EXEC"});
+  absl::Status sent = redis_->Send(t->batch_);
+  in_flight_.push_back(InFlight{std::move(t->batch_), std::move(done)});
+  absl::Status first = sent;
+  if (!sent.ok()) {
+    // Nothing more can be read from this connection: fail everything.
+    Drain().IgnoreError();
+    return first;
+  }
+  while (in_flight_.size() > 1) {
+    absl::Status s = ReceiveOldest();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+absl::Status UserDb::ReceiveOldest() {
+  InFlight f = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  absl::Status s;
+  if (redis_->in_flight() == 0) {
+    s = absl::UnavailableError("redis: the transaction was not sent");
+  } else {
+    auto replies = redis_->Receive();
+    s = replies.ok() ? CheckReplies(f.batch, *replies) : replies.status();
+  }
+  if (f.done) f.done(s);
+  return s;
+}
+
+absl::Status UserDb::Drain() {
+  absl::Status first;
+  while (!in_flight_.empty()) {
+    absl::Status s = ReceiveOldest();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
 }
 
 }  // namespace turnbroker::turn

@@ -1,15 +1,17 @@
 // coturn's Redis user database as one sync manages it: the keys coturn
-// reads, and the sync's bookkeeping (position, managed index, owners, legacy
-// set, cancellation queue) in the same database, always written together in
-// one MULTI/EXEC (see schema.h for the keys).
+// reads, and the sync's bookkeeping (position, managed index, legacy set,
+// cancellation queue) in the same database, always written together in one
+// MULTI/EXEC (see schema.h for the keys).
 //
-// Not thread-safe: used by the sync's one applying thread. Several syncs may
-// share a database as long as their names differ: their writes to coturn's
-// keys are idempotent (same value, same absolute expiry).
+// Not thread-safe: used by one thread. Several syncs may share a database as
+// long as their names differ: their writes to coturn's keys are idempotent
+// (same value, same absolute expiry).
 #ifndef TURNBROKER_TURN_USERDB_H_
 #define TURNBROKER_TURN_USERDB_H_
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,14 +33,10 @@ struct Position {
   bool operator==(const Position&) const = default;
 };
 
-// A member of the managed index and its expiry (Unix ms).
+// A key the sync manages: its member name, expiry (Unix ms) and owner.
 struct ManagedKey {
   std::string member;
   int64_t expires_at_ms = 0;
-};
-
-// Who a credential was issued to and by (owners hash).
-struct Owner {
   std::string issuer;
   std::string subscriber;
 };
@@ -51,35 +49,34 @@ class UserDb {
   const SyncKeys& keys() const { return keys_; }
 
   // ---- Reads --------------------------------------------------------------
-  // The stored position; empty if none. Errors: Redis unavailable or the
+  // The stored position; empty if none. Errors: Redis unavailable, or the
   // position hash is corrupt (DATA_LOSS).
   absl::StatusOr<Position> LoadPosition();
-  // Every managed key, or every legacy key, expiring after `after_ms`.
+  // Every managed key expiring after `after_ms` (read in pages).
   absl::StatusOr<std::vector<ManagedKey>> LoadManaged(int64_t after_ms);
+  // Every legacy key expiring after `after_ms`, with its owner.
   absl::StatusOr<std::vector<ManagedKey>> LoadLegacy(int64_t after_ms);
-  // The owners of `members` (empty strings where unknown).
-  absl::StatusOr<std::vector<Owner>> LoadOwners(
-      const std::vector<std::string>& members);
   // For each member, its expiry if it is managed.
   absl::StatusOr<std::vector<std::optional<int64_t>>> ManagedExpiries(
       const std::vector<std::string>& members);
-  // Up to `limit` managed keys that expired before `before_ms`.
-  absl::StatusOr<std::vector<ManagedKey>> ExpiredManaged(int64_t before_ms,
-                                                         size_t limit);
+  // One step of a scan of the managed index (HSCAN): about `count` entries
+  // from `cursor` ("0" starts); *next is "0" when the scan is complete.
+  absl::StatusOr<std::vector<ManagedKey>> ScanManaged(const std::string& cursor,
+                                                      size_t count,
+                                                      std::string* next);
   // Up to `limit` members waiting for session cancellation that expire
   // after `after_ms`.
   absl::StatusOr<std::vector<ManagedKey>> PendingCancellations(
       int64_t after_ms, size_t limit);
-  absl::StatusOr<int64_t> ManagedCount();
 
   // ---- Writes -------------------------------------------------------------
-  // Writes collected in order and committed atomically in one round trip.
+  // Writes collected in order, encoded as they come, and committed
+  // atomically in one round trip.
   class Transaction {
    public:
-    // SET coturn's key to the hex key with PXAT expiry; index it as managed
-    // (and its owner, if any).
+    // SET coturn's key to the hex key with PXAT expiry; index it as managed.
     void Put(const v1::Credential& credential);
-    // DEL coturn's key; forget the member (managed, owners, legacy).
+    // DEL coturn's key; forget the member (managed, legacy).
     void Remove(const std::string& member);
     // Mark a managed member as learned in an earlier epoch; or no longer so.
     void Retire(const std::string& member, int64_t expires_at_ms);
@@ -93,32 +90,49 @@ class UserDb {
     void DropCancellationsBefore(int64_t before_ms);
     void SetPosition(const Position& position, int64_t now_ms);
 
-    bool empty() const { return commands_.empty() && zadd_.size() <= 2; }
-    size_t commands() const { return commands_.size(); }
+    bool empty() const { return batch_.size() <= 1 && managed_.size() <= 2; }
 
    private:
     friend class UserDb;
-    explicit Transaction(const SyncKeys* keys);
-    // Consecutive puts share one ZADD and one HSET; any other write flushes
-    // them first so that writes stay in order.
+    Transaction(const SyncKeys* keys, size_t puts_hint);
+    // Consecutive puts share one HSET of the index; any other write flushes
+    // it first so that writes stay in order.
     void FlushPuts();
     const SyncKeys* keys_;
-    std::vector<RedisCommand> commands_;
-    RedisCommand zadd_;  // "ZADD managed" + score/member pairs
-    RedisCommand hset_;  // "HSET owners" + field/value pairs
+    RedisBatch batch_;  // MULTI, then the writes
+    RedisArgs managed_;  // "HSET managed" + field/value pairs
   };
 
-  Transaction Begin() const { return Transaction(&keys_); }
-  // Sends MULTI, the writes, EXEC. UNAVAILABLE: Redis unreachable (the writes
-  // may or may not have been applied: reload the position). INTERNAL: Redis
-  // refused a command (e.g. a key of the wrong type).
+  // `puts_hint`: about how many puts follow (buffers are sized for them).
+  Transaction Begin(size_t puts_hint = 0) const { return Transaction(&keys_, puts_hint); }
+  // Sends the transaction (MULTI ... EXEC). UNAVAILABLE: Redis unreachable
+  // (the writes may or may not have been applied: reload the position).
+  // INTERNAL: Redis refused a command (e.g. a key of the wrong type).
   absl::Status Commit(Transaction* transaction);
 
+  // Commit without waiting: Redis runs this transaction while the caller
+  // prepares the next. `done` gets its outcome (as Commit's) once its
+  // replies are read: by the next CommitAsync (at most two are in flight),
+  // or by Drain(), which every other method calls first. Returns the first
+  // failure seen.
+  absl::Status CommitAsync(Transaction* transaction,
+                           std::function<void(const absl::Status&)> done);
+  // Reads the replies of the transactions in flight, in order, and reports
+  // them to their `done`; returns the first failure.
+  absl::Status Drain();
+
  private:
-  absl::StatusOr<std::vector<ManagedKey>> LoadSortedSet(const std::string& key,
-                                                        int64_t after_ms);
+  struct InFlight {
+    RedisBatch batch;
+    std::function<void(const absl::Status&)> done;
+  };
+  absl::Status ReceiveOldest();
+  static absl::Status CheckReplies(const RedisBatch& batch,
+                                   const std::vector<RedisReply>& replies);
+
   RedisClient* const redis_;
   const SyncKeys keys_;
+  std::deque<InFlight> in_flight_;
 };
 
 }  // namespace turnbroker::turn
