@@ -11,6 +11,7 @@
 
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/net.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/common/tls.h"
 #include "turnbroker/pcscf/agent_api.h"
@@ -52,6 +53,7 @@ std::string WithFlagName(std::string message) {
 int main(int argc, char** argv) {
   using namespace turnbroker;
   using namespace turnbroker::pcscf;
+  InitRuntime();
 
   ChannelOptions channel;
   channel.target = "127.0.0.1:50051";

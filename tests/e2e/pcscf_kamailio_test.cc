@@ -1,12 +1,7 @@
 // End to end on the eP-CSCF side: sipp -> Kamailio (reference config) ->
 // pcscf-turn-agent -> turn-broker, all real. The TURN half (sync, Redis,
 // coturn) is in pcscf_turn_flow_test.cc.
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -154,33 +149,19 @@ TEST_F(PcscfKamailioTest, BrokerDownUnderRefusePolicyRefusesTheRegister) {
 // Sends one REGISTER over UDP `times` times with the same branch (a UAC
 // retransmitting); returns the number of answers read.
 int SendRegister(int port, int times) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
-  socklen_t len = sizeof local;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-  std::string lp = std::to_string(ntohs(local.sin_port));
+  ::turnbroker::testing::SipUdpSocket sip;
+  std::string lp = std::to_string(sip.local_port());
   std::string msg =
       "REGISTER sip:example.org SIP/2.0\r\n"
       "Via: SIP/2.0/UDP 127.0.0.1:" + lp + ";branch=z9hG4bK-retrans-1\r\n"
       "Max-Forwards: 70\r\nFrom: <sip:ivan@example.org>;tag=r1\r\n"
       "To: <sip:ivan@example.org>\r\nCall-ID: retrans-1@test\r\nCSeq: 1 REGISTER\r\n"
       "Contact: <sip:ivan@127.0.0.1:" + lp + ">\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n";
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   int answers = 0;
   for (int i = 0; i < times; ++i) {
-    sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    char buf[4096];
-    if (recv(fd, buf, sizeof buf, 0) > 0) ++answers;
+    sip.SendTo(port, msg);
+    if (!sip.Receive(std::chrono::seconds(2)).empty()) ++answers;
   }
-  close(fd);
   return answers;
 }
 

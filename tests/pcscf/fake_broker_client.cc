@@ -1,60 +1,28 @@
 #include "fake_broker_client.h"
 
+#include <thread>
+
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/random.h"
 #include "turnbroker/common/credential.h"
 
 namespace turnbroker::pcscf::testing {
 
-FakeBrokerClient::FakeBrokerClient()
-    : epoch_(HexLower(RandomBytes(8))), thread_([this] { Run(); }) {}
+FakeBrokerClient::FakeBrokerClient() : epoch_(HexLower(RandomBytes(8))) {}
 
 FakeBrokerClient::~FakeBrokerClient() {
-  std::vector<std::function<void()>> rest;
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    held_ = false;
-    for (auto& a : held_answers_) rest.push_back(std::move(a));
-    held_answers_.clear();
-    for (auto& [due, a] : pending_) rest.push_back(std::move(a));
-    pending_.clear();
-  }
-  wake_.notify_all();
-  thread_.join();
-  for (auto& a : rest) a();
-}
-
-void FakeBrokerClient::Run() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    if (pending_.empty()) {
-      wake_.wait(lock);
-      continue;
-    }
-    int64_t now = MonotonicMicros();
-    auto first = pending_.begin();
-    if (first->first > now) {
-      wake_.wait_for(lock, std::chrono::microseconds(first->first - now));
-      continue;
-    }
-    auto answer = std::move(first->second);
-    pending_.erase(first);
-    lock.unlock();
-    answer();
-    lock.lock();
+  Release();
+  while (scheduler_.pending() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
-// Called with mu_ held; the answer runs without it.
 void FakeBrokerClient::Answer(std::function<void()> answer, bool holdable) {
   if (holdable && held_) {
     held_answers_.push_back(std::move(answer));
     return;
   }
-  // Always from the background thread, like gRPC's callback threads.
-  pending_.emplace(MonotonicMicros() + delay_ms_ * 1000, std::move(answer));
-  wake_.notify_one();
+  scheduler_.RunAfter(delay_ms_, std::move(answer));
 }
 
 void FakeBrokerClient::Publish(v1::PublishRequest request, int64_t,

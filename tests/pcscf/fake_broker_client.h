@@ -3,16 +3,15 @@
 #ifndef TURNBROKER_TESTS_PCSCF_FAKE_BROKER_CLIENT_H_
 #define TURNBROKER_TESTS_PCSCF_FAKE_BROKER_CLIENT_H_
 
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "turnbroker/pcscf/broker_client.h"
+#include "turnbroker/pcscf/scheduler.h"
 #include "wait_for.h"
 
 namespace turnbroker::pcscf::testing {
@@ -20,7 +19,7 @@ namespace turnbroker::pcscf::testing {
 class FakeBrokerClient : public BrokerClient {
  public:
   FakeBrokerClient();
-  ~FakeBrokerClient() override;  // answers held calls (UNAVAILABLE), joins
+  ~FakeBrokerClient() override;  // answers every call still waiting
 
   void Publish(v1::PublishRequest request, int64_t timeout_ms,
                Callback<v1::PublishResponse> done) override;
@@ -56,18 +55,17 @@ class FakeBrokerClient : public BrokerClient {
   bool Get(const std::string& username, v1::Credential* out) const;
 
  private:
+  // With mu_ held: queues `answer` to run later on the scheduler's thread
+  // (like gRPC's callback threads), or keeps it while held.
   void Answer(std::function<void()> answer, bool holdable);
-  void Run();
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;
   bool unavailable_ = false;
   std::map<std::string, absl::Status> refused_;
   int fail_next_ = 0;
   absl::Status fail_status_;
   int delay_ms_ = 0;
   bool held_ = false;
-  bool stopping_ = false;
   std::string epoch_;
   uint64_t revision_ = 0;
   std::map<std::string, v1::Credential> live_;
@@ -75,9 +73,8 @@ class FakeBrokerClient : public BrokerClient {
   std::vector<std::string> revoked_subscribers_;
   int publish_calls_ = 0;
   std::vector<size_t> batch_sizes_;
-  std::multimap<int64_t, std::function<void()>> pending_;  // due (us) -> answer
   std::vector<std::function<void()>> held_answers_;
-  std::thread thread_;
+  Scheduler scheduler_;  // last: its tasks use the members above
 };
 
 }  // namespace turnbroker::pcscf::testing

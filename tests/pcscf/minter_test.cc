@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <array>
 #include <string>
 #include <unordered_set>
@@ -43,33 +44,26 @@ TEST(MinterTest, CarriesAtLeast96BitsOfUsernameAnd128OfPassword) {
   for (size_t p = 0; p < seen.size(); ++p) EXPECT_GT(seen[p].size(), 50u) << "position " << p;
 }
 
-// Fixed-size copies sort fast: the test checks the text the WIC sees.
+// Mints `count` values of N characters and counts the duplicates. Fixed-size
+// copies sort fast; the test checks the very text the WIC sees.
 template <size_t N>
-size_t Duplicates(std::vector<std::array<char, N>>& v) {
+size_t DuplicatesAmong(int count, std::string (*mint)()) {
+  std::vector<std::array<char, N>> v(static_cast<size_t>(count));
+  for (auto& item : v) {
+    std::string s = mint();
+    if (s.size() != N) return SIZE_MAX;
+    std::copy(s.begin(), s.end(), item.begin());
+  }
   std::sort(v.begin(), v.end());
   return v.size() - static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
 }
 
 TEST(MinterTest, UsernamesAreUniqueOverAMillion) {
-  constexpr int kCount = 1'000'000;
-  std::vector<std::array<char, 16>> usernames(kCount);
-  for (auto& u : usernames) {
-    std::string s = Minter::MintUsername();
-    ASSERT_EQ(s.size(), 16u);
-    std::copy(s.begin(), s.end(), u.begin());
-  }
-  EXPECT_EQ(Duplicates(usernames), 0u);
+  EXPECT_EQ(DuplicatesAmong<16>(1'000'000, &Minter::MintUsername), 0u);
 }
 
 TEST(MinterTest, PasswordsAreUniqueOverAHundredThousand) {
-  constexpr int kCount = 100'000;
-  std::vector<std::array<char, 24>> passwords(kCount);
-  for (auto& p : passwords) {
-    std::string s = Minter::MintPassword();
-    ASSERT_EQ(s.size(), 24u);
-    std::copy(s.begin(), s.end(), p.begin());
-  }
-  EXPECT_EQ(Duplicates(passwords), 0u);
+  EXPECT_EQ(DuplicatesAmong<24>(100'000, &Minter::MintPassword), 0u);
 }
 
 TEST(MinterTest, MintedUsernamesPassTheBrokersValidation) {

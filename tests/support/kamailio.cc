@@ -34,40 +34,52 @@ KamailioProcess::KamailioProcess(const TempDir& dir, KamailioOptions options)
 KamailioProcess::~KamailioProcess() = default;
 
 bool KamailioProcess::WaitReady(std::chrono::milliseconds timeout) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
-  socklen_t len = sizeof local;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-  int local_port = ntohs(local.sin_port);
-  timeval tv{0, 100'000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port_));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  SipUdpSocket sip;
+  int seq = 0;
   bool ready = WaitUntil(
       [&] {
         if (!process_->running()) return true;  // reported below
-        static int seq = 0;
         std::string branch = "z9hG4bK-ready-" + std::to_string(++seq);
-        std::string msg =
-            "OPTIONS sip:" + address() + " SIP/2.0\r\n"
-            "Via: SIP/2.0/UDP 127.0.0.1:" + std::to_string(local_port) +
-            ";branch=" + branch + "\r\n"
-            "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\n"
-            "To: <sip:" + address() + ">\r\nCall-ID: " + branch + "@probe\r\n"
-            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-        sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-        char buf[2048];
-        ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
-        return n > 12 && std::string(buf, static_cast<size_t>(n)).rfind("SIP/2.0 200", 0) == 0;
+        sip.SendTo(port_,
+                   "OPTIONS sip:" + address() + " SIP/2.0\r\n"
+                   "Via: SIP/2.0/UDP 127.0.0.1:" + std::to_string(sip.local_port()) +
+                   ";branch=" + branch + "\r\n"
+                   "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\n"
+                   "To: <sip:" + address() + ">\r\nCall-ID: " + branch + "@probe\r\n"
+                   "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        return sip.Receive(std::chrono::milliseconds(100)).rfind("SIP/2.0 200", 0) == 0;
       },
       timeout);
-  close(fd);
   return ready && process_->running();
+}
+
+SipUdpSocket::SipUdpSocket() : fd_(socket(AF_INET, SOCK_DGRAM, 0)) {
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  socklen_t len = sizeof local;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len);
+  local_port_ = ntohs(local.sin_port);
+}
+
+SipUdpSocket::~SipUdpSocket() { close(fd_); }
+
+void SipUdpSocket::SendTo(int port, const std::string& message) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sendto(fd_, message.data(), message.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+}
+
+std::string SipUdpSocket::Receive(std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[8192];
+  ssize_t n = recv(fd_, buf, sizeof buf, 0);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 }  // namespace turnbroker::testing

@@ -24,6 +24,24 @@ struct KamailioOptions {
   int port = 0;
 };
 
+// A UDP socket on 127.0.0.1 (an ephemeral port) for hand-made SIP messages.
+class SipUdpSocket {
+ public:
+  SipUdpSocket();
+  ~SipUdpSocket();
+  SipUdpSocket(const SipUdpSocket&) = delete;
+  SipUdpSocket& operator=(const SipUdpSocket&) = delete;
+
+  int local_port() const { return local_port_; }
+  void SendTo(int port, const std::string& message);
+  // The next datagram, or "" when none came within `timeout`.
+  std::string Receive(std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  int local_port_ = 0;
+};
+
 class KamailioProcess {
  public:
   // Starts Kamailio and waits until it answers an OPTIONS (ADD_FAILURE and

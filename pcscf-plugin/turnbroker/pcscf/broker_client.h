@@ -37,6 +37,11 @@ class BrokerClient {
                          Callback<v1::GetStatusResponse> done) = 0;
 };
 
+// Whether a failed call may succeed if made again later: UNAVAILABLE,
+// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL. After such a
+// failure a write may or may not have been applied.
+bool IsTransient(const absl::Status& status);
+
 // The gRPC client over `channel` (see MakeChannel in common/channel.h).
 std::unique_ptr<BrokerClient> NewGrpcBrokerClient(
     std::shared_ptr<grpc::Channel> channel);

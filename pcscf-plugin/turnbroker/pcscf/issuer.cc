@@ -13,19 +13,6 @@ absl::Status Invalid(std::string_view field, std::string_view problem) {
   return absl::InvalidArgumentError(StrCat(field, ": ", problem));
 }
 
-bool IsTransient(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kInternal:
-      return true;
-    default:
-      return false;
-  }
-}
-
 constexpr int64_t kMaxRevokeBackoffMs = 30'000;
 constexpr int64_t kSweepIntervalMs = 10'000;
 constexpr int64_t kReassertTimeoutMs = 10'000;

@@ -8,23 +8,6 @@
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker::pcscf {
-namespace {
-
-bool IsTransient(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kInternal:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
-
 struct Publisher::Metrics {
   explicit Metrics(MetricsRegistry* r) {
     const char* help = "Publish calls to the broker by result";
@@ -205,7 +188,7 @@ void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
     std::lock_guard lock(mu_);
     if (result.ok()) {
       for (auto& p : batch) finished.emplace_back(std::move(p), absl::OkStatus());
-    } else if (IsTransient(result.status().code())) {
+    } else if (IsTransient(result.status())) {
       bool retry = result.status().code() != absl::StatusCode::kUnavailable ||
                    now - last_answer_us_ < options_.retry_unavailable_for_ms * 1000;
       for (auto& p : batch) {
