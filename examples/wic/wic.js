@@ -226,14 +226,18 @@ async function run() {
     if (!response) return false;
     let ok = false;
     let credential = null;
+    const receivedAt = Date.now();
     try {
       credential = readCredential(response);
       if (credential) {
         // 3. a relay candidate.
         ok = await expectRelay(toIceServer(credential));
         // 4. after its expiry (the TURN side's Redis drops the key then).
+        // From `ttl`, relative to the 200 OK, not from `expires_at`: a
+        // browser's clock may be off. ttl and expires_at are rounded down
+        // to whole seconds, hence the extra second.
         if (config.check === 'expired') {
-          const waitMs = Math.max(0, credential.expiresAt * 1000 + 1500 - Date.now());
+          const waitMs = Math.max(0, receivedAt + (credential.ttl + 1) * 1000 + 1000 - Date.now());
           step('waiting', 'info', `waiting ${(waitMs / 1000).toFixed(1)} s for the credential to expire`);
           await sleep(waitMs);
           ok = (await expectRefused('expired', 'expired', toIceServer(credential))) && ok;
