@@ -61,14 +61,6 @@ double Percentile(std::vector<int64_t>& v, double p) {
   return static_cast<double>(v[k]);
 }
 
-int64_t RssKb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  return -1;
-}
-
 uint64_t DirBytes(const std::string& dir) {
   uint64_t total = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
@@ -315,7 +307,7 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
   for (int i = 0; i < watchers; ++i) ws.push_back(std::make_unique<Watcher>(broker.address(), total, false));
   for (auto& w : ws) w->WaitSynced();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  int64_t rss0 = RssKb(broker.pid());
+  int64_t rss0 = testing::ResidentKb(broker.pid());
 
   std::atomic<size_t> next{0};
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
@@ -355,7 +347,7 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
   r.acked_per_s = total / ((last_ack.load() - start) / 1e6);
   ws.clear();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  r.rss_bytes_per_credential = (RssKb(broker.pid()) - rss0) * 1024.0 / total;
+  r.rss_bytes_per_credential = (testing::ResidentKb(broker.pid()) - rss0) * 1024.0 / total;
 
   int64_t snap_start = NowUs();
   {

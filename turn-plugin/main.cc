@@ -16,6 +16,7 @@
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/common/redis.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/common/strings.h"
 #include "turnbroker/turn/coturn_admin.h"
@@ -50,6 +51,7 @@ int Usage(const std::string& message) {
 int main(int argc, char** argv) {
   using namespace turnbroker;
   using namespace turnbroker::turn;
+  InitRuntime();
 
   ChannelOptions channel;
   channel.target = "127.0.0.1:50051";

@@ -10,6 +10,7 @@
 #include "broker_process.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/clock.h"
+#include "broker_client.h"
 #include "watch_client.h"
 
 namespace turnbroker::testing {
@@ -18,60 +19,24 @@ namespace {
 using Marker = v1::WatchResponse;
 using ::testing::HasSubstr;
 
-v1::Credential Cred(const std::string& username) {
-  v1::Credential c;
-  c.set_realm("ims.example.org");
-  c.set_username(username);
-  c.set_key(std::string(16, 'k'));
-  c.set_expires_at_ms(Clock::System()->NowMs() + 3'600'000);
-  c.set_subscriber("sip:" + username + "@ims.example.org");
-  return c;
-}
-
-int64_t RssKb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  return -1;
-}
+v1::Credential Cred(const std::string& username) { return TestCredential(username); }
 
 class ProcessTest : public ::testing::Test {
  protected:
   void Connect(const BrokerProcess& b) {
     channel_ = *MakeChannel(ChannelOptions{b.address()});
-    stub_ = v1::CredentialBroker::NewStub(channel_);
+    client_ = std::make_unique<BrokerClient>(channel_);
   }
-  grpc::Status Publish(const std::vector<v1::Credential>& creds, v1::PublishResponse* out = nullptr) {
-    v1::PublishRequest req;
-    for (auto& c : creds) *req.add_credentials() = c;
-    v1::PublishResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::Status s = stub_->Publish(&ctx, req, &resp);
-    if (out) *out = resp;
-    return s;
+  grpc::Status Publish(const std::vector<v1::Credential>& creds,
+                       v1::PublishResponse* out = nullptr) {
+    return client_->Publish(creds, out);
   }
-  grpc::Status Revoke(const std::string& username) {
-    v1::RevokeRequest req;
-    req.mutable_selector()->mutable_username()->set_username(username);
-    v1::RevokeResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return stub_->Revoke(&ctx, req, &resp);
-  }
-  grpc::Status Get(const std::string& username) {
-    v1::GetRequest req;
-    req.mutable_ref()->set_username(username);
-    v1::GetResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return stub_->Get(&ctx, req, &resp);
-  }
+  grpc::Status Revoke(const std::string& username) { return client_->RevokeUsername(username); }
+  grpc::Status Get(const std::string& username) { return client_->Get(username); }
 
   TempDir dir_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+  std::unique_ptr<BrokerClient> client_;
 };
 
 TEST_F(ProcessTest, SigtermWithOpenStreamsExitsCleanly) {
@@ -139,7 +104,7 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
   Connect(broker);
   // Warm up, then measure from here.
   ASSERT_TRUE(Publish({Cred("warm")}).ok());
-  int64_t rss_before = RssKb(broker.process().pid());
+  int64_t rss_before = ResidentKb(broker.process().pid());
 
   // The slow one opens its stream and does not read.
   WatchClient slow(channel_, v1::WatchRequest(), /*start_paused=*/true);
@@ -164,7 +129,7 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
 
   // Memory: the live set and retained history, not a buffer for the slow
   // watcher (which would be ~15 MB of frames if it were queued).
-  int64_t growth_kb = RssKb(broker.process().pid()) - rss_before;
+  int64_t growth_kb = ResidentKb(broker.process().pid()) - rss_before;
   RecordProperty("rss_growth_kb", static_cast<int>(growth_kb));
   EXPECT_LT(growth_kb, 80 * 1024) << "RSS grew by " << growth_kb << " KiB";
 

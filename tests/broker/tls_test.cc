@@ -7,6 +7,7 @@
 #include "pki.h"
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/channel.h"
+#include "broker_client.h"
 #include "watch_client.h"
 
 namespace turnbroker::broker {
@@ -43,11 +44,7 @@ class TlsTest : public ::testing::Test {
 
   grpc::Status Publish(v1::CredentialBroker::Stub* stub, const std::string& username) {
     v1::PublishRequest req;
-    auto* c = req.add_credentials();
-    c->set_realm("ims.example.org");
-    c->set_username(username);
-    c->set_key(std::string(16, 'k'));
-    c->set_expires_at_ms(Clock::System()->NowMs() + 60'000);
+    *req.add_credentials() = turnbroker::testing::TestCredential(username, "ims.example.org", 60'000);
     v1::PublishResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -171,6 +171,14 @@ std::optional<std::string> Subprocess::WaitForOutput(const std::string& text,
   return line;
 }
 
+int64_t ResidentKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
 RunResult Run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
               std::vector<std::string> extra_env) {
   TempDir dir;

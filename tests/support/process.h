@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -67,6 +68,9 @@ class Subprocess {
   std::string log_path_;
   std::optional<int> status_;
 };
+
+// Resident set size of a process in KiB (VmRSS), or -1.
+int64_t ResidentKb(pid_t pid);
 
 // Runs a command to completion; returns its exit status and output.
 struct RunResult {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../broker/broker_client.h"
 #include "frames.h"
 #include "process.h"
 #include "turnbroker/common/channel.h"
@@ -22,24 +23,18 @@
 
 namespace turnbroker::turn::testing {
 
+// The broker test client (tests/broker) with the shortcuts TURN-side tests
+// use: credentials with password "pw-<username>", revision results.
 class BrokerClient {
  public:
-  explicit BrokerClient(const std::string& address) {
-    ChannelOptions o;
-    o.target = address;
-    stub_ = v1::CredentialBroker::NewStub(*MakeChannel(o));
-  }
+  explicit BrokerClient(const std::string& address) : client_(Channel(address)) {}
 
-  // Publishes a credential with password "pw-<username>"; its revision.
+  // Publishes a credential valid for `ttl_ms`; its revision.
   uint64_t Publish(const std::string& realm, const std::string& username, int64_t ttl_ms,
                    const std::string& subscriber = "", const std::string& issuer = "") {
-    v1::PublishRequest req;
-    *req.add_credentials() =
-        Cred(realm, username, Clock::System()->NowMs() + ttl_ms, subscriber, issuer);
     v1::PublishResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    grpc::Status s = stub_->Publish(&ctx, req, &resp);
+    grpc::Status s = client_.Publish(
+        {Cred(realm, username, Clock::System()->NowMs() + ttl_ms, subscriber, issuer)}, &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp.revision();
   }
@@ -49,23 +44,20 @@ class BrokerClient {
     *req.mutable_selector() = selector;
     req.set_reason("test");
     v1::RevokeResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    grpc::Status s = stub_->Revoke(&ctx, req, &resp);
+    grpc::Status s = client_.Revoke(req, &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp.revision();
   }
 
-  std::string Epoch() {
-    v1::GetStatusResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    EXPECT_TRUE(stub_->GetStatus(&ctx, v1::GetStatusRequest(), &resp).ok());
-    return resp.epoch();
-  }
+  std::string Epoch() { return client_.Status().epoch(); }
 
  private:
-  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+  static std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
+    ChannelOptions o;
+    o.target = address;
+    return *MakeChannel(o);
+  }
+  turnbroker::testing::BrokerClient client_;
 };
 
 // One sync, in process. Fast backoff so tests do not wait.

@@ -295,6 +295,15 @@ TEST_F(SyncTest, PruneForgetsExpiredEntries) {
   EXPECT_EQ(metrics_.keys_pruned->value(), 1u);
 }
 
+TEST_F(SyncTest, BusyStreamsPruneToo) {
+  StartSynced(1, {Put(1, Cred(kRealm, "short", kNow + 1'000))});
+  clock_.Advance(10 * 60'000);
+  // Live events only, no PROGRESS marker.
+  Apply(Events(kEpoch, 2, {Put(2, Cred(kRealm, "fresh", kNow + 20 * 60'000))}));
+  EXPECT_EQ(redis_.Hash(keys_.managed).count("example.org/short"), 0u);
+  EXPECT_EQ(redis_.Hash(keys_.managed).count("example.org/fresh"), 1u);
+}
+
 TEST_F(SyncTest, RevocationQueuesSessionCancellationWhenEnabled) {
   Make({kRealm}, "", /*cancel=*/true);
   int notified = 0;

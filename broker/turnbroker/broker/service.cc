@@ -75,6 +75,33 @@ BrokerService::BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metri
 
 BrokerService::~BrokerService() = default;
 
+// Finishes a write call once the store answered; counts and logs it.
+template <typename Response>
+std::function<void(absl::StatusOr<Response>)> BrokerService::Answer(
+    grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+    Response* response, int method) {
+  return [this, reactor, response, method,
+          start = MonotonicMicros(), peer = context->peer()](absl::StatusOr<Response> r) {
+    metrics_->latency[method]->ObserveMicros(MonotonicMicros() - start);
+    if (!r.ok()) {
+      metrics_->failed[method]->Inc();
+      LogInfo(method == 0 ? "publish refused" : "revoke refused")
+          .Kv("peer", peer)
+          .Kv("error", r.status());
+      reactor->Finish(ToGrpcStatus(r.status()));
+      return;
+    }
+    metrics_->ok[method]->Inc();
+    if constexpr (std::is_same_v<Response, v1::PublishResponse>) {
+      metrics_->credentials->Inc(r->applied());
+    } else {
+      metrics_->revoked->Inc(r->revoked());
+    }
+    *response = *std::move(r);
+    reactor->Finish(grpc::Status::OK);
+  };
+}
+
 grpc::ServerUnaryReactor* BrokerService::Publish(
     grpc::CallbackServerContext* context, const v1::PublishRequest* request,
     v1::PublishResponse* response) {
@@ -91,22 +118,9 @@ grpc::ServerUnaryReactor* BrokerService::Publish(
       return Done(context, s);
     }
   }
-  auto* reactor = context->DefaultReactor();
-  int64_t start = MonotonicMicros();
-  store_->Publish(request, [this, reactor, response, start,
-                            peer = context->peer()](absl::StatusOr<v1::PublishResponse> r) {
-    metrics_->latency[0]->ObserveMicros(MonotonicMicros() - start);
-    if (r.ok()) {
-      metrics_->ok[0]->Inc();
-      metrics_->credentials->Inc(r->applied());
-      *response = std::move(*r);
-      reactor->Finish(grpc::Status::OK);
-    } else {
-      metrics_->failed[0]->Inc();
-      LogInfo("publish refused").Kv("peer", peer).Kv("error", r.status());
-      reactor->Finish(ToGrpcStatus(r.status()));
-    }
-  });
+  // DefaultReactor() constructs the reactor: call it once.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->Publish(request, Answer(context, reactor, response, 0));
   return reactor;
 }
 
@@ -115,22 +129,8 @@ grpc::ServerUnaryReactor* BrokerService::Revoke(
     v1::RevokeResponse* response) {
   if (auto s = Authorize(context, kRolePublisher, "Revoke"); !s.ok())
     return Done(context, s);
-  auto* reactor = context->DefaultReactor();
-  int64_t start = MonotonicMicros();
-  store_->Revoke(request, [this, reactor, response, start,
-                           peer = context->peer()](absl::StatusOr<v1::RevokeResponse> r) {
-    metrics_->latency[1]->ObserveMicros(MonotonicMicros() - start);
-    if (r.ok()) {
-      metrics_->ok[1]->Inc();
-      metrics_->revoked->Inc(r->revoked());
-      *response = std::move(*r);
-      reactor->Finish(grpc::Status::OK);
-    } else {
-      metrics_->failed[1]->Inc();
-      LogInfo("revoke refused").Kv("peer", peer).Kv("error", r.status());
-      reactor->Finish(ToGrpcStatus(r.status()));
-    }
-  });
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->Revoke(request, Answer(context, reactor, response, 1));
   return reactor;
 }
 

@@ -48,6 +48,13 @@ class BrokerService final : public ServiceBase {
 
  private:
   struct Metrics;
+  // The store's callback for a write: counts, logs, finishes the call.
+  // `method`: 0 Publish, 1 Revoke.
+  template <typename Response>
+  std::function<void(absl::StatusOr<Response>)> Answer(
+      grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+      Response* response, int method);
+
   Store* const store_;
   WatchHub* const hub_;
   const std::string version_;

@@ -29,6 +29,20 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
   return out.str();
 }
 
+struct Pems {
+  std::string cert, key, ca;
+};
+
+absl::StatusOr<Pems> ReadPems(const TlsFiles& files) {
+  auto cert = ReadPem(files.cert, "--tls-cert");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(files.key, "--tls-key");
+  if (!key.ok()) return key.status();
+  auto ca = ReadPem(files.ca, "--tls-ca");
+  if (!ca.ok()) return ca.status();
+  return Pems{*std::move(cert), *std::move(key), *std::move(ca)};
+}
+
 uint32_t RoleFromName(std::string_view name) {
   if (name == "publisher") return kRolePublisher;
   if (name == "subscriber") return kRoleSubscriber;
@@ -41,32 +55,24 @@ uint32_t RoleFromName(std::string_view name) {
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& files) {
   if (!files.enabled()) return grpc::InsecureServerCredentials();
-  auto cert = ReadPem(files.cert, "--tls-cert");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPem(files.key, "--tls-key");
-  if (!key.ok()) return key.status();
-  auto ca = ReadPem(files.ca, "--tls-ca");
-  if (!ca.ok()) return ca.status();
+  auto pems = ReadPems(files);
+  if (!pems.ok()) return pems.status();
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  options.pem_root_certs = *ca;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_root_certs = pems->ca;
+  options.pem_key_cert_pairs.push_back({pems->key, pems->cert});
   return grpc::SslServerCredentials(options);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 MakeChannelCredentials(const TlsFiles& files) {
   if (!files.enabled()) return grpc::InsecureChannelCredentials();
-  auto cert = ReadPem(files.cert, "--tls-cert");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPem(files.key, "--tls-key");
-  if (!key.ok()) return key.status();
-  auto ca = ReadPem(files.ca, "--tls-ca");
-  if (!ca.ok()) return ca.status();
+  auto pems = ReadPems(files);
+  if (!pems.ok()) return pems.status();
   grpc::SslCredentialsOptions options;
-  options.pem_root_certs = *ca;
-  options.pem_private_key = *key;
-  options.pem_cert_chain = *cert;
+  options.pem_root_certs = pems->ca;
+  options.pem_private_key = pems->key;
+  options.pem_cert_chain = pems->cert;
   return grpc::SslCredentials(options);
 }
 

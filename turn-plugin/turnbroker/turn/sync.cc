@@ -8,9 +8,10 @@
 namespace turnbroker::turn {
 namespace {
 
-// Index entries examined per pruning step, and the time one call may take.
+// Index entries examined per pruning step, and the pause between steps
+// (a pass scans about 10,000 entries a second).
 constexpr size_t kPruneBatch = 1'000;
-constexpr int64_t kPruneSliceMicros = 20'000;
+constexpr int64_t kPruneStepMs = 100;
 
 const std::string& ReasonName(v1::WatchResponse::SnapshotReason reason) {
   return v1::WatchResponse::SnapshotReason_Name(reason);
@@ -177,7 +178,7 @@ absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   }
   if (auto s = Commit(&txn); !s.ok()) return s;
   applied(absl::OkStatus());
-  return absl::OkStatus();
+  return Prune();
 }
 
 void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bool live) {
@@ -250,37 +251,31 @@ absl::Status CredentialSync::OnProgress(const v1::WatchResponse& frame) {
 }
 
 absl::Status CredentialSync::Prune() {
-  // An incremental scan of the index: a slice per call, a full pass per
-  // prune interval.
+  // An incremental scan of the index, one step (about kPruneBatch entries)
+  // per call at most every kPruneStepMs, so that a busy stream (which gets
+  // no PROGRESS markers) prunes too and no frame waits long for it; a new
+  // pass starts every prune interval.
   const int64_t now = clock_->NowMs();
-  if (now < next_prune_ms_) return absl::OkStatus();
-  const int64_t budget_end = MonotonicMicros() + kPruneSliceMicros;
-  size_t pruned = 0;
-  do {
-    std::string next;
-    auto entries = db_.ScanManaged(prune_cursor_, kPruneBatch, &next);
-    if (!entries.ok()) return RedisFailed(entries.status());
-    UserDb::Transaction txn = db_.Begin();
-    std::vector<std::string> expired;
-    for (const ManagedKey& k : *entries) {
-      if (k.expires_at_ms < now - options_.prune_grace_ms) {
-        txn.Forget(k.member);
-        expired.push_back(k.member);
-      }
+  if (reconciler_.active() || now < next_prune_ms_) return absl::OkStatus();
+  std::string next;
+  auto entries = db_.ScanManaged(prune_cursor_, kPruneBatch, &next);
+  if (!entries.ok()) return RedisFailed(entries.status());
+  UserDb::Transaction txn = db_.Begin();
+  std::vector<std::string> expired;
+  for (const ManagedKey& k : *entries) {
+    if (k.expires_at_ms < now - options_.prune_grace_ms) {
+      txn.Forget(k.member);
+      expired.push_back(k.member);
     }
-    if (auto s = Commit(&txn); !s.ok()) return s;
-    for (const std::string& m : expired) legacy_.Remove(m);
-    pruned += expired.size();
-    prune_cursor_ = next;
-    if (prune_cursor_ == "0") {
-      next_prune_ms_ = now + options_.prune_interval_ms;  // pass complete
-      break;
-    }
-  } while (MonotonicMicros() < budget_end);
-  if (pruned > 0) {
-    metrics_->keys_pruned->Inc(pruned);
+  }
+  if (auto s = Commit(&txn); !s.ok()) return s;
+  for (const std::string& m : expired) legacy_.Remove(m);
+  prune_cursor_ = next;
+  next_prune_ms_ = prune_cursor_ == "0" ? now + options_.prune_interval_ms : now + kPruneStepMs;
+  if (!expired.empty()) {
+    metrics_->keys_pruned->Inc(expired.size());
     Stored(position());
-    LogInfo("expired keys pruned from the index").Kv("count", pruned);
+    LogDebug("expired keys pruned from the index").Kv("count", expired.size());
   }
   return absl::OkStatus();
 }
