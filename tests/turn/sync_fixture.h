@@ -82,6 +82,7 @@ class SyncRunner {
     wo.farm = options_.farm;
     wo.watcher_name = options_.name;
     wo.progress_interval_ms = 200;
+    wo.idle_timeout_ms = 1'500;
     wo.backoff = BackoffOptions{20, 300, 2.0};
     loop_ = std::make_unique<WatchLoop>(*MakeChannel(co), wo, sync_.get(), metrics_.get(),
                                         Clock::System());

@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -276,6 +278,23 @@ TEST_F(SyncRedisTest, BrokerRestartIsResumedByRevision) {
   EXPECT_GE(sync.metrics().stream_reconnects->value(), 1u);
   EXPECT_EQ(sync.metrics().snapshots->value(), 1u);  // only the first start
   EXPECT_EQ(redis_.Get(Key("after")), Hex("after"));
+}
+
+TEST_F(SyncRedisTest, AFrozenBrokerIsDetectedAndTheStreamReopened) {
+  BrokerProcess broker(dir_, {"--ephemeral"});
+  BrokerClient client(broker.address());
+  SyncRunner sync(broker.address(), redis_.redis_url(), Options());
+  uint64_t r = client.Publish(kRealm, "f1", 60'000);
+  ASSERT_TRUE(sync.WaitForRevision(r));
+  // A broker that holds its connections but sends nothing, not even
+  // PROGRESS: the idle watchdog drops the stream.
+  broker.process().Signal(SIGSTOP);
+  EXPECT_TRUE(WaitUntil([&] { return !sync.metrics().synced.load(); }, 5s));
+  broker.process().Signal(SIGCONT);
+  r = client.Publish(kRealm, "f2", 60'000);
+  ASSERT_TRUE(sync.WaitForRevision(r));
+  EXPECT_GE(sync.metrics().stream_reconnects->value(), 1u);
+  EXPECT_EQ(redis_.Get(Key("f2")), Hex("f2"));
 }
 
 TEST_F(SyncRedisTest, UnreachableBrokerIsRetriedUntilItComes) {

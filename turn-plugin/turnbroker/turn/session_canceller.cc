@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "absl/container/flat_hash_set.h"
+
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/turn/schema.h"
@@ -10,6 +12,9 @@ namespace turnbroker::turn {
 namespace {
 
 int64_t MonoMs() { return MonotonicMicros() / 1000; }
+
+// `ps` listings per user and pass, at most.
+constexpr int kMaxListings = 64;
 
 }  // namespace
 
@@ -49,16 +54,26 @@ void SessionCanceller::Notify() {
 absl::Status SessionCanceller::EndSessions(const std::string& member) {
   std::string_view realm, username;
   if (!SplitMember(member, &realm, &username)) return absl::OkStatus();
-  auto ids = admin_->Sessions(realm, username);
-  if (!ids.ok()) return ids.status();
-  for (const std::string& id : *ids) {
-    if (auto s = admin_->Cancel(id); !s.ok()) return s;
-    metrics_->sessions_cancelled->Inc();
+  // coturn lists at most cli-max-output-sessions sessions per `ps`, and
+  // drops a cancelled one from its list a little later: list again until a
+  // listing shows nothing not cancelled yet.
+  absl::flat_hash_set<std::string> cancelled;
+  for (int round = 0; round < kMaxListings; ++round) {
+    auto ids = admin_->Sessions(realm, username);
+    if (!ids.ok()) return ids.status();
+    size_t fresh = 0;
+    for (const std::string& id : *ids) {
+      if (!cancelled.insert(id).second) continue;
+      if (auto s = admin_->Cancel(id); !s.ok()) return s;
+      metrics_->sessions_cancelled->Inc();
+      ++fresh;
+    }
+    if (fresh == 0) break;
   }
-  if (!ids->empty()) {
+  if (!cancelled.empty()) {
     LogInfo("coturn sessions of a revoked user ended")
         .Kv("user", member)
-        .Kv("sessions", ids->size());
+        .Kv("sessions", cancelled.size());
   }
   return absl::OkStatus();
 }
