@@ -73,15 +73,17 @@ void Publisher::PublishAsync(v1::Credential credential, int64_t timeout_ms,
   p.credential = std::move(credential);
   p.deadline_us = MonotonicMicros() + timeout_ms * 1000;
   p.done = std::move(done);
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      queue_.push_back(std::move(p));
-      wake_.notify_one();
-      return;
-    }
+  std::unique_lock lock(mu_);
+  if (stopping_) {
+    lock.unlock();
+    p.done(absl::UnavailableError("publisher shutting down"));
+    return;
   }
-  p.done(absl::UnavailableError("publisher shutting down"));
+  queue_.push_back(std::move(p));
+  // A free call slot: send from this thread, with no hand-over to another.
+  DispatchLocked(lock);
+  // Still queued (every call busy): the worker watches its deadline.
+  if (!queue_.empty()) wake_.notify_one();
 }
 
 absl::Status Publisher::Publish(v1::Credential credential,
@@ -93,6 +95,48 @@ absl::Status Publisher::Publish(v1::Credential credential,
   return result.get();
 }
 
+void Publisher::DispatchLocked(std::unique_lock<std::mutex>& lock) {
+  while (!stopping_ && !queue_.empty() && in_flight_ < options_.max_in_flight) {
+    int64_t now = MonotonicMicros();
+    std::vector<Pending> batch;
+    // Expired entries stay for the worker to fail.
+    if (queue_.front().alone) {
+      if (queue_.front().deadline_us <= now) break;
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    } else {
+      for (auto it = queue_.begin();
+           it != queue_.end() && batch.size() < options_.max_batch;) {
+        if (it->alone || it->deadline_us <= now) {
+          ++it;
+          continue;
+        }
+        batch.push_back(std::move(*it));
+        it = queue_.erase(it);
+      }
+    }
+    if (batch.empty()) break;
+    int64_t latest = 0;
+    v1::PublishRequest request;
+    for (auto& p : batch) {
+      latest = std::max(latest, p.deadline_us);
+      ++p.attempts;
+      *request.add_credentials() = p.credential;
+    }
+    int64_t timeout_ms =
+        std::clamp<int64_t>((latest - now) / 1000, 1, options_.call_timeout_ms);
+    ++in_flight_;
+    lock.unlock();
+    client_->Publish(std::move(request), timeout_ms,
+                     [this, batch = std::move(batch), now](
+                         absl::StatusOr<v1::PublishResponse> r) mutable {
+                       OnPublished(std::move(batch), now, std::move(r));
+                     });
+    lock.lock();
+  }
+}
+
+// The worker only keeps time: backoffs that end and deadlines that pass.
 void Publisher::Run() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
@@ -125,41 +169,10 @@ void Publisher::Run() {
       lock.lock();
       continue;
     }
-    if (!queue_.empty() && in_flight_ < options_.max_in_flight) {
-      std::vector<Pending> batch;
-      if (queue_.front().alone) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      } else {
-        for (auto it = queue_.begin();
-             it != queue_.end() && batch.size() < options_.max_batch;) {
-          if (it->alone) {
-            ++it;
-            continue;
-          }
-          batch.push_back(std::move(*it));
-          it = queue_.erase(it);
-        }
-      }
-      int64_t latest = 0;
-      v1::PublishRequest request;
-      for (auto& p : batch) {
-        latest = std::max(latest, p.deadline_us);
-        ++p.attempts;
-        *request.add_credentials() = p.credential;
-      }
-      int64_t timeout_ms = std::clamp<int64_t>((latest - now) / 1000, 1,
-                                               options_.call_timeout_ms);
-      ++in_flight_;
-      lock.unlock();
-      client_->Publish(std::move(request), timeout_ms,
-                       [this, batch = std::move(batch), now](
-                           absl::StatusOr<v1::PublishResponse> r) mutable {
-                         OnPublished(std::move(batch), now, std::move(r));
-                       });
-      lock.lock();
-      continue;
-    }
+    DispatchLocked(lock);
+    // DispatchLocked unlocks around calls: a shutdown may have come meanwhile
+    // (its notification is lost if we wait now).
+    if (stopping_) break;
     // Sleep until the next backoff or deadline, or until woken.
     int64_t wake_at = INT64_MAX;
     for (const auto& p : delayed_) wake_at = std::min(wake_at, p.not_before_us);
@@ -216,10 +229,12 @@ void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
     }
   }
   for (auto& [p, status] : finished) p.done(status);
-  // Last: once in_flight_ drops, the destructor may proceed.
-  std::lock_guard lock(mu_);
+  // Last: once in_flight_ drops to 0, the destructor may proceed.
+  std::unique_lock lock(mu_);
   --in_flight_;
-  wake_.notify_one();
+  // This call's slot is free: send what queued meanwhile, from this thread.
+  DispatchLocked(lock);
+  if (!delayed_.empty()) wake_.notify_one();
   if (in_flight_ == 0 && other_calls_ == 0) drained_.notify_all();
 }
 

@@ -61,8 +61,9 @@ class Publisher {
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  // Queues `credential`; `done` runs once (on a publisher or gRPC thread;
-  // inline only when the publisher is shutting down) with OK when the broker committed it, DEADLINE_EXCEEDED
+  // Sends `credential` at once if a call slot is free (from this thread),
+  // else queues it for the next call. `done` runs once, on any thread (a
+  // gRPC thread, the publisher's, or this one), with OK when the broker committed it, DEADLINE_EXCEEDED
   // when `timeout_ms` passed first, or the last error. After a transient
   // error the credential may still have been committed.
   void PublishAsync(v1::Credential credential, int64_t timeout_ms, Done done);
@@ -100,6 +101,10 @@ class Publisher {
   };
   struct Metrics;
 
+  // With `lock` holding mu_: sends queued credentials while a call slot is
+  // free (unlocking around each call).
+  void DispatchLocked(std::unique_lock<std::mutex>& lock);
+  // The worker: ends backoffs, fails what passed its deadline.
   void Run();
   void OnPublished(std::vector<Pending> batch, int64_t started_us,
                    absl::StatusOr<v1::PublishResponse> result);
@@ -114,7 +119,7 @@ class Publisher {
       epoch_listener_;  // guarded by listener_mu_
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;     // the worker: work or shutdown
+  std::condition_variable wake_;     // the worker: a new deadline or backoff
   std::condition_variable drained_;  // the destructor: no call in flight
   std::deque<Pending> queue_;        // guarded by mu_
   std::vector<Pending> delayed_;     // guarded by mu_: waiting for backoff
