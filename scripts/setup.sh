@@ -16,8 +16,14 @@ packages=(
   # the Helm chart test renders the chart with Helm's template engine pieces
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
 )
+# The browser end-to-end test (tests/e2e/wic_*) and the stack's WIC page:
+# Debian's Chromium, and Node.js with npm for playwright-core and JsSIP.
+# A Node.js from elsewhere (e.g. NodeSource, which bundles npm) is kept:
+# Debian's npm package cannot be installed beside it.
 if [[ "${1:-}" == "--with-browser" ]]; then
-  packages+=(chromium nodejs npm)
+  packages+=(chromium)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
@@ -28,8 +34,10 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Wait for another apt run (e.g. a parallel setup) instead of failing.
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged services must not run on their default ports: the stack and
 # the tests start their own instances.

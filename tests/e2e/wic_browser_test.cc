@@ -1,0 +1,291 @@
+// The seed's flow with every real part, from a browser: the WIC page
+// (examples/wic, JsSIP) in Debian's Chromium, driven by playwright-core,
+// registers over SIP/WebSocket through Kamailio (the reference configuration
+// with WITH_WEBSOCKET), which gets the credential from pcscf-turn-agent ->
+// turn-broker -> turn-credential-sync -> coturn's Redis; Chromium gathers a
+// relay candidate from an unmodified coturn with it. After de-REGISTER, and
+// after expiry, coturn refuses the same credential (icecandidateerror 401).
+//
+// The C++ side starts the servers on free loopback ports; examples/wic/drive.js
+// runs the page and prints what it did as JSON. The test installs what it
+// needs: Chromium (scripts/setup.sh --with-browser) and the npm packages
+// (examples/wic/install.sh: npm ci with the committed lockfile, into
+// build/wic). It skips only where Chromium cannot be installed.
+// Screenshots: build/test-artifacts/wic_*.png.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "coturn.h"
+#include "pcscf_stack.h"
+#include "redis_server.h"
+
+namespace turnbroker::wic {
+namespace {
+
+using ::turnbroker::pcscf::testing::PcscfStack;
+using ::turnbroker::pcscf::testing::PcscfStackOptions;
+using ::turnbroker::testing::BuiltBinary;
+using ::turnbroker::testing::CoturnOptions;
+using ::turnbroker::testing::CoturnServer;
+using ::turnbroker::testing::FreePort;
+using ::turnbroker::testing::RedisServer;
+using ::turnbroker::testing::RunResult;
+using ::turnbroker::testing::Subprocess;
+using ::turnbroker::testing::TempDir;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const char kRealm[] = "example.org";
+const char kCliPassword[] = "wic-e2e-cli";
+const char kChromium[] = "/usr/bin/chromium";
+
+std::string Tail(const std::string& s, size_t n = 3000) {
+  return s.size() > n ? "..." + s.substr(s.size() - n) : s;
+}
+
+std::string ArtifactPath(const std::string& name) {
+  std::string dir = std::string(TURNBROKER_BINARY_DIR) + "/test-artifacts";
+  std::filesystem::create_directories(dir);
+  return dir + "/" + name;
+}
+
+// The whole stack for one test, on free loopback ports.
+class WicStack {
+ public:
+  // turn_ttl_s: the credential lifetime Kamailio asks the agent for.
+  // start_agent false: the agent's port stays closed (Kamailio's policy
+  // then registers without a credential).
+  WicStack(const TempDir& dir, int turn_ttl_s, bool start_agent = true)
+      : redis_(dir),
+        coturn_(dir, CoturnOptions{kRealm, redis_.port(), kCliPassword}),
+        ws_port_(FreePort()) {
+    PcscfStackOptions o;
+    o.start_agent = start_agent;
+    o.agent_args = {"--realm", kRealm,      "--turn-uri",
+                    TurnUri(), "--min-ttl", "1"};
+    o.kamailio_defines = {
+        {"WITH_WEBSOCKET", ""},
+        {"WS_LISTEN", "tcp:127.0.0.1:" + std::to_string(ws_port_)},
+        {"TURN_TTL", std::to_string(turn_ttl_s)}};
+    pcscf_ = std::make_unique<PcscfStack>(dir, o);
+    sync_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{
+            BuiltBinary("turn-credential-sync"), "--broker",
+            pcscf_->broker().address(), "--redis-url", redis_.url(), "--realm",
+            kRealm, "--name", "wic-e2e", "--coturn-admin",
+            "127.0.0.1:" + std::to_string(coturn_.cli_port())},
+        dir.File("sync.log"),
+        std::vector<std::string>{
+            std::string("TURNBROKER_SYNC_COTURN_ADMIN_PASSWORD=") +
+            kCliPassword});
+    if (!sync_->WaitForOutput("turn-credential-sync running", 10s)) {
+      ADD_FAILURE() << "turn-credential-sync did not start:\n"
+                    << sync_->Output();
+    }
+  }
+
+  std::string TurnUri() const {
+    return "turn:127.0.0.1:" + std::to_string(coturn_.port()) +
+           "?transport=udp";
+  }
+  std::string WsUrl() const {
+    return "ws://127.0.0.1:" + std::to_string(ws_port_);
+  }
+  bool KeyInRedis(const std::string& username) {
+    return redis_
+        .Get(std::string("turn/realm/") + kRealm + "/user/" + username + "/key")
+        .has_value();
+  }
+  // What every part logged, for failure messages.
+  std::string Logs() {
+    return "--- kamailio:\n" + Tail(pcscf_->kamailio().Log()) +
+           "\n--- sync:\n" + Tail(sync_->Output()) + "\n--- turnserver:\n" +
+           Tail(coturn_.process().Output());
+  }
+
+ private:
+  RedisServer redis_;
+  CoturnServer coturn_;
+  int ws_port_;
+  std::unique_ptr<PcscfStack> pcscf_;
+  std::unique_ptr<Subprocess> sync_;
+};
+
+class WicBrowserTest : public ::testing::Test {
+ protected:
+  // Once per run: Chromium (or the reason to skip) and the npm packages.
+  static void SetUpTestSuite() {
+    std::string root = TURNBROKER_SOURCE_DIR;
+    if (access(kChromium, X_OK) != 0 || !HasCommand("node") ||
+        !HasCommand("npm")) {
+      RunResult setup = turnbroker::testing::Run(
+          {root + "/scripts/setup.sh", "--with-browser"}, 180s);
+      if (access(kChromium, X_OK) != 0) {
+        skip_reason_ =
+            std::string("Chromium cannot be installed on this machine (") +
+            kChromium + " missing after scripts/setup.sh --with-browser):\n" +
+            Tail(setup.output, 1500);
+        return;
+      }
+    }
+    RunResult install =
+        turnbroker::testing::Run({root + "/examples/wic/install.sh",
+                                  std::string(TURNBROKER_BINARY_DIR) + "/wic"},
+                                 90s);
+    if (install.exit_code != 0) {
+      install_error_ =
+          "examples/wic/install.sh (npm ci) failed:\n" + Tail(install.output);
+      return;
+    }
+    modules_dir_ = std::string(TURNBROKER_BINARY_DIR) + "/wic/node_modules";
+  }
+
+  static bool HasCommand(const std::string& name) {
+    return turnbroker::testing::Run({"sh", "-c", "command -v " + name}, 5s)
+               .exit_code == 0;
+  }
+
+  void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+    ASSERT_TRUE(install_error_.empty()) << install_error_;
+  }
+
+  // Runs the page once in Chromium; returns drive.js's JSON. The steps it
+  // printed go to the test's output.
+  json Drive(const WicStack& stack, const std::string& impu,
+             const std::string& check, const std::string& screenshot) {
+    std::string root = TURNBROKER_SOURCE_DIR;
+    RunResult r = turnbroker::testing::Run(
+        {"node", root + "/examples/wic/drive.js", "--modules", modules_dir_,
+         "--param", "ws=" + stack.WsUrl(), "--param", "impu=" + impu, "--param",
+         "check=" + check, "--param", "gather_timeout_ms=8000", "--screenshot",
+         ArtifactPath(screenshot), "--timeout-ms", "45000"},
+        60s);
+    // The steps go to the test's output; the last line that is a JSON
+    // object is the result.
+    std::string line;
+    std::istringstream lines(r.output);
+    for (std::string l; std::getline(lines, l);) {
+      if (l.rfind("{\"", 0) == 0) {
+        line = l;
+      } else {
+        std::cout << l << "\n";
+      }
+    }
+    json result = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(result.is_object()) << "drive.js printed no result:\n"
+                                    << r.output;
+    return result.is_object() ? result : json::object();
+  }
+
+  // The step named `name`, or an empty object.
+  static json Step(const json& result, const std::string& name) {
+    for (const auto& s : result.value("steps", json::array())) {
+      if (s.value("name", "") == name) return s;
+    }
+    return json::object();
+  }
+
+  static bool Has401(const json& step) {
+    for (const auto& e : step.value("errors", json::array())) {
+      if (e.value("code", 0) == 401) return true;
+    }
+    return false;
+  }
+
+  static void ExpectRelayGathered(const json& result) {
+    json relay = Step(result, "relay");
+    EXPECT_EQ(relay.value("status", ""), "ok") << relay.dump(2);
+    ASSERT_FALSE(relay.value("relay", json::array()).empty()) << relay.dump(2);
+    std::string candidate = relay["relay"][0].value("candidate", "");
+    EXPECT_NE(candidate.find(" typ relay "), std::string::npos) << candidate;
+    EXPECT_EQ(relay["relay"][0].value("address", ""), "127.0.0.1") << candidate;
+    EXPECT_FALSE(Has401(relay)) << relay.dump(2);
+  }
+
+  static void ExpectRefusedWith401(const json& result,
+                                   const std::string& name) {
+    json refused = Step(result, name);
+    EXPECT_EQ(refused.value("status", ""), "ok") << refused.dump(2);
+    EXPECT_TRUE(refused.value("relay", json::array()).empty())
+        << refused.dump(2);
+    EXPECT_TRUE(Has401(refused)) << refused.dump(2);
+  }
+
+  static inline std::string skip_reason_;
+  static inline std::string install_error_;
+  static inline std::string modules_dir_;
+  TempDir dir_;
+};
+
+TEST_F(WicBrowserTest,
+       RegisterGivesRelayCandidateAndDeRegisterRevokesTheCredential) {
+  WicStack stack(dir_, 600);
+  json r = Drive(stack, "sip:alice@example.org", "revoked",
+                 "wic_register_relay_revoked.png");
+
+  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok")
+      << r.dump(2) << stack.Logs();
+  json credential = Step(r, "credential");
+  ASSERT_EQ(credential.value("status", ""), "ok") << r.dump(2) << stack.Logs();
+  std::string username = credential["credential"].value("username", "");
+  EXPECT_GE(username.size(), 16u);  // >= 96 random bits, base64url
+  EXPECT_EQ(credential["credential"]["urls"], json::array({stack.TurnUri()}));
+  EXPECT_NEAR(credential["credential"].value("ttl", 0), 600, 5);
+  EXPECT_EQ(r.value("passwordShown", true), false)
+      << "the page showed the TURN password";
+
+  ExpectRelayGathered(r);
+  EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
+  ExpectRefusedWith401(r, "revoked");
+  EXPECT_FALSE(stack.KeyInRedis(username))
+      << "de-REGISTER left the key in coturn's Redis";
+  EXPECT_TRUE(r.value("ok", false)) << r.dump(2) << stack.Logs();
+  EXPECT_GT(std::filesystem::file_size(
+                ArtifactPath("wic_register_relay_revoked.png")),
+            1000u);
+}
+
+TEST_F(WicBrowserTest, ExpiredCredentialIsRefusedWith401) {
+  // Kamailio asks for 3 s (the agent's --min-ttl is 1 s; the broker's
+  // default --min-ttl is 1 s); the page gathers once while it is valid,
+  // waits past expires_at and gathers again.
+  WicStack stack(dir_, 3);
+  json r = Drive(stack, "sip:bob@example.org", "expired", "wic_expired.png");
+
+  json credential = Step(r, "credential");
+  ASSERT_EQ(credential.value("status", ""), "ok") << r.dump(2) << stack.Logs();
+  EXPECT_LE(credential["credential"].value("ttl", 0), 3);
+  ExpectRelayGathered(r);
+  ExpectRefusedWith401(r, "expired");
+  EXPECT_FALSE(
+      stack.KeyInRedis(credential["credential"].value("username", "")));
+  EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
+  EXPECT_TRUE(r.value("ok", false)) << r.dump(2) << stack.Logs();
+}
+
+TEST_F(WicBrowserTest,
+       PageSaysSoWhenTheOkCarriesNoCredentialAndStillUnregisters) {
+  WicStack stack(dir_, 600, /*start_agent=*/false);
+  json r =
+      Drive(stack, "sip:carol@example.org", "revoked", "wic_no_credential.png");
+
+  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok")
+      << r.dump(2) << stack.Logs();
+  json credential = Step(r, "credential");
+  EXPECT_EQ(credential.value("status", ""), "fail") << r.dump(2);
+  EXPECT_NE(credential.value("text", "").find("no TURN-Credential header"),
+            std::string::npos)
+      << credential.dump(2);
+  EXPECT_TRUE(Step(r, "relay").empty()) << r.dump(2);
+  EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
+  EXPECT_FALSE(r.value("ok", true));
+}
+
+}  // namespace
+}  // namespace turnbroker::wic
