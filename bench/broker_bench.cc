@@ -35,6 +35,8 @@
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
+#include "turnbroker/pcscf/broker_client.h"
+#include "turnbroker/pcscf/publisher.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
 
 namespace turnbroker::bench {
@@ -218,6 +220,11 @@ struct LatencyResult {
 
 std::vector<std::string> g_broker_flags;
 
+// How the latency run sends: one Publish call per credential, or through the
+// eP-CSCF library's Publisher (pcscf-plugin), which is what an eP-CSCF runs:
+// credentials that arrive while its calls are in flight share the next call.
+bool g_library_publisher = false;
+
 LatencyResult RunLatency(int watchers, int rate, double seconds) {
   TempDir dir;
   Broker broker(dir, g_broker_flags);
@@ -228,6 +235,12 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
 
   auto channel = NewChannel(broker.address());
   auto stub = v1::CredentialBroker::NewStub(channel);
+  std::unique_ptr<pcscf::BrokerClient> library_client;
+  std::unique_ptr<pcscf::Publisher> library;
+  if (g_library_publisher) {
+    library_client = pcscf::NewGrpcBrokerClient(channel);
+    library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
+  }
   std::vector<int64_t> scheduled(n), acked(n, 0);
   std::atomic<size_t> done{0};
   struct Call {
@@ -239,9 +252,19 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   int64_t t0 = NowUs() + 100'000;
   for (size_t i = 0; i < n; ++i) {
     scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
-    while (NowUs() < scheduled[i]) {
-      int64_t wait = scheduled[i] - NowUs();
-      if (wait > 200) std::this_thread::sleep_for(std::chrono::microseconds(wait - 100));
+    // Sleep, never spin: a spinning sender takes the CPU from gRPC's own
+    // threads and the watchers and shows up as multi-millisecond tails.
+    int64_t wait = scheduled[i] - NowUs();
+    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+    if (library) {
+      v1::Credential c;
+      FillCredential(&c, i, now_ms);
+      library->PublishAsync(std::move(c), 30'000, [i, &acked, &done](absl::Status s) {
+        if (s.ok()) acked[i] = NowUs();
+        else fprintf(stderr, "publish failed: %s\n", std::string(s.message()).c_str());
+        done.fetch_add(1);
+      });
+      continue;
     }
     auto* call = new Call;
     FillCredential(call->req.add_credentials(), i, now_ms);
@@ -382,6 +405,8 @@ int main(int argc, char** argv) {
   app.add_option("--inflight", inflight, "Concurrent batched publishers")->capture_default_str();
   app.add_option("--json", json_path, "Write all samples here");
   app.add_option("--external", g_external, "Measure a running broker HOST:PORT (latency only)");
+  app.add_flag("--library-publisher", g_library_publisher,
+               "Latency run: publish through libpcscf_turn's batching Publisher, as an eP-CSCF does");
   app.add_flag("--quick", quick, "One short run of each (a smoke test)");
   app.add_option("--broker-flag", g_broker_flags, "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
   CLI11_PARSE(app, argc, argv);

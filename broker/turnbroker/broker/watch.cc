@@ -23,7 +23,8 @@ enum : uint32_t {
   kSnapshotReason = 5,
 };
 
-// Idle streams are checked for a PROGRESS marker this often.
+// Idle streams are checked for a PROGRESS marker this often (the hub
+// thread's only job; new revisions are pushed by Notify).
 constexpr int64_t kTickMs = 50;
 
 grpc::ByteBuffer ToByteBuffer(std::string bytes) {
@@ -420,11 +421,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
 }
 
 void WatchHub::Notify() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    notified_ = true;
-  }
-  cv_.notify_one();
+  // Pump here, on the committing thread: a thread hop per commit costs more
+  // than building the frames (context switches are dear on small VMs).
+  std::lock_guard<std::mutex> lock(mu_);
+  for (WatchStream* s : streams_) s->Pump();
 }
 
 void WatchHub::Remove(WatchStream* stream) {
@@ -436,10 +436,8 @@ void WatchHub::Remove(WatchStream* stream) {
 void WatchHub::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(kTickMs),
-                 [this] { return notified_ || stopping_; });
+    cv_.wait_for(lock, std::chrono::milliseconds(kTickMs), [this] { return stopping_; });
     if (stopping_) break;
-    notified_ = false;
     // Streams cannot be removed (OnDone) while mu_ is held.
     for (WatchStream* s : streams_) s->Pump();
   }
