@@ -8,6 +8,7 @@
 
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/log.h"
+#include "turnbroker/common/log_flags.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {
   turnbroker::InitRuntime();
   BrokerOptions o;
   std::string listen = "127.0.0.1:50051";
-  std::string log_level = "info", log_format = "text";
+  LogFlags log_flags;
   int64_t min_ttl_s = 1, max_ttl_s = 86'400, history_max_age_s = 3'600;
   int64_t keepalive_s = 30, max_connection_age_s = 0;
 
@@ -91,20 +92,14 @@ int main(int argc, char** argv) {
                  "Ask clients to reconnect after this long, seconds, to rebalance across "
                  "replicas (0: never)")
       ->envname(env("MAX_CONNECTION_AGE"))->capture_default_str();
-  app.add_option("--log-level", log_level, "debug, info, warn or error")
-      ->envname(env("LOG_LEVEL"))->capture_default_str();
-  app.add_option("--log-format", log_format, "text (logfmt) or json")
-      ->envname(env("LOG_FORMAT"))->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  log_flags.Add(app, "TURNBROKER_");
   app.set_version_flag("--version", TURNBROKER_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  LogLevel level;
-  if (!ParseLogLevel(log_level, &level)) {
-    std::fprintf(stderr, "--log-level: '%s' is not debug, info, warn or error\n",
-                 log_level.c_str());
+  if (auto s = log_flags.Init("turn-broker"); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     return 2;
   }
-  InitLogging("turn-broker", level, log_format == "json" ? LogFormat::kJson : LogFormat::kText);
   auto hp = ParseHostPort(listen, "--listen", /*allow_port_zero=*/true);
   if (!hp.ok()) {
     std::fprintf(stderr, "%s\n", std::string(hp.status().message()).c_str());

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "turnbroker/common/log.h"
+#include "turnbroker/common/log_flags.h"
 #include "turnbroker/common/net.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
   bool allow_remote = false, no_reuse = false;
   double overlap_s = 30, publish_timeout_s = 0.8, revoke_timeout_s = 0.8,
          status_interval_s = 2;
-  std::string log_level = "info", log_format = "text";
+  LogFlags log_flags;
 
   CLI::App app{
       "pcscf-turn-agent: issues TURN credentials for SIP registrations over "
@@ -142,21 +143,14 @@ int main(int argc, char** argv) {
                  "HTTP connections served at once (a keep-alive connection holds one; give "
                  "at least the SIP server's worker count)")
       ->envname(env("HTTP_THREADS"))->capture_default_str()->check(CLI::Range(1, 1024));
-  app.add_option("--log-level", log_level, "debug, info, warn or error")
-      ->envname(env("LOG_LEVEL"))->capture_default_str();
-  app.add_option("--log-format", log_format, "text (logfmt) or json")
-      ->envname(env("LOG_FORMAT"))->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  log_flags.Add(app, "PCSCF_TURN_AGENT_");
   app.set_version_flag("--version", TURNBROKER_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  LogLevel level;
-  if (!ParseLogLevel(log_level, &level)) {
-    std::fprintf(stderr, "--log-level: '%s' is not debug, info, warn or error\n",
-                 log_level.c_str());
+  if (auto s = log_flags.Init("pcscf-turn-agent"); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     return 2;
   }
-  InitLogging("pcscf-turn-agent", level,
-              log_format == "json" ? LogFormat::kJson : LogFormat::kText);
   if (http.listen.rfind("unix:", 0) != 0) {
     auto hp = ParseHostPort(http.listen, "--listen", /*allow_port_zero=*/true);
     if (!hp.ok()) {

@@ -14,6 +14,7 @@
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/log.h"
+#include "turnbroker/common/log_flags.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/common/redis.h"
 #include "turnbroker/common/runtime.h"
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   int64_t unhealthy_after_s = 30;
   WatchLoopOptions watch;
   int64_t keepalive_s = 10;
-  std::string log_level = "info", log_format = "text";
+  LogFlags log_flags;
 
   CLI::App app{
       "turn-credential-sync: keeps coturn's Redis user database (turnserver --redis-userdb, "
@@ -140,19 +141,11 @@ int main(int argc, char** argv) {
                  "HTTP/2 keepalive ping to the broker, seconds (a dead broker is noticed "
                  "within this plus 5 s)")
       ->envname(env("KEEPALIVE"))->capture_default_str()->check(CLI::Range(1, 3600));
-  app.add_option("--log-level", log_level, "debug, info, warn or error")
-      ->envname(env("LOG_LEVEL"))->capture_default_str();
-  app.add_option("--log-format", log_format, "text (logfmt) or json")
-      ->envname(env("LOG_FORMAT"))->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  log_flags.Add(app, "TURNBROKER_SYNC_");
   app.set_version_flag("--version", TURNBROKER_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  LogLevel level;
-  if (!ParseLogLevel(log_level, &level)) {
-    return Usage(StrCat("--log-level: '", log_level, "' is not debug, info, warn or error"));
-  }
-  InitLogging("turn-credential-sync", level,
-              log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+  if (auto s = log_flags.Init("turn-credential-sync"); !s.ok()) return Usage(std::string(s.message()));
 
   // ---- Configuration checks: a broken configuration stops here. ----------
   if (auto s = ParseHostPort(channel.target, "--broker"); !s.ok()) {

@@ -14,15 +14,19 @@ stack_start_pcscf() {
   wait_for_log pcscf-agent "pcscf-turn-agent listening on"
 
   SIP_PORT=$(free_port)
+  # SIP over WebSocket too, for the WIC (40-wic.sh, docs/wic.md).
+  PCSCF_WS_PORT=$(free_port)
   mkdir -p "$STACK_DIR/kamailio"
   start_bg kamailio kamailio -DD -E -f "$root/pcscf-plugin/kamailio/kamailio.cfg" \
     -Y "$STACK_DIR/kamailio" -P "$STACK_DIR/kamailio/kamailio.pid" -w "$STACK_DIR/kamailio" \
     -m 64 -M 8 -A WORKERS=4 \
     -A "SIP_LISTEN_UDP=udp:127.0.0.1:$SIP_PORT" -A "SIP_LISTEN_TCP=tcp:127.0.0.1:$SIP_PORT" \
+    -A WITH_WEBSOCKET -A "WS_LISTEN=tcp:127.0.0.1:$PCSCF_WS_PORT" \
     -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\""
   wait_for_log kamailio "SO_RCVBUF is finally"
   sleep 0.5  # the SIP workers start right after the sockets
-  echo "pcscf-turn-agent on 127.0.0.1:$AGENT_PORT, Kamailio (eP-CSCF) on udp/tcp 127.0.0.1:$SIP_PORT"
+  echo "pcscf-turn-agent on 127.0.0.1:$AGENT_PORT, Kamailio (eP-CSCF) on udp/tcp 127.0.0.1:$SIP_PORT" \
+    "and ws://127.0.0.1:$PCSCF_WS_PORT"
 }
 
 # pcscf_sipp SCENARIO USER: one sipp run; prints what the scenario logged.
@@ -40,7 +44,8 @@ stack_demo_pcscf() {
   local out header user pass
   out=$(pcscf_sipp register.xml alice) || return 1
   header=${out#*TURN-Credential=}
-  echo "200 OK header:  TURN-Credential: $header"
+  # The password is shown masked: it belongs to the WIC alone.
+  echo "200 OK header:  TURN-Credential: $(sed 's/password="[^"]*"/password="(hidden)"/' <<<"$header")"
   user=$(sed -n 's/.*username="\([^"]*\)".*/\1/p' <<<"$header")
   pass=$(sed -n 's/.*password="\([^"]*\)".*/\1/p' <<<"$header")
   [[ -n "$user" ]] || { echo "no TURN-Credential in the 200 OK"; return 1; }
