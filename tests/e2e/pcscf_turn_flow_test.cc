@@ -15,6 +15,7 @@
 #include "coturn.h"
 #include "pcscf_stack.h"
 #include "redis_server.h"
+#include "sync_process.h"
 #include "turnbroker/turn/coturn_admin.h"
 
 namespace turnbroker::pcscf::testing {
@@ -25,6 +26,8 @@ using ::turnbroker::testing::CoturnOptions;
 using ::turnbroker::testing::CoturnServer;
 using ::turnbroker::testing::RedisServer;
 using ::turnbroker::testing::Subprocess;
+using ::turnbroker::testing::SyncProcess;
+using ::turnbroker::testing::SyncProcessOptions;
 using ::turnbroker::testing::TempDir;
 using ::turnbroker::testing::TryAllocate;
 using ::turnbroker::testing::TurnClient;
@@ -33,22 +36,15 @@ using ::turnbroker::testing::TurnPeer;
 const char kRealm[] = "example.org";
 const char kCliPassword[] = "pcscf-e2e-cli";
 
-// turn-credential-sync, as the TURN side's stack runs it.
-std::unique_ptr<Subprocess> StartSync(const TempDir& dir, const std::string& broker,
-                                      const RedisServer& redis, int cli_port) {
-  auto p = std::make_unique<Subprocess>(
-      std::vector<std::string>{BuiltBinary("turn-credential-sync"), "--broker", broker,
-                               "--redis-url", redis.url(), "--realm", kRealm, "--name",
-                               "pcscf-e2e", "--coturn-admin",
-                               "127.0.0.1:" + std::to_string(cli_port), "--log-level",
-                               "debug"},
-      dir.File("sync.log"),
-      std::vector<std::string>{std::string("TURNBROKER_SYNC_COTURN_ADMIN_PASSWORD=") +
-                               kCliPassword});
-  if (!p->WaitForOutput("turn-credential-sync running", std::chrono::seconds(10))) {
-    ADD_FAILURE() << "turn-credential-sync did not start:\n" << p->Output();
-  }
-  return p;
+std::unique_ptr<SyncProcess> StartSync(const TempDir& dir, const std::string& broker,
+                                       const RedisServer& redis, int cli_port) {
+  return std::make_unique<SyncProcess>(
+      dir, redis,
+      SyncProcessOptions{.broker = broker,
+                  .realm = kRealm,
+                  .name = "pcscf-e2e",
+                  .coturn_cli_port = cli_port,
+                  .coturn_cli_password = kCliPassword});
 }
 
 class PcscfTurnFlowTest : public ::testing::Test {
@@ -80,7 +76,7 @@ TEST_F(PcscfTurnFlowTest, RegisterAllocateDeRegisterRefusedAndLiveAllocationEnde
   // ...and coturn accepts it (the sync applies it within moments).
   ASSERT_TRUE(WaitFor([&] {
     return TryAllocate(dir_, coturn, peer, cred->username, cred->password);
-  })) << sync->Output();
+  })) << sync->process().Output();
   EXPECT_FALSE(TryAllocate(dir_, coturn, peer, cred->username, "not-the-password"));
 
   // A call in progress: a live allocation with that credential.
@@ -100,8 +96,8 @@ TEST_F(PcscfTurnFlowTest, RegisterAllocateDeRegisterRefusedAndLiveAllocationEnde
   EXPECT_FALSE(HeaderIn(dereg.log.at(0)));
   EXPECT_TRUE(WaitFor([&] {
     return !TryAllocate(dir_, coturn, peer, cred->username, cred->password);
-  })) << sync->Output();
-  EXPECT_TRUE(WaitFor([&] { return sessions() == 0; })) << sync->Output();
+  })) << sync->process().Output();
+  EXPECT_TRUE(WaitFor([&] { return sessions() == 0; })) << sync->process().Output();
 }
 
 TEST_F(PcscfTurnFlowTest, BrokerDownNoCredentialReachesTheWicThatCoturnWouldRefuse) {

@@ -9,6 +9,7 @@
 #include "broker_process.h"
 #include "coturn.h"
 #include "redis_server.h"
+#include "sync_process.h"
 #include "sync_fixture.h"
 #include "turnbroker/turn/coturn_admin.h"
 
@@ -22,47 +23,33 @@ using namespace std::chrono_literals;
 const std::string kRealm = "example.org";
 const std::string kCliPassword = "cli-secret";
 
-// turn-credential-sync as a child process.
-class SyncProcess {
+// turn-credential-sync (tests/support), with its metrics endpoint.
+class MonitoredSync {
  public:
-  SyncProcess(const TempDir& dir, const std::string& broker, const RedisServer& redis,
-              int cli_port) {
-    std::vector<std::string> argv = {
-        BuiltBinary("turn-credential-sync"), "--broker", broker, "--redis-url", redis.url(),
-        "--realm", kRealm, "--name", "e2e", "--metrics-listen", "127.0.0.1:0",
-        "--progress-interval", "200", "--backoff-max", "300", "--log-level", "debug"};
-    if (cli_port) {
-      argv.push_back("--coturn-admin");
-      argv.push_back("127.0.0.1:" + std::to_string(cli_port));
-    }
-    process_ = std::make_unique<Subprocess>(
-        argv, dir.File("sync.log"),
-        std::vector<std::string>{"TURNBROKER_SYNC_COTURN_ADMIN_PASSWORD=" + kCliPassword});
-    auto line = process_->WaitForOutput("turn-credential-sync running", 10s);
-    if (!line) {
-      ADD_FAILURE() << "turn-credential-sync did not start:\n" << process_->Output();
-      return;
-    }
-    std::smatch m;
-    if (std::regex_search(*line, m, std::regex("metrics=127\\.0\\.0\\.1:(\\d+)"))) {
-      metrics_port_ = std::stoi(m[1]);
-    }
-  }
+  MonitoredSync(const TempDir& dir, const std::string& broker, const RedisServer& redis,
+                int cli_port)
+      : sync_(dir, redis,
+              SyncProcessOptions{.broker = broker,
+                          .realm = kRealm,
+                          .name = "e2e",
+                          .coturn_cli_port = cli_port,
+                          .coturn_cli_password = kCliPassword,
+                          .extra_args = {"--metrics-listen", "127.0.0.1:0", "--progress-interval",
+                                         "200", "--backoff-max", "300"}}) {}
 
   // GET on the metrics server: status and body (status 0: no answer).
   std::pair<int, std::string> Get(const std::string& path) {
-    httplib::Client http("127.0.0.1", metrics_port_);
+    httplib::Client http("127.0.0.1", sync_.metrics_port());
     http.set_connection_timeout(1);
     auto res = http.Get(path.c_str());
     if (!res) return {0, ""};
     return {res->status, res->body};
   }
   bool Healthy() { return Get("/healthz").first == 200; }
-  Subprocess& process() { return *process_; }
+  Subprocess& process() { return sync_.process(); }
 
  private:
-  std::unique_ptr<Subprocess> process_;
-  int metrics_port_ = 0;
+  SyncProcess sync_;
 };
 
 class TurnE2eTest : public ::testing::Test {
@@ -84,7 +71,7 @@ class TurnE2eTest : public ::testing::Test {
   BrokerClient client_{broker_.address()};
   TurnPeer peer_{dir_};
   CoturnServer coturn_;
-  SyncProcess sync_;
+  MonitoredSync sync_;
 };
 
 TEST_F(TurnE2eTest, CoturnAcceptsPublishedCredentialsAndRefusesWrongOrRevokedOnes) {

@@ -23,6 +23,7 @@
 #include "coturn.h"
 #include "pcscf_stack.h"
 #include "redis_server.h"
+#include "sync_process.h"
 
 namespace turnbroker::wic {
 namespace {
@@ -36,6 +37,8 @@ using ::turnbroker::testing::FreePort;
 using ::turnbroker::testing::RedisServer;
 using ::turnbroker::testing::RunResult;
 using ::turnbroker::testing::Subprocess;
+using ::turnbroker::testing::SyncProcess;
+using ::turnbroker::testing::SyncProcessOptions;
 using ::turnbroker::testing::TempDir;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
@@ -73,20 +76,13 @@ class WicStack {
         {"WS_LISTEN", "tcp:127.0.0.1:" + std::to_string(ws_port_)},
         {"TURN_TTL", std::to_string(turn_ttl_s)}};
     pcscf_ = std::make_unique<PcscfStack>(dir, o);
-    sync_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{
-            BuiltBinary("turn-credential-sync"), "--broker",
-            pcscf_->broker().address(), "--redis-url", redis_.url(), "--realm",
-            kRealm, "--name", "wic-e2e", "--coturn-admin",
-            "127.0.0.1:" + std::to_string(coturn_.cli_port())},
-        dir.File("sync.log"),
-        std::vector<std::string>{
-            std::string("TURNBROKER_SYNC_COTURN_ADMIN_PASSWORD=") +
-            kCliPassword});
-    if (!sync_->WaitForOutput("turn-credential-sync running", 10s)) {
-      ADD_FAILURE() << "turn-credential-sync did not start:\n"
-                    << sync_->Output();
-    }
+    sync_ = std::make_unique<SyncProcess>(
+        dir, redis_,
+        SyncProcessOptions{.broker = pcscf_->broker().address(),
+                    .realm = kRealm,
+                    .name = "wic-e2e",
+                    .coturn_cli_port = coturn_.cli_port(),
+                    .coturn_cli_password = kCliPassword});
   }
 
   std::string TurnUri() const {
@@ -104,7 +100,7 @@ class WicStack {
   // What every part logged, for failure messages.
   std::string Logs() {
     return "--- kamailio:\n" + Tail(pcscf_->kamailio().Log()) +
-           "\n--- sync:\n" + Tail(sync_->Output()) + "\n--- turnserver:\n" +
+           "\n--- sync:\n" + Tail(sync_->process().Output()) + "\n--- turnserver:\n" +
            Tail(coturn_.process().Output());
   }
 
@@ -113,7 +109,7 @@ class WicStack {
   CoturnServer coturn_;
   int ws_port_;
   std::unique_ptr<PcscfStack> pcscf_;
-  std::unique_ptr<Subprocess> sync_;
+  std::unique_ptr<SyncProcess> sync_;
 };
 
 class WicBrowserTest : public ::testing::Test {
