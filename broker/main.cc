@@ -8,7 +8,7 @@
 
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/log.h"
-#include "turnbroker/common/log_flags.h"
+#include "turnbroker/common/flags.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 

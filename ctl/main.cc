@@ -16,6 +16,7 @@
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
+#include "turnbroker/common/flags.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/common/strings.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
@@ -30,9 +31,7 @@ using json = nlohmann::ordered_json;  // keeps fields in the order written
 enum ExitCode { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3 };
 
 struct Globals {
-  std::string broker = "127.0.0.1:50051";
-  TlsFiles tls;
-  std::string tls_server_name;
+  ChannelOptions channel{"127.0.0.1:50051"};
   double timeout_s = 5;
   bool json = false;
 };
@@ -126,12 +125,7 @@ int main(int argc, char** argv) {
                "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, "
                "3 broker unreachable."};
   app.require_subcommand(1);
-  app.add_option("--broker", g.broker, "Broker address HOST:PORT")
-      ->envname("TURNBROKER_BROKER")->capture_default_str();
-  app.add_option("--tls-cert", g.tls.cert, "PEM client certificate (mTLS)")->envname("TURNBROKER_TLS_CERT");
-  app.add_option("--tls-key", g.tls.key, "PEM key of --tls-cert")->envname("TURNBROKER_TLS_KEY");
-  app.add_option("--tls-ca", g.tls.ca, "PEM CA bundle for the broker's certificate")->envname("TURNBROKER_TLS_CA");
-  app.add_option("--tls-server-name", g.tls_server_name, "Name the broker certificate must carry");
+  AddBrokerClientFlags(app, &g.channel, "TURNBROKER_BROKER", "TURNBROKER_", "publisher or operator");
   app.add_option("--timeout", g.timeout_s, "Deadline of each call, seconds")->capture_default_str();
   app.add_flag("--json", g.json, "Print JSON objects instead of key=value lines");
   app.set_version_flag("--version", TURNBROKER_VERSION);
@@ -210,11 +204,7 @@ int main(int argc, char** argv) {
     return Usage(e.what());
   }
 
-  ChannelOptions co;
-  co.target = g.broker;
-  co.tls = g.tls;
-  co.tls_server_name = g.tls_server_name;
-  auto channel = MakeChannel(co);
+  auto channel = MakeChannel(g.channel);
   if (!channel.ok()) return Usage(std::string(channel.status().message()));
   auto stub = v1::CredentialBroker::NewStub(*channel);
 

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "turnbroker/common/log.h"
-#include "turnbroker/common/log_flags.h"
+#include "turnbroker/common/flags.h"
 #include "turnbroker/common/net.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
@@ -76,16 +76,7 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(44);
   auto env = [](const char* name) { return std::string("PCSCF_TURN_AGENT_") + name; };
 
-  app.add_option("--broker", channel.target, "turn-broker address HOST:PORT")
-      ->envname(env("BROKER"))->capture_default_str();
-  app.add_option("--tls-cert", channel.tls.cert, "PEM client certificate for mTLS (role publisher)")
-      ->envname(env("TLS_CERT"));
-  app.add_option("--tls-key", channel.tls.key, "PEM key of --tls-cert")->envname(env("TLS_KEY"));
-  app.add_option("--tls-ca", channel.tls.ca, "PEM CA bundle for the broker's certificate")
-      ->envname(env("TLS_CA"));
-  app.add_option("--tls-server-name", channel.tls_server_name,
-                 "Name the broker certificate must carry (default: the --broker host)")
-      ->envname(env("TLS_SERVER_NAME"));
+  AddBrokerClientFlags(app, &channel, env("BROKER"), env(""), "publisher");
   app.add_option("--listen", http.listen,
                  "HTTP address HOST:PORT (port 0: any free port) or unix:/path/to/socket")
       ->envname(env("LISTEN"))->capture_default_str();

@@ -14,7 +14,7 @@
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/log.h"
-#include "turnbroker/common/log_flags.h"
+#include "turnbroker/common/flags.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/common/redis.h"
 #include "turnbroker/common/runtime.h"
@@ -77,17 +77,7 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(44);
   auto env = [](const char* name) { return StrCat("TURNBROKER_SYNC_", name); };
 
-  app.add_option("--broker", channel.target, "Broker address HOST:PORT")
-      ->envname("TURNBROKER_BROKER")->capture_default_str();
-  app.add_option("--tls-cert", channel.tls.cert,
-                 "PEM client certificate with the subscriber role (enables mTLS)")
-      ->envname(env("TLS_CERT"));
-  app.add_option("--tls-key", channel.tls.key, "PEM key of --tls-cert")->envname(env("TLS_KEY"));
-  app.add_option("--tls-ca", channel.tls.ca, "PEM CA bundle for the broker's certificate")
-      ->envname(env("TLS_CA"));
-  app.add_option("--tls-server-name", channel.tls_server_name,
-                 "Name the broker certificate must carry (default: the --broker host)")
-      ->envname(env("TLS_SERVER_NAME"));
+  AddBrokerClientFlags(app, &channel, "TURNBROKER_BROKER", env(""), "subscriber");
   app.add_option("--redis-url", redis_url,
                  "coturn's Redis: redis://[:PASSWORD@]HOST:PORT/DB (the database coturn's "
                  "--redis-userdb names; prefer the environment variable for a password)")
