@@ -1,10 +1,13 @@
 // The service over real gRPC sockets (an in-process broker on port 0).
+#include <future>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/channel.h"
 #include "broker_client.h"
+#include "process.h"
 #include "watch_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -276,6 +279,32 @@ TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(s.error_message(), HasSubstr("publish rate limit"));
   EXPECT_EQ(Status().live_credentials(), 100u);
+}
+
+TEST_F(GrpcTest, ShutdownFinishesAStreamWhoseWriteIsBlocked) {
+  // A snapshot larger than the HTTP/2 windows, to a client that does not
+  // read: the stream's write blocks. Shutdown asks the stream to finish; the
+  // blocked write then fails, and the stream must still finish, or the
+  // server's shutdown waits for it forever.
+  for (int b = 0; b < 20; ++b) {
+    std::vector<v1::Credential> batch;
+    for (int i = 0; i < 2000; ++i) batch.push_back(Cred("c" + std::to_string(b) + "-" + std::to_string(i)));
+    ASSERT_TRUE(Publish(batch).ok());
+  }
+  // A client whose HTTP/2 window stays small, so the server's writes block.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto small_window = grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials(), args);
+  WatchClient stalled(small_window, v1::WatchRequest(), /*start_paused=*/true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(Status().watchers(), 1u);
+  auto done = std::async(std::launch::async, [&] { server_->Shutdown(); });
+  if (done.wait_for(std::chrono::seconds(6)) != std::future_status::ready) {
+    ADD_FAILURE() << "shutdown hangs on a stream whose write was blocked";
+    std::_Exit(1);  // the server cannot be destroyed: end here, loudly
+  }
 }
 
 TEST_F(GrpcTest, HealthAndReflectionAreServed) {

@@ -147,12 +147,14 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
     frame_.Clear();
-    if (!ok) {
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
-      return;
-    }
+    // A finish asked for while this write was in flight (cancel, shutdown)
+    // comes first, whether or not the write made it.
     if (pending_finish_) {
       DoFinishLocked();
+      return;
+    }
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
       return;
     }
     PumpLocked();
@@ -453,7 +455,9 @@ void WatchHub::Shutdown() {
     }
   }
   cv_.notify_all();
-  cv_.wait_for(lock, std::chrono::seconds(10), [this] { return streams_.empty(); });
+  // Streams whose last write is stuck behind a client that stopped reading
+  // cannot finish until the server cancels their calls: do not wait long.
+  cv_.wait_for(lock, std::chrono::seconds(2), [this] { return streams_.empty(); });
 }
 
 }  // namespace turnbroker::broker

@@ -54,7 +54,8 @@ class WatchHub {
   void Notify();
 
   // Finishes every stream with UNAVAILABLE ("reconnect") and refuses new
-  // ones. Blocks until every stream is done.
+  // ones. Waits up to 2 s for them to be done (a stream stuck behind a
+  // client that stopped reading ends when the server cancels its call).
   void Shutdown();
 
   size_t size() const;
