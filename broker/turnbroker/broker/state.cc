@@ -252,6 +252,9 @@ void CredentialState::Apply(const std::vector<Change>& changes) {
     }
     TrimHistoryLocked(now);
   }
+}
+
+void CredentialState::NotifyCommitted() const {
   if (listener_) listener_(head());
 }
 
