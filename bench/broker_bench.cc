@@ -4,6 +4,7 @@
 //   latency     open-loop single-credential publishes at --rate/s (sends
 //               scheduled by the clock, latency counted from the scheduled
 //               time) to --watchers watchers: p50/p99 publish -> watcher
+//               (the first 0.5 s left out: warm-up)
 //   throughput  batched publishes (--batch, --inflight in flight) of --total
 //               credentials: rate at which every watcher has all of them
 //   memory      broker RSS growth / live credentials, at --total live
@@ -65,6 +66,7 @@ double Percentile(std::vector<int64_t>& v, double p) {
 
 uint64_t DirBytes(const std::string& dir) {
   uint64_t total = 0;
+  if (!std::filesystem::exists(dir)) return 0;  // --broker-flag=--ephemeral
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
     if (e.is_regular_file()) total += e.file_size();
   return total;
@@ -225,6 +227,11 @@ std::vector<std::string> g_broker_flags;
 // credentials that arrive while its calls are in flight share the next call.
 bool g_library_publisher = false;
 
+// --latency-trace: one line per credential of the first latency run,
+// "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>",
+// to see whether a tail is periodic (a stall) or spread (CPU queueing).
+std::string g_latency_trace;
+
 LatencyResult RunLatency(int watchers, int rate, double seconds) {
   TempDir dir;
   Broker broker(dir, g_broker_flags);
@@ -279,20 +286,41 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   int64_t sent_end = NowUs();
   while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   for (auto& w : ws) w->WaitAll();
+  // The first half second is left out (connections and threads warming up),
+  // as in turn_sync_bench.
+  const size_t warm = std::min(n, static_cast<size_t>(rate / 2));
   std::vector<int64_t> lat, ack;
   lat.reserve(n * watchers);
+  size_t delivered = 0;
   for (auto& w : ws)
-    for (size_t i = 0; i < n; ++i)
-      if (w->arrivals()[i]) lat.push_back(w->arrivals()[i] - scheduled[i]);
-  for (size_t i = 0; i < n; ++i)
+    for (size_t i = 0; i < n; ++i) {
+      if (!w->arrivals()[i]) continue;
+      ++delivered;
+      if (i >= warm) lat.push_back(w->arrivals()[i] - scheduled[i]);
+    }
+  for (size_t i = warm; i < n; ++i)
     if (acked[i]) ack.push_back(acked[i] - scheduled[i]);
+  if (!g_latency_trace.empty()) {
+    std::ofstream out(g_latency_trace);
+    for (size_t i = 0; i < n; ++i) {
+      int64_t first = INT64_MAX, slowest = 0;
+      for (auto& w : ws) {
+        int64_t a = w->arrivals()[i] ? w->arrivals()[i] - scheduled[i] : -1;
+        first = std::min(first, a);
+        slowest = std::max(slowest, a);
+      }
+      out << (scheduled[i] - t0) / 1000 << ' ' << (acked[i] ? acked[i] - scheduled[i] : -1) << ' '
+          << first << ' ' << slowest << '\n';
+    }
+    g_latency_trace.clear();  // the first run only
+  }
   LatencyResult r;
   r.p50_us = Percentile(lat, 0.50);
   r.p99_us = Percentile(lat, 0.99);
   r.ack_p50_us = Percentile(ack, 0.50);
   r.ack_p99_us = Percentile(ack, 0.99);
   r.achieved_rate = n / ((sent_end - t0) / 1e6);
-  if (lat.size() != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", lat.size(), n * watchers);
+  if (delivered != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", delivered, n * watchers);
   ws.clear();
   broker.Stop();
   return r;
@@ -407,6 +435,7 @@ int main(int argc, char** argv) {
   app.add_option("--external", g_external, "Measure a running broker HOST:PORT (latency only)");
   app.add_flag("--library-publisher", g_library_publisher,
                "Latency run: publish through libpcscf_turn's batching Publisher, as an eP-CSCF does");
+  app.add_option("--latency-trace", g_latency_trace, "Write per-credential latencies of the first latency run here");
   app.add_flag("--quick", quick, "One short run of each (a smoke test)");
   app.add_option("--broker-flag", g_broker_flags, "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
   CLI11_PARSE(app, argc, argv);
