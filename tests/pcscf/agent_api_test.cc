@@ -224,18 +224,34 @@ TEST_F(AgentApiTest, UnknownPathsAre404AndWrongMethods405WithAllow) {
     const char* path;
     const char* allow;
   };
-  for (const Case& c : {Case{"GET", "/v1/credentials", "POST, DELETE"},
-                        Case{"PUT", "/v1/credentials/revoke", "POST, DELETE"},
-                        Case{"GET", "/v1/credentials/u1/refresh", "POST"},
-                        Case{"POST", "/v1/credentials/u1", "DELETE"},
-                        Case{"POST", "/healthz", "GET"},
-                        Case{"DELETE", "/metrics", "GET"}}) {
+  for (const Case& c :
+       {Case{"GET", "/v1/credentials", "POST, DELETE"},
+        Case{"PUT", "/v1/credentials/revoke", "POST"},
+        Case{"DELETE", "/v1/credentials/revoke", "POST"},
+        Case{"GET", "/v1/credentials/revoke", "POST"},
+        Case{"GET", "/v1/credentials/u1/refresh", "POST"},
+        Case{"POST", "/v1/credentials/u1", "DELETE"},
+        Case{"POST", "/healthz", "GET"}, Case{"DELETE", "/metrics", "GET"}}) {
     ApiResponse r = Call(c.method, c.path);
     EXPECT_EQ(FieldOf(r, 405), "method") << c.method << " " << c.path;
     ASSERT_EQ(r.headers.size(), 1u);
     EXPECT_EQ(r.headers[0].first, "Allow");
     EXPECT_EQ(r.headers[0].second, c.allow);
   }
+}
+
+TEST_F(AgentApiTest, DeleteOnTheRevokeVerbIs405AndRevokesNothing) {
+  std::string a = Issue("sip:alice@example.org");
+  ApiResponse r = Call("DELETE", "/v1/credentials/revoke");
+  json j = Error(r, 405);
+  EXPECT_EQ(j["code"], "METHOD_NOT_ALLOWED");
+  EXPECT_EQ(j["field"], "method");
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0],
+            (std::pair<std::string, std::string>("Allow", "POST")));
+  EXPECT_TRUE(broker_.revoked_usernames().empty())
+      << "no revocation of a user named revoke";
+  EXPECT_TRUE(broker_.IsLive(a));
 }
 
 TEST_F(AgentApiTest, HealthFollowsTheBroker) {

@@ -204,10 +204,10 @@ ApiResponse AgentApi::Handle(const ApiRequest& request) {
       response = not_allowed("POST, DELETE");
     }
   } else if (path == StrCat(kCredentials, "/revoke")) {
+    // The revoke verb. "revoke" is never a username this agent mints (16
+    // base64url characters), so DELETE here is a mistake, not a revocation.
     route = Metrics::kRevoke;
-    response = m == "POST"     ? RevokeFromBody(request)
-               : m == "DELETE" ? RevokeUsername(request, "revoke")
-                               : not_allowed("POST, DELETE");
+    response = m == "POST" ? RevokeFromBody(request) : not_allowed("POST");
   } else if (path.substr(0, kCredentials.size() + 1) == StrCat(kCredentials, "/")) {
     std::string_view rest = path.substr(kCredentials.size() + 1);
     size_t slash = rest.find('/');
