@@ -7,8 +7,8 @@
 #include <cstdio>
 
 #include "turnbroker/broker/server.h"
-#include "turnbroker/common/log.h"
 #include "turnbroker/common/flags.h"
+#include "turnbroker/common/log.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 
@@ -34,64 +34,104 @@ int main(int argc, char** argv) {
       "TURN servers (gRPC turnbroker.v1.CredentialBroker).\n"
       "Every flag can also be set by an environment variable, shown in [].\n"
       "With no flags it serves plaintext on 127.0.0.1:50051 with a durable "
-      "store in " + DefaultDataDir() + "."};
+      "store in " +
+      DefaultDataDir() + "."};
   app.get_formatter()->column_width(42);
   auto env = [](const char* name) { return std::string("TURNBROKER_") + name; };
 
-  app.add_option("--listen", listen, "gRPC address HOST:PORT (port 0: any free port)")
-      ->envname(env("LISTEN"))->capture_default_str();
-  app.add_option("--tls-cert", o.tls.cert, "PEM certificate chain of this broker (enables mTLS)")
+  app.add_option("--listen", listen,
+                 "gRPC address HOST:PORT (port 0: any free port)")
+      ->envname(env("LISTEN"))
+      ->capture_default_str();
+  app.add_option("--tls-cert", o.tls.cert,
+                 "PEM certificate chain of this broker (enables mTLS)")
       ->envname(env("TLS_CERT"));
-  app.add_option("--tls-key", o.tls.key, "PEM private key of --tls-cert")->envname(env("TLS_KEY"));
-  app.add_option("--tls-ca", o.tls.ca, "PEM CA bundle that client certificates must chain to")
+  app.add_option("--tls-key", o.tls.key, "PEM private key of --tls-cert")
+      ->envname(env("TLS_KEY"));
+  app.add_option("--tls-ca", o.tls.ca,
+                 "PEM CA bundle that client certificates must chain to")
       ->envname(env("TLS_CA"));
   app.add_flag("--insecure", o.insecure,
                "Allow plaintext on a non-loopback --listen (development only)")
       ->envname(env("INSECURE"));
   app.add_option("--data-dir", o.data_dir, "Directory of the durable store")
-      ->envname(env("DATA_DIR"))->default_str(DefaultDataDir());
+      ->envname(env("DATA_DIR"))
+      ->default_str(DefaultDataDir());
   app.add_flag("--ephemeral", o.ephemeral,
-               "Keep everything in memory only: a new epoch at every start (development, tests)")
+               "Keep everything in memory only: a new epoch at every start "
+               "(development, tests)")
       ->envname(env("EPHEMERAL"));
   app.add_flag("--fsync,!--no-fsync", o.fsync,
-               "fsync each group commit (survives power loss); --no-fsync survives a crash of "
+               "fsync each group commit (survives power loss); --no-fsync "
+               "survives a crash of "
                "the broker, not of the host")
-      ->envname(env("FSYNC"))->capture_default_str();
-  app.add_option("--min-ttl", min_ttl_s, "Shortest credential lifetime accepted, seconds")
-      ->envname(env("MIN_TTL"))->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--max-ttl", max_ttl_s, "Longest credential lifetime accepted, seconds")
-      ->envname(env("MAX_TTL"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("FSYNC"))
+      ->capture_default_str();
+  app.add_option("--min-ttl", min_ttl_s,
+                 "Shortest credential lifetime accepted, seconds")
+      ->envname(env("MIN_TTL"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-ttl", max_ttl_s,
+                 "Longest credential lifetime accepted, seconds")
+      ->envname(env("MAX_TTL"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-batch", o.store.max_batch, "Credentials in one Publish")
-      ->envname(env("MAX_BATCH"))->capture_default_str()->check(CLI::Range(1, 100'000));
+      ->envname(env("MAX_BATCH"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
   app.add_option("--max-publish-rate", o.max_publish_rate,
-                 "Published credentials per second per client (certificate CN, or address); "
+                 "Published credentials per second per client (certificate CN, "
+                 "or address); "
                  "0: unlimited")
-      ->envname(env("MAX_PUBLISH_RATE"))->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname(env("MAX_PUBLISH_RATE"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-publish-burst", o.max_publish_burst,
                  "...and how many at once (at least the rate)")
-      ->envname(env("MAX_PUBLISH_BURST"))->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname(env("MAX_PUBLISH_BURST"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-queue", o.store.max_queue,
                  "Write requests waiting to commit; beyond, RESOURCE_EXHAUSTED")
-      ->envname(env("MAX_QUEUE"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("MAX_QUEUE"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--history-max-events", o.store.state.history_max_events,
                  "Events retained so watchers resume without a snapshot")
-      ->envname(env("HISTORY_MAX_EVENTS"))->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--history-max-age", history_max_age_s, "...and at most this old, seconds")
-      ->envname(env("HISTORY_MAX_AGE"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("HISTORY_MAX_EVENTS"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--history-max-age", history_max_age_s,
+                 "...and at most this old, seconds")
+      ->envname(env("HISTORY_MAX_AGE"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--progress-interval", o.watch.default_progress_interval_ms,
                  "PROGRESS marker on idle Watch streams, milliseconds")
-      ->envname(env("PROGRESS_INTERVAL"))->capture_default_str()->check(CLI::Range(100, 3'600'000));
-  app.add_option("--max-watchers", o.watch.max_watchers, "Open Watch streams at most")
-      ->envname(env("MAX_WATCHERS"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("PROGRESS_INTERVAL"))
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3'600'000));
+  app.add_option("--max-watchers", o.watch.max_watchers,
+                 "Open Watch streams at most")
+      ->envname(env("MAX_WATCHERS"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--metrics-listen", o.metrics_listen,
                  "Prometheus /metrics and /healthz on HOST:PORT (empty: off)")
       ->envname(env("METRICS_LISTEN"));
-  app.add_option("--keepalive", keepalive_s, "HTTP/2 keepalive ping interval, seconds")
-      ->envname(env("KEEPALIVE"))->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--keepalive", keepalive_s,
+                 "HTTP/2 keepalive ping interval, seconds")
+      ->envname(env("KEEPALIVE"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-connection-age", max_connection_age_s,
-                 "Ask clients to reconnect after this long, seconds, to rebalance across "
+                 "Ask clients to reconnect after this long, seconds, to "
+                 "rebalance across "
                  "replicas (0: never)")
-      ->envname(env("MAX_CONNECTION_AGE"))->capture_default_str();
+      ->envname(env("MAX_CONNECTION_AGE"))
+      ->capture_default_str();
   log_flags.Add(app, "TURNBROKER_");
   app.set_version_flag("--version", TURNBROKER_VERSION);
   CLI11_PARSE(app, argc, argv);
@@ -108,7 +148,8 @@ int main(int argc, char** argv) {
   o.listen = *hp;
   if (min_ttl_s > max_ttl_s) {
     std::fprintf(stderr, "--min-ttl: %lld is above --max-ttl %lld\n",
-                 static_cast<long long>(min_ttl_s), static_cast<long long>(max_ttl_s));
+                 static_cast<long long>(min_ttl_s),
+                 static_cast<long long>(max_ttl_s));
     return 2;
   }
   o.store.limits.min_ttl_ms = min_ttl_s * 1000;
@@ -125,22 +166,26 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto server = BrokerServer::Start(o, Clock::System(), [](const absl::Status&) {
-    g_store_failed = true;
-    kill(getpid(), SIGTERM);
-  });
+  auto server =
+      BrokerServer::Start(o, Clock::System(), [](const absl::Status&) {
+        g_store_failed = true;
+        kill(getpid(), SIGTERM);
+      });
   if (!server.ok()) {
     LogError("cannot start").Kv("error", StatusLine(server.status()));
-    std::fprintf(stderr, "turn-broker: %s\n", std::string(server.status().message()).c_str());
+    std::fprintf(stderr, "turn-broker: %s\n",
+                 std::string(server.status().message()).c_str());
     return 1;
   }
   // Tools and tests read the bound port from this line.
-  std::printf("turn-broker listening on %s:%d\n", o.listen.host.c_str(), (*server)->port());
+  std::printf("turn-broker listening on %s:%d\n", o.listen.host.c_str(),
+              (*server)->port());
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&signals, &sig);
-  LogInfo("signal received").Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  LogInfo("signal received")
+      .Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown();
   return g_store_failed ? 1 : 0;
 }

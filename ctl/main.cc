@@ -12,15 +12,15 @@
 #include <optional>
 #include <string>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "turnbroker/common/channel.h"
-#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/flags.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/common/strings.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace turnbroker::ctl {
 namespace {
@@ -50,8 +50,9 @@ int Usage(const std::string& message) {
 }
 
 void Deadline(grpc::ClientContext* context, const Globals& g) {
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000)));
+  context->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000)));
 }
 
 json CredentialJson(const v1::Credential& c) {
@@ -61,7 +62,9 @@ json CredentialJson(const v1::Credential& c) {
             {"issued_at_ms", c.issued_at_ms()}};
   if (!c.subscriber().empty()) j["subscriber"] = c.subscriber();
   if (!c.issuer().empty()) j["issuer"] = c.issuer();
-  if (c.scopes_size() > 0) j["scopes"] = std::vector<std::string>(c.scopes().begin(), c.scopes().end());
+  if (c.scopes_size() > 0)
+    j["scopes"] =
+        std::vector<std::string>(c.scopes().begin(), c.scopes().end());
   return j;
 }
 
@@ -121,13 +124,18 @@ int main(int argc, char** argv) {
   using namespace turnbroker::ctl;
   turnbroker::InitRuntime();
   Globals g;
-  CLI::App app{"turnbrokerctl: operate a turn-broker (publish, revoke, get, list, watch, status).\n"
-               "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, "
-               "3 broker unreachable."};
+  CLI::App app{
+      "turnbrokerctl: operate a turn-broker (publish, revoke, get, list, "
+      "watch, status).\n"
+      "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, "
+      "3 broker unreachable."};
   app.require_subcommand(1);
-  AddBrokerClientFlags(app, &g.channel, "TURNBROKER_BROKER", "TURNBROKER_", "publisher or operator");
-  app.add_option("--timeout", g.timeout_s, "Deadline of each call, seconds")->capture_default_str();
-  app.add_flag("--json", g.json, "Print JSON objects instead of key=value lines");
+  AddBrokerClientFlags(app, &g.channel, "TURNBROKER_BROKER", "TURNBROKER_",
+                       "publisher or operator");
+  app.add_option("--timeout", g.timeout_s, "Deadline of each call, seconds")
+      ->capture_default_str();
+  app.add_flag("--json", g.json,
+               "Print JSON objects instead of key=value lines");
   app.set_version_flag("--version", TURNBROKER_VERSION);
 
   // publish
@@ -135,32 +143,48 @@ int main(int argc, char** argv) {
   std::string password, key_hex;
   int64_t ttl = 0;
   std::vector<std::string> scopes;
-  auto* publish = app.add_subcommand("publish", "Make a credential live (the key is computed here; "
-                                                "the password is never sent)");
-  publish->add_option("--realm", *cred.mutable_realm(), "TURN realm")->required();
-  publish->add_option("--username", *cred.mutable_username(), "TURN username")->required();
-  auto* pw = publish->add_option("--password", password, "Password ('-': read a line from stdin)");
-  auto* kh = publish->add_option("--key", key_hex, "The long-term key as 32 hex digits, instead of --password");
+  auto* publish =
+      app.add_subcommand("publish",
+                         "Make a credential live (the key is computed here; "
+                         "the password is never sent)");
+  publish->add_option("--realm", *cred.mutable_realm(), "TURN realm")
+      ->required();
+  publish->add_option("--username", *cred.mutable_username(), "TURN username")
+      ->required();
+  auto* pw = publish->add_option("--password", password,
+                                 "Password ('-': read a line from stdin)");
+  auto* kh = publish->add_option(
+      "--key", key_hex,
+      "The long-term key as 32 hex digits, instead of --password");
   pw->excludes(kh);
-  publish->add_option("--ttl", ttl, "Lifetime, seconds")->required()->check(CLI::PositiveNumber);
-  publish->add_option("--subscriber", *cred.mutable_subscriber(), "IMPU/IMPI it is issued to");
-  publish->add_option("--issuer", *cred.mutable_issuer(), "Issuing eP-CSCF instance");
-  publish->add_option("--scope", scopes, "TURN farm allowed to serve it (repeatable)");
+  publish->add_option("--ttl", ttl, "Lifetime, seconds")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  publish->add_option("--subscriber", *cred.mutable_subscriber(),
+                      "IMPU/IMPI it is issued to");
+  publish->add_option("--issuer", *cred.mutable_issuer(),
+                      "Issuing eP-CSCF instance");
+  publish->add_option("--scope", scopes,
+                      "TURN farm allowed to serve it (repeatable)");
 
   // revoke
   std::string rv_username, rv_realm, rv_subscriber, rv_issuer, rv_reason;
-  auto* revoke = app.add_subcommand("revoke", "Revoke credentials before their expiry");
+  auto* revoke =
+      app.add_subcommand("revoke", "Revoke credentials before their expiry");
   auto* ru = revoke->add_option("--username", rv_username, "One username");
   revoke->add_option("--realm", rv_realm, "...in this realm only");
-  auto* rs = revoke->add_option("--subscriber", rv_subscriber, "Every credential of this IMPU/IMPI");
-  auto* ri = revoke->add_option("--issuer", rv_issuer, "Every credential of this eP-CSCF");
+  auto* rs = revoke->add_option("--subscriber", rv_subscriber,
+                                "Every credential of this IMPU/IMPI");
+  auto* ri = revoke->add_option("--issuer", rv_issuer,
+                                "Every credential of this eP-CSCF");
   revoke->add_option("--reason", rv_reason, "Audit text");
   ru->excludes(rs)->excludes(ri);
   rs->excludes(ri);
 
   // get
   std::string get_username, get_realm;
-  auto* get = app.add_subcommand("get", "Show one live credential (fails if revoked, expired or unknown)");
+  auto* get = app.add_subcommand(
+      "get", "Show one live credential (fails if revoked, expired or unknown)");
   get->add_option("--username", get_username, "Username")->required();
   get->add_option("--realm", get_realm, "Realm (default: any)");
 
@@ -169,7 +193,8 @@ int main(int argc, char** argv) {
   size_t list_limit = 0;
   auto* list = app.add_subcommand("list", "List live credentials, one a line");
   list->add_option("--realm", *list_req.mutable_realm(), "Only this realm");
-  list->add_option("--subscriber", *list_req.mutable_subscriber(), "Only this subscriber");
+  list->add_option("--subscriber", *list_req.mutable_subscriber(),
+                   "Only this subscriber");
   list->add_option("--issuer", *list_req.mutable_issuer(), "Only this issuer");
   list->add_option("--limit", list_limit, "At most this many (0: all)");
 
@@ -180,13 +205,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> watch_realms;
   long watch_count = -1;
   bool until_synced = false;
-  auto* watch = app.add_subcommand("watch", "Stream changes, one event a line (markers too)");
-  watch->add_option("--from", from, "Resume after this revision (default: snapshot)");
-  watch->add_option("--epoch", from_epoch, "Epoch of --from (default: the broker's current)");
+  auto* watch = app.add_subcommand(
+      "watch", "Stream changes, one event a line (markers too)");
+  watch->add_option("--from", from,
+                    "Resume after this revision (default: snapshot)");
+  watch->add_option("--epoch", from_epoch,
+                    "Epoch of --from (default: the broker's current)");
   watch->add_option("--realm", watch_realms, "Only these realms (repeatable)");
-  watch->add_option("--farm", *watch_req.mutable_farm(), "This TURN farm's name (for scoped credentials)");
-  watch->add_flag("--all-scopes", [&](int64_t) { watch_req.set_all_scopes(true); },
-                  "Receive scoped credentials of every farm");
+  watch->add_option("--farm", *watch_req.mutable_farm(),
+                    "This TURN farm's name (for scoped credentials)");
+  watch->add_flag(
+      "--all-scopes", [&](int64_t) { watch_req.set_all_scopes(true); },
+      "Receive scoped credentials of every farm");
   watch->add_option("--count", watch_count, "Exit after this many events");
   watch->add_flag("--until-synced", until_synced, "Exit at the SYNCED marker");
 
@@ -209,7 +239,8 @@ int main(int argc, char** argv) {
   auto stub = v1::CredentialBroker::NewStub(*channel);
 
   if (*publish) {
-    if (password.empty() && key_hex.empty()) return Usage("publish: give --password or --key");
+    if (password.empty() && key_hex.empty())
+      return Usage("publish: give --password or --key");
     std::string key;
     if (!key_hex.empty()) {
       if (!ParseHex(key_hex, &key) || key.size() != kKeyBytes)
@@ -230,8 +261,10 @@ int main(int argc, char** argv) {
     Deadline(&ctx, g);
     grpc::Status s = stub->Publish(&ctx, req, &resp);
     if (!s.ok()) return Fail(s);
-    Print(g, {{"published", cred.username()}, {"realm", cred.realm()},
-              {"revision", resp.revision()}, {"expires_at_ms", cred.expires_at_ms()},
+    Print(g, {{"published", cred.username()},
+              {"realm", cred.realm()},
+              {"revision", resp.revision()},
+              {"expires_at_ms", cred.expires_at_ms()},
               {"changed", resp.applied() > 0}});
     return kOk;
   }
@@ -322,11 +355,15 @@ int main(int argc, char** argv) {
       }
       switch (resp.marker()) {
         case v1::WatchResponse::SNAPSHOT_BEGIN:
-          Print(g, {{"marker", "snapshot-begin"}, {"epoch", resp.epoch()},
-                    {"reason", v1::WatchResponse::SnapshotReason_Name(resp.snapshot_reason())}});
+          Print(g, {{"marker", "snapshot-begin"},
+                    {"epoch", resp.epoch()},
+                    {"reason", v1::WatchResponse::SnapshotReason_Name(
+                                   resp.snapshot_reason())}});
           break;
         case v1::WatchResponse::SYNCED:
-          Print(g, {{"marker", "synced"}, {"revision", resp.revision()}, {"epoch", resp.epoch()}});
+          Print(g, {{"marker", "synced"},
+                    {"revision", resp.revision()},
+                    {"epoch", resp.epoch()}});
           if (until_synced) {
             ctx.TryCancel();
             return kOk;
@@ -356,18 +393,22 @@ int main(int argc, char** argv) {
     grpc::health::v1::HealthCheckResponse hr;
     grpc::ClientContext hctx;
     Deadline(&hctx, g);
-    grpc::Status hs = health->Check(&hctx, grpc::health::v1::HealthCheckRequest(), &hr);
-    Print(g, {{"health", hs.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(hr.status())
-                                 : "UNKNOWN"},
-              {"epoch", st.epoch()},
-              {"revision", st.revision()},
-              {"history_first_revision", st.history_first_revision()},
-              {"live_credentials", st.live_credentials()},
-              {"revoked_usernames", st.revoked_usernames()},
-              {"watchers", st.watchers()},
-              {"store", st.store()},
-              {"version", st.version()},
-              {"started_at_ms", st.started_at_ms()}});
+    grpc::Status hs =
+        health->Check(&hctx, grpc::health::v1::HealthCheckRequest(), &hr);
+    Print(g,
+          {{"health",
+            hs.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                          hr.status())
+                    : "UNKNOWN"},
+           {"epoch", st.epoch()},
+           {"revision", st.revision()},
+           {"history_first_revision", st.history_first_revision()},
+           {"live_credentials", st.live_credentials()},
+           {"revoked_usernames", st.revoked_usernames()},
+           {"watchers", st.watchers()},
+           {"store", st.store()},
+           {"version", st.version()},
+           {"started_at_ms", st.started_at_ms()}});
     return kOk;
   }
   return kUsage;

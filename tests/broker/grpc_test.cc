@@ -1,26 +1,27 @@
 // The service over real gRPC sockets (an in-process broker on port 0).
-#include <future>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
+
+#include "broker_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "process.h"
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/channel.h"
-#include "broker_client.h"
-#include "process.h"
 #include "watch_client.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace turnbroker::broker {
 namespace {
 
 using testing::BrokerClient;
-using testing::WatchClient;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using testing::WatchClient;
 using Marker = v1::WatchResponse;
 
-v1::Credential Cred(const std::string& username, const std::string& realm = "ims.example.org") {
+v1::Credential Cred(const std::string& username,
+                    const std::string& realm = "ims.example.org") {
   return testing::TestCredential(username, realm, 600'000);
 }
 
@@ -36,7 +37,8 @@ class GrpcTest : public ::testing::Test {
     auto s = BrokerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
-    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
+    auto ch = MakeChannel(
+        ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
     ASSERT_TRUE(ch.ok());
     channel_ = *ch;
     stub_ = v1::CredentialBroker::NewStub(channel_);
@@ -47,7 +49,8 @@ class GrpcTest : public ::testing::Test {
                        v1::PublishResponse* out = nullptr) {
     return client_->Publish(creds, out);
   }
-  grpc::Status Revoke(const std::string& username, v1::RevokeResponse* out = nullptr) {
+  grpc::Status Revoke(const std::string& username,
+                      v1::RevokeResponse* out = nullptr) {
     return client_->RevokeUsername(username, out);
   }
   v1::GetStatusResponse Status() { return client_->Status(); }
@@ -73,7 +76,8 @@ class GrpcTest : public ::testing::Test {
 
 TEST_F(GrpcTest, PublishThenWatchReceivesIt) {
   WatchClient w(channel_, v1::WatchRequest());
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto rs = w.responses();
   EXPECT_EQ(rs.front().marker(), Marker::SNAPSHOT_BEGIN);
   EXPECT_EQ(rs.front().snapshot_reason(), Marker::NO_RESUME_POINT);
@@ -87,36 +91,43 @@ TEST_F(GrpcTest, PublishThenWatchReceivesIt) {
   EXPECT_EQ(last.epoch(), ack.epoch());
   ASSERT_EQ(last.events_size(), 1);
   EXPECT_EQ(last.events(0).put().username(), "alice");
-  EXPECT_EQ(last.events(0).put().key(), std::string(16, 'k'));  // watchers get the key
+  EXPECT_EQ(last.events(0).put().key(),
+            std::string(16, 'k'));  // watchers get the key
 }
 
 TEST_F(GrpcTest, WatchFromAnOldRevisionReplaysExactlyTheMissedEvents) {
-  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
   ASSERT_TRUE(Revoke("u1").ok());
   std::string epoch = Status().epoch();
   WatchClient w(channel_, Resume(2, epoch));
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto rs = w.responses();
   EXPECT_EQ(WatchClient::Count(rs, Marker::SNAPSHOT_BEGIN), 0);
   auto events = WatchClient::Events(rs);
   ASSERT_EQ(events.size(), 4u);
-  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].revision(), i + 3);
+  for (size_t i = 0; i < events.size(); ++i)
+    EXPECT_EQ(events[i].revision(), i + 3);
   EXPECT_TRUE(events[3].has_revoke());
   EXPECT_EQ(WatchClient::Last(rs, Marker::SYNCED)->revision(), 6u);
   // ...then live events.
   ASSERT_TRUE(Publish({Cred("u6")}).ok());
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Events(rs).size() == 5; }));
+  ASSERT_TRUE(
+      w.WaitFor([](auto& rs) { return WatchClient::Events(rs).size() == 5; }));
   EXPECT_EQ(WatchClient::Events(w.responses()).back().revision(), 7u);
 }
 
 TEST_F(GrpcTest, ResumeOlderThanHistoryGetsSnapshotThenSyncedThenLive) {
   options_.store.state.history_max_events = 3;
   Start();
-  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
+  for (int i = 1; i <= 6; ++i)
+    ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
   ASSERT_TRUE(Revoke("u2").ok());  // revision 7; history holds 5..7
   std::string epoch = Status().epoch();
   WatchClient w(channel_, Resume(1, epoch));
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto rs = w.responses();
   ASSERT_EQ(rs.front().marker(), Marker::SNAPSHOT_BEGIN);
   EXPECT_EQ(rs.front().snapshot_reason(), Marker::HISTORY_COMPACTED);
@@ -138,9 +149,12 @@ TEST_F(GrpcTest, AnotherEpochOrARevisionAheadGetsASnapshot) {
   WatchClient other_epoch(channel_, Resume(1, "0123456789abcdef"));
   WatchClient ahead(channel_, Resume(99, epoch));
   for (auto* w : {&other_epoch, &ahead})
-    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  EXPECT_EQ(other_epoch.responses().front().snapshot_reason(), Marker::EPOCH_CHANGED);
-  EXPECT_EQ(ahead.responses().front().snapshot_reason(), Marker::REVISION_AHEAD);
+    ASSERT_TRUE(w->WaitFor(
+        [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  EXPECT_EQ(other_epoch.responses().front().snapshot_reason(),
+            Marker::EPOCH_CHANGED);
+  EXPECT_EQ(ahead.responses().front().snapshot_reason(),
+            Marker::REVISION_AHEAD);
   EXPECT_EQ(PutNames(ahead.responses()), std::vector<std::string>{"a"});
 }
 
@@ -149,8 +163,9 @@ TEST_F(GrpcTest, ProgressArrivesOnAnIdleStream) {
   v1::WatchRequest r = Resume(1, Status().epoch());
   r.set_progress_interval_ms(200);
   WatchClient w(channel_, r);
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::PROGRESS) >= 2; },
-                        std::chrono::seconds(5)));
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::PROGRESS) >= 2; },
+      std::chrono::seconds(5)));
   EXPECT_EQ(WatchClient::Last(w.responses(), Marker::PROGRESS)->revision(), 1u);
 }
 
@@ -159,11 +174,14 @@ TEST_F(GrpcTest, FilteredWatcherAdvancesThroughProgress) {
   r.add_realms("b.example.org");
   r.set_progress_interval_ms(100);
   WatchClient w(channel_, r);
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  ASSERT_TRUE(Publish({Cred("x", "a.example.org"), Cred("y", "b.example.org")}).ok());
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(
+      Publish({Cred("x", "a.example.org"), Cred("y", "b.example.org")}).ok());
   ASSERT_TRUE(Publish({Cred("z", "a.example.org")}).ok());
   ASSERT_TRUE(w.WaitFor([](auto& rs) {
-    return !rs.empty() && rs.back().marker() == Marker::PROGRESS && rs.back().revision() == 3;
+    return !rs.empty() && rs.back().marker() == Marker::PROGRESS &&
+           rs.back().revision() == 3;
   }));
   EXPECT_EQ(PutNames(w.responses()), std::vector<std::string>{"y"});
 }
@@ -178,11 +196,17 @@ TEST_F(GrpcTest, ScopedCredentialsGoOnlyToTheirFarms) {
   all.set_all_scopes(true);
   WatchClient wa(channel_, a), wb(channel_, b), wall(channel_, all);
   for (auto* w : {&wa, &wb, &wall})
-    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  auto sorted = [](std::vector<std::string> v) { std::sort(v.begin(), v.end()); return v; };
-  EXPECT_EQ(sorted(PutNames(wa.responses())), (std::vector<std::string>{"open", "s"}));
+    ASSERT_TRUE(w->WaitFor(
+        [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(PutNames(wa.responses())),
+            (std::vector<std::string>{"open", "s"}));
   EXPECT_EQ(PutNames(wb.responses()), std::vector<std::string>{"open"});
-  EXPECT_EQ(sorted(PutNames(wall.responses())), (std::vector<std::string>{"open", "s"}));
+  EXPECT_EQ(sorted(PutNames(wall.responses())),
+            (std::vector<std::string>{"open", "s"}));
 }
 
 TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
@@ -223,13 +247,15 @@ TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
   w1.add_realms("bad realm");
   WatchClient bad_watch(channel_, w1);
   ASSERT_TRUE(bad_watch.WaitForEnd());
-  EXPECT_EQ(bad_watch.finished()->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(bad_watch.finished()->error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(bad_watch.finished()->error_message(), StartsWith("realms[0]:"));
   v1::WatchRequest w2;
   w2.set_resume_revision(3);
   WatchClient no_epoch(channel_, w2);
   ASSERT_TRUE(no_epoch.WaitForEnd());
-  EXPECT_THAT(no_epoch.finished()->error_message(), StartsWith("resume_epoch:"));
+  EXPECT_THAT(no_epoch.finished()->error_message(),
+              StartsWith("resume_epoch:"));
 
   auto st = Status();
   EXPECT_EQ(st.revision(), 1u);
@@ -237,7 +263,8 @@ TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
 }
 
 TEST_F(GrpcTest, GetAndListNeverReturnKeys) {
-  ASSERT_TRUE(Publish({Cred("a"), Cred("b"), Cred("c", "other.example.org")}).ok());
+  ASSERT_TRUE(
+      Publish({Cred("a"), Cred("b"), Cred("c", "other.example.org")}).ok());
   v1::GetRequest get;
   get.mutable_ref()->set_username("a");
   v1::GetResponse gr;
@@ -265,7 +292,8 @@ TEST_F(GrpcTest, GetAndListNeverReturnKeys) {
 
   get.mutable_ref()->set_username("zz");
   grpc::ClientContext c2;
-  EXPECT_EQ(stub_->Get(&c2, get, &gr).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub_->Get(&c2, get, &gr).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
@@ -275,7 +303,8 @@ TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
   std::vector<v1::Credential> batch;
   for (int i = 0; i < 100; ++i) batch.push_back(Cred("r" + std::to_string(i)));
   ASSERT_TRUE(Publish(batch).ok());
-  grpc::Status s = Publish({Cred("more1"), Cred("more2"), Cred("more3"), Cred("more4")});
+  grpc::Status s =
+      Publish({Cred("more1"), Cred("more2"), Cred("more3"), Cred("more4")});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(s.error_message(), HasSubstr("publish rate limit"));
   EXPECT_EQ(Status().live_credentials(), 100u);
@@ -288,15 +317,17 @@ TEST_F(GrpcTest, ShutdownFinishesAStreamWhoseWriteIsBlocked) {
   // server's shutdown waits for it forever.
   for (int b = 0; b < 20; ++b) {
     std::vector<v1::Credential> batch;
-    for (int i = 0; i < 2000; ++i) batch.push_back(Cred("c" + std::to_string(b) + "-" + std::to_string(i)));
+    for (int i = 0; i < 2000; ++i)
+      batch.push_back(Cred("c" + std::to_string(b) + "-" + std::to_string(i)));
     ASSERT_TRUE(Publish(batch).ok());
   }
   // A client whose HTTP/2 window stays small, so the server's writes block.
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  auto small_window = grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials(), args);
+  auto small_window =
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                grpc::InsecureChannelCredentials(), args);
   WatchClient stalled(small_window, v1::WatchRequest(), /*start_paused=*/true);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_EQ(Status().watchers(), 1u);
@@ -320,7 +351,8 @@ TEST_F(GrpcTest, HealthAndReflectionAreServed) {
 
 TEST_F(GrpcTest, ShutdownEndsStreamsWithUnavailable) {
   WatchClient w(channel_, v1::WatchRequest());
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   server_->Shutdown();
   ASSERT_TRUE(w.WaitForEnd());
   EXPECT_EQ(w.finished()->error_code(), grpc::StatusCode::UNAVAILABLE);

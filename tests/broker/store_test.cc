@@ -12,14 +12,18 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 TEST_F(StoreTest, RevisionsAreGapFreeAndOrdered) {
-  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000), MakeCredential("b", kStart + 60'000)}).ok());
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000),
+                       MakeCredential("b", kStart + 60'000)})
+                  .ok());
   ASSERT_TRUE(RevokeUsername("a").ok());
   ASSERT_TRUE(Publish({MakeCredential("c", kStart + 60'000)}).ok());
   auto history = History();
   ASSERT_EQ(history.size(), 4u);
-  for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i].revision, i + 1);
+  for (size_t i = 0; i < history.size(); ++i)
+    EXPECT_EQ(history[i].revision, i + 1);
   EXPECT_EQ(state().head(), 4u);
-  EXPECT_TRUE(history[0].put && history[1].put && history[2].revoke && history[3].put);
+  EXPECT_TRUE(history[0].put && history[1].put && history[2].revoke &&
+              history[3].put);
 }
 
 TEST_F(StoreTest, ConcurrentPublishersGetDistinctConsecutiveRevisions) {
@@ -30,8 +34,9 @@ TEST_F(StoreTest, ConcurrentPublishersGetDistinctConsecutiveRevisions) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        auto r = Publish({MakeCredential("t" + std::to_string(t) + "-" + std::to_string(i),
-                                         kStart + 60'000)});
+        auto r = Publish(
+            {MakeCredential("t" + std::to_string(t) + "-" + std::to_string(i),
+                            kStart + 60'000)});
         ASSERT_TRUE(r.ok()) << r.status();
         std::lock_guard<std::mutex> lock(mu);
         acked.push_back(r->revision());
@@ -68,7 +73,8 @@ TEST_F(StoreTest, RepublishWithNewExpiryIsAnUpdate) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->applied(), 1u);
   EXPECT_EQ(r->revision(), 2u);
-  EXPECT_EQ(state().Find("ims.example.org", "alice")->expires_at_ms(), kStart + 120'000);
+  EXPECT_EQ(state().Find("ims.example.org", "alice")->expires_at_ms(),
+            kStart + 120'000);
   EXPECT_EQ(state().stats().live, 1u);
 }
 
@@ -78,19 +84,22 @@ TEST_F(StoreTest, AnotherKeyForALiveUsernameIsRefused) {
   c.set_key(std::string(16, 'z'));
   auto r = Publish({c});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(std::string(r.status().message()), StartsWith("credentials[0].username:"));
+  EXPECT_THAT(std::string(r.status().message()),
+              StartsWith("credentials[0].username:"));
   // The same username in another realm is another credential.
   c.set_realm("other.example.org");
   EXPECT_TRUE(Publish({c}).ok());
 }
 
 TEST_F(StoreTest, RevokeByUsernameSubscriberAndIssuer) {
-  ASSERT_TRUE(Publish({MakeCredential("u1", kStart + 60'000, "r1", "sip:a@x", "pcscf-1"),
-                       MakeCredential("u2", kStart + 60'000, "r1", "sip:a@x", "pcscf-2"),
-                       MakeCredential("u3", kStart + 60'000, "r1", "sip:b@x", "pcscf-1"),
-                       MakeCredential("u4", kStart + 60'000, "r2", "sip:c@x", "pcscf-2"),
-                       MakeCredential("u1", kStart + 60'000, "r2", "sip:d@x", "pcscf-2")})
-                  .ok());
+  ASSERT_TRUE(
+      Publish(
+          {MakeCredential("u1", kStart + 60'000, "r1", "sip:a@x", "pcscf-1"),
+           MakeCredential("u2", kStart + 60'000, "r1", "sip:a@x", "pcscf-2"),
+           MakeCredential("u3", kStart + 60'000, "r1", "sip:b@x", "pcscf-1"),
+           MakeCredential("u4", kStart + 60'000, "r2", "sip:c@x", "pcscf-2"),
+           MakeCredential("u1", kStart + 60'000, "r2", "sip:d@x", "pcscf-2")})
+          .ok());
   v1::RevokeRequest by_subscriber;
   by_subscriber.mutable_selector()->set_subscriber("sip:a@x");
   auto r = Revoke(by_subscriber);
@@ -161,12 +170,15 @@ TEST_F(StoreTest, ExpiredCredentialsVanishWithoutAnEvent) {
 }
 
 TEST_F(StoreTest, SnapshotScanHoldsLiveUnexpiredCredentialsOnly) {
-  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000), MakeCredential("b", kStart + 5'000),
-                       MakeCredential("c", kStart + 60'000), MakeCredential("d", kStart + 60'000)})
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000),
+                       MakeCredential("b", kStart + 5'000),
+                       MakeCredential("c", kStart + 60'000),
+                       MakeCredential("d", kStart + 60'000)})
                   .ok());
   ASSERT_TRUE(RevokeUsername("c").ok());
-  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 90'000)}).ok());  // update: revision 6
-  clock_.Advance(5'000);                                                 // b expired
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 90'000)})
+                  .ok());  // update: revision 6
+  clock_.Advance(5'000);   // b expired
   std::vector<RecordRef> records;
   Revision next = 0;
   do {
@@ -183,20 +195,27 @@ TEST_F(StoreTest, HistoryIsTrimmedByCountAndAge) {
   options_.state.history_max_events = 3;
   options_.state.history_max_age_ms = 10'000;
   Open();
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Publish({MakeCredential("u" + std::to_string(i), kStart + 60'000)}).ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(
+        Publish({MakeCredential("u" + std::to_string(i), kStart + 60'000)})
+            .ok());
   EXPECT_EQ(state().history_first(), 3u);
   std::vector<Change> out;
-  EXPECT_EQ(state().ReadHistory(1, 10, &out), CredentialState::HistoryRead::kCompacted);
-  EXPECT_EQ(state().ReadHistory(2, 10, &out), CredentialState::HistoryRead::kOk);
+  EXPECT_EQ(state().ReadHistory(1, 10, &out),
+            CredentialState::HistoryRead::kCompacted);
+  EXPECT_EQ(state().ReadHistory(2, 10, &out),
+            CredentialState::HistoryRead::kOk);
   EXPECT_EQ(out.size(), 3u);
   clock_.Advance(10'001);
   Expire();
   EXPECT_EQ(state().stats().history_events, 0u);
   EXPECT_EQ(state().history_first(), 6u);  // head + 1: resuming at head is fine
   out.clear();
-  EXPECT_EQ(state().ReadHistory(5, 10, &out), CredentialState::HistoryRead::kOk);
+  EXPECT_EQ(state().ReadHistory(5, 10, &out),
+            CredentialState::HistoryRead::kOk);
   EXPECT_TRUE(out.empty());
-  EXPECT_EQ(state().ReadHistory(4, 10, &out), CredentialState::HistoryRead::kCompacted);
+  EXPECT_EQ(state().ReadHistory(4, 10, &out),
+            CredentialState::HistoryRead::kCompacted);
 }
 
 TEST_F(StoreTest, ABatchIsAllOrNothing) {
@@ -208,7 +227,8 @@ TEST_F(StoreTest, ABatchIsAllOrNothing) {
   *r.add_credentials() = bad;
   auto p = Publish(r);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials[2].key:"));
+  EXPECT_THAT(std::string(p.status().message()),
+              StartsWith("credentials[2].key:"));
   EXPECT_EQ(state().stats().live, 0u);
   EXPECT_EQ(state().head(), 0u);
 }
@@ -220,19 +240,26 @@ TEST_F(StoreTest, BadInputChangesNothingAlreadyAccepted) {
     std::string field;
   };
   std::vector<Case> cases = {
-      {[](v1::Credential* c) { c->set_username(std::string(513, 'x')); }, "username"},
+      {[](v1::Credential* c) { c->set_username(std::string(513, 'x')); },
+       "username"},
       {[](v1::Credential* c) { c->set_username("bad/name"); }, "username"},
       {[](v1::Credential* c) { c->set_realm("bad realm"); }, "realm"},
       {[](v1::Credential* c) { c->set_key(std::string(17, 'k')); }, "key"},
-      {[](v1::Credential* c) { c->set_expires_at_ms(kStart - 1); }, "expires_at_ms"},
-      {[](v1::Credential* c) { c->set_expires_at_ms(kStart + 400LL * 86'400'000); }, "expires_at_ms"},
+      {[](v1::Credential* c) { c->set_expires_at_ms(kStart - 1); },
+       "expires_at_ms"},
+      {[](v1::Credential* c) {
+         c->set_expires_at_ms(kStart + 400LL * 86'400'000);
+       },
+       "expires_at_ms"},
   };
   for (const auto& tc : cases) {
     auto c = MakeCredential("new", kStart + 60'000);
     tc.mutate(&c);
     auto p = Publish({c});
-    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << tc.field;
-    EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials[0]." + tc.field + ":"));
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument)
+        << tc.field;
+    EXPECT_THAT(std::string(p.status().message()),
+                StartsWith("credentials[0]." + tc.field + ":"));
   }
   v1::PublishRequest empty;
   auto p = Publish(empty);
@@ -241,7 +268,8 @@ TEST_F(StoreTest, BadInputChangesNothingAlreadyAccepted) {
 
   v1::PublishRequest big;
   for (size_t i = 0; i <= options_.max_batch; ++i)
-    *big.add_credentials() = MakeCredential("b" + std::to_string(i), kStart + 60'000);
+    *big.add_credentials() =
+        MakeCredential("b" + std::to_string(i), kStart + 60'000);
   p = Publish(big);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials:"));
@@ -251,7 +279,8 @@ TEST_F(StoreTest, BadInputChangesNothingAlreadyAccepted) {
   *twice.add_credentials() = MakeCredential("dup", kStart + 60'000);
   p = Publish(twice);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials[1].username:"));
+  EXPECT_THAT(std::string(p.status().message()),
+              StartsWith("credentials[1].username:"));
 
   v1::RevokeRequest no_selector;
   auto rv = Revoke(no_selector);
@@ -272,7 +301,10 @@ TEST_F(StoreTest, LaterRequestsInOneGroupSeeEarlierOnes) {
   rv.mutable_selector()->set_subscriber("sip:g@x");
   std::promise<void> published, revoked;
   uint32_t n = 0;
-  store_->Publish(&p, [&](auto r) { ASSERT_TRUE(r.ok()); published.set_value(); });
+  store_->Publish(&p, [&](auto r) {
+    ASSERT_TRUE(r.ok());
+    published.set_value();
+  });
   store_->Revoke(&rv, [&](auto r) {
     ASSERT_TRUE(r.ok());
     n = r->revoked();
@@ -306,7 +338,8 @@ class FailingJournal : public Journal {
   }
   absl::Status Commit(const std::vector<Change>&, const std::vector<Revision>&,
                       Revision) override {
-    return fail_->load() ? absl::UnavailableError("disk full") : absl::OkStatus();
+    return fail_->load() ? absl::UnavailableError("disk full")
+                         : absl::OkStatus();
   }
   std::string description() const override { return "failing"; }
   bool compacts() const override { return false; }
@@ -319,15 +352,17 @@ TEST_F(StoreTest, AJournalFailureAppliesNothingAndFailsSafe) {
   std::atomic<bool> fail{false};
   std::atomic<int> failures{0};
   store_.reset();
-  auto s = EmbeddedStore::Open(std::make_unique<FailingJournal>(&fail), options_, &clock_,
-                               nullptr, [&](const absl::Status&) { ++failures; });
+  auto s = EmbeddedStore::Open(std::make_unique<FailingJournal>(&fail),
+                               options_, &clock_, nullptr,
+                               [&](const absl::Status&) { ++failures; });
   ASSERT_TRUE(s.ok());
   store_ = std::move(*s);
   ASSERT_TRUE(Publish({MakeCredential("before", kStart + 60'000)}).ok());
   fail = true;
   auto p = Publish({MakeCredential("during", kStart + 60'000)});
   EXPECT_EQ(p.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(p.status().message()), ::testing::HasSubstr("disk full"));
+  EXPECT_THAT(std::string(p.status().message()),
+              ::testing::HasSubstr("disk full"));
   EXPECT_FALSE(store_->healthy());
   EXPECT_EQ(failures.load(), 1);
   EXPECT_EQ(state().head(), 1u);

@@ -69,18 +69,19 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
     auto [dup, inserted] = seen.emplace(Key{c.realm(), c.username()}, i);
     if (!inserted) {
       return absl::InvalidArgumentError(
-          StrCat(field, ".username: '", c.username(), "' appears twice (also credentials[",
-                 dup->second, "])"));
+          StrCat(field, ".username: '", c.username(),
+                 "' appears twice (also credentials[", dup->second, "])"));
     }
     if (Revoked(c.realm(), c.username())) {
       return absl::FailedPreconditionError(
           StrCat(field, ".username: '", c.username(), "' in realm '", c.realm(),
-                 "' was revoked and cannot be published again before it would have expired"));
+                 "' was revoked and cannot be published again before it would "
+                 "have expired"));
     }
     RecordRef current = Current(c.realm(), c.username());
     int64_t issued_at = c.issued_at_ms() != 0 ? c.issued_at_ms()
-                        : current               ? current->issued_at_ms()
-                                                : now_;
+                        : current             ? current->issued_at_ms()
+                                              : now_;
     if (current) {
       if (current->key() != c.key()) {
         return absl::AlreadyExistsError(
@@ -104,7 +105,8 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
     overlay_[Key{record->realm(), record->username()}] = Pending{record, 0};
     changes_.push_back(Change{revision, std::move(record), nullptr});
   }
-  response.set_revision(planned.empty() ? Next() - 1 : changes_.back().revision);
+  response.set_revision(planned.empty() ? Next() - 1
+                                        : changes_.back().revision);
   response.set_applied(static_cast<uint32_t>(planned.size()));
   response.set_unchanged(unchanged);
   return response;
@@ -112,7 +114,8 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
 
 absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
     const v1::RevokeRequest& request) {
-  if (auto s = ValidateSelector(request.selector(), "selector"); !s.ok()) return s;
+  if (auto s = ValidateSelector(request.selector(), "selector"); !s.ok())
+    return s;
   if (auto s = ValidateReason(request.reason(), "reason"); !s.ok()) return s;
   const v1::Selector& selector = request.selector();
 
@@ -128,13 +131,16 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
   }
   for (const auto& [key, pending] : overlay_) {
     if (pending.record && pending.record->expires_at_ms() > now_ &&
-        SelectorMatches(selector, *pending.record) && taken.insert(key).second) {
+        SelectorMatches(selector, *pending.record) &&
+        taken.insert(key).second) {
       matches.push_back(pending.record);
     }
   }
-  std::sort(matches.begin(), matches.end(), [](const RecordRef& a, const RecordRef& b) {
-    return std::pair(a->realm(), a->username()) < std::pair(b->realm(), b->username());
-  });
+  std::sort(matches.begin(), matches.end(),
+            [](const RecordRef& a, const RecordRef& b) {
+              return std::pair(a->realm(), a->username()) <
+                     std::pair(b->realm(), b->username());
+            });
 
   auto change = std::make_shared<RevocationChange>();
   v1::Revocation& revocation = change->revocation;
@@ -146,7 +152,8 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
     ref->set_realm(std::string(r->realm()));
     ref->set_username(std::string(r->username()));
     ref->set_expires_at_ms(r->expires_at_ms());
-    overlay_[Key{ref->realm(), ref->username()}] = Pending{RecordRef(), r->expires_at_ms()};
+    overlay_[Key{ref->realm(), ref->username()}] =
+        Pending{RecordRef(), r->expires_at_ms()};
   }
   if (matches.empty() && selector.has_username()) {
     overlay_[Key{selector.username().realm(), selector.username().username()}] =

@@ -28,7 +28,8 @@ class GroupPlanner {
   // ALREADY_EXISTS: the username is live with another key,
   // FAILED_PRECONDITION: the username is revoked, RESOURCE_EXHAUSTED: batch
   // too large. The response's epoch is left for the caller.
-  absl::StatusOr<v1::PublishResponse> Publish(const v1::PublishRequest& request);
+  absl::StatusOr<v1::PublishResponse> Publish(
+      const v1::PublishRequest& request);
   absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request);
 
   const std::vector<Change>& changes() const { return changes_; }
@@ -37,7 +38,7 @@ class GroupPlanner {
  private:
   // What this group has done to one (realm, username) so far.
   struct Pending {
-    RecordRef record;     // live after the group (null: revoked)
+    RecordRef record;  // live after the group (null: revoked)
     int64_t revoked_until = 0;
   };
   // Views into records and revocations of this group, or into requests:

@@ -52,38 +52,46 @@ absl::Status ValidateWatchRequest(const v1::WatchRequest& r,
   }
   if (r.resume_revision() != 0 && r.resume_epoch().empty()) {
     return absl::InvalidArgumentError(
-        "resume_epoch: required with resume_revision (the epoch the revision belongs to)");
+        "resume_epoch: required with resume_revision (the epoch the revision "
+        "belongs to)");
   }
   if (r.progress_interval_ms() != 0 &&
       r.progress_interval_ms() < options.min_progress_interval_ms) {
     return absl::InvalidArgumentError(
-        StrCat("progress_interval_ms: ", r.progress_interval_ms(), " is below the minimum ",
-               options.min_progress_interval_ms));
+        StrCat("progress_interval_ms: ", r.progress_interval_ms(),
+               " is below the minimum ", options.min_progress_interval_ms));
   }
   for (int i = 0; i < r.kinds_size(); ++i) {
     if (!v1::RecordKind_IsValid(r.kinds(i)) ||
         r.kinds(i) == v1::RECORD_KIND_UNSPECIFIED) {
-      return absl::InvalidArgumentError(
-          StrCat("kinds[", i, "]: unknown record kind ", static_cast<int>(r.kinds(i))));
+      return absl::InvalidArgumentError(StrCat("kinds[", i,
+                                               "]: unknown record kind ",
+                                               static_cast<int>(r.kinds(i))));
     }
   }
   if (r.watcher_name().size() > 128) {
-    return absl::InvalidArgumentError("watcher_name: too long, at most 128 bytes");
+    return absl::InvalidArgumentError(
+        "watcher_name: too long, at most 128 bytes");
   }
   return absl::OkStatus();
 }
 
 struct WatchHub::Metrics {
   explicit Metrics(MetricsRegistry* r)
-      : opened(r->AddCounter("turnbroker_watch_streams_opened_total", "Watch streams opened")),
-        events(r->AddCounter("turnbroker_watch_events_sent_total",
-                             "Events sent to watchers (snapshot records included)")),
-        frames(r->AddCounter("turnbroker_watch_frames_sent_total", "Watch frames sent")),
-        bytes(r->AddCounter("turnbroker_watch_bytes_sent_total", "Watch frame bytes sent")),
+      : opened(r->AddCounter("turnbroker_watch_streams_opened_total",
+                             "Watch streams opened")),
+        events(r->AddCounter(
+            "turnbroker_watch_events_sent_total",
+            "Events sent to watchers (snapshot records included)")),
+        frames(r->AddCounter("turnbroker_watch_frames_sent_total",
+                             "Watch frames sent")),
+        bytes(r->AddCounter("turnbroker_watch_bytes_sent_total",
+                            "Watch frame bytes sent")),
         snapshots(r->AddCounter("turnbroker_watch_snapshots_total",
                                 "Snapshots started (new watchers, resyncs)")),
-        too_slow(r->AddCounter("turnbroker_watch_too_slow_total",
-                               "Streams that fell behind the retained history")) {}
+        too_slow(
+            r->AddCounter("turnbroker_watch_too_slow_total",
+                          "Streams that fell behind the retained history")) {}
   Counter *opened, *events, *frames, *bytes, *snapshots, *too_slow;
 };
 
@@ -96,9 +104,10 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         state_(hub->state_),
         request_(std::move(request)),
         peer_(std::move(peer)),
-        progress_interval_ms_(request_.progress_interval_ms() != 0
-                                  ? request_.progress_interval_ms()
-                                  : hub->options_.default_progress_interval_ms) {
+        progress_interval_ms_(
+            request_.progress_interval_ms() != 0
+                ? request_.progress_interval_ms()
+                : hub->options_.default_progress_interval_ms) {
     for (int k : request_.kinds())
       if (k == v1::RECORD_KIND_LONG_TERM_CREDENTIAL) wants_credentials_ = true;
     if (request_.kinds().empty()) wants_credentials_ = true;
@@ -110,10 +119,14 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     Revision head = state_.head();
     Revision resume = request_.resume_revision();
     Reason reason = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
-    if (resume == 0) reason = v1::WatchResponse::NO_RESUME_POINT;
-    else if (request_.resume_epoch() != state_.epoch()) reason = v1::WatchResponse::EPOCH_CHANGED;
-    else if (resume > head) reason = v1::WatchResponse::REVISION_AHEAD;
-    else if (resume + 1 < state_.history_first()) reason = v1::WatchResponse::HISTORY_COMPACTED;
+    if (resume == 0)
+      reason = v1::WatchResponse::NO_RESUME_POINT;
+    else if (request_.resume_epoch() != state_.epoch())
+      reason = v1::WatchResponse::EPOCH_CHANGED;
+    else if (resume > head)
+      reason = v1::WatchResponse::REVISION_AHEAD;
+    else if (resume + 1 < state_.history_first())
+      reason = v1::WatchResponse::HISTORY_COMPACTED;
     LogInfo("watch started")
         .Kv("watcher", request_.watcher_name())
         .Kv("peer", peer_)
@@ -179,8 +192,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool Wants(const Record& r) const {
     if (!wants_credentials_) return false;
     if (!request_.realms().empty() &&
-        std::find(request_.realms().begin(), request_.realms().end(), r.realm()) ==
-            request_.realms().end())
+        std::find(request_.realms().begin(), request_.realms().end(),
+                  r.realm()) == request_.realms().end())
       return false;
     if (r.scoped() && !request_.all_scopes() &&
         (request_.farm().empty() || !r.HasScope(request_.farm())))
@@ -192,7 +205,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     begin_pending_ = true;
     reason_ = reason;
     hub_->metrics_->snapshots->Inc();
-    if (reason == v1::WatchResponse::WATCHER_TOO_SLOW) hub_->metrics_->too_slow->Inc();
+    if (reason == v1::WatchResponse::WATCHER_TOO_SLOW)
+      hub_->metrics_->too_slow->Inc();
   }
 
   void AppendFrameTrailer(std::string* out, Revision revision, Marker marker,
@@ -279,7 +293,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     }
     events_in_frame_ = events;
     if (events > 0) {
-      AppendFrameTrailer(out, in_resync_ ? 0 : cursor_, v1::WatchResponse::EVENTS,
+      AppendFrameTrailer(out, in_resync_ ? 0 : cursor_,
+                         v1::WatchResponse::EVENTS,
                          v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
       return true;
     }
@@ -317,8 +332,10 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     if (finishing_) return;
     finishing_ = true;
     status_ = std::move(status);
-    if (writing_) pending_finish_ = true;  // after the write in flight
-    else DoFinishLocked();
+    if (writing_)
+      pending_finish_ = true;  // after the write in flight
+    else
+      DoFinishLocked();
   }
 
   void DoFinishLocked() {
@@ -340,9 +357,9 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool pending_finish_ = false;
   grpc::Status status_;
   // Where the stream is.
-  bool begin_pending_ = false;   // SNAPSHOT_BEGIN is next
+  bool begin_pending_ = false;  // SNAPSHOT_BEGIN is next
   Reason reason_ = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
-  bool scanning_ = false;        // walking the live set
+  bool scanning_ = false;  // walking the live set
   Revision scan_after_ = 0;
   Revision snapshot_base_ = 0;   // head when the snapshot began
   bool in_resync_ = false;       // between SNAPSHOT_BEGIN and SYNCED
@@ -366,7 +383,9 @@ class FailedWatch : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 WatchHub::WatchHub(const CredentialState& state, WatchOptions options,
                    MetricsRegistry* metrics)
-    : state_(state), options_(options), metrics_(std::make_unique<Metrics>(metrics)) {
+    : state_(state),
+      options_(options),
+      metrics_(std::make_unique<Metrics>(metrics)) {
   metrics->AddGaugeFunction("turnbroker_watchers", "Open Watch streams",
                             [this] { return static_cast<double>(size()); });
   thread_ = std::thread([this] { Loop(); });
@@ -388,27 +407,31 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
   std::vector<grpc::Slice> slices;
   std::string bytes;
   if (request->Dump(&slices).ok()) {
-    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const auto& s : slices)
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   if (!parsed.ParseFromString(bytes)) {
-    return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                        "request: not a turnbroker.v1.WatchRequest"));
+    return new FailedWatch(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "request: not a turnbroker.v1.WatchRequest"));
   }
   if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
     return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                         std::string(s.message())));
   }
-  auto* stream = new WatchStream(this, std::move(parsed),
-                                 StrCat(context->peer(), " ",
-                                        PeerIdentity(*context->auth_context())));
+  auto* stream = new WatchStream(
+      this, std::move(parsed),
+      StrCat(context->peer(), " ", PeerIdentity(*context->auth_context())));
   {
     std::lock_guard<std::mutex> lock(mu_);
     grpc::Status refused;
     if (stopping_) {
-      refused = grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker is shutting down");
+      refused = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             "broker is shutting down");
     } else if (streams_.size() >= options_.max_watchers) {
-      refused = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                             StrCat("too many watchers (", options_.max_watchers, ")"));
+      refused = grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          StrCat("too many watchers (", options_.max_watchers, ")"));
     }
     if (!refused.ok()) {
       delete stream;
@@ -438,7 +461,8 @@ void WatchHub::Remove(WatchStream* stream) {
 void WatchHub::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(kTickMs), [this] { return stopping_; });
+    cv_.wait_for(lock, std::chrono::milliseconds(kTickMs),
+                 [this] { return stopping_; });
     if (stopping_) break;
     // Streams cannot be removed (OnDone) while mu_ is held.
     for (WatchStream* s : streams_) s->Pump();
@@ -457,7 +481,8 @@ void WatchHub::Shutdown() {
   cv_.notify_all();
   // Streams whose last write is stuck behind a client that stopped reading
   // cannot finish until the server cancels their calls: do not wait long.
-  cv_.wait_for(lock, std::chrono::seconds(2), [this] { return streams_.empty(); });
+  cv_.wait_for(lock, std::chrono::seconds(2),
+               [this] { return streams_.empty(); });
 }
 
 }  // namespace turnbroker::broker
