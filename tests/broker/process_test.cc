@@ -176,5 +176,57 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
   EXPECT_EQ(names.size(), head);
 }
 
+// The lines of `output` that start with `prefix`.
+std::vector<std::string> LinesStartingWith(const std::string& output,
+                                           const std::string& prefix) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < output.size()) {
+    size_t end = output.find('\n', pos);
+    if (end == std::string::npos) end = output.size();
+    std::string line = output.substr(pos, end - pos);
+    if (line.rfind(prefix, 0) == 0) lines.push_back(line);
+    pos = end + 1;
+  }
+  return lines;
+}
+
+TEST_F(ProcessTest, ASecondBrokerOnTheSameDataDirExitsWithAClearMessage) {
+  BrokerProcess first(dir_, {"--data-dir", dir_.File("data")});
+  RunResult second =
+      turnbroker::testing::Run({BuiltBinary("turn-broker"), "--listen",
+                                "127.0.0.1:0", "--data-dir", dir_.File("data")},
+                               std::chrono::seconds(15));
+  // Exit 1, not a signal (-1): the half-built broker is torn down cleanly.
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  auto message = LinesStartingWith(second.output, "turn-broker: ");
+  ASSERT_EQ(message.size(), 1u) << second.output;
+  EXPECT_THAT(message[0], HasSubstr("--data-dir"));
+  EXPECT_THAT(message[0], HasSubstr("in use"));
+  // The first one is unaffected.
+  EXPECT_TRUE(first.process().running());
+  Connect(first);
+  EXPECT_TRUE(Publish({Cred("still-serving")}).ok());
+}
+
+TEST_F(ProcessTest, ABrokerOnABusyListenPortExitsWithAClearMessage) {
+  BrokerProcess first(dir_, {"--ephemeral"});
+  // A durable store this time: the store is open when listening fails, and
+  // must be closed cleanly on the way out.
+  RunResult second = turnbroker::testing::Run(
+      {BuiltBinary("turn-broker"), "--listen", first.address(), "--data-dir",
+       dir_.File("second")},
+      std::chrono::seconds(15));
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  auto message = LinesStartingWith(second.output, "turn-broker: ");
+  ASSERT_EQ(message.size(), 1u) << second.output;
+  EXPECT_THAT(message[0], HasSubstr("--listen"));
+  EXPECT_THAT(message[0], HasSubstr(first.address()));
+  EXPECT_TRUE(first.process().running());
+  // The data dir is free again: the lock went with the failed process.
+  BrokerProcess third(dir_, {"--data-dir", dir_.File("second")});
+  EXPECT_TRUE(third.process().running());
+}
+
 }  // namespace
 }  // namespace turnbroker::testing

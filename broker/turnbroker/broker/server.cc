@@ -91,6 +91,9 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen.ToString(), *creds, &b->port_);
+  // gRPC binds with SO_REUSEPORT by default: a second broker on the same
+  // --listen would then share the port (and the traffic) silently.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(b->service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
@@ -141,23 +144,31 @@ BrokerServer::~BrokerServer() { Shutdown(); }
 
 void BrokerServer::Shutdown() {
   if (shut_down_.exchange(true)) return;
-  LogInfo("broker draining");
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Start() may have failed part way (journal or store not opened, port not
+  // bound): only what was built is stopped.
+  const bool serving = server_ != nullptr;
+  if (serving) {
+    LogInfo("broker draining");
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   // Writes: answer everything queued, refuse the rest.
-  store_->Shutdown();
+  if (store_) store_->Shutdown();
   // Watchers: reconnect (to another replica, or to us after restart).
-  hub_->Shutdown();
-  LogDebug("watchers closed");
-  // Writes and streams are done; what remains are short reads. (Waiting
-  // longer would only wait for idle client connections to go away.)
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  LogDebug("grpc server stopped");
+  if (hub_) hub_->Shutdown();
+  if (serving) {
+    LogDebug("watchers closed");
+    // Writes and streams are done; what remains are short reads. (Waiting
+    // longer would only wait for idle client connections to go away.)
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(1));
+    LogDebug("grpc server stopped");
+  }
   metrics_.Stop();
   server_.reset();
   service_.reset();
   hub_.reset();
   store_.reset();  // joins the commit thread, closes the journal cleanly
-  LogInfo("broker stopped");
+  if (serving) LogInfo("broker stopped");
 }
 
 }  // namespace turnbroker::broker
