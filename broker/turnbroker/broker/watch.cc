@@ -113,7 +113,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     if (request_.kinds().empty()) wants_credentials_ = true;
   }
 
-  // Decides where the stream starts. Called once, before it is shared.
+  // Decides where the stream starts. Called once, before it is shared
+  // (WatchHub::Open, under the hub's mutex, before it joins streams_).
   void Start() {
     std::lock_guard<std::mutex> lock(mu_);
     Revision head = state_.head();
@@ -437,10 +438,14 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
       delete stream;
       return new FailedWatch(refused);
     }
+    // The cursor is set before the stream is visible: Notify() and Loop()
+    // pump every stream in streams_, and must never see one at cursor 0
+    // that has not decided between replay and snapshot. (Lock order, as in
+    // Notify: mu_, then the stream's, then the state's.)
+    stream->Start();
     streams_.insert(stream);
   }
   metrics_->opened->Inc();
-  stream->Start();
   stream->Pump();
   return stream;
 }
