@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <set>
 
 #include "broker_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "process.h"
+#include "turnbroker/broker/planner.h"
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/channel.h"
 #include "watch_client.h"
@@ -347,6 +349,45 @@ TEST_F(GrpcTest, HealthAndReflectionAreServed) {
   auto st = Status();
   EXPECT_EQ(st.store(), "ephemeral");
   EXPECT_EQ(st.epoch().size(), 32u);
+}
+
+TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
+  constexpr int kMatching =
+      2 * static_cast<int>(kMaxCredentialsPerRevocation) + 5'000;
+  for (int first = 0; first < kMatching; first += 10'000) {
+    std::vector<v1::Credential> batch;
+    for (int i = first; i < std::min(kMatching, first + 10'000); ++i) {
+      batch.push_back(Cred("u" + std::to_string(i)));
+      batch.back().set_issuer("pcscf-1");
+    }
+    ASSERT_TRUE(Publish(batch).ok());
+  }
+  const uint64_t before = kMatching;
+  WatchClient w(channel_, Resume(before, Status().epoch()));
+  ASSERT_TRUE(w.WaitFor(
+      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+
+  v1::RevokeRequest by_issuer;
+  by_issuer.mutable_selector()->set_issuer("pcscf-1");
+  v1::RevokeResponse ack;
+  ASSERT_TRUE(client_->Revoke(by_issuer, &ack).ok());
+  EXPECT_EQ(ack.revoked(), static_cast<uint32_t>(kMatching));
+  EXPECT_EQ(ack.revision(), before + 3);
+
+  ASSERT_TRUE(
+      w.WaitFor([&](auto& rs) { return WatchClient::Events(rs).size() == 3; }));
+  auto events = WatchClient::Events(w.responses());
+  std::set<std::string> revoked;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].revision(), before + 1 + i);
+    ASSERT_TRUE(events[i].has_revoke());
+    EXPECT_LE(static_cast<size_t>(events[i].revoke().credentials_size()),
+              kMaxCredentialsPerRevocation);
+    for (const auto& ref : events[i].revoke().credentials())
+      revoked.insert(ref.username());
+  }
+  EXPECT_EQ(revoked.size(), static_cast<size_t>(kMatching));
+  EXPECT_EQ(w.responses().back().revision(), ack.revision());
 }
 
 TEST_F(GrpcTest, ShutdownEndsStreamsWithUnavailable) {

@@ -3,7 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "store_fixture.h"
+#include "turnbroker/broker/planner.h"
 
 namespace turnbroker::broker::testing {
 namespace {
@@ -132,6 +135,74 @@ TEST_F(StoreTest, RevokeByUsernameSubscriberAndIssuer) {
   EXPECT_EQ(first.credentials(0).username(), "u1");
   EXPECT_EQ(first.credentials(0).expires_at_ms(), kStart + 60'000);
   EXPECT_EQ(first.revoked_at_ms(), kStart);
+}
+
+TEST_F(StoreTest, ALargeRevocationIsSplitIntoConsecutiveEvents) {
+  // 25,000 credentials of one issuer (in batches of --max-batch), and one of
+  // another issuer that must survive.
+  constexpr int kMatching =
+      2 * static_cast<int>(kMaxCredentialsPerRevocation) + 5'000;
+  for (int first = 0; first < kMatching; first += 10'000) {
+    v1::PublishRequest batch;
+    for (int i = first; i < std::min(kMatching, first + 10'000); ++i)
+      *batch.add_credentials() =
+          MakeCredential("u" + std::to_string(i), kStart + 60'000,
+                         "ims.example.org", "", "pcscf-1");
+    ASSERT_TRUE(Publish(batch).ok());
+  }
+  ASSERT_TRUE(Publish({MakeCredential("other", kStart + 60'000,
+                                      "ims.example.org", "", "pcscf-2")})
+                  .ok());
+  const Revision before = state().head();
+  ASSERT_EQ(before, static_cast<Revision>(kMatching + 1));
+
+  v1::RevokeRequest by_issuer;
+  by_issuer.mutable_selector()->set_issuer("pcscf-1");
+  by_issuer.set_reason("pcscf-1 restarted");
+  auto r = Revoke(by_issuer);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->revoked(), static_cast<uint32_t>(kMatching));
+  // Three events, at the next three revisions; the answer has the last.
+  EXPECT_EQ(r->revision(), before + 3);
+  EXPECT_EQ(state().head(), before + 3);
+
+  auto history = History(before);
+  ASSERT_EQ(history.size(), 3u);
+  std::set<std::string> revoked;
+  for (size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].revision, before + 1 + i);
+    ASSERT_TRUE(history[i].revoke);
+    const v1::Revocation& rev = history[i].revoke->revocation;
+    EXPECT_LE(static_cast<size_t>(rev.credentials_size()),
+              kMaxCredentialsPerRevocation);
+    EXPECT_EQ(rev.selector().issuer(), "pcscf-1");
+    EXPECT_EQ(rev.reason(), "pcscf-1 restarted");
+    EXPECT_EQ(rev.revoked_at_ms(), kStart);
+    // The Event encoding carries the revision of its own part.
+    v1::Event event;
+    ASSERT_TRUE(event.ParseFromString(history[i].revoke->event_wire));
+    EXPECT_EQ(event.revision(), history[i].revision);
+    EXPECT_EQ(event.revoke().credentials_size(), rev.credentials_size());
+    for (const auto& ref : rev.credentials()) revoked.insert(ref.username());
+  }
+  EXPECT_EQ(history[0].revoke->revocation.credentials_size(), 10'000);
+  EXPECT_EQ(history[2].revoke->revocation.credentials_size(), 5'000);
+  EXPECT_EQ(revoked.size(), static_cast<size_t>(kMatching))
+      << "a username listed twice";
+  EXPECT_EQ(state().stats().live, 1u);
+  EXPECT_TRUE(state().Find("ims.example.org", "other"));
+  // Revoked in every part, the last included.
+  EXPECT_EQ(Publish({MakeCredential("u0", kStart + 60'000)}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Publish({MakeCredential("u" + std::to_string(kMatching - 1),
+                                    kStart + 60'000)})
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Revisions go on from there, gap-free.
+  auto next = Publish({MakeCredential("after", kStart + 60'000)});
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->revision(), before + 4);
 }
 
 TEST_F(StoreTest, RevokeOfUnknownUsernameIsRecordedAndBlocksPublish) {

@@ -142,32 +142,41 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
                      std::pair(b->realm(), b->username());
             });
 
-  auto change = std::make_shared<RevocationChange>();
-  v1::Revocation& revocation = change->revocation;
-  *revocation.mutable_selector() = selector;
-  revocation.set_reason(request.reason());
-  revocation.set_revoked_at_ms(now_);
-  for (const RecordRef& r : matches) {
-    v1::CredentialRef* ref = revocation.add_credentials();
-    ref->set_realm(std::string(r->realm()));
-    ref->set_username(std::string(r->username()));
-    ref->set_expires_at_ms(r->expires_at_ms());
-    overlay_[Key{ref->realm(), ref->username()}] =
-        Pending{RecordRef(), r->expires_at_ms()};
-  }
+  // A revocation of many credentials (by issuer, by subscriber) is split into
+  // consecutive Revocation events of at most kMaxCredentialsPerRevocation
+  // each: one event must fit in one Watch frame, which must fit in the
+  // largest message gRPC will send. They commit together (same group).
+  v1::RevokeResponse response;
+  size_t next = 0;
+  do {
+    auto change = std::make_shared<RevocationChange>();
+    v1::Revocation& revocation = change->revocation;
+    *revocation.mutable_selector() = selector;
+    revocation.set_reason(request.reason());
+    revocation.set_revoked_at_ms(now_);
+    const size_t end =
+        std::min(matches.size(), next + kMaxCredentialsPerRevocation);
+    for (; next < end; ++next) {
+      const RecordRef& r = matches[next];
+      v1::CredentialRef* ref = revocation.add_credentials();
+      ref->set_realm(std::string(r->realm()));
+      ref->set_username(std::string(r->username()));
+      ref->set_expires_at_ms(r->expires_at_ms());
+      overlay_[Key{ref->realm(), ref->username()}] =
+          Pending{RecordRef(), r->expires_at_ms()};
+    }
+    Revision revision = Next();
+    v1::Event event;
+    event.set_revision(revision);
+    *event.mutable_revoke() = revocation;
+    event.SerializeToString(&change->event_wire);
+    changes_.push_back(Change{revision, RecordRef(), std::move(change)});
+    response.set_revision(revision);
+  } while (next < matches.size());
   if (matches.empty() && selector.has_username()) {
     overlay_[Key{selector.username().realm(), selector.username().username()}] =
         Pending{RecordRef(), now_ + limits_.max_ttl_ms};
   }
-  Revision revision = Next();
-  v1::Event event;
-  event.set_revision(revision);
-  *event.mutable_revoke() = revocation;
-  event.SerializeToString(&change->event_wire);
-  changes_.push_back(Change{revision, RecordRef(), std::move(change)});
-
-  v1::RevokeResponse response;
-  response.set_revision(revision);
   response.set_revoked(static_cast<uint32_t>(matches.size()));
   return response;
 }

@@ -18,6 +18,11 @@
 
 namespace turnbroker::broker {
 
+// The most credentials one Revocation event lists. A revocation matching
+// more becomes several events at consecutive revisions of the same commit
+// (so no event outgrows a Watch frame or gRPC's message size limit).
+inline constexpr size_t kMaxCredentialsPerRevocation = 10'000;
+
 class GroupPlanner {
  public:
   // Plans revisions from state.head() + 1 on.
@@ -27,7 +32,9 @@ class GroupPlanner {
   // INVALID_ARGUMENT names the field ("credentials[3].key: ..."),
   // ALREADY_EXISTS: the username is live with another key,
   // FAILED_PRECONDITION: the username is revoked, RESOURCE_EXHAUSTED: batch
-  // too large. The response's epoch is left for the caller.
+  // too large. The response's epoch is left for the caller. A Revoke plans
+  // one change per kMaxCredentialsPerRevocation matches (at least one); its
+  // response has the last revision and the total revoked.
   absl::StatusOr<v1::PublishResponse> Publish(
       const v1::PublishRequest& request);
   absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request);
