@@ -1,5 +1,7 @@
 // The service over real gRPC sockets (an in-process broker on port 0).
 #include <gmock/gmock.h>
+#include <google/protobuf/unknown_field_set.h>
+#include <grpcpp/support/sync_stream.h>
 #include <gtest/gtest.h>
 
 #include <future>
@@ -340,15 +342,76 @@ TEST_F(GrpcTest, ShutdownFinishesAStreamWhoseWriteIsBlocked) {
   }
 }
 
+// The services a server lists through gRPC reflection
+// (grpc.reflection.v1alpha, as grpcurl asks). Debian ships the server side
+// only (no reflection.proto, no ProtoReflectionDescriptorDatabase), so the
+// request and the answer are encoded here by hand:
+//   ServerReflectionRequest{list_services = 7: ""}
+//   ServerReflectionResponse{list_services_response = 6:
+//       ListServiceResponse{service = 1: ServiceResponse{name = 1}}}
+std::vector<std::string> ReflectedServices(
+    const std::shared_ptr<grpc::Channel>& channel, grpc::Status* status) {
+  static const grpc::internal::RpcMethod kMethod(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      grpc::internal::RpcMethod::BIDI_STREAMING);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
+      stream(grpc::internal::ClientReaderWriterFactory<
+             grpc::ByteBuffer, grpc::ByteBuffer>::Create(channel.get(), kMethod,
+                                                         &ctx));
+  const std::string request("\x3a\x00", 2);
+  grpc::Slice slice(request);
+  grpc::ByteBuffer out(&slice, 1);
+  std::vector<std::string> names;
+  grpc::ByteBuffer in;
+  if (stream->Write(out) && stream->WritesDone() && stream->Read(&in)) {
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (in.Dump(&slices).ok())
+      for (const auto& s : slices)
+        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    google::protobuf::UnknownFieldSet response;
+    if (response.ParseFromString(bytes)) {
+      for (int i = 0; i < response.field_count(); ++i) {
+        const auto& f = response.field(i);
+        if (f.number() != 6 ||
+            f.type() != google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+          continue;
+        google::protobuf::UnknownFieldSet list;
+        if (!list.ParseFromString(f.length_delimited())) continue;
+        for (int j = 0; j < list.field_count(); ++j) {
+          if (list.field(j).number() != 1) continue;
+          google::protobuf::UnknownFieldSet service;
+          if (!service.ParseFromString(list.field(j).length_delimited()))
+            continue;
+          for (int k = 0; k < service.field_count(); ++k)
+            if (service.field(k).number() == 1)
+              names.push_back(service.field(k).length_delimited());
+        }
+      }
+    }
+  }
+  *status = stream->Finish();
+  return names;
+}
+
 TEST_F(GrpcTest, HealthAndReflectionAreServed) {
   auto health = grpc::health::v1::Health::NewStub(channel_);
   grpc::health::v1::HealthCheckResponse hr;
   grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   ASSERT_TRUE(health->Check(&ctx, {}, &hr).ok());
   EXPECT_EQ(hr.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   auto st = Status();
   EXPECT_EQ(st.store(), "ephemeral");
   EXPECT_EQ(st.epoch().size(), 32u);
+
+  grpc::Status reflection;
+  auto services = ReflectedServices(channel_, &reflection);
+  EXPECT_TRUE(reflection.ok()) << reflection.error_message();
+  EXPECT_THAT(services, ::testing::Contains("turnbroker.v1.CredentialBroker"));
+  EXPECT_THAT(services, ::testing::Contains("grpc.health.v1.Health"));
 }
 
 TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
