@@ -61,12 +61,16 @@ int main(int argc, char** argv) {
                "Keep everything in memory only: a new epoch at every start "
                "(development, tests)")
       ->envname(env("EPHEMERAL"));
-  app.add_flag("--fsync,!--no-fsync", o.fsync,
-               "fsync each group commit (survives power loss); --no-fsync "
-               "survives a crash of "
-               "the broker, not of the host")
-      ->envname(env("FSYNC"))
-      ->capture_default_str();
+  // Two flags, not "--fsync,!--no-fsync": CLI11 shows that one as
+  // "--fsync,--no-fsync{false}", which reads as if fsync were off.
+  app.add_flag("--fsync", o.fsync,
+               "fsync each group commit (survives power loss). Default: on; "
+               "TURNBROKER_FSYNC=false turns it off")
+      ->envname(env("FSYNC"));
+  app.add_flag_callback(
+      "--no-fsync", [&o] { o.fsync = false; },
+      "Do not fsync: survives a crash of the broker, not of the host "
+      "(wins over --fsync and TURNBROKER_FSYNC)");
   app.add_option("--min-ttl", min_ttl_s,
                  "Shortest credential lifetime accepted, seconds")
       ->envname(env("MIN_TTL"))
