@@ -130,7 +130,9 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, "
       "3 broker unreachable."};
   app.require_subcommand(1);
-  AddBrokerClientFlags(app, &g.channel, "TURNBROKER_BROKER", "TURNBROKER_",
+  // TLS from TURNBROKERCTL_TLS_*: TURNBROKER_TLS_* are the broker's own
+  // (server certificate), often set in the same shell or container.
+  AddBrokerClientFlags(app, &g.channel, "TURNBROKER_BROKER", "TURNBROKERCTL_",
                        "publisher or operator");
   app.add_option("--timeout", g.timeout_s, "Deadline of each call, seconds")
       ->capture_default_str();
