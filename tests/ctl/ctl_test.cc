@@ -15,6 +15,14 @@ using ::testing::Not;
 
 class CtlTest : public ::testing::Test {
  protected:
+  // A refused call prints exactly one line, "turnbrokerctl: CODE: message",
+  // on stderr and nothing on stdout (Run captures both).
+  static void ExpectOneLineReason(const RunResult& r) {
+    EXPECT_THAT(r.output, ::testing::StartsWith("turnbrokerctl: ")) << r.output;
+    ASSERT_FALSE(r.output.empty());
+    EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "not one line:\n"
+                                                        << r.output;
+  }
   RunResult Ctl(std::vector<std::string> args) {
     std::vector<std::string> argv = {BuiltBinary("turnbrokerctl"), "--broker",
                                      broker_.address()};
@@ -152,7 +160,36 @@ TEST_F(CtlTest, ErrorsExitNonZeroWithAOneLineReason) {
     auto r = Ctl(c.args);
     EXPECT_EQ(r.exit_code, c.exit_code) << c.args[0] << ": " << r.output;
     EXPECT_THAT(r.output, HasSubstr(c.says)) << c.args[0];
+    if (c.exit_code == 1) ExpectOneLineReason(r);
   }
+}
+
+TEST_F(CtlTest, GetOfAnExpiredUsernameFailsWithAOneLineReason) {
+  // --ttl 2, not 1: the broker measures the lifetime when the request
+  // arrives, a few ms after turnbrokerctl computed expires_at_ms, and 1 s is
+  // its --min-ttl.
+  auto r = Ctl({"publish", "--realm", "ims.example.org", "--username", "brief",
+                "--password", "p", "--ttl", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Ctl({"get", "--username", "brief"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2'500));
+  r = Ctl({"get", "--username", "brief"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("NOT_FOUND"), HasSubstr("brief")));
+  ExpectOneLineReason(r);
+}
+
+TEST_F(CtlTest, RevokeOfAMalformedSubscriberFailsNamingTheField) {
+  auto r = Ctl({"revoke", "--subscriber", "sip:bad name@ims.example.org"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output,
+              AllOf(HasSubstr("INVALID_ARGUMENT"), HasSubstr("subscriber"),
+                    HasSubstr("not printable")));
+  ExpectOneLineReason(r);
+  // Nothing was revoked.
+  r = Ctl({"status"});
+  EXPECT_THAT(r.output, HasSubstr("revision=0"));
 }
 
 TEST_F(CtlTest, UnreachableBrokerExitsThree) {
