@@ -110,6 +110,43 @@ TEST_F(AgentServerTest, KeepsTheConnectionAliveAcrossRequests) {
   for (size_t i = 1; i < codes.size(); ++i) EXPECT_EQ(codes[i], 200) << "reused at " << i;
 }
 
+TEST_F(AgentServerTest,
+       ReRegisterAfterAnOperatorRevocationGetsANewCredentialTheBrokerHolds) {
+  BrokerProcess broker(dir_, {"--ephemeral"});
+  AgentProcess agent(dir_, broker.address(), {"--issuer", "pcscf-op"});
+  BrokerView view(broker.address());
+  const std::string body = R"({"impu":"sip:alice@example.org"})";
+  auto first = Post(agent, "/v1/credentials", body);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 201) << first->body;
+  std::string u1 = json::parse(first->body)["username"];
+  ASSERT_EQ(view.RevokeUsername(u1),
+            1);  // out of band, behind the agent's back
+  auto second = Post(agent, "/v1/credentials", body);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->status, 201)
+      << "a new credential, not the revoked one: " << second->body;
+  std::string u2 = json::parse(second->body)["username"];
+  EXPECT_NE(u2, u1);
+  EXPECT_EQ(json::parse(second->body)["reused"], false);
+  EXPECT_TRUE(view.IsLive(u2)) << "the broker holds the new one";
+  EXPECT_FALSE(view.IsLive(u1));
+  // Revoked by issuer this time (an operator's clean slate): the same.
+  ASSERT_EQ(view.RevokeIssuer("pcscf-op"), 1);
+  auto third = Post(agent, "/v1/credentials", body);
+  ASSERT_TRUE(third);
+  ASSERT_EQ(third->status, 201) << third->body;
+  std::string u3 = json::parse(third->body)["username"];
+  EXPECT_NE(u3, u2);
+  EXPECT_TRUE(view.IsLive(u3));
+  // Not revoked: reused (200), and still held by the broker.
+  auto fourth = Post(agent, "/v1/credentials", body);
+  ASSERT_TRUE(fourth);
+  EXPECT_EQ(fourth->status, 200) << fourth->body;
+  EXPECT_EQ(json::parse(fourth->body)["username"], u3);
+  EXPECT_EQ(view.CountLive("sip:alice@example.org"), 1);
+}
+
 TEST_F(AgentServerTest, HttpErrorsAreJson) {
   BrokerProcess broker(dir_, {"--ephemeral"});
   AgentProcess agent(dir_, broker.address());

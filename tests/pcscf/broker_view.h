@@ -43,6 +43,19 @@ class BrokerView {
     return resp.credentials_size();
   }
 
+  // An operator's revocation (as turnbrokerctl revoke): by username, or
+  // every credential of an issuer. The number revoked, or -1 on error.
+  int RevokeUsername(const std::string& username) {
+    v1::RevokeRequest req;
+    req.mutable_selector()->mutable_username()->set_username(username);
+    return Revoke(req);
+  }
+  int RevokeIssuer(const std::string& issuer) {
+    v1::RevokeRequest req;
+    req.mutable_selector()->set_issuer(issuer);
+    return Revoke(req);
+  }
+
   std::optional<v1::GetStatusResponse> Status() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -52,6 +65,16 @@ class BrokerView {
   }
 
  private:
+  int Revoke(v1::RevokeRequest& req) {
+    req.set_reason("operator");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(2));
+    v1::RevokeResponse resp;
+    if (!stub_->Revoke(&ctx, req, &resp).ok()) return -1;
+    return static_cast<int>(resp.revoked());
+  }
+
   std::unique_ptr<v1::CredentialBroker::Stub> stub_;
 };
 

@@ -40,6 +40,12 @@ void FakeBrokerClient::Publish(v1::PublishRequest request, int64_t,
     for (const auto& c : request.credentials()) {
       auto r = refused_.find(c.username());
       if (r != refused_.end()) failure = r->second;
+      if (revoked_.count(c.username()) > 0) {
+        failure = absl::FailedPreconditionError(
+            "credentials[].username: '" + c.username() +
+            "' was revoked and cannot be published again before it would have "
+            "expired");
+      }
     }
   }
   if (!failure.ok()) {
@@ -72,12 +78,17 @@ void FakeBrokerClient::Revoke(v1::RevokeRequest request, int64_t,
   v1::RevokeResponse response;
   const auto& sel = request.selector();
   if (sel.has_username()) {
-    revoked_usernames_.push_back(sel.username().username());
-    response.set_revoked(live_.erase(sel.username().username()));
+    const std::string& u = sel.username().username();
+    revoked_usernames_.push_back(u);
+    if (live_.erase(u) > 0) {
+      revoked_.insert(u);
+      response.set_revoked(1);
+    }
   } else if (sel.by_case() == v1::Selector::kSubscriber) {
     revoked_subscribers_.push_back(sel.subscriber());
     for (auto it = live_.begin(); it != live_.end();) {
       if (it->second.subscriber() == sel.subscriber()) {
+        revoked_.insert(it->first);
         it = live_.erase(it);
         response.set_revoked(response.revoked() + 1);
       } else {
@@ -136,9 +147,16 @@ void FakeBrokerClient::Release() {
   held_answers_.clear();
 }
 
+void FakeBrokerClient::RevokeOutOfBand(const std::string& username) {
+  std::lock_guard lock(mu_);
+  if (live_.erase(username) > 0) revoked_.insert(username);
+  ++revision_;
+}
+
 void FakeBrokerClient::LoseState() {
   std::lock_guard lock(mu_);
   live_.clear();
+  revoked_.clear();
   revision_ = 0;
   epoch_ = HexLower(RandomBytes(8));
 }

@@ -40,7 +40,9 @@ class FakeBrokerClient : public BrokerClient {
   // While held, Publish answers wait until Release().
   void Hold();
   void Release();
-  // The store is lost: new epoch, nothing live.
+  // An operator's revocation behind the agent's back (turnbrokerctl revoke).
+  void RevokeOutOfBand(const std::string& username);
+  // The store is lost: new epoch, nothing live, no revocations.
   void LoseState();
 
   // --- observations ---
@@ -69,6 +71,9 @@ class FakeBrokerClient : public BrokerClient {
   std::string epoch_;
   uint64_t revision_ = 0;
   std::map<std::string, v1::Credential> live_;
+  // Usernames revoked while live: refused by Publish like the real broker
+  // (FAILED_PRECONDITION, broker/planner.cc) until LoseState.
+  std::set<std::string> revoked_;
   std::vector<std::string> revoked_usernames_;
   std::vector<std::string> revoked_subscribers_;
   int publish_calls_ = 0;

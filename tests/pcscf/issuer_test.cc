@@ -86,7 +86,9 @@ TEST_F(IssuerTest, ReRegisterReusesWhileEnoughLifetimeIsLeftThenRotates) {
   EXPECT_TRUE(again->reused);
   EXPECT_EQ(again->username, first->username);
   EXPECT_EQ(again->password, first->password);
-  EXPECT_EQ(broker_.publish_calls(), 1) << "reuse needs no broker call";
+  EXPECT_EQ(broker_.publish_calls(), 2)
+      << "reuse publishes the same record again";
+  EXPECT_EQ(broker_.live_count(), 1u) << "an idempotent no-op at the broker";
 
   clock_.Advance(1'100'000);  // 500 s left < 600: rotate
   auto rotated = issuer_->Issue("sip:alice@example.org", "", 0);
@@ -97,6 +99,67 @@ TEST_F(IssuerTest, ReRegisterReusesWhileEnoughLifetimeIsLeftThenRotates) {
   ASSERT_TRUE(WaitFor([&] { return !broker_.IsLive(first->username); }));
   EXPECT_TRUE(broker_.IsLive(rotated->username));
   EXPECT_EQ(broker_.revoked_usernames(), std::vector<std::string>{first->username});
+}
+
+TEST_F(IssuerTest, ReRegisterAfterAnOperatorRevokedTheCredentialMintsANewOne) {
+  Start();
+  auto first = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(first.ok());
+  broker_.RevokeOutOfBand(first->username);  // turnbrokerctl revoke, say
+  clock_.Advance(60'000);
+  auto again = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->reused);
+  EXPECT_NE(again->username, first->username)
+      << "never hands out a revoked credential";
+  EXPECT_NE(again->password, first->password);
+  EXPECT_TRUE(broker_.IsLive(again->username));
+  EXPECT_FALSE(broker_.IsLive(first->username));
+  EXPECT_EQ(issuer_->live_credentials(), 1u) << "the revoked one is forgotten";
+  EXPECT_EQ(issuer_->pending_revocations(), 0u) << "nothing left to revoke";
+  // And the new one is reused at the next re-REGISTER.
+  auto third = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(third.ok());
+  EXPECT_TRUE(third->reused);
+  EXPECT_EQ(third->username, again->username);
+}
+
+TEST_F(IssuerTest,
+       ReRegisterWithTheBrokerDownHandsOutNothingAndKeepsTheCredential) {
+  options_.publish_timeout_ms = 200;
+  Start();
+  auto first = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(first.ok());
+  broker_.SetUnavailable(true);
+  auto down = issuer_->Issue("sip:alice@example.org", "", 0);
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable)
+      << down.status();
+  EXPECT_EQ(std::string(down.status().message()).find(first->password),
+            std::string::npos);
+  EXPECT_EQ(issuer_->live_credentials(), 1u);
+  EXPECT_EQ(issuer_->pending_revocations(), 0u)
+      << "the WIC still holds it from the previous REGISTER: not revoked";
+  broker_.SetUnavailable(false);
+  auto back = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->reused);
+  EXPECT_EQ(back->username, first->username);
+  EXPECT_TRUE(broker_.IsLive(first->username));
+}
+
+TEST_F(IssuerTest, ReRegisterRefusedForAnotherReasonIsThatError) {
+  Start();
+  auto first = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(first.ok());
+  broker_.FailNextPublishes(
+      1, absl::PermissionDeniedError("Publish needs role publisher"));
+  auto refused = issuer_->Issue("sip:alice@example.org", "", 0);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(broker_.publish_calls(), 2)
+      << "no new credential minted behind a refusal";
+  auto again = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->username, first->username);
 }
 
 TEST_F(IssuerTest, RotatesAtEveryRegisterWithoutReuse) {

@@ -128,9 +128,14 @@ absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu,
   if (auto s = ValidateTtl(ttl_s); !s.ok()) return s;
   if (options_.reuse) {
     if (auto c = registry_.Reusable(impu, options_.reuse_min_remaining_s * 1000)) {
-      c->reused = true;
-      if (metrics_) metrics_->reused->Inc();
-      return *c;
+      auto held = Republish(*c);
+      if (!held.ok()) return held.status();
+      if (*held) {
+        c->reused = true;
+        if (metrics_) metrics_->reused->Inc();
+        return *c;
+      }
+      // Revoked at the broker meanwhile: dropped, a new one is minted below.
     }
   }
   auto c = MintAndPublish(std::string(impu), std::string(impi), ttl_s);
@@ -138,6 +143,42 @@ absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu,
   if (metrics_) metrics_->minted->Inc();
   if (auto previous = registry_.Add(*c)) Retire(*previous);
   return c;
+}
+
+absl::StatusOr<bool> Issuer::Republish(const IssuedCredential& c) {
+  // The same record again: a no-op at the broker (Publish is idempotent)
+  // unless an operator revoked it (by username, subscriber or issuer) or the
+  // broker lost it; the answer says whether the TURN side will accept it.
+  absl::Status s = publisher_->Publish(ToProto(c), options_.publish_timeout_ms);
+  if (s.ok()) return true;
+  if (s.code() == absl::StatusCode::kFailedPrecondition ||
+      s.code() == absl::StatusCode::kAlreadyExists) {
+    // FAILED_PRECONDITION: the broker refuses a revoked username until it
+    // would have expired (broker/planner.cc). ALREADY_EXISTS: the username
+    // is live there with another key. Either way the TURN side would refuse
+    // it: forget it (no revocation needed) and mint a new one.
+    registry_.Remove(c.username);
+    LogInfo("reusable credential refused by the broker; minting a new one")
+        .Kv("username", c.username)
+        .Kv("impu", c.subscriber)
+        .Kv("error", s);
+    return false;
+  }
+  if (metrics_) metrics_->issue_failed->Inc();
+  if (IsTransient(s)) {
+    // Nothing handed out, as for a new credential. The credential stays
+    // held: the WIC still has it from the previous REGISTER and the broker
+    // still holds it (or it was revoked, which the next REGISTER learns).
+    LogWarn("reused credential not acknowledged")
+        .Kv("impu", c.subscriber)
+        .Kv("error", s);
+    return absl::UnavailableError(
+        StrCat("broker did not acknowledge the credential: ", s.message()));
+  }
+  LogWarn("reused credential refused by the broker")
+      .Kv("impu", c.subscriber)
+      .Kv("error", s);
+  return s;
 }
 
 absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber,

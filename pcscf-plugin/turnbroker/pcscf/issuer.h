@@ -85,7 +85,10 @@ class Issuer {
 
   // A credential for a registration of `impu`: the current one again if the
   // re-REGISTER policy allows (reused = true), else a new one, returned only
-  // once the broker acknowledged it. ttl_s 0: the default.
+  // once the broker acknowledged it. A reused one is published again first
+  // (a no-op at the broker): if the broker refuses it as revoked (an
+  // operator revoked it meanwhile) a new one is minted; if the broker does
+  // not answer, UNAVAILABLE, as for a new one. ttl_s 0: the default.
   absl::StatusOr<IssuedCredential> Issue(std::string_view impu,
                                          std::string_view impi, int64_t ttl_s);
   // A new credential for the registration `username` belongs to; the old
@@ -122,6 +125,10 @@ class Issuer {
   absl::StatusOr<IssuedCredential> MintAndPublish(std::string subscriber,
                                                   std::string impi,
                                                   int64_t ttl_s);
+  // Publishes a reusable credential again and waits for the broker: true
+  // if it still holds it, false if it refused it as revoked (the credential
+  // is dropped from the registry), an error (UNAVAILABLE, a refusal) else.
+  absl::StatusOr<bool> Republish(const IssuedCredential& c);
   absl::Status ValidateTtl(int64_t ttl_s) const;
   // Revokes `username` after `delay_ms` in the background, retrying with
   // backoff until acknowledged or until `expires_at_ms`.
