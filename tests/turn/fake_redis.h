@@ -33,6 +33,8 @@ class FakeRedis : public RedisClient {
   std::optional<std::string> Get(const std::string& key);
   int64_t ExpiryMs(const std::string& key);  // -1 none, -2 no key
   void Set(const std::string& key, const std::string& value);
+  // Drops every key (a restart without persistence, or FLUSHALL).
+  void FlushAll() { data_.clear(); }
   std::map<std::string, double> ZSet(const std::string& key);
   std::map<std::string, std::string> Hash(const std::string& key);
   std::vector<std::string> Keys();

@@ -19,14 +19,15 @@ const std::string& ReasonName(v1::WatchResponse::SnapshotReason reason) {
 
 }  // namespace
 
-CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock,
-                               SyncMetrics* metrics)
+CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis,
+                               const Clock* clock, SyncMetrics* metrics)
     : options_(std::move(options)),
       clock_(clock),
       metrics_(metrics),
       db_(redis, SyncKeys::For(options_.name)),
-      applier_(ApplierOptions{options_.realms, options_.farm, options_.cancel_sessions}, &db_,
-               &legacy_, clock, metrics),
+      applier_(ApplierOptions{options_.realms, options_.farm,
+                              options_.cancel_sessions},
+               &db_, &legacy_, clock, metrics),
       reconciler_(&db_, clock) {}
 
 Position CredentialSync::position() const {
@@ -57,6 +58,19 @@ absl::Status CredentialSync::RedisFailed(absl::Status status) {
   return status;
 }
 
+absl::Status CredentialSync::StateLost(std::string_view why) {
+  metrics_->state_lost->Inc();
+  LogError("redis lost the sync's state; resyncing from a full snapshot")
+      .Kv("sync", options_.name)
+      .Kv("why", why)
+      .Kv("applied_epoch", position().epoch)
+      .Kv("applied_revision", position().revision);
+  state_lost_ = true;
+  loaded_ = false;
+  reconciler_.End();
+  return absl::DataLossError(StrCat("redis lost the sync's state (", why, ")"));
+}
+
 absl::Status CredentialSync::Load() {
   auto position = db_.LoadPosition();
   if (!position.ok()) return position.status();
@@ -64,8 +78,8 @@ absl::Status CredentialSync::Load() {
   auto legacy = db_.LoadLegacy(clock_->NowMs());
   if (!legacy.ok()) return legacy.status();
   for (ManagedKey& k : *legacy) {
-    legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms, std::move(k.issuer),
-                          std::move(k.subscriber)});
+    legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms,
+                          std::move(k.issuer), std::move(k.subscriber)});
   }
   Stored(*position);
   LogInfo("state loaded from redis")
@@ -78,6 +92,12 @@ absl::Status CredentialSync::Load() {
 
 absl::StatusOr<Position> CredentialSync::Prepare() {
   reconciler_.End();
+  if (state_lost_) {
+    // What Redis holds now (at most what was written since it lost the
+    // rest) is no resume point: start over from a full snapshot.
+    if (auto s = db_.DeletePosition(); !s.ok()) return RedisFailed(s);
+    state_lost_ = false;
+  }
   if (!loaded_) {
     if (auto s = Load(); !s.ok()) return RedisFailed(s);
     loaded_ = true;
@@ -93,22 +113,40 @@ void CredentialSync::OnStreamEnd() {
 
 absl::Status CredentialSync::Commit(UserDb::Transaction* txn) {
   int64_t start = MonotonicMicros();
+  const Position applied = position();
   absl::Status s = db_.Commit(txn);
-  if (!s.ok()) return RedisFailed(s);
+  if (!s.ok()) {
+    if (txn->position_written()) {
+      // EXEC ran the position although another command failed (Redis does
+      // not roll back): put the position back, so that the frame is applied
+      // again rather than skipped.
+      if (auto r = db_.RestorePosition(applied, clock_->NowMs()); !r.ok()) {
+        LogError("cannot restore the position after a failed transaction")
+            .Kv("error", StatusLine(r))
+            .Kv("revision", applied.revision);
+      }
+    }
+    return RedisFailed(s);
+  }
   metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start);
   metrics_->redis_up = true;
+  if (txn->position_created() && applied.revision != 0) {
+    return StateLost("the position was gone when written");
+  }
   return absl::OkStatus();
 }
 
 absl::Status CredentialSync::OnFrame(const v1::WatchResponse& frame) {
-  if (!loaded_) return absl::FailedPreconditionError("state not loaded (Prepare first)");
+  if (!loaded_)
+    return absl::FailedPreconditionError("state not loaded (Prepare first)");
   const std::string stored_epoch = position().epoch;
-  if (frame.marker() != v1::WatchResponse::SNAPSHOT_BEGIN && !reconciler_.active() &&
-      !stored_epoch.empty() && frame.epoch() != stored_epoch) {
+  if (frame.marker() != v1::WatchResponse::SNAPSHOT_BEGIN &&
+      !reconciler_.active() && !stored_epoch.empty() &&
+      frame.epoch() != stored_epoch) {
     // The broker must start with a snapshot when the epoch changes.
     return absl::FailedPreconditionError(
-        StrCat("frame of epoch ", frame.epoch(), " without a snapshot (stored epoch ",
-               stored_epoch, ")"));
+        StrCat("frame of epoch ", frame.epoch(),
+               " without a snapshot (stored epoch ", stored_epoch, ")"));
   }
   if (frame.marker() != v1::WatchResponse::EVENTS) {
     // Markers see every frame before them applied.
@@ -129,7 +167,8 @@ absl::Status CredentialSync::OnFrame(const v1::WatchResponse& frame) {
       s = OnProgress(frame);
       break;
     default:
-      LogWarn("frame with an unknown marker skipped").Kv("marker", static_cast<int>(frame.marker()));
+      LogWarn("frame with an unknown marker skipped")
+          .Kv("marker", static_cast<int>(frame.marker()));
       return absl::OkStatus();
   }
   if (s.ok()) metrics_->last_applied_ms = clock_->NowMs();
@@ -160,7 +199,8 @@ absl::Status CredentialSync::OnSnapshotBegin(const v1::WatchResponse& frame) {
 absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   UserDb::Transaction txn = db_.Begin(static_cast<size_t>(frame.events_size()));
   auto batch = std::make_shared<AppliedBatch>();
-  if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok()) return RedisFailed(s);
+  if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok())
+    return RedisFailed(s);
   const bool live = frame.revision() != 0;
   Position next = position();
   if (live) {
@@ -181,7 +221,8 @@ absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   return Prune();
 }
 
-void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bool live) {
+void CredentialSync::Applied(const AppliedBatch& batch, const Position& next,
+                             bool live) {
   for (const std::string& m : batch.removed_members) legacy_.Remove(m);
   for (const std::string& m : batch.unretired_members) legacy_.Remove(m);
   if (reconciler_.active()) {
@@ -195,7 +236,8 @@ void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bo
   if (live) {
     const int64_t now = clock_->NowMs();
     for (int64_t at : batch.revoked_at_ms) {
-      if (at > 0) metrics_->revocation_delay_seconds->ObserveMicros((now - at) * 1000);
+      if (at > 0)
+        metrics_->revocation_delay_seconds->ObserveMicros((now - at) * 1000);
     }
   }
   if (!batch.removed_members.empty()) {
@@ -216,7 +258,8 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
   UserDb::Transaction txn = db_.Begin();
   Reconciliation rec;
   const bool snapshot = reconciler_.active();
-  if (snapshot) rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
+  if (snapshot)
+    rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
   Position next{frame.epoch(), frame.revision()};
   txn.SetPosition(next, clock_->NowMs());
   if (auto s = Commit(&txn); !s.ok()) return s;
@@ -235,11 +278,28 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
       .Kv("deleted_missing", rec.removed.size())
       .Kv("kept_missing", rec.retained.size())
       .Kv("legacy_keys", legacy_.size());
-  if (!rec.removed.empty() && options_.cancel_sessions && on_cancellations_) on_cancellations_();
+  if (!rec.removed.empty() && options_.cancel_sessions && on_cancellations_)
+    on_cancellations_();
   return Prune();
 }
 
 absl::Status CredentialSync::OnProgress(const v1::WatchResponse& frame) {
+  // An idle stream writes nothing else: check that Redis still holds what
+  // was applied (one HMGET), or a Redis restarted empty would go unnoticed
+  // and coturn would have no users.
+  auto stored = db_.LoadPosition();
+  if (!stored.ok()) return RedisFailed(stored.status());
+  metrics_->redis_up = true;
+  if (*stored != position()) {
+    if (stored->revision == 0)
+      return StateLost("the position is gone (restarted empty or flushed)");
+    LogWarn("the stored position changed under the sync; reloading")
+        .Kv("stored_epoch", stored->epoch)
+        .Kv("stored_revision", stored->revision)
+        .Kv("applied_revision", position().revision);
+    return RedisFailed(
+        absl::AbortedError("redis: the stored position changed"));
+  }
   Position next{frame.epoch(), frame.revision()};
   if (next != position()) {
     UserDb::Transaction txn = db_.Begin();
@@ -271,7 +331,8 @@ absl::Status CredentialSync::Prune() {
   if (auto s = Commit(&txn); !s.ok()) return s;
   for (const std::string& m : expired) legacy_.Remove(m);
   prune_cursor_ = next;
-  next_prune_ms_ = prune_cursor_ == "0" ? now + options_.prune_interval_ms : now + kPruneStepMs;
+  next_prune_ms_ = prune_cursor_ == "0" ? now + options_.prune_interval_ms
+                                        : now + kPruneStepMs;
   if (!expired.empty()) {
     metrics_->keys_pruned->Inc(expired.size());
     Stored(position());

@@ -8,8 +8,11 @@
 //                   that Redis and the sync work in parallel)
 //   SYNCED          the reconciler's deletions (same epoch) or retentions
 //                   (new epoch) with the position, in one MULTI/EXEC
-//   PROGRESS        the position alone; now and then a slice of the index
-//                   is scanned (HSCAN) and its expired entries forgotten
+//   PROGRESS        a check that Redis still holds the stored position (if
+//                   not, it lost the state: resync from a full snapshot),
+//                   the position if it moved; now and then a slice of the
+//                   index is scanned (HSCAN) and its expired entries
+//                   forgotten
 //
 // Nothing is acknowledged before Redis has it: a failed write returns an
 // error (the loop reconnects and resumes from the stored position) and the
@@ -83,6 +86,10 @@ class CredentialSync : public FrameSink {
   absl::Status Commit(UserDb::Transaction* transaction);
   // A failed Redis read or write: everything in memory is reloaded.
   absl::Status RedisFailed(absl::Status status);
+  // Redis no longer holds the applied state (restarted empty, flushed):
+  // the stored position is deleted and everything reloaded, so the next
+  // stream starts from a full snapshot.
+  absl::Status StateLost(std::string_view why);
   void Stored(const Position& position);
 
   const SyncOptions options_;
@@ -95,10 +102,11 @@ class CredentialSync : public FrameSink {
   std::function<void()> on_cancellations_;
 
   bool loaded_ = false;
+  bool state_lost_ = false;
   int64_t next_prune_ms_ = 0;
   std::string prune_cursor_ = "0";
   mutable std::mutex mu_;
-  Position position_;   // guarded by mu_; written by the loop's thread
+  Position position_;       // guarded by mu_; written by the loop's thread
   size_t legacy_size_ = 0;  // guarded by mu_
 };
 

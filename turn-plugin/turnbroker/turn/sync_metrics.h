@@ -26,12 +26,13 @@ struct SyncMetrics {
   Counter* snapshots;
   Counter* stream_reconnects;
   Counter* redis_errors;
+  Counter* state_lost;  // Redis lost the stored state (restarted empty)
   Counter* sessions_cancelled;
   Counter* admin_errors;
   Gauge* last_applied_revision;
   Gauge* legacy_keys;
   Gauge* cancellations_pending;
-  Histogram* commit_seconds;          // one MULTI/EXEC round trip
+  Histogram* commit_seconds;            // one MULTI/EXEC round trip
   Histogram* revocation_delay_seconds;  // broker commit -> key deleted
 
   // Health: Redis reachable at the last attempt; a stream is past SYNCED.

@@ -66,8 +66,8 @@ class UserDb {
                                                       std::string* next);
   // Up to `limit` members waiting for session cancellation that expire
   // after `after_ms`.
-  absl::StatusOr<std::vector<ManagedKey>> PendingCancellations(
-      int64_t after_ms, size_t limit);
+  absl::StatusOr<std::vector<ManagedKey>> PendingCancellations(int64_t after_ms,
+                                                               size_t limit);
 
   // ---- Writes -------------------------------------------------------------
   // Writes collected in order, encoded as they come, and committed
@@ -92,6 +92,12 @@ class UserDb {
 
     bool empty() const { return batch_.size() <= 1 && managed_.size() <= 2; }
 
+    // After Commit (also a failed one), from EXEC's replies: the position
+    // was written, and it was written where there was none (the hash had
+    // neither epoch nor revision: Redis lost it, e.g. restarted empty).
+    bool position_written() const { return position_written_; }
+    bool position_created() const { return position_created_; }
+
    private:
     friend class UserDb;
     Transaction(const SyncKeys* keys, size_t puts_hint);
@@ -99,16 +105,29 @@ class UserDb {
     // it first so that writes stay in order.
     void FlushPuts();
     const SyncKeys* keys_;
-    RedisBatch batch_;  // MULTI, then the writes
-    RedisArgs managed_;  // "HSET managed" + field/value pairs
+    RedisBatch batch_;        // MULTI, then the writes
+    RedisArgs managed_;       // "HSET managed" + field/value pairs
+    size_t position_at_ = 0;  // index in batch_ of the position's HSET; 0: none
+    bool position_written_ = false;
+    bool position_created_ = false;
   };
 
   // `puts_hint`: about how many puts follow (buffers are sized for them).
-  Transaction Begin(size_t puts_hint = 0) const { return Transaction(&keys_, puts_hint); }
+  Transaction Begin(size_t puts_hint = 0) const {
+    return Transaction(&keys_, puts_hint);
+  }
   // Sends the transaction (MULTI ... EXEC). UNAVAILABLE: Redis unreachable
   // (the writes may or may not have been applied: reload the position).
-  // INTERNAL: Redis refused a command (e.g. a key of the wrong type).
+  // INTERNAL: Redis refused a command (e.g. a key of the wrong type); if
+  // EXEC ran, the other commands did (Redis does not roll back): see
+  // position_written().
   absl::Status Commit(Transaction* transaction);
+  // Writes `position` back on its own (empty: deletes it), after a commit
+  // whose position ran although another of its commands failed.
+  absl::Status RestorePosition(const Position& position, int64_t now_ms);
+  // Deletes the stored position: the next start resumes from nothing (a
+  // full snapshot).
+  absl::Status DeletePosition();
 
   // Commit without waiting: Redis runs this transaction while the caller
   // prepares the next. `done` gets its outcome (as Commit's) once its
