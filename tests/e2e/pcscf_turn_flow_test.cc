@@ -8,9 +8,10 @@
 // turn-plugin library's CoturnCli. tests/e2e/CMakeLists.txt builds this only
 // when those targets exist; at run time it skips if the sync binary is
 // missing.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
+#include <optional>
 
 #include "coturn.h"
 #include "pcscf_stack.h"
@@ -84,11 +85,23 @@ TEST_F(PcscfTurnFlowTest, RegisterAllocateDeRegisterRefusedAndLiveAllocationEnde
   ASSERT_TRUE(live.Allocated());
   ::turnbroker::turn::CoturnCli cli(::turnbroker::turn::CoturnCliOptions{
       {"127.0.0.1", static_cast<uint16_t>(coturn.cli_port())}, kCliPassword});
-  auto sessions = [&] {
+  // The number of coturn sessions of the credential; nullopt when the CLI
+  // call failed (never counted as "no session": that would make the check
+  // below pass without coturn having said anything).
+  absl::Status cli_error;
+  auto sessions = [&]() -> std::optional<size_t> {
     auto ids = cli.Sessions(kRealm, cred->username);
-    return ids.ok() ? ids->size() : size_t{0};
+    if (!ids.ok()) {
+      cli_error = ids.status();
+      return std::nullopt;
+    }
+    return ids->size();
   };
-  ASSERT_TRUE(WaitFor([&] { return sessions() > 0; }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = sessions();
+    return n && *n > 0;
+  })) << "coturn CLI: "
+      << cli_error;
 
   // de-REGISTER: new allocations are refused and the live one is ended.
   auto dereg = stack.Sipp("deregister.xml", "alice", 0);
@@ -97,7 +110,16 @@ TEST_F(PcscfTurnFlowTest, RegisterAllocateDeRegisterRefusedAndLiveAllocationEnde
   EXPECT_TRUE(WaitFor([&] {
     return !TryAllocate(dir_, coturn, peer, cred->username, cred->password);
   })) << sync->process().Output();
-  EXPECT_TRUE(WaitFor([&] { return sessions() == 0; })) << sync->process().Output();
+  EXPECT_TRUE(WaitFor([&] {
+    auto n = sessions();
+    return n && *n == 0;
+  })) << "coturn CLI: "
+      << cli_error << "\n"
+      << sync->process().Output();
+  // Once more, and the CLI call itself must succeed.
+  auto after = cli.Sessions(kRealm, cred->username);
+  ASSERT_TRUE(after.ok()) << "coturn CLI: " << after.status();
+  EXPECT_TRUE(after->empty()) << "live allocation not ended";
 }
 
 TEST_F(PcscfTurnFlowTest, BrokerDownNoCredentialReachesTheWicThatCoturnWouldRefuse) {
