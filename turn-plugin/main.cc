@@ -13,8 +13,8 @@
 
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/credential.h"
-#include "turnbroker/common/log.h"
 #include "turnbroker/common/flags.h"
+#include "turnbroker/common/log.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/common/redis.h"
 #include "turnbroker/common/runtime.h"
@@ -31,12 +31,13 @@ namespace {
 // The host name, made a valid sync name.
 std::string DefaultName() {
   char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "turn-credential-sync";
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+    return "turn-credential-sync";
   std::string name;
   for (const char* p = host; *p && name.size() < 64; ++p) {
     char c = *p;
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     name.push_back(ok ? c : '-');
   }
   return name;
@@ -68,74 +69,116 @@ int main(int argc, char** argv) {
   LogFlags log_flags;
 
   CLI::App app{
-      "turn-credential-sync: keeps coturn's Redis user database (turnserver --redis-userdb, "
-      "--lt-cred-mech) equal to the turn-broker's live credentials for the given realms.\n"
-      "It writes turn/realm/<realm>/user/<username>/key (the HA1 as hex, with an absolute "
-      "expiry), deletes revoked keys, never touches keys it did not write, and ends the coturn "
+      "turn-credential-sync: keeps coturn's Redis user database (turnserver "
+      "--redis-userdb, "
+      "--lt-cred-mech) equal to the turn-broker's live credentials for the "
+      "given realms.\n"
+      "It writes turn/realm/<realm>/user/<username>/key (the HA1 as hex, with "
+      "an absolute "
+      "expiry), deletes revoked keys, never touches keys it did not write, and "
+      "ends the coturn "
       "sessions of revoked users through coturn's CLI (--coturn-admin).\n"
       "Every flag can also be set by an environment variable, shown in []."};
   app.get_formatter()->column_width(44);
   auto env = [](const char* name) { return StrCat("TURNBROKER_SYNC_", name); };
 
-  AddBrokerClientFlags(app, &channel, "TURNBROKER_BROKER", env(""), "subscriber");
+  AddBrokerClientFlags(app, &channel, "TURNBROKER_BROKER", env(""),
+                       "subscriber");
   app.add_option("--redis-url", redis_url,
-                 "coturn's Redis: redis://[:PASSWORD@]HOST:PORT/DB (the database coturn's "
-                 "--redis-userdb names; prefer the environment variable for a password)")
-      ->envname(env("REDIS_URL"))->capture_default_str();
-  app.add_option("--redis-timeout", redis_timeout_ms, "Redis connect and reply timeout, ms")
-      ->envname(env("REDIS_TIMEOUT"))->capture_default_str()->check(CLI::Range(100, 600'000));
+                 "coturn's Redis: redis://[:PASSWORD@]HOST:PORT/DB (the "
+                 "database coturn's "
+                 "--redis-userdb names; prefer the environment variable for a "
+                 "password)")
+      ->envname(env("REDIS_URL"))
+      ->capture_default_str();
+  app.add_option("--redis-timeout", redis_timeout_ms,
+                 "Redis connect and reply timeout, ms")
+      ->envname(env("REDIS_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600'000));
   app.add_option("--realm", sync.realms,
-                 "A TURN realm this coturn serves (repeatable; at least one). Records of other "
+                 "A TURN realm this coturn serves (repeatable; at least one). "
+                 "Records of other "
                  "realms are refused")
-      ->envname(env("REALM"))->required()->delimiter(',');
+      ->envname(env("REALM"))
+      ->required()
+      ->delimiter(',');
   app.add_option("--farm", sync.farm,
                  "This TURN farm's name: also receive credentials scoped to it")
       ->envname(env("FARM"));
   app.add_option("--name", sync.name,
                  "Name of this sync: keys its position and index in Redis "
                  "(turnbroker/sync/<name>/...); unique per Redis database")
-      ->envname(env("NAME"))->default_str("the host name");
+      ->envname(env("NAME"))
+      ->default_str("the host name");
   app.add_option("--coturn-admin", coturn_admin,
-                 "coturn's telnet CLI HOST:PORT (--cli-ip/--cli-port), to end the sessions of "
-                 "revoked users (empty: off; revocation then only stops new allocations)")
+                 "coturn's telnet CLI HOST:PORT (--cli-ip/--cli-port), to end "
+                 "the sessions of "
+                 "revoked users (empty: off; revocation then only stops new "
+                 "allocations)")
       ->envname(env("COTURN_ADMIN"));
-  auto* pw = app.add_option("--coturn-admin-password", admin_password,
-                            "coturn's --cli-password (prefer the environment variable or "
-                            "--coturn-admin-password-file)")
-                 ->envname(env("COTURN_ADMIN_PASSWORD"));
+  auto* pw =
+      app.add_option(
+             "--coturn-admin-password", admin_password,
+             "coturn's --cli-password (prefer the environment variable or "
+             "--coturn-admin-password-file)")
+          ->envname(env("COTURN_ADMIN_PASSWORD"));
   app.add_option("--coturn-admin-password-file", admin_password_file,
                  "File whose first line is coturn's --cli-password")
-      ->envname(env("COTURN_ADMIN_PASSWORD_FILE"))->excludes(pw)->check(CLI::ExistingFile);
+      ->envname(env("COTURN_ADMIN_PASSWORD_FILE"))
+      ->excludes(pw)
+      ->check(CLI::ExistingFile);
   app.add_option("--metrics-listen", metrics_listen,
-                 "Prometheus /metrics and /healthz on HOST:PORT (port 0: any; empty: off)")
+                 "Prometheus /metrics and /healthz on HOST:PORT (port 0: any; "
+                 "empty: off)")
       ->envname(env("METRICS_LISTEN"));
   app.add_option("--unhealthy-after", unhealthy_after_s,
-                 "/healthz fails when Redis is down, or the stream has not been synced for "
+                 "/healthz fails when Redis is down, or the stream has not "
+                 "been synced for "
                  "this long, seconds")
-      ->envname(env("UNHEALTHY_AFTER"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("UNHEALTHY_AFTER"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--progress-interval", watch.progress_interval_ms,
                  "PROGRESS marker asked of the broker on an idle stream, ms")
-      ->envname(env("PROGRESS_INTERVAL"))->capture_default_str()->check(CLI::Range(100, 3'600'000));
+      ->envname(env("PROGRESS_INTERVAL"))
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3'600'000));
   app.add_option("--idle-timeout", watch.idle_timeout_ms,
-                 "Reconnect after this long without a frame, ms (0: 3 x --progress-interval + 5 s)")
-      ->envname(env("IDLE_TIMEOUT"))->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--connect-timeout", watch.connect_timeout_ms,
-                 "Longest wait for a connection to the broker before backing off, ms")
-      ->envname(env("CONNECT_TIMEOUT"))->capture_default_str()->check(CLI::Range(100, 600'000));
+                 "Reconnect after this long without a frame, ms (0: 3 x "
+                 "--progress-interval + 5 s)")
+      ->envname(env("IDLE_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option(
+         "--connect-timeout", watch.connect_timeout_ms,
+         "Longest wait for a connection to the broker before backing off, ms")
+      ->envname(env("CONNECT_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600'000));
   app.add_option("--backoff-initial", watch.backoff.initial_ms,
                  "First reconnect/retry delay, ms (doubles, jittered)")
-      ->envname(env("BACKOFF_INITIAL"))->capture_default_str()->check(CLI::Range(1, 60'000));
-  app.add_option("--backoff-max", watch.backoff.max_ms, "Longest reconnect/retry delay, ms")
-      ->envname(env("BACKOFF_MAX"))->capture_default_str()->check(CLI::Range(1, 600'000));
+      ->envname(env("BACKOFF_INITIAL"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60'000));
+  app.add_option("--backoff-max", watch.backoff.max_ms,
+                 "Longest reconnect/retry delay, ms")
+      ->envname(env("BACKOFF_MAX"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600'000));
   app.add_option("--keepalive", keepalive_s,
-                 "HTTP/2 keepalive ping to the broker, seconds (a dead broker is noticed "
+                 "HTTP/2 keepalive ping to the broker, seconds (a dead broker "
+                 "is noticed "
                  "within this plus 5 s)")
-      ->envname(env("KEEPALIVE"))->capture_default_str()->check(CLI::Range(1, 3600));
+      ->envname(env("KEEPALIVE"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   log_flags.Add(app, "TURNBROKER_SYNC_");
   app.set_version_flag("--version", TURNBROKER_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  if (auto s = log_flags.Init("turn-credential-sync"); !s.ok()) return Usage(std::string(s.message()));
+  if (auto s = log_flags.Init("turn-credential-sync"); !s.ok())
+    return Usage(std::string(s.message()));
 
   // ---- Configuration checks: a broken configuration stops here. ----------
   if (auto s = ParseHostPort(channel.target, "--broker"); !s.ok()) {
@@ -149,7 +192,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!sync.farm.empty()) {
-    if (auto s = ValidateScope(sync.farm, "--farm"); !s.ok()) return Usage(std::string(s.message()));
+    if (auto s = ValidateScope(sync.farm, "--farm"); !s.ok())
+      return Usage(std::string(s.message()));
   }
   if (auto s = ValidateSyncName(sync.name, "--name"); !s.ok()) {
     return Usage(std::string(s.message()));
@@ -158,6 +202,12 @@ int main(int argc, char** argv) {
     return Usage("--backoff-initial: above --backoff-max");
   }
   std::optional<HostPort> admin_address;
+  if (coturn_admin.empty() && !admin_password_file.empty()) {
+    return Usage(
+        "--coturn-admin-password-file: given without --coturn-admin (the "
+        "password is for "
+        "coturn's CLI, which is off)");
+  }
   if (!coturn_admin.empty()) {
     auto hp = ParseHostPort(coturn_admin, "--coturn-admin");
     if (!hp.ok()) return Usage(std::string(hp.status().message()));
@@ -171,14 +221,16 @@ int main(int argc, char** argv) {
   }
   std::optional<HostPort> metrics_address;
   if (!metrics_listen.empty()) {
-    auto hp = ParseHostPort(metrics_listen, "--metrics-listen", /*allow_port_zero=*/true);
+    auto hp = ParseHostPort(metrics_listen, "--metrics-listen",
+                            /*allow_port_zero=*/true);
     if (!hp.ok()) return Usage(std::string(hp.status().message()));
     metrics_address = *hp;
   }
   channel.keepalive_time_ms = static_cast<int>(keepalive_s * 1000);
   channel.max_reconnect_backoff_ms = static_cast<int>(watch.backoff.max_ms);
   auto grpc_channel = MakeChannel(channel);
-  if (!grpc_channel.ok()) return Usage(std::string(grpc_channel.status().message()));
+  if (!grpc_channel.ok())
+    return Usage(std::string(grpc_channel.status().message()));
   sync.cancel_sessions = admin_address.has_value();
   watch.realms = sync.realms;
   watch.farm = sync.farm;
@@ -208,20 +260,22 @@ int main(int argc, char** argv) {
   std::unique_ptr<SessionCanceller> canceller;
   if (admin_address) {
     canceller_redis = std::make_unique<HiredisClient>(redis_options);
-    cli = std::make_unique<CoturnCli>(CoturnCliOptions{*admin_address, admin_password});
-    canceller = std::make_unique<SessionCanceller>(SessionCancellerOptions{},
-                                                   canceller_redis.get(),
-                                                   SyncKeys::For(sync.name), cli.get(), clock,
-                                                   &metrics);
-    credential_sync.SetCancellationListener([c = canceller.get()] { c->Notify(); });
+    cli = std::make_unique<CoturnCli>(
+        CoturnCliOptions{*admin_address, admin_password});
+    canceller = std::make_unique<SessionCanceller>(
+        SessionCancellerOptions{}, canceller_redis.get(),
+        SyncKeys::For(sync.name), cli.get(), clock, &metrics);
+    credential_sync.SetCancellationListener(
+        [c = canceller.get()] { c->Notify(); });
   }
 
   MetricsServer metrics_server;
   if (metrics_address) {
     const int64_t grace_ms = unhealthy_after_s * 1000;
-    auto s = metrics_server.Start(*metrics_address, &registry, [&metrics, clock, grace_ms] {
-      return metrics.Healthy(clock->NowMs(), grace_ms);
-    });
+    auto s = metrics_server.Start(
+        *metrics_address, &registry, [&metrics, clock, grace_ms] {
+          return metrics.Healthy(clock->NowMs(), grace_ms);
+        });
     if (!s.ok()) {
       LogError("cannot start the metrics server").Kv("error", StatusLine(s));
       return 1;
@@ -229,7 +283,8 @@ int main(int argc, char** argv) {
   }
 
   std::string realms;
-  for (const std::string& r : sync.realms) StrAppend(&realms, realms.empty() ? "" : ",", r);
+  for (const std::string& r : sync.realms)
+    StrAppend(&realms, realms.empty() ? "" : ",", r);
   LogInfo("turn-credential-sync starting")
       .Kv("sync", sync.name)
       .Kv("broker", channel.target)
@@ -241,18 +296,21 @@ int main(int argc, char** argv) {
   if (canceller) canceller->Start();
   loop.Start();
   // Tools and tests read the metrics port from this line.
-  std::printf("turn-credential-sync running sync=%s metrics=%s\n", sync.name.c_str(),
-              metrics_address
-                  ? StrCat(metrics_address->host, ":", metrics_server.port()).c_str()
-                  : "off");
+  std::printf(
+      "turn-credential-sync running sync=%s metrics=%s\n", sync.name.c_str(),
+      metrics_address
+          ? StrCat(metrics_address->host, ":", metrics_server.port()).c_str()
+          : "off");
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&signals, &sig);
-  LogInfo("signal received").Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  LogInfo("signal received")
+      .Kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   loop.Stop();
   if (canceller) canceller->Stop();
   metrics_server.Stop();
-  LogInfo("turn-credential-sync stopped").Kv("revision", credential_sync.position().revision);
+  LogInfo("turn-credential-sync stopped")
+      .Kv("revision", credential_sync.position().revision);
   return 0;
 }

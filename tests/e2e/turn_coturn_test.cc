@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -213,6 +214,18 @@ TEST(TurnSyncCommandLineTest, HelpDocumentsEveryFlagAndBadFlagsStopIt) {
       {BuiltBinary("turn-credential-sync"), "--realm", "bad realm"});
   EXPECT_EQ(bad_realm.exit_code, 2);
   EXPECT_NE(bad_realm.output.find("--realm"), std::string::npos);
+  TempDir dir;
+  const std::string password_file = dir.File("cli-password");
+  std::ofstream(password_file) << kCliPassword << "\n";
+  RunResult file_without_admin = turnbroker::testing::Run(
+      {BuiltBinary("turn-credential-sync"), "--realm", "r",
+       "--coturn-admin-password-file", password_file});
+  EXPECT_EQ(file_without_admin.exit_code, 2);
+  EXPECT_NE(file_without_admin.output.find("--coturn-admin-password-file"),
+            std::string::npos);
+  EXPECT_NE(file_without_admin.output.find("--coturn-admin "),
+            std::string::npos)
+      << file_without_admin.output;
 }
 
 }  // namespace
