@@ -142,6 +142,31 @@ TEST_F(AgentApiTest, BrokerRefusalsMapToGatewayAndConflictCodes) {
   Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 400);
 }
 
+TEST_F(AgentApiTest, AnUnexpectedBrokerErrorIs500AndHandsOutNothing) {
+  // Neither transient (retried, 503) nor a refusal with a mapping of its own.
+  broker_.FailNextPublishes(1, absl::DataLossError("fake: store damaged"));
+  ApiResponse r =
+      Call("POST", "/v1/credentials", R"({"impu":"sip:alice@example.org"})");
+  json j = Error(r, 500);
+  EXPECT_EQ(j["code"], "INTERNAL");
+  EXPECT_EQ(j["error"], "fake: store damaged");
+  EXPECT_FALSE(j.contains("field"));
+  EXPECT_TRUE(r.headers.empty()) << "no Retry-After: not a matter of waiting";
+  EXPECT_EQ(r.body.find("password"), std::string::npos);
+  EXPECT_EQ(issuer_->live_credentials(), 0u);
+  // The same for a refresh.
+  std::string u = Issue("sip:bob@example.org");
+  broker_.FailNextPublishes(1,
+                            absl::UnimplementedError("fake: no Publish here"));
+  EXPECT_EQ(
+      Error(Call("POST", "/v1/credentials/" + u + "/refresh"), 500)["code"],
+      "INTERNAL");
+  EXPECT_NE(Call("GET", "/metrics")
+                .body.find("pcscf_turn_agent_requests_total{route=\"issue\","
+                           "code=\"5xx\"} 1"),
+            std::string::npos);
+}
+
 TEST_F(AgentApiTest, RefreshAnswers201WithANewCredential) {
   std::string u = Issue("sip:alice@example.org");
   ApiResponse r = Call("POST", "/v1/credentials/" + u + "/refresh", R"({"ttl":120})");

@@ -62,8 +62,8 @@ TEST(MinterTest, UsernamesAreUniqueOverAMillion) {
   EXPECT_EQ(DuplicatesAmong<16>(1'000'000, &Minter::MintUsername), 0u);
 }
 
-TEST(MinterTest, PasswordsAreUniqueOverAHundredThousand) {
-  EXPECT_EQ(DuplicatesAmong<24>(100'000, &Minter::MintPassword), 0u);
+TEST(MinterTest, PasswordsAreUniqueOverAMillion) {
+  EXPECT_EQ(DuplicatesAmong<24>(1'000'000, &Minter::MintPassword), 0u);
 }
 
 TEST(MinterTest, MintedUsernamesPassTheBrokersValidation) {
