@@ -9,6 +9,13 @@ pids=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# run_secret SECRET CMD...: like run, with SECRET on CMD's stdin (for
+# turnbrokerctl's `--password -`), so it is neither on screen nor in ps.
+run_secret() {
+  local secret=$1; shift
+  printf '$ echo (password hidden) | %s\n' "$*"
+  printf '%s\n' "$secret" | "$@"
+}
 
 # A free TCP+UDP port on 127.0.0.1 (and the next one, for TURN servers).
 free_port() {

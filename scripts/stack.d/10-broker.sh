@@ -13,8 +13,9 @@ stack_demo_broker() {
   "$CTL" watch >"$STACK_DIR/watch.log" 2>&1 &
   local watcher=$!
   sleep 0.3
-  run "$CTL" publish --realm demo.example.org --username demo-user --password demo-pass \
-    --ttl 600 --subscriber sip:demo@demo.example.org
+  # The password goes on stdin (--password -): not on screen, not in ps.
+  run_secret demo-pass "$CTL" publish --realm demo.example.org --username demo-user \
+    --password - --ttl 600 --subscriber sip:demo@demo.example.org
   run "$CTL" get --username demo-user
   run "$CTL" revoke --username demo-user --reason demo
   run "$CTL" get --username demo-user || echo "(get fails after revoke, exit code $?)"

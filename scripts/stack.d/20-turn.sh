@@ -46,7 +46,7 @@ turn_allocate() {
     -p "$TURN_PORT" 127.0.0.1 >"$log" 2>&1 &
   client=$!
   for _ in $(seq 50); do
-    if grep -q "Received relay addr" "$log"; then
+    if grep -qs "Received relay addr" "$log"; then
       kill "$client" 2>/dev/null || true
       wait "$client" 2>/dev/null || true
       return 0
@@ -69,8 +69,9 @@ stack_demo_turn() {
   local user="wic-$RANDOM$RANDOM" pass key
   pass=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
   key="turn/realm/$TURN_REALM/user/$user/key"
-  run "$CTL" publish --realm "$TURN_REALM" --username "$user" --password "$pass" --ttl 600 \
-    --subscriber "sip:alice@$TURN_REALM" --issuer pcscf-demo
+  # The password goes on stdin (--password -): not on screen, not in ps.
+  run_secret "$pass" "$CTL" publish --realm "$TURN_REALM" --username "$user" --password - \
+    --ttl 600 --subscriber "sip:alice@$TURN_REALM" --issuer pcscf-demo
   for _ in $(seq 50); do turn_key_present "$user" && break; sleep 0.1; done
   echo "coturn's Redis now holds (HA1 as hex, absolute expiry in Unix ms):"
   run redis-cli -p "$REDIS_PORT" get "$key"

@@ -59,7 +59,8 @@ stack_demo_pcscf() {
     if turn_allocate "$user" "$pass"; then
       echo "turnutils_uclient with the credential from the 200 OK: allocation ACCEPTED by coturn"
     else
-      echo "turnutils_uclient: allocation REFUSED (unexpected)"
+      echo "turnutils_uclient: allocation REFUSED (unexpected)" >&2
+      return 1
     fi
   else
     echo "(no TURN side in this stack: scripts/stack.d/20-turn.sh adds coturn)"
@@ -71,7 +72,8 @@ stack_demo_pcscf() {
   if ((turn)); then
     for _ in $(seq 50); do turn_key_present "$user" || break; sleep 0.1; done
     if turn_allocate "$user" "$pass"; then
-      echo "turnutils_uclient: allocation still ACCEPTED (unexpected)"
+      echo "turnutils_uclient: allocation still ACCEPTED (unexpected)" >&2
+      return 1
     else
       echo "turnutils_uclient with the same credential: allocation REFUSED by coturn"
     fi
