@@ -254,7 +254,8 @@ int main(int argc, char** argv) {
       key.assign(reinterpret_cast<const char*>(k.data()), k.size());
     }
     cred.set_key(key);
-    cred.set_expires_at_ms(Clock::System()->NowMs() + ttl * 1000);
+    cred.set_issued_at_ms(Clock::System()->NowMs());
+    cred.set_expires_at_ms(cred.issued_at_ms() + ttl * 1000);
     for (auto& s : scopes) cred.add_scopes(s);
     v1::PublishRequest req;
     *req.add_credentials() = cred;

@@ -108,12 +108,18 @@ absl::Status ValidateCredential(const v1::Credential& c,
                    StrCat("is not in the future (", c.expires_at_ms(),
                                 " <= now ", now_ms, ")"));
   }
-  int64_t ttl = c.expires_at_ms() - now_ms;
-  if (ttl < limits.min_ttl_ms || ttl > limits.max_ttl_ms) {
+  // The shortest lifetime is the one the publisher gave (from issued_at,
+  // when set), so a credential of exactly --min-ttl is not refused for the
+  // milliseconds it spent on its way here; the longest is counted from now.
+  int64_t remaining = c.expires_at_ms() - now_ms;
+  int64_t lifetime = c.issued_at_ms() > 0 && c.issued_at_ms() <= now_ms
+                         ? c.expires_at_ms() - c.issued_at_ms()
+                         : remaining;
+  if (lifetime < limits.min_ttl_ms || remaining > limits.max_ttl_ms) {
     return Invalid(sub("expires_at_ms"),
-                   StrCat("lifetime ", ttl, " ms is outside the allowed ",
-                                limits.min_ttl_ms, "..", limits.max_ttl_ms,
-                                " ms"));
+                   StrCat("lifetime ", lifetime < limits.min_ttl_ms ? lifetime : remaining,
+                          " ms is outside the allowed ", limits.min_ttl_ms, "..",
+                          limits.max_ttl_ms, " ms"));
   }
   if (c.issued_at_ms() < 0 || c.issued_at_ms() > c.expires_at_ms()) {
     return Invalid(sub("issued_at_ms"), "must be 0 or between 0 and expires_at_ms");
