@@ -81,6 +81,21 @@ TEST(CredentialValidationTest, ExpiryInThePastOrTtlOutOfBounds) {
   EXPECT_TRUE(Check(c).ok());
 }
 
+TEST(CredentialValidationTest, MinimumTtlCountsFromIssuedAtSoTransitTimeDoesNotRefuseIt) {
+  auto c = Valid(kNow);
+  // Issued 5 ms ago with exactly the minimum lifetime: accepted.
+  c.set_issued_at_ms(kNow - 5);
+  c.set_expires_at_ms(c.issued_at_ms() + CredentialLimits{}.min_ttl_ms);
+  EXPECT_TRUE(Check(c).ok()) << Check(c);
+  // The same without issued_at has only 995 ms left: refused.
+  c.set_issued_at_ms(0);
+  ExpectInvalid(c, "expires_at_ms");
+  // issued_at cannot stretch the maximum: that counts from now.
+  c.set_issued_at_ms(kNow - 60'000);
+  c.set_expires_at_ms(kNow + CredentialLimits{}.max_ttl_ms + 1);
+  ExpectInvalid(c, "expires_at_ms");
+}
+
 TEST(CredentialValidationTest, OptionalFields) {
   auto c = Valid(kNow);
   c.set_subscriber(std::string(257, 's'));
