@@ -8,9 +8,11 @@
  *     are the gRPC / absl status codes, so they never change.
  *   - Errors come with a message in a caller-owned buffer (`err`, `err_len`;
  *     both may be 0/NULL). The message names the field at fault.
- *   - Structs the caller fills start with `struct_size` (set it to
- *     sizeof(the struct)): fields are only ever appended, and the library
- *     reads only the fields the caller's version knows.
+ *   - Every struct crossing the ABI starts with `struct_size`, which the
+ *     caller sets to sizeof(the struct) as its header declares it: fields
+ *     are only ever appended, and the library reads (options) or writes
+ *     (pcscf_turn_credential) only the fields both versions know. A
+ *     struct_size too small for the first version is INVALID_ARGUMENT.
  *   - A handle is thread-safe: any number of SIP worker threads may call it
  *     at once; concurrent publishes share broker calls (batching).
  *   - Calls that talk to the broker block the calling thread until the
@@ -69,9 +71,14 @@ typedef struct pcscf_turn_options {
   int64_t revoke_timeout_ms;  /* 0: 800 */
 } pcscf_turn_options;
 
-/* One issued credential. The library fills it; release its memory with
- * pcscf_turn_credential_clear() (which also wipes the password). */
+/* One issued credential, filled by pcscf_turn_issue/refresh; release its
+ * memory with pcscf_turn_credential_clear() (which also wipes the password).
+ * Before the first call, zero it and set struct_size (or initialize it with
+ * PCSCF_TURN_CREDENTIAL_INIT); the library writes only the fields within
+ * struct_size that it knows, and never changes struct_size, so the struct
+ * can be cleared and filled again. */
 typedef struct pcscf_turn_credential {
+  size_t struct_size; /* sizeof(pcscf_turn_credential); set by the caller */
   char* username;
   char* password;
   char* realm;
@@ -81,6 +88,11 @@ typedef struct pcscf_turn_credential {
   int64_t ttl_s;           /* seconds left */
   int32_t reused;          /* 1: handed out again at re-REGISTER */
 } pcscf_turn_credential;
+
+/* pcscf_turn_credential c = PCSCF_TURN_CREDENTIAL_INIT; (every field, so
+ * -Wmissing-field-initializers stays quiet; grows with the struct) */
+#define PCSCF_TURN_CREDENTIAL_INIT \
+  { sizeof(pcscf_turn_credential), NULL, NULL, NULL, NULL, 0, 0, 0 }
 
 /* "1.0.0": the library version. */
 const char* pcscf_turn_version(void);
@@ -95,7 +107,8 @@ void pcscf_turn_close(pcscf_turn* handle);
 
 /* A credential for a registration of `impu` (IMPU; required). `impi` may be
  * NULL. ttl_s 0: the default. Reuses the current one at re-REGISTER when the
- * policy allows. On success fills *out (clear it later). */
+ * policy allows. On success fills *out (clear it later); out->struct_size
+ * must be set (INVALID_ARGUMENT naming out.struct_size otherwise). */
 pcscf_turn_status pcscf_turn_issue(pcscf_turn* handle, const char* impu,
                                    const char* impi, int64_t ttl_s,
                                    pcscf_turn_credential* out, char* err,
@@ -120,8 +133,9 @@ pcscf_turn_status pcscf_turn_revoke_subscriber(pcscf_turn* handle,
 /* 1 if the broker answered a status request within timeout_ms, else 0. */
 int pcscf_turn_broker_reachable(pcscf_turn* handle, int64_t timeout_ms);
 
-/* Frees and wipes what a successful issue/refresh put in *credential;
- * safe on a zeroed struct and twice. */
+/* Frees and wipes what a successful issue/refresh put in *credential and
+ * zeroes its fields (struct_size is kept); safe on a zeroed struct, on one
+ * a call failed to fill, and twice. */
 void pcscf_turn_credential_clear(pcscf_turn_credential* credential);
 
 #ifdef __cplusplus

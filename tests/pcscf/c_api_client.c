@@ -28,10 +28,13 @@ int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len) {
     return 2;
   }
 
-  pcscf_turn_credential first, again, fresh;
-  memset(&first, 0, sizeof first);
-  memset(&again, 0, sizeof again);
+  /* Both ways of preparing the output struct: the initializer macro, or
+   * zeroing it and setting struct_size. */
+  pcscf_turn_credential first = PCSCF_TURN_CREDENTIAL_INIT;
+  pcscf_turn_credential again = PCSCF_TURN_CREDENTIAL_INIT;
+  pcscf_turn_credential fresh;
   memset(&fresh, 0, sizeof fresh);
+  fresh.struct_size = sizeof fresh;
   int step = 0;
   if (pcscf_turn_issue(h, "sip:carol@example.org", "carol@example.org", 600, &first, err,
                        err_len) != PCSCF_TURN_OK) {
@@ -65,6 +68,7 @@ int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len) {
   pcscf_turn_credential_clear(&fresh);
   pcscf_turn_credential_clear(&fresh); /* twice is safe */
   if (first.username != NULL || first.password != NULL) step = step ? step : 11;
+  if (first.struct_size != sizeof first) step = step ? step : 12; /* kept */
   pcscf_turn_close(h);
   return step;
 }

@@ -95,8 +95,7 @@ TEST(CApiTest, CallsCheckTheirArguments) {
   pcscf_turn* h = OpenWithoutBroker();
   ASSERT_NE(h, nullptr);
   char err[256];
-  pcscf_turn_credential c;
-  std::memset(&c, 0, sizeof c);
+  pcscf_turn_credential c = PCSCF_TURN_CREDENTIAL_INIT;
   EXPECT_EQ(pcscf_turn_issue(nullptr, "sip:a@x", nullptr, 0, &c, err, sizeof err),
             PCSCF_TURN_INVALID_ARGUMENT);
   EXPECT_EQ(pcscf_turn_issue(h, nullptr, nullptr, 0, &c, err, sizeof err),
@@ -123,11 +122,75 @@ TEST(CApiTest, BrokerDownIsUnavailableAndHandsOutNothing) {
   ASSERT_NE(h, nullptr);
   char err[256];
   EXPECT_EQ(pcscf_turn_broker_reachable(h, 300), 0);
-  pcscf_turn_credential c;
-  std::memset(&c, 0, sizeof c);
+  pcscf_turn_credential c = PCSCF_TURN_CREDENTIAL_INIT;
   EXPECT_EQ(pcscf_turn_issue(h, "sip:a@x", nullptr, 0, &c, err, sizeof err),
             PCSCF_TURN_UNAVAILABLE);
   EXPECT_EQ(c.password, nullptr);
+  pcscf_turn_close(h);
+}
+
+TEST(CApiTest, TheCredentialStructMustCarryItsSize) {
+  pcscf_turn* h = OpenWithoutBroker();
+  ASSERT_NE(h, nullptr);
+  char err[256];
+  pcscf_turn_credential c;
+  std::memset(&c, 0, sizeof c);  // struct_size not set
+  EXPECT_EQ(pcscf_turn_issue(h, "sip:a@x", nullptr, 0, &c, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_STREQ(err, "out.struct_size: set it to sizeof(pcscf_turn_credential)");
+  EXPECT_EQ(pcscf_turn_refresh(h, "unknownusername1", 0, &c, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_STREQ(err, "out.struct_size: set it to sizeof(pcscf_turn_credential)");
+  c.struct_size = offsetof(pcscf_turn_credential, reused);  // cut short
+  EXPECT_EQ(pcscf_turn_issue(h, "sip:a@x", nullptr, 0, &c, err, sizeof err),
+            PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(c.username, nullptr);
+  pcscf_turn_credential_clear(&c);  // never filled: a no-op
+  EXPECT_EQ(c.struct_size, offsetof(pcscf_turn_credential, reused));
+  pcscf_turn_close(h);
+}
+
+// A caller built against a later header whose credential has more fields:
+// the library fills what it knows and never writes past it.
+struct LaterCredential {
+  pcscf_turn_credential v1;
+  int64_t later_field;
+};
+
+TEST(CApiTest,
+     ALaterCallersLargerCredentialIsFilledOnlyAsFarAsTheLibraryKnows) {
+  TempDir dir;
+  BrokerProcess broker(dir, {"--ephemeral"});
+  pcscf_turn_options o = Options(broker.address());
+  o.reuse = -1;  // the default: reuse at re-REGISTER
+  pcscf_turn* h = nullptr;
+  char err[256];
+  ASSERT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_OK) << err;
+  LaterCredential later;
+  std::memset(&later, 0, sizeof later);
+  later.v1.struct_size = sizeof later;
+  later.later_field = 0x5eed;
+  ASSERT_EQ(pcscf_turn_issue(h, "sip:later@example.org", nullptr, 0, &later.v1,
+                             err, sizeof err),
+            PCSCF_TURN_OK)
+      << err;
+  EXPECT_EQ(std::strlen(later.v1.username), 16u);
+  EXPECT_EQ(std::strlen(later.v1.password), 24u);
+  EXPECT_EQ(later.v1.struct_size, sizeof later)
+      << "struct_size is the caller's";
+  EXPECT_EQ(later.later_field, 0x5eed) << "a field this library does not know";
+  pcscf_turn_credential_clear(&later.v1);
+  EXPECT_EQ(later.v1.username, nullptr);
+  EXPECT_EQ(later.v1.password, nullptr);
+  EXPECT_EQ(later.v1.struct_size, sizeof later);
+  EXPECT_EQ(later.later_field, 0x5eed);
+  // Cleared, it can be filled again.
+  ASSERT_EQ(pcscf_turn_issue(h, "sip:later@example.org", nullptr, 0, &later.v1,
+                             err, sizeof err),
+            PCSCF_TURN_OK)
+      << err;
+  EXPECT_EQ(later.v1.reused, 1);
+  pcscf_turn_credential_clear(&later.v1);
   pcscf_turn_close(h);
 }
 

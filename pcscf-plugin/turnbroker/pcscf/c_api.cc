@@ -2,6 +2,7 @@
 // or type crosses it.
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -47,10 +48,37 @@ char* Dup(const std::string& s) {
   ((opts)->struct_size >= offsetof(pcscf_turn_options, field) + \
                               sizeof((opts)->field))
 
+// The first version of pcscf_turn_credential ends at `reused`: a caller's
+// struct must hold at least that much.
+constexpr size_t kCredentialV1Size =
+    offsetof(pcscf_turn_credential, reused) + sizeof(int32_t);
+
+// Bytes of the caller's credential struct that this library may touch: what
+// both its version and ours know.
+size_t CredentialBytes(const pcscf_turn_credential* c) {
+  return std::min(c->struct_size, sizeof(pcscf_turn_credential));
+}
+
+// Zeroes every field after struct_size that both versions know.
+void ZeroCredential(pcscf_turn_credential* c) {
+  size_t n = CredentialBytes(c);
+  constexpr size_t kFirst = offsetof(pcscf_turn_credential, username);
+  if (n > kFirst)
+    std::memset(reinterpret_cast<char*>(c) + kFirst, 0, n - kFirst);
+}
+
+absl::Status CheckCredentialStruct(const pcscf_turn_credential* out) {
+  if (out->struct_size < kCredentialV1Size) {
+    return absl::InvalidArgumentError(
+        "out.struct_size: set it to sizeof(pcscf_turn_credential)");
+  }
+  return absl::OkStatus();
+}
+
 pcscf_turn_status Fill(const turnbroker::pcscf::Issuer& issuer,
                        const IssuedCredential& c, pcscf_turn_credential* out,
                        char* err, size_t err_len) {
-  std::memset(out, 0, sizeof *out);
+  ZeroCredential(out);
   out->username = Dup(c.username);
   out->password = Dup(c.password);
   out->realm = Dup(c.realm);
@@ -133,6 +161,8 @@ pcscf_turn_status pcscf_turn_issue(pcscf_turn* h, const char* impu,
   if (!h || !out)
     return Fail(absl::InvalidArgumentError("handle, out: must not be NULL"), err, err_len);
   if (!impu) return Fail(absl::InvalidArgumentError("impu: must not be NULL"), err, err_len);
+  if (auto s = CheckCredentialStruct(out); !s.ok())
+    return Fail(s, err, err_len);
   auto& issuer = h->service->issuer();
   auto c = issuer.Issue(impu, impi ? impi : "", ttl_s);
   if (!c.ok()) return Fail(c.status(), err, err_len);
@@ -146,6 +176,8 @@ pcscf_turn_status pcscf_turn_refresh(pcscf_turn* h, const char* username,
     return Fail(absl::InvalidArgumentError("handle, out: must not be NULL"), err, err_len);
   if (!username)
     return Fail(absl::InvalidArgumentError("username: must not be NULL"), err, err_len);
+  if (auto s = CheckCredentialStruct(out); !s.ok())
+    return Fail(s, err, err_len);
   auto& issuer = h->service->issuer();
   auto c = issuer.Refresh(username, ttl_s);
   if (!c.ok()) return Fail(c.status(), err, err_len);
@@ -177,13 +209,14 @@ int pcscf_turn_broker_reachable(pcscf_turn* h, int64_t timeout_ms) {
 }
 
 void pcscf_turn_credential_clear(pcscf_turn_credential* c) {
-  if (!c) return;
+  // Too short for the first version: never filled (issue/refresh refuse it).
+  if (!c || c->struct_size < kCredentialV1Size) return;
   if (c->password) OPENSSL_cleanse(c->password, std::strlen(c->password));
   std::free(c->username);
   std::free(c->password);
   std::free(c->realm);
   std::free(c->header);
-  std::memset(c, 0, sizeof *c);
+  ZeroCredential(c);
 }
 
 }  // extern "C"
