@@ -228,7 +228,9 @@ std::vector<std::string> g_broker_flags;
 bool g_library_publisher = false;
 
 // --latency-trace: one line per credential of the first latency run,
-// "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>",
+// "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>
+// <issued us>" (all from the scheduled time; issued: when the load generator
+// actually sent it),
 // to see whether a tail is periodic (a stall) or spread (CPU queueing).
 std::string g_latency_trace;
 
@@ -248,7 +250,7 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
     library_client = pcscf::NewGrpcBrokerClient(channel);
     library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
   }
-  std::vector<int64_t> scheduled(n), acked(n, 0);
+  std::vector<int64_t> scheduled(n), issued(n, 0), acked(n, 0);
   std::atomic<size_t> done{0};
   struct Call {
     grpc::ClientContext ctx;
@@ -263,6 +265,7 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
     // threads and the watchers and shows up as multi-millisecond tails.
     int64_t wait = scheduled[i] - NowUs();
     if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+    issued[i] = NowUs();
     if (library) {
       v1::Credential c;
       FillCredential(&c, i, now_ms);
@@ -310,7 +313,7 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
         slowest = std::max(slowest, a);
       }
       out << (scheduled[i] - t0) / 1000 << ' ' << (acked[i] ? acked[i] - scheduled[i] : -1) << ' '
-          << first << ' ' << slowest << '\n';
+          << first << ' ' << slowest << ' ' << issued[i] - scheduled[i] << '\n';
     }
     g_latency_trace.clear();  // the first run only
   }
