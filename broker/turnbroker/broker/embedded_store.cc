@@ -15,8 +15,7 @@ constexpr int64_t kCompactionIntervalMs = 1'000;
 // Credentials expired per maintenance pass (bounds a pass's lock hold).
 constexpr size_t kMaxExpiryPerPass = 50'000;
 
-size_t Weight(const std::variant<const v1::PublishRequest*,
-                                 const v1::RevokeRequest*>& r) {
+size_t Weight(const std::variant<const v1::PublishRequest*, const v1::RevokeRequest*>& r) {
   if (auto* p = std::get_if<const v1::PublishRequest*>(&r))
     return std::max(1, (*p)->credentials_size());
   return 1;
@@ -26,9 +25,8 @@ size_t Weight(const std::variant<const v1::PublishRequest*,
 
 struct EmbeddedStore::Metrics {
   explicit Metrics(MetricsRegistry* r)
-      : commit_seconds(
-            r->AddHistogram("turnbroker_store_commit_seconds",
-                            "Time to write and sync one commit group")),
+      : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
+                                       "Time to write and sync one commit group")),
         commit_groups(r->AddCounter("turnbroker_store_commit_groups_total",
                                     "Commit groups written")),
         changes(r->AddCounter("turnbroker_store_changes_total",
@@ -53,16 +51,14 @@ absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(
   std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(
       std::move(journal), options, clock, metrics, std::move(on_failure)));
   if (auto s = store->journal_->Recover(store->state_.get()); !s.ok()) return s;
-  store->delivery_thread_ =
-      std::thread([s = store.get()] { s->DeliveryLoop(); });
   store->thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
   return store;
 }
 
-EmbeddedStore::EmbeddedStore(
-    std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
-    const Clock* clock, MetricsRegistry* metrics,
-    std::function<void(const absl::Status&)> on_failure)
+EmbeddedStore::EmbeddedStore(std::unique_ptr<Journal> journal,
+                             const EmbeddedStoreOptions& options,
+                             const Clock* clock, MetricsRegistry* metrics,
+                             std::function<void(const absl::Status&)> on_failure)
     : options_(options),
       journal_(std::move(journal)),
       state_(std::make_unique<CredentialState>(options.state, clock)),
@@ -79,46 +75,9 @@ void EmbeddedStore::Shutdown() {
     stopping_ = true;
   }
   cv_.notify_all();
-  // The commit thread commits everything queued before it exits; then the
-  // delivery thread answers all of it.
+  // The commit thread answers everything queued before it exits.
   std::lock_guard<std::mutex> lock(join_mu_);
   if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard<std::mutex> dl(delivery_mu_);
-    delivery_stopping_ = true;
-  }
-  delivery_cv_.notify_one();
-  if (delivery_thread_.joinable()) delivery_thread_.join();
-}
-
-void EmbeddedStore::Deliver(std::vector<std::function<void()>> answers,
-                            bool committed) {
-  {
-    std::lock_guard<std::mutex> lock(delivery_mu_);
-    deliveries_.push_back(Delivery{std::move(answers), committed});
-  }
-  delivery_cv_.notify_one();
-}
-
-void EmbeddedStore::DeliveryLoop() {
-  std::vector<Delivery> batch;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(delivery_mu_);
-      delivery_cv_.wait(
-          lock, [this] { return !deliveries_.empty() || delivery_stopping_; });
-      if (deliveries_.empty()) break;  // stopping, and all delivered
-      batch.swap(deliveries_);
-    }
-    // Watchers first: the credential is on its way to the TURN side before
-    // its publisher hears that it was committed.
-    bool committed = false;
-    for (const Delivery& d : batch) committed |= d.committed;
-    if (committed) state_->NotifyCommitted();
-    for (Delivery& d : batch)
-      for (auto& answer : d.answers) answer();
-    batch.clear();
-  }
 }
 
 absl::Status EmbeddedStore::Enqueue(Op op) {
@@ -130,8 +89,7 @@ absl::Status EmbeddedStore::Enqueue(Op op) {
     if (stopping_) return absl::UnavailableError("broker is shutting down");
     if (queue_.size() >= options_.max_queue) {
       return absl::ResourceExhaustedError(
-          StrCat("commit queue full (", options_.max_queue,
-                 " requests); retry with backoff"));
+          StrCat("commit queue full (", options_.max_queue, " requests); retry with backoff"));
     }
     queue_.push_back(std::move(op));
     metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
@@ -140,8 +98,7 @@ absl::Status EmbeddedStore::Enqueue(Op op) {
   return absl::OkStatus();
 }
 
-void EmbeddedStore::Publish(const v1::PublishRequest* request,
-                            PublishDone done) {
+void EmbeddedStore::Publish(const v1::PublishRequest* request, PublishDone done) {
   if (auto s = Enqueue(PublishOp{request, done}); !s.ok()) done(s);
 }
 
@@ -154,8 +111,8 @@ void EmbeddedStore::CommitLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      int64_t wait_ms =
-          std::max<int64_t>(0, next_maintenance_ms_ - state_->clock()->NowMs());
+      int64_t wait_ms = std::max<int64_t>(
+          0, next_maintenance_ms_ - state_->clock()->NowMs());
       cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                    [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty() && stopping_) break;
@@ -177,8 +134,8 @@ void EmbeddedStore::CommitLoop() {
 void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
                                 const std::vector<Revision>& compact) {
   if (failed_.load()) {
-    absl::Status s = absl::UnavailableError(StrCat(
-        "store failed (", failure_.message(), "); the broker is restarting"));
+    absl::Status s = absl::UnavailableError(
+        StrCat("store failed (", failure_.message(), "); the broker is restarting"));
     for (Op& op : ops) std::visit([&](auto& o) { o.done(s); }, op);
     return;
   }
@@ -186,10 +143,8 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
   std::vector<absl::StatusOr<v1::PublishResponse>> published;
   std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
   for (Op& op : ops) {
-    if (auto* p = std::get_if<PublishOp>(&op))
-      published.push_back(planner.Publish(*p->request));
-    else
-      revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
+    if (auto* p = std::get_if<PublishOp>(&op)) published.push_back(planner.Publish(*p->request));
+    else revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
   }
   std::vector<Change> changes = planner.TakeChanges();
 
@@ -205,8 +160,7 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
       if (on_failure_) on_failure_(s);
       dead_.insert(dead_.end(), compact.begin(), compact.end());
       absl::Status refused = absl::UnavailableError(
-          StrCat("store failed (", s.message(),
-                 "); nothing of this request was applied"));
+          StrCat("store failed (", s.message(), "); nothing of this request was applied"));
       for (Op& op : ops) std::visit([&](auto& o) { o.done(refused); }, op);
       return;
     }
@@ -218,29 +172,22 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
   }
 
   const std::string& epoch = state_->epoch();
-  std::vector<std::function<void()>> answers;
-  answers.reserve(ops.size());
   size_t pi = 0, ri = 0;
   for (Op& op : ops) {
     if (auto* p = std::get_if<PublishOp>(&op)) {
       auto& r = published[pi++];
       if (r.ok()) r->set_epoch(epoch);
-      answers.push_back([done = std::move(p->done),
-                         r = std::move(r)]() mutable { done(std::move(r)); });
+      p->done(std::move(r));
     } else {
       auto& r = revoked[ri++];
       if (r.ok()) r->set_epoch(epoch);
-      answers.push_back([done = std::move(std::get<RevokeOp>(op).done),
-                         r = std::move(r)]() mutable { done(std::move(r)); });
+      std::get<RevokeOp>(op).done(std::move(r));
     }
   }
-  if (!answers.empty() || !changes.empty())
-    Deliver(std::move(answers), !changes.empty());
 }
 
 void EmbeddedStore::Maintain() {
-  next_maintenance_ms_ =
-      state_->clock()->NowMs() + options_.maintenance_interval_ms;
+  next_maintenance_ms_ = state_->clock()->NowMs() + options_.maintenance_interval_ms;
   size_t expired = state_->Expire(kMaxExpiryPerPass);
   metrics_->expired->Inc(expired);
   if (expired == kMaxExpiryPerPass) next_maintenance_ms_ = 0;  // more to do

@@ -1,11 +1,8 @@
 // The embedded store: the broker's default, needing no other service. One
 // commit thread takes every queued Publish and Revoke, plans them against the
 // state (GroupPlanner), writes them to the journal in one transaction (group
-// commit: one fsync for many requests) and applies them to the state. A
-// delivery thread then tells the watchers (one round for every group committed
-// since its last round) and answers the requests, so the commit thread is
-// already syncing the next group while the last one is sent out. The commit
-// thread also expires credentials and compacts the journal.
+// commit: one fsync for many requests), applies them to the state, then
+// answers them. It also expires credentials and compacts the journal.
 #ifndef TURNBROKER_BROKER_EMBEDDED_STORE_H_
 #define TURNBROKER_BROKER_EMBEDDED_STORE_H_
 
@@ -51,9 +48,8 @@ class EmbeddedStore : public Store {
   ~EmbeddedStore() override;  // Shutdown()
 
   // `done` may be called inline when the request is refused at once
-  // (shutting down, queue full); otherwise on the delivery thread, after the
-  // watchers were told. Shutdown() blocks until every request queued before
-  // it is answered.
+  // (shutting down, queue full). Shutdown() blocks until every request
+  // queued before it is answered.
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
   void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
   const CredentialState& state() const override { return *state_; }
@@ -80,9 +76,6 @@ class EmbeddedStore : public Store {
                 std::function<void(const absl::Status&)> on_failure);
   absl::Status Enqueue(Op op);
   void CommitLoop();
-  void DeliveryLoop();
-  // Hands answers to the delivery thread; `committed`: changes were applied.
-  void Deliver(std::vector<std::function<void()>> answers, bool committed);
   void CommitGroup(std::vector<Op>& ops, const std::vector<Revision>& compact);
   void Maintain();
 
@@ -96,21 +89,10 @@ class EmbeddedStore : public Store {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Op> queue_;   // guarded by mu_
+  std::deque<Op> queue_;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   std::mutex join_mu_;
   std::thread thread_;  // guarded by join_mu_ once started
-
-  // Commit thread -> delivery thread.
-  struct Delivery {
-    std::vector<std::function<void()>> answers;
-    bool committed = false;
-  };
-  std::mutex delivery_mu_;
-  std::condition_variable delivery_cv_;
-  std::vector<Delivery> deliveries_;  // guarded by delivery_mu_
-  bool delivery_stopping_ = false;    // guarded by delivery_mu_
-  std::thread delivery_thread_;       // guarded by join_mu_ once started
 
   // Commit thread only.
   std::vector<Revision> dead_;

@@ -252,9 +252,6 @@ void CredentialState::Apply(const std::vector<Change>& changes) {
     }
     TrimHistoryLocked(now);
   }
-}
-
-void CredentialState::NotifyCommitted() const {
   if (listener_) listener_(head());
 }
 

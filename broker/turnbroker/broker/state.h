@@ -111,13 +111,9 @@ class CredentialState {
                            const std::function<bool(const Change&)>& visit) const;
 
   // ---- Writes (the commit thread only) ------------------------------------
-  // Applies committed changes (consecutive revisions after head) and retains
-  // them in the history. Readers see them at once; watchers are told by
-  // NotifyCommitted().
+  // Applies committed changes (consecutive revisions after head), retains
+  // them in the history and calls the commit listener with the new head.
   void Apply(const std::vector<Change>& changes);
-  // Calls the commit listener with the head. Any thread; the store calls it
-  // once for one or more Apply calls (from its delivery thread).
-  void NotifyCommitted() const;
   // During recovery: like Apply, without notifying; `in_history` says whether
   // the change is part of the contiguous log suffix that may be replayed.
   void Recover(const Change& change, int64_t at_ms, bool in_history);
@@ -127,7 +123,7 @@ class CredentialState {
   // Log revisions that no longer hold anything live (superseded, revoked or
   // expired puts; revocations whose tombstones all expired). For compaction.
   std::vector<Revision> TakeDeadRevisions();
-  // Called by NotifyCommitted() with the new head. Set before writes start.
+  // Called (on the commit thread) after each Apply with the new head.
   void SetCommitListener(std::function<void(Revision)> listener);
 
  private:
