@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
       "--no-fsync", [&o] { o.fsync = false; },
       "Do not fsync: survives a crash of the broker, not of the host "
       "(wins over --fsync and TURNBROKER_FSYNC)");
+  app.add_flag("--new-epoch", o.new_epoch,
+               "Give the data directory's store a new epoch at start: after "
+               "restoring a backup, so watchers resync instead of resuming")
+      ->envname(env("NEW_EPOCH"));
   app.add_option("--min-ttl", min_ttl_s,
                  "Shortest credential lifetime accepted, seconds")
       ->envname(env("MIN_TTL"))

@@ -57,6 +57,26 @@ TEST_F(JournalTest, RecoversEverythingAcknowledged) {
   EXPECT_EQ(p->revision(), 6u);
 }
 
+TEST_F(JournalTest, NewEpochKeepsTheDataAndChangesTheEpoch) {
+  std::string epoch = state().epoch();
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000, "r")}).ok());
+  ASSERT_TRUE(RevokeUsername("gone").ok());
+  store_.reset();
+  auto j = OpenSqliteJournal(
+      {.data_dir = dir_.path() + "/data", .fsync = false, .new_epoch = true});
+  ASSERT_TRUE(j.ok()) << j.status();
+  Open(std::move(*j));
+  EXPECT_NE(state().epoch(), epoch);
+  EXPECT_EQ(state().head(), 2u);
+  EXPECT_TRUE(state().Find("r", "a"));
+  EXPECT_EQ(Publish({MakeCredential("gone", kStart + 60'000, "r")}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The new epoch is the store's from now on.
+  std::string renewed = state().epoch();
+  Reopen();
+  EXPECT_EQ(state().epoch(), renewed);
+}
+
 TEST_F(JournalTest, ExpiredWhileDownIsNotRecovered) {
   ASSERT_TRUE(Publish({MakeCredential("short", kStart + 5'000),
                        MakeCredential("long", kStart + 60'000)})

@@ -42,6 +42,12 @@ struct SqliteJournalOptions {
   // fsync each commit (survives power loss); off: survives a crash of the
   // broker, not of the OS.
   bool fsync = true;
+  // Give an existing store a new epoch when it is opened: after restoring a
+  // backup (or a host crash under fsync off) the head may be older than
+  // revisions watchers have seen, and the same revisions would be reused for
+  // other changes. With a new epoch every watcher resyncs from a snapshot
+  // that is no proof of revocation, so nothing still valid is dropped.
+  bool new_epoch = false;
 };
 // The durable journal: SQLite in WAL mode in `data_dir`/turnbroker.db.
 absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(

@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     jo.data_dir =
         options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
     jo.fsync = options.fsync;
+    jo.new_epoch = options.new_epoch;
     auto j = OpenSqliteJournal(jo);
     if (!j.ok()) return j.status();
     journal = std::move(*j);

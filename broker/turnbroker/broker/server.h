@@ -30,6 +30,8 @@ struct BrokerOptions {
   std::string data_dir;
   bool ephemeral = false;
   bool fsync = true;
+  // Give the durable store a new epoch at start (after restoring a backup).
+  bool new_epoch = false;
   EmbeddedStoreOptions store;
   WatchOptions watch;
   // Port 0 disables the metrics endpoint unless explicitly "HOST:0".

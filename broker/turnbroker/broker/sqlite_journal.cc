@@ -93,8 +93,8 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path, bool fsync) {
 
 class SqliteJournal : public Journal {
  public:
-  SqliteJournal(std::string dir, int lock_fd, sqlite3* db, bool fsync)
-      : dir_(std::move(dir)), lock_fd_(lock_fd), db_(db), fsync_(fsync) {}
+  SqliteJournal(std::string dir, int lock_fd, sqlite3* db, bool fsync, bool new_epoch)
+      : dir_(std::move(dir)), lock_fd_(lock_fd), db_(db), fsync_(fsync), new_epoch_(new_epoch) {}
 
   ~SqliteJournal() override {
     {
@@ -152,6 +152,14 @@ class SqliteJournal : public Journal {
       return absl::FailedPreconditionError(
           StrCat("--data-dir: ", Path(), " has store format '", format,
                  "', this broker reads format ", kFormat));
+    }
+    if (new_epoch_) {
+      std::string previous = std::exchange(epoch, NewEpoch());
+      SetMeta("epoch", epoch);
+      LogWarn("store given a new epoch (--new-epoch): watchers resync from a snapshot")
+          .Kv("dir", dir_)
+          .Kv("previous_epoch", previous)
+          .Kv("epoch", epoch);
     }
     head = std::stoull(Meta("head").empty() ? "0" : Meta("head"));
     {
@@ -308,6 +316,7 @@ class SqliteJournal : public Journal {
   const int lock_fd_;
   sqlite3* const db_;
   const bool fsync_;
+  const bool new_epoch_;
   Statement insert_, delete_, set_head_;
   std::string buffer_;
 
@@ -344,7 +353,7 @@ absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(
     return db.status();
   }
   auto journal = std::make_unique<SqliteJournal>(options.data_dir, fd, *db,
-                                                 options.fsync);
+                                                 options.fsync, options.new_epoch);
   if (auto s = journal->Init(); !s.ok()) return s;
   return journal;
 }
