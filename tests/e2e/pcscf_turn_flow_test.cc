@@ -42,10 +42,11 @@ std::unique_ptr<SyncProcess> StartSync(const TempDir& dir, const std::string& br
   return std::make_unique<SyncProcess>(
       dir, redis,
       SyncProcessOptions{.broker = broker,
-                  .realm = kRealm,
-                  .name = "pcscf-e2e",
-                  .coturn_cli_port = cli_port,
-                  .coturn_cli_password = kCliPassword});
+                         .realm = kRealm,
+                         .name = "pcscf-e2e",
+                         .coturn_cli_port = cli_port,
+                         .coturn_cli_password = kCliPassword,
+                         .extra_args = {}});
 }
 
 class PcscfTurnFlowTest : public ::testing::Test {

@@ -79,10 +79,11 @@ class WicStack {
     sync_ = std::make_unique<SyncProcess>(
         dir, redis_,
         SyncProcessOptions{.broker = pcscf_->broker().address(),
-                    .realm = kRealm,
-                    .name = "wic-e2e",
-                    .coturn_cli_port = coturn_.cli_port(),
-                    .coturn_cli_password = kCliPassword});
+                           .realm = kRealm,
+                           .name = "wic-e2e",
+                           .coturn_cli_port = coturn_.cli_port(),
+                           .coturn_cli_password = kCliPassword,
+                           .extra_args = {}});
   }
 
   std::string TurnUri() const {
