@@ -60,10 +60,18 @@ class BrokerClient {
   turnbroker::testing::BrokerClient client_;
 };
 
+// How a SyncRunner watches: the test defaults (a short idle watchdog).
+struct SyncRunnerTiming {
+  int64_t idle_timeout_ms = 1'500;
+  int keepalive_time_ms = ChannelOptions().keepalive_time_ms;
+  int keepalive_timeout_ms = ChannelOptions().keepalive_timeout_ms;
+};
+
 // One sync, in process. Fast backoff so tests do not wait.
 class SyncRunner {
  public:
-  SyncRunner(const std::string& broker, const RedisUrl& redis, SyncOptions options)
+  SyncRunner(const std::string& broker, const RedisUrl& redis, SyncOptions options,
+             SyncRunnerTiming timing = {})
       : options_(std::move(options)) {
     RedisOptions ro;
     ro.url = redis;
@@ -77,12 +85,14 @@ class SyncRunner {
     co.target = broker;
     co.initial_reconnect_backoff_ms = 50;
     co.max_reconnect_backoff_ms = 300;
+    co.keepalive_time_ms = timing.keepalive_time_ms;
+    co.keepalive_timeout_ms = timing.keepalive_timeout_ms;
     WatchLoopOptions wo;
     wo.realms = options_.realms;
     wo.farm = options_.farm;
     wo.watcher_name = options_.name;
     wo.progress_interval_ms = 200;
-    wo.idle_timeout_ms = 1'500;
+    wo.idle_timeout_ms = timing.idle_timeout_ms;
     wo.backoff = BackoffOptions{20, 300, 2.0};
     loop_ = std::make_unique<WatchLoop>(*MakeChannel(co), wo, sync_.get(), metrics_.get(),
                                         Clock::System());

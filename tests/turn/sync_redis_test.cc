@@ -297,6 +297,28 @@ TEST_F(SyncRedisTest, AFrozenBrokerIsDetectedAndTheStreamReopened) {
   EXPECT_EQ(redis_.Get(Key("f2")), Hex("f2"));
 }
 
+TEST_F(SyncRedisTest, KeepaliveDetectsAFrozenBrokerOnAnIdleStream) {
+  BrokerProcess broker(dir_, {"--ephemeral"});
+  BrokerClient client(broker.address());
+  // The idle watchdog is out of the way (10 min): only HTTP/2 keepalive
+  // (a ping every second, 1 s to answer) can notice the broker is gone. A
+  // stopped process keeps its TCP connections open (the kernel still ACKs),
+  // so only a ping that gets no answer tells.
+  SyncRunner sync(broker.address(), redis_.redis_url(), Options(),
+                  SyncRunnerTiming{.idle_timeout_ms = 600'000,
+                                   .keepalive_time_ms = 1'000,
+                                   .keepalive_timeout_ms = 1'000});
+  uint64_t r = client.Publish(kRealm, "k1", 60'000);
+  ASSERT_TRUE(sync.WaitForRevision(r));
+  broker.process().Signal(SIGSTOP);
+  EXPECT_TRUE(WaitUntil([&] { return !sync.metrics().synced.load(); }, 8s));
+  broker.process().Signal(SIGCONT);
+  r = client.Publish(kRealm, "k2", 60'000);
+  ASSERT_TRUE(sync.WaitForRevision(r));
+  EXPECT_GE(sync.metrics().stream_reconnects->value(), 1u);
+  EXPECT_EQ(redis_.Get(Key("k2")), Hex("k2"));
+}
+
 TEST_F(SyncRedisTest, UnreachableBrokerIsRetriedUntilItComes) {
   TempDir dir;
   int port = turnbroker::testing::FreePort();
