@@ -129,8 +129,33 @@ bool Subprocess::running() {
   return true;
 }
 
+namespace {
+
+// True when every thread of `pid` is stopped ('T' or 't' in its stat).
+bool AllThreadsStopped(pid_t pid) {
+  std::error_code ec;
+  std::filesystem::directory_iterator tasks("/proc/" + std::to_string(pid) + "/task", ec);
+  if (ec) return false;
+  for (const auto& task : tasks) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    size_t paren = stat.rfind(')');  // the name may hold spaces
+    if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+    char state = stat[paren + 2];
+    if (state != 'T' && state != 't') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void Subprocess::Signal(int signal) {
-  if (running()) kill(pid_, signal);
+  if (!running()) return;
+  kill(pid_, signal);
+  if (signal == SIGSTOP) {
+    WaitUntil([this] { return AllThreadsStopped(pid_); }, std::chrono::seconds(5));
+  }
 }
 
 std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {

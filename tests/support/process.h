@@ -51,7 +51,10 @@ class Subprocess {
 
   pid_t pid() const { return pid_; }
   bool running();
-  // Sends `signal` to the process.
+  // Sends `signal` to the process. SIGSTOP returns only once every thread
+  // of it has stopped (up to 5 s): kill() only asks, and on a busy machine
+  // the process can go on serving for a while (a test that freezes a
+  // server must not race its last requests).
   void Signal(int signal);
   // Waits for exit; the exit status as from waitpid, or nullopt on timeout.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
