@@ -43,6 +43,23 @@ SyncOptions Options(const std::string& name = "node-1") {
 
 class SyncRedisTest : public ::testing::Test {
  protected:
+  // A broker that holds its connections but sends nothing (SIGSTOP: the
+  // kernel still ACKs its TCP segments) is noticed within `within`, and the
+  // sync resumes once it runs again.
+  void ExpectAFrozenBrokerNoticed(SyncRunnerTiming timing, std::chrono::seconds within) {
+    BrokerProcess broker(dir_, {"--ephemeral"});
+    BrokerClient client(broker.address());
+    SyncRunner sync(broker.address(), redis_.redis_url(), Options(), timing);
+    uint64_t r = client.Publish(kRealm, "f1", 60'000);
+    ASSERT_TRUE(sync.WaitForRevision(r));
+    broker.process().Signal(SIGSTOP);
+    EXPECT_TRUE(WaitUntil([&] { return !sync.metrics().synced.load(); }, within));
+    broker.process().Signal(SIGCONT);
+    r = client.Publish(kRealm, "f2", 60'000);
+    ASSERT_TRUE(sync.WaitForRevision(r));
+    EXPECT_GE(sync.metrics().stream_reconnects->value(), 1u);
+    EXPECT_EQ(redis_.Get(Key("f2")), Hex("f2"));
+  }
   TempDir dir_;
   RedisServer redis_{dir_};
 };
@@ -281,42 +298,17 @@ TEST_F(SyncRedisTest, BrokerRestartIsResumedByRevision) {
 }
 
 TEST_F(SyncRedisTest, AFrozenBrokerIsDetectedAndTheStreamReopened) {
-  BrokerProcess broker(dir_, {"--ephemeral"});
-  BrokerClient client(broker.address());
-  SyncRunner sync(broker.address(), redis_.redis_url(), Options());
-  uint64_t r = client.Publish(kRealm, "f1", 60'000);
-  ASSERT_TRUE(sync.WaitForRevision(r));
-  // A broker that holds its connections but sends nothing, not even
-  // PROGRESS: the idle watchdog drops the stream.
-  broker.process().Signal(SIGSTOP);
-  EXPECT_TRUE(WaitUntil([&] { return !sync.metrics().synced.load(); }, 5s));
-  broker.process().Signal(SIGCONT);
-  r = client.Publish(kRealm, "f2", 60'000);
-  ASSERT_TRUE(sync.WaitForRevision(r));
-  EXPECT_GE(sync.metrics().stream_reconnects->value(), 1u);
-  EXPECT_EQ(redis_.Get(Key("f2")), Hex("f2"));
+  // Not even PROGRESS arrives: the idle watchdog (1.5 s) drops the stream.
+  ExpectAFrozenBrokerNoticed(SyncRunnerTiming{}, 5s);
 }
 
 TEST_F(SyncRedisTest, KeepaliveDetectsAFrozenBrokerOnAnIdleStream) {
-  BrokerProcess broker(dir_, {"--ephemeral"});
-  BrokerClient client(broker.address());
-  // The idle watchdog is out of the way (10 min): only HTTP/2 keepalive
-  // (a ping every second, 1 s to answer) can notice the broker is gone. A
-  // stopped process keeps its TCP connections open (the kernel still ACKs),
-  // so only a ping that gets no answer tells.
-  SyncRunner sync(broker.address(), redis_.redis_url(), Options(),
-                  SyncRunnerTiming{.idle_timeout_ms = 600'000,
-                                   .keepalive_time_ms = 1'000,
-                                   .keepalive_timeout_ms = 1'000});
-  uint64_t r = client.Publish(kRealm, "k1", 60'000);
-  ASSERT_TRUE(sync.WaitForRevision(r));
-  broker.process().Signal(SIGSTOP);
-  EXPECT_TRUE(WaitUntil([&] { return !sync.metrics().synced.load(); }, 8s));
-  broker.process().Signal(SIGCONT);
-  r = client.Publish(kRealm, "k2", 60'000);
-  ASSERT_TRUE(sync.WaitForRevision(r));
-  EXPECT_GE(sync.metrics().stream_reconnects->value(), 1u);
-  EXPECT_EQ(redis_.Get(Key("k2")), Hex("k2"));
+  // The idle watchdog out of the way (10 min): only HTTP/2 keepalive (a ping
+  // every second, 1 s to answer) can tell the broker is gone.
+  ExpectAFrozenBrokerNoticed(SyncRunnerTiming{.idle_timeout_ms = 600'000,
+                                              .keepalive_time_ms = 1'000,
+                                              .keepalive_timeout_ms = 1'000},
+                             8s);
 }
 
 TEST_F(SyncRedisTest, UnreachableBrokerIsRetriedUntilItComes) {

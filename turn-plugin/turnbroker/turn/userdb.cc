@@ -317,11 +317,10 @@ absl::Status UserDb::Commit(Transaction* t) {
 
 absl::Status UserDb::RestorePosition(const Position& position, int64_t now_ms) {
   if (position.revision == 0) return DeletePosition();
-  if (auto s = Drain(); !s.ok()) return s;
-  auto reply = redis_->Command({"HSET", keys_.position, "epoch", position.epoch,
-                                "revision", StrCat(position.revision),
-                                "updated_at_ms", StrCat(now_ms)});
-  return reply.status();
+  // The same write as a frame's, alone in its transaction.
+  Transaction t = Begin();
+  t.SetPosition(position, now_ms);
+  return Commit(&t);
 }
 
 absl::Status UserDb::DeletePosition() {
