@@ -1,0 +1,415 @@
+// grpc_floor_bench: the latency floor of one hop on this machine, measured
+// the way the other benchmarks measure the broker (open loop: sends
+// scheduled by the clock, latency counted from the scheduled time, the first
+// 0.5 s left out), with servers that do no work at all:
+//
+//   tcp     raw TCP echo of 8 bytes (a blocking thread per side)
+//   unary   gRPC unary call to a no-op handler (callback API, as the broker)
+//   stream  one gRPC bidirectional stream, each message echoed
+//
+// The server runs in a child process (this program with --serve), as the
+// broker does. What the broker's paths add above these figures is the
+// broker's; what these figures add above raw TCP is the gRPC library's
+// (Debian's gRPC 1.51) and this machine's.
+//
+// Usage: grpc_floor_bench [--rates 1000,2000,5000] [--runs 3] [--seconds 4]
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "process.h"
+#include "turnbroker/common/clock.h"
+#include "turnbroker/v1/broker.grpc.pb.h"
+
+namespace turnbroker::bench {
+namespace {
+
+namespace v1 = ::turnbroker::v1;
+using testing::FreePort;
+using testing::Subprocess;
+using testing::TempDir;
+
+constexpr char kStreamMethod[] = "/turnbroker.bench.Floor/Echo";
+
+int64_t NowUs() { return MonotonicMicros(); }
+
+grpc::ByteBuffer EncodeSeq(uint64_t seq) {
+  grpc::Slice slice(&seq, sizeof seq);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The sequence number a stream message carries, or UINT64_MAX.
+uint64_t DecodeSeq(const grpc::ByteBuffer& buffer) {
+  grpc::Slice slice;
+  if (!buffer.DumpToSingleSlice(&slice).ok() || slice.size() != sizeof(uint64_t))
+    return UINT64_MAX;
+  uint64_t seq;
+  std::memcpy(&seq, slice.begin(), sizeof seq);
+  return seq;
+}
+
+// ---- server side (child process) -----------------------------------------
+
+// The unary handler: answers at once (the broker's GetStatus without the
+// state).
+class UnaryEcho final : public v1::CredentialBroker::CallbackService {
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const v1::GetStatusRequest*,
+                                      v1::GetStatusResponse* response) override {
+    response->set_revision(1);
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+// One write in flight at a time; later messages wait their turn (as the
+// broker's watch streams do).
+template <typename Reactor>
+class WriteQueue {
+ public:
+  explicit WriteQueue(Reactor* reactor) : reactor_(reactor) {}
+  void Push(grpc::ByteBuffer buffer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(buffer));
+    if (!writing_) {
+      writing_ = true;
+      reactor_->StartWrite(&queue_.front());
+    }
+  }
+  void Done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.pop_front();
+    if (queue_.empty())
+      writing_ = false;
+    else
+      reactor_->StartWrite(&queue_.front());
+  }
+
+ private:
+  Reactor* const reactor_;
+  std::mutex mu_;
+  std::deque<grpc::ByteBuffer> queue_;
+  bool writing_ = false;
+};
+
+class StreamEcho final : public grpc::ServerGenericBidiReactor {
+ public:
+  StreamEcho() { StartRead(&in_); }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    writes_.Push(EncodeSeq(DecodeSeq(in_)));
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool) override { writes_.Done(); }
+  void OnDone() override { delete this; }
+
+ private:
+  grpc::ByteBuffer in_;
+  WriteQueue<StreamEcho> writes_{this};
+};
+
+class StreamService final : public grpc::CallbackGenericService {
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    return new StreamEcho;
+  }
+};
+
+void ServeTcpEcho(int port) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 16) != 0) {
+    std::perror("tcp echo: bind/listen");
+    std::exit(1);
+  }
+  std::thread([listener] {
+    for (;;) {
+      int c = accept(listener, nullptr, nullptr);
+      if (c < 0) continue;
+      std::thread([c] {
+        int on = 1;
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        char buf[65536];
+        for (;;) {
+          ssize_t n = read(c, buf, sizeof buf);
+          if (n <= 0 || write(c, buf, static_cast<size_t>(n)) != n) break;
+        }
+        close(c);
+      }).detach();
+    }
+  }).detach();
+}
+
+int Serve(int tcp_port, int grpc_port) {
+  ServeTcpEcho(tcp_port);
+  UnaryEcho unary;
+  StreamService stream;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(grpc_port),
+                           grpc::InsecureServerCredentials());
+  builder.RegisterService(&unary);
+  builder.RegisterCallbackGenericService(&stream);
+  auto server = builder.BuildAndStart();
+  if (!server) return 1;
+  std::printf("serving\n");
+  std::fflush(stdout);
+  server->Wait();
+  return 0;
+}
+
+// ---- client side -----------------------------------------------------------
+
+struct Result {
+  double p50_us, p99_us;
+};
+
+// Open loop: send(i) at its scheduled time; `arrived[i]` is filled in by the
+// receiving side. Waits for all (or 10 s), then the percentiles after
+// warm-up.
+Result OpenLoop(int rate, double seconds, const std::function<void(size_t)>& send,
+                const std::function<size_t()>& received, const std::vector<int64_t>& arrived) {
+  const size_t n = arrived.size();
+  std::vector<int64_t> scheduled(n);
+  int64_t t0 = NowUs() + 100'000;
+  for (size_t i = 0; i < n; ++i) {
+    scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
+    int64_t wait = scheduled[i] - NowUs();
+    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+    send(i);
+  }
+  int64_t deadline = NowUs() + 10'000'000;
+  while (received() < n && NowUs() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::vector<int64_t> lat;
+  for (size_t i = static_cast<size_t>(rate / 2); i < n; ++i)
+    // A message that never came back counts as the whole run late.
+    lat.push_back(arrived[i] ? arrived[i] - scheduled[i] : static_cast<int64_t>(seconds * 1e6));
+  std::sort(lat.begin(), lat.end());
+  auto at = [&](double p) {
+    return lat.empty() ? 0.0 : static_cast<double>(lat[static_cast<size_t>(p * (lat.size() - 1))]);
+  };
+  return {at(0.50), at(0.99)};
+}
+
+Result RunTcp(int port, int rate, double seconds) {
+  const size_t n = static_cast<size_t>(rate * seconds);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    std::perror("tcp connect");
+    std::exit(1);
+  }
+  int one = 1;
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  std::vector<int64_t> arrived(n, 0);
+  std::atomic<size_t> seen{0};
+  std::thread reader([&] {
+    char buf[65536];
+    size_t have = 0;
+    while (seen.load() < n) {
+      ssize_t k = read(s, buf + have, sizeof buf - have);
+      if (k <= 0) break;
+      have += static_cast<size_t>(k);
+      int64_t now = NowUs();
+      size_t off = 0;
+      for (; have - off >= 8; off += 8) {
+        uint64_t seq;
+        std::memcpy(&seq, buf + off, 8);
+        if (seq < n) arrived[seq] = now;
+        seen.fetch_add(1);
+      }
+      std::memmove(buf, buf + off, have - off);
+      have -= off;
+    }
+  });
+  Result r = OpenLoop(
+      rate, seconds,
+      [s](size_t i) {
+        uint64_t seq = i;
+        if (write(s, &seq, sizeof seq) != sizeof seq) std::perror("tcp write");
+      },
+      [&] { return seen.load(); }, arrived);
+  shutdown(s, SHUT_RDWR);
+  reader.join();
+  close(s);
+  return r;
+}
+
+Result RunUnary(const std::string& address, int rate, double seconds) {
+  const size_t n = static_cast<size_t>(rate * seconds);
+  auto stub = v1::CredentialBroker::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  std::vector<int64_t> arrived(n, 0);
+  std::atomic<size_t> done{0};
+  struct Call {
+    grpc::ClientContext context;
+    v1::GetStatusRequest request;
+    v1::GetStatusResponse response;
+  };
+  Result r = OpenLoop(
+      rate, seconds,
+      [&](size_t i) {
+        auto* call = new Call;
+        stub->async()->GetStatus(&call->context, &call->request, &call->response,
+                                 [call, i, &arrived, &done](grpc::Status s) {
+                                   if (s.ok()) arrived[i] = NowUs();
+                                   delete call;
+                                   done.fetch_add(1);
+                                 });
+      },
+      [&] { return done.load(); }, arrived);
+  while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return r;
+}
+
+class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamClient(grpc::GenericStub* stub, std::vector<int64_t>* arrived) : arrived_(arrived) {
+    stub->PrepareBidiStreamingCall(&context_, kStreamMethod, grpc::StubOptions(), this);
+    StartRead(&in_);
+    StartCall();
+  }
+  void Send(uint64_t seq) { writes_.Push(EncodeSeq(seq)); }
+  void Close() {
+    StartWritesDone();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+  }
+  size_t received() const { return received_.load(); }
+
+  void OnWriteDone(bool) override { writes_.Done(); }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    uint64_t seq = DecodeSeq(in_);
+    if (seq < arrived_->size()) (*arrived_)[seq] = NowUs();
+    received_.fetch_add(1);
+    StartRead(&in_);
+  }
+  void OnWritesDoneDone(bool) override {}
+  void OnDone(const grpc::Status&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  grpc::ClientContext context_;
+  grpc::ByteBuffer in_;
+  std::vector<int64_t>* const arrived_;
+  std::atomic<size_t> received_{0};
+  WriteQueue<StreamClient> writes_{this};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
+Result RunStream(const std::string& address, int rate, double seconds) {
+  const size_t n = static_cast<size_t>(rate * seconds);
+  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  std::vector<int64_t> arrived(n, 0);
+  StreamClient client(&stub, &arrived);
+  Result r = OpenLoop(
+      rate, seconds, [&](size_t i) { client.Send(i); }, [&] { return client.received(); },
+      arrived);
+  client.Close();
+  return r;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+}  // namespace turnbroker::bench
+
+int main(int argc, char** argv) {
+  using namespace turnbroker::bench;
+  CLI::App app{"grpc_floor_bench: latency of one no-op hop on this machine (raw TCP, gRPC unary, "
+               "gRPC stream), open loop"};
+  std::vector<int> rates{1000, 2000, 5000};
+  int runs = 3;
+  double seconds = 4;
+  bool serve = false;
+  int tcp_port = 0, grpc_port = 0;
+  app.add_option("--rates", rates, "Messages per second (comma-separated)")->delimiter(',');
+  app.add_option("--runs", runs, "Runs of each (the median is reported)");
+  app.add_option("--seconds", seconds, "Seconds per run (the first 0.5 s is left out)");
+  app.add_flag("--serve", serve, "(internal) be the server");
+  app.add_option("--tcp-port", tcp_port, "(internal)");
+  app.add_option("--grpc-port", grpc_port, "(internal)");
+  CLI11_PARSE(app, argc, argv);
+  if (serve) return Serve(tcp_port, grpc_port);
+
+  TempDir dir;
+  tcp_port = FreePort();
+  grpc_port = FreePort();
+  Subprocess server({std::filesystem::read_symlink("/proc/self/exe").string(), "--serve", "--tcp-port", std::to_string(tcp_port),
+                     "--grpc-port", std::to_string(grpc_port)},
+                    dir.File("server.log"));
+  if (!server.WaitForOutput("serving", std::chrono::seconds(10))) {
+    std::fprintf(stderr, "server did not start:\n%s\n", server.Output().c_str());
+    return 1;
+  }
+  const std::string address = "127.0.0.1:" + std::to_string(grpc_port);
+  std::printf("one no-op hop, open loop, %d runs of %.1f s (medians of p50 / p99)\n", runs,
+              seconds);
+  for (int rate : rates) {
+    std::map<std::string, std::vector<double>> p50, p99;
+    for (int run = 0; run < runs; ++run) {
+      // Interleaved, so that a noisy minute hits all three alike.
+      for (const char* path : {"tcp", "unary", "stream"}) {
+        std::string p = path;
+        Result r = p == "tcp"     ? RunTcp(tcp_port, rate, seconds)
+                   : p == "unary" ? RunUnary(address, rate, seconds)
+                                  : RunStream(address, rate, seconds);
+        p50[p].push_back(r.p50_us);
+        p99[p].push_back(r.p99_us);
+        std::fprintf(stderr, "  %5d/s run %d %-6s p50 %7.3f ms  p99 %7.3f ms\n", rate, run + 1,
+                     path, r.p50_us / 1000, r.p99_us / 1000);
+      }
+    }
+    for (const char* path : {"tcp", "unary", "stream"}) {
+      std::printf("  %5d/s  %-27s p50 %6.3f ms   p99 %7.3f ms\n", rate,
+                  std::string(path) == "tcp"     ? "raw TCP echo"
+                  : std::string(path) == "unary" ? "gRPC unary, no-op handler"
+                                                 : "gRPC stream, echo",
+                  Median(p50[path]) / 1000, Median(p99[path]) / 1000);
+    }
+  }
+  return 0;
+}
