@@ -358,6 +358,10 @@ absl::Status AgentServer::Start(const AgentServerOptions& options) {
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server.set_keep_alive_max_count(options.keep_alive_max_requests);
   server.set_keep_alive_timeout(options.keep_alive_timeout_s);
+  // Answers are small and every one is waited for: never hold one back
+  // for Nagle (httplib writes the status line and headers apart from the
+  // body).
+  server.set_tcp_nodelay(true);
   server.set_payload_max_length(options.max_body_bytes);
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
