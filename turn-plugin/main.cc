@@ -208,6 +208,11 @@ int main(int argc, char** argv) {
         "password is for "
         "coturn's CLI, which is off)");
   }
+  if (coturn_admin.empty() && !admin_password.empty()) {
+    return Usage(
+        "--coturn-admin-password: given without --coturn-admin (the password "
+        "is for coturn's CLI, which is off)");
+  }
   if (!coturn_admin.empty()) {
     auto hp = ParseHostPort(coturn_admin, "--coturn-admin");
     if (!hp.ok()) return Usage(std::string(hp.status().message()));

@@ -226,6 +226,16 @@ TEST(TurnSyncCommandLineTest, HelpDocumentsEveryFlagAndBadFlagsStopIt) {
   EXPECT_NE(file_without_admin.output.find("--coturn-admin "),
             std::string::npos)
       << file_without_admin.output;
+  // The password itself (flag or TURNBROKER_SYNC_COTURN_ADMIN_PASSWORD),
+  // likewise: silently ignoring it would leave revocation incomplete.
+  RunResult password_without_admin = turnbroker::testing::Run(
+      {BuiltBinary("turn-credential-sync"), "--realm", "r",
+       "--coturn-admin-password", "secret"});
+  EXPECT_EQ(password_without_admin.exit_code, 2);
+  EXPECT_NE(password_without_admin.output.find("--coturn-admin-password:"),
+            std::string::npos)
+      << password_without_admin.output;
+  EXPECT_EQ(password_without_admin.output.find("secret"), std::string::npos);
 }
 
 }  // namespace
