@@ -4,7 +4,9 @@
 //   latency     open-loop single-credential publishes at --rate/s (sends
 //               scheduled by the clock, latency counted from the scheduled
 //               time) to --watchers watchers: p50/p99 publish -> watcher
-//               (the first 0.5 s left out: warm-up)
+//               (the first 0.5 s left out: warm-up); then, on the same
+//               broker, GetStatus at the same rate: the floor of one
+//               unary hop in the same run (grpc_floor_bench has more)
 //   throughput  batched publishes (--batch, --inflight in flight) of --total
 //               credentials: rate at which every watcher has all of them
 //   memory      broker RSS growth / live credentials, at --total live
@@ -27,6 +29,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -218,7 +221,43 @@ class Watcher {
 
 struct LatencyResult {
   double p50_us, p99_us, ack_p50_us, ack_p99_us, achieved_rate;
+  // The floor, same run: GetStatus at the same rate on the same broker.
+  double floor_p50_us, floor_p99_us;
 };
+
+// Open-loop GetStatus at `rate` for `seconds` (warm-up left out): a unary
+// call that touches neither the store nor the watchers, so what the gRPC
+// hop costs on this machine at this rate, measured next to the publishes.
+std::pair<double, double> RunStatusFloor(v1::CredentialBroker::Stub* stub, int rate,
+                                         double seconds) {
+  const size_t n = static_cast<size_t>(rate * seconds);
+  std::vector<int64_t> scheduled(n), answered(n, 0);
+  std::atomic<size_t> done{0};
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::GetStatusRequest req;
+    v1::GetStatusResponse resp;
+  };
+  int64_t t0 = NowUs() + 100'000;
+  for (size_t i = 0; i < n; ++i) {
+    scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
+    int64_t wait = scheduled[i] - NowUs();
+    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+    auto* call = new Call;
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    stub->async()->GetStatus(&call->ctx, &call->req, &call->resp,
+                             [call, i, &answered, &done](grpc::Status s) {
+                               if (s.ok()) answered[i] = NowUs();
+                               delete call;
+                               done.fetch_add(1);
+                             });
+  }
+  while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::vector<int64_t> lat;
+  for (size_t i = std::min(n, static_cast<size_t>(rate / 2)); i < n; ++i)
+    if (answered[i]) lat.push_back(answered[i] - scheduled[i]);
+  return {Percentile(lat, 0.50), Percentile(lat, 0.99)};
+}
 
 std::vector<std::string> g_broker_flags;
 
@@ -323,6 +362,7 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   r.ack_p50_us = Percentile(ack, 0.50);
   r.ack_p99_us = Percentile(ack, 0.99);
   r.achieved_rate = n / ((sent_end - t0) / 1e6);
+  std::tie(r.floor_p50_us, r.floor_p99_us) = RunStatusFloor(stub.get(), rate, seconds);
   if (delivered != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", delivered, n * watchers);
   ws.clear();
   broker.Stop();
@@ -456,6 +496,9 @@ int main(int argc, char** argv) {
     samples["ack_p50_us"].push_back(l.ack_p50_us);
     samples["ack_p99_us"].push_back(l.ack_p99_us);
     samples["achieved_rate"].push_back(l.achieved_rate);
+    samples["floor_p50_us"].push_back(l.floor_p50_us);
+    samples["floor_p99_us"].push_back(l.floor_p99_us);
+    samples["latency_p99_over_floor_p99"].push_back(l.floor_p99_us > 0 ? l.p99_us / l.floor_p99_us : 0);
     if (!g_external.empty()) continue;
     auto b = RunBulk(watchers, total, batch, inflight);
     samples["delivered_per_s"].push_back(b.delivered_per_s);
@@ -474,6 +517,9 @@ int main(int argc, char** argv) {
   printf("turn-broker benchmark: %d runs, %d watchers, medians\n", runs, watchers);
   printf("  publish->watcher latency at %d/s:   p50 %.2f ms   p99 %.2f ms   (target p99 < 2 ms)\n",
          rate, Median(samples["latency_p50_us"]) / 1000, Median(samples["latency_p99_us"]) / 1000);
+  printf("  floor, same run: GetStatus at %d/s:  p50 %.2f ms   p99 %.2f ms   (publish->watcher p99 is %.1fx it)\n",
+         rate, Median(samples["floor_p50_us"]) / 1000, Median(samples["floor_p99_us"]) / 1000,
+         Median(samples["latency_p99_over_floor_p99"]));
   printf("  one publish at a time (closed loop): p50 %.2f ms   p99 %.2f ms\n",
          Median(samples["sequential_p50_us"]) / 1000, Median(samples["sequential_p99_us"]) / 1000);
   printf("  publish ack latency:                 p50 %.2f ms   p99 %.2f ms\n",
