@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/credential.h"
@@ -208,7 +210,13 @@ int main(int argc, char** argv) {
         "password is for "
         "coturn's CLI, which is off)");
   }
-  if (coturn_admin.empty() && !admin_password.empty()) {
+  // On the command line without --coturn-admin: a mistake. From the
+  // environment, which may be shared by several units: a warning below.
+  const bool password_flag = std::any_of(argv + 1, argv + argc, [](const char* a) {
+    return std::string_view(a).substr(0, 23) == "--coturn-admin-password" &&
+           std::string_view(a).substr(0, 28) != "--coturn-admin-password-file";
+  });
+  if (coturn_admin.empty() && !admin_password.empty() && password_flag) {
     return Usage(
         "--coturn-admin-password: given without --coturn-admin (the password "
         "is for coturn's CLI, which is off)");
@@ -298,6 +306,11 @@ int main(int argc, char** argv) {
       .Kv("realms", realms)
       .Kv("farm", sync.farm)
       .Kv("coturn_admin", admin_address ? admin_address->ToString() : "off");
+  if (!admin_address && !admin_password.empty()) {
+    LogWarn("coturn admin password set without --coturn-admin: ignored; live sessions of "
+            "revoked users are not ended")
+        .Kv("from", env("COTURN_ADMIN_PASSWORD"));
+  }
   if (canceller) canceller->Start();
   loop.Start();
   // Tools and tests read the metrics port from this line.
