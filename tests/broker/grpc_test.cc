@@ -6,6 +6,7 @@
 
 #include <future>
 #include <set>
+#include <thread>
 
 #include "broker_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -461,6 +462,83 @@ TEST_F(GrpcTest, ShutdownEndsStreamsWithUnavailable) {
   ASSERT_TRUE(w.WaitForEnd());
   EXPECT_EQ(w.finished()->error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(w.finished()->error_message(), HasSubstr("reconnect"));
+}
+
+v1::PublishStreamRequest StreamRequest(uint64_t id, const std::vector<v1::Credential>& creds) {
+  v1::PublishStreamRequest r;
+  r.set_id(id);
+  for (const auto& c : creds) *r.mutable_request()->add_credentials() = c;
+  return r;
+}
+
+TEST_F(GrpcTest, PublishStreamAnswersEveryRequestByIdInOrderAndARefusalDoesNotEndIt) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->PublishStream(&ctx);
+  auto bad = Cred("bad");
+  bad.set_key("123");
+  ASSERT_TRUE(stream->Write(StreamRequest(7, {Cred("alice")})));
+  ASSERT_TRUE(stream->Write(StreamRequest(8, {Cred("fine"), bad})));
+  ASSERT_TRUE(stream->Write(StreamRequest(9, {})));
+  ASSERT_TRUE(stream->Write(StreamRequest(10, {Cred("bob")})));
+  std::vector<v1::PublishStreamResponse> answers(4);
+  for (auto& a : answers) ASSERT_TRUE(stream->Read(&a));
+  EXPECT_EQ(answers[0].id(), 7u);
+  EXPECT_EQ(answers[0].code(), 0);
+  EXPECT_EQ(answers[0].response().applied(), 1u);
+  EXPECT_EQ(answers[0].response().epoch(), Status().epoch());
+  EXPECT_EQ(answers[1].id(), 8u);
+  EXPECT_EQ(answers[1].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(answers[1].message(), StartsWith("credentials[1].key:"));
+  EXPECT_FALSE(answers[1].has_response());
+  EXPECT_EQ(answers[2].id(), 9u);
+  EXPECT_EQ(answers[2].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(answers[3].id(), 10u);
+  EXPECT_EQ(answers[3].code(), 0);
+  EXPECT_GT(answers[3].response().revision(), answers[0].response().revision());
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_TRUE(stream->Finish().ok());
+  // What was accepted is live; nothing of the refused batch is.
+  EXPECT_TRUE(client_->Get("alice").ok());
+  EXPECT_TRUE(client_->Get("bob").ok());
+  EXPECT_EQ(client_->Get("fine").error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcTest, APublishStreamFasterThanTheBrokerIsPausedNotRefused) {
+  // More requests than the broker lets wait unanswered (1000): it stops
+  // reading until it has answered, and every one is answered, in order.
+  constexpr uint64_t kCount = 3000;
+  grpc::ClientContext ctx;
+  auto stream = stub_->PublishStream(&ctx);
+  std::thread writer([&] {
+    for (uint64_t i = 1; i <= kCount; ++i)
+      ASSERT_TRUE(stream->Write(StreamRequest(i, {Cred("u" + std::to_string(i))})));
+    stream->WritesDone();
+  });
+  v1::PublishStreamResponse a;
+  uint64_t next = 1;
+  while (stream->Read(&a)) {
+    EXPECT_EQ(a.id(), next);
+    EXPECT_EQ(a.code(), 0) << a.message();
+    ++next;
+  }
+  writer.join();
+  EXPECT_EQ(next, kCount + 1);
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(Status().live_credentials(), kCount);
+}
+
+TEST_F(GrpcTest, ShutdownEndsPublishStreamsWithUnavailableAfterAnsweringThem) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->PublishStream(&ctx);
+  ASSERT_TRUE(stream->Write(StreamRequest(1, {Cred("alice")})));
+  v1::PublishStreamResponse a;
+  ASSERT_TRUE(stream->Read(&a));
+  EXPECT_EQ(a.code(), 0);
+  server_->Shutdown();
+  EXPECT_FALSE(stream->Read(&a));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("reconnect"));
 }
 
 }  // namespace

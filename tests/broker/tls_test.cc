@@ -84,6 +84,28 @@ TEST_F(TlsTest, RolesComeFromTheClientCertificate) {
   EXPECT_THAT(s.error_message(), HasSubstr("Publish needs role publisher; client 'turn-1' has subscriber"));
   EXPECT_EQ(Publish(operator_.get(), "c").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Publish(norole.get(), "d").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // PublishStream: the same role, checked once for the stream.
+  for (auto* stub : {publisher.get(), subscriber.get()}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = stub->PublishStream(&ctx);
+    v1::PublishStreamRequest req;
+    req.set_id(1);
+    *req.mutable_request()->add_credentials() = testing::TestCredential("streamed");
+    stream->Write(req);
+    stream->WritesDone();
+    v1::PublishStreamResponse answer;
+    bool answered = stream->Read(&answer);
+    s = stream->Finish();
+    if (stub == publisher.get()) {
+      EXPECT_TRUE(answered && answer.code() == 0) << answer.message();
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    } else {
+      EXPECT_FALSE(answered);
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+      EXPECT_THAT(s.error_message(), HasSubstr("PublishStream needs role publisher"));
+    }
+  }
 
   EXPECT_TRUE(Watch("subscriber").ok());
   EXPECT_TRUE(Watch("operator").ok());

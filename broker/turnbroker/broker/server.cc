@@ -152,8 +152,10 @@ void BrokerServer::Shutdown() {
     LogInfo("broker draining");
     server_->GetHealthCheckService()->SetServingStatus(false);
   }
-  // Writes: answer everything queued, refuse the rest.
+  // Writes: answer everything queued, refuse the rest; publish streams end
+  // with UNAVAILABLE once answered (their clients reconnect).
   if (store_) store_->Shutdown();
+  if (service_) service_->CloseStreams();
   // Watchers: reconnect (to another replica, or to us after restart).
   if (hub_) hub_->Shutdown();
   if (serving) {

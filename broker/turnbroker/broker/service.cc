@@ -75,31 +75,62 @@ BrokerService::BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metri
 
 BrokerService::~BrokerService() = default;
 
+template <typename Response>
+void BrokerService::Account(int method, int64_t start_us, const absl::StatusOr<Response>& r,
+                           const std::string& peer) {
+  metrics_->latency[method]->ObserveMicros(MonotonicMicros() - start_us);
+  if (!r.ok()) {
+    metrics_->failed[method]->Inc();
+    LogInfo(method == 0 ? "publish refused" : "revoke refused")
+        .Kv("peer", peer)
+        .Kv("error", r.status());
+    return;
+  }
+  metrics_->ok[method]->Inc();
+  if constexpr (std::is_same_v<Response, v1::PublishResponse>) {
+    metrics_->credentials->Inc(r->applied());
+  } else {
+    metrics_->revoked->Inc(r->revoked());
+  }
+}
+
+// PublishStream's answers are recorded from publish_stream.cc.
+template void BrokerService::Account<v1::PublishResponse>(
+    int, int64_t, const absl::StatusOr<v1::PublishResponse>&, const std::string&);
+
 // Finishes a write call once the store answered; counts and logs it.
 template <typename Response>
 std::function<void(absl::StatusOr<Response>)> BrokerService::Answer(
     grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
     Response* response, int method) {
-  return [this, reactor, response, method,
-          start = MonotonicMicros(), peer = context->peer()](absl::StatusOr<Response> r) {
-    metrics_->latency[method]->ObserveMicros(MonotonicMicros() - start);
+  return [this, reactor, response, method, start = MonotonicMicros(),
+          peer = context->peer()](absl::StatusOr<Response> r) {
+    Account(method, start, r, peer);
     if (!r.ok()) {
-      metrics_->failed[method]->Inc();
-      LogInfo(method == 0 ? "publish refused" : "revoke refused")
-          .Kv("peer", peer)
-          .Kv("error", r.status());
       reactor->Finish(ToGrpcStatus(r.status()));
       return;
-    }
-    metrics_->ok[method]->Inc();
-    if constexpr (std::is_same_v<Response, v1::PublishResponse>) {
-      metrics_->credentials->Inc(r->applied());
-    } else {
-      metrics_->revoked->Inc(r->revoked());
     }
     *response = *std::move(r);
     reactor->Finish(grpc::Status::OK);
   };
+}
+
+std::string BrokerService::ClientKey(grpc::CallbackServerContext* context) {
+  auto auth = context->auth_context();
+  if (auth->IsPeerAuthenticated()) return PeerIdentity(*auth);
+  // Plaintext peers are told apart by address, not port.
+  std::string peer = context->peer();
+  return peer.substr(0, peer.rfind(':'));
+}
+
+absl::Status BrokerService::Limit(const std::string& client, int credentials) {
+  if (!limiter_) return absl::OkStatus();
+  absl::Status s = limiter_->Take(client, credentials);
+  if (!s.ok()) {
+    metrics_->failed[0]->Inc();
+    metrics_->rate_limited->Inc();
+  }
+  return s;
 }
 
 grpc::ServerUnaryReactor* BrokerService::Publish(
@@ -108,20 +139,20 @@ grpc::ServerUnaryReactor* BrokerService::Publish(
   if (auto s = Authorize(context, kRolePublisher, "Publish"); !s.ok())
     return Done(context, s);
   if (limiter_) {
-    auto auth = context->auth_context();
-    std::string client = auth->IsPeerAuthenticated() ? PeerIdentity(*auth) : context->peer();
-    // Plaintext peers are told apart by address, not port.
-    if (!auth->IsPeerAuthenticated()) client = client.substr(0, client.rfind(':'));
-    if (auto s = limiter_->Take(client, request->credentials_size()); !s.ok()) {
-      metrics_->failed[0]->Inc();
-      metrics_->rate_limited->Inc();
+    if (auto s = Limit(ClientKey(context), request->credentials_size()); !s.ok())
       return Done(context, s);
-    }
   }
   // DefaultReactor() constructs the reactor: call it once.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->Publish(request, Answer(context, reactor, response, 0));
   return reactor;
+}
+
+grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
+BrokerService::PublishStream(grpc::CallbackServerContext* context) {
+  if (auto s = Authorize(context, kRolePublisher, "PublishStream"); !s.ok())
+    return RefuseStream(s);
+  return OpenPublishStream(context);
 }
 
 grpc::ServerUnaryReactor* BrokerService::Revoke(

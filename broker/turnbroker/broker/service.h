@@ -5,7 +5,9 @@
 #define TURNBROKER_BROKER_SERVICE_H_
 
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "turnbroker/broker/rate_limiter.h"
 #include "turnbroker/broker/store.h"
@@ -30,6 +32,8 @@ class BrokerService final : public ServiceBase {
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
                                     v1::PublishResponse* response) override;
+  grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>* PublishStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Revoke(grpc::CallbackServerContext* context,
                                    const v1::RevokeRequest* request,
                                    v1::RevokeResponse* response) override;
@@ -46,14 +50,31 @@ class BrokerService final : public ServiceBase {
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;
 
+  // Ends every PublishStream with UNAVAILABLE once its requests are
+  // answered (draining: the store already refuses new writes).
+  void CloseStreams();
+
  private:
   struct Metrics;
+  class PublishStreamReactor;
   // The store's callback for a write: counts, logs, finishes the call.
   // `method`: 0 Publish, 1 Revoke.
   template <typename Response>
   std::function<void(absl::StatusOr<Response>)> Answer(
       grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
       Response* response, int method);
+  // PublishStream after its role check (publish_stream.cc).
+  grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>* OpenPublishStream(
+      grpc::CallbackServerContext* context);
+  static grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
+  RefuseStream(const absl::Status& status);
+  // Counts and logs one answered write (unary or streamed).
+  template <typename Response>
+  void Account(int method, int64_t start_us, const absl::StatusOr<Response>& r,
+              const std::string& peer);
+  // Who the rate limit counts a publisher as, and its check.
+  static std::string ClientKey(grpc::CallbackServerContext* context);
+  absl::Status Limit(const std::string& client, int credentials);
 
   Store* const store_;
   WatchHub* const hub_;
@@ -61,6 +82,9 @@ class BrokerService final : public ServiceBase {
   const int64_t started_at_ms_;
   RateLimiter* const limiter_;
   std::unique_ptr<Metrics> metrics_;
+  std::mutex streams_mu_;
+  std::unordered_set<PublishStreamReactor*> streams_;  // guarded by streams_mu_
+  bool streams_closed_ = false;                        // guarded by streams_mu_
 };
 
 }  // namespace turnbroker::broker
