@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -36,6 +37,7 @@
 #include <google/protobuf/arena.h>
 
 #include "process.h"
+#include "write_queue.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
@@ -265,6 +267,52 @@ std::vector<std::string> g_broker_flags;
 // eP-CSCF library's Publisher (pcscf-plugin), which is what an eP-CSCF runs:
 // credentials that arrive while its calls are in flight share the next call.
 bool g_library_publisher = false;
+// Or every credential as one request on a single PublishStream.
+bool g_stream_publisher = false;
+
+// One PublishStream; `acked[id]` is set when request `id` is answered OK.
+class StreamPublisher final
+    : public grpc::ClientBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse> {
+ public:
+  StreamPublisher(v1::CredentialBroker::Stub* stub, std::vector<int64_t>* acked,
+                  std::atomic<size_t>* done)
+      : acked_(acked), done_(done) {
+    stub->async()->PublishStream(&context_, this);
+    StartRead(&in_);
+    StartCall();
+  }
+  void Send(v1::PublishStreamRequest request) { writes_.Push(std::move(request)); }
+  // Half-closes and waits until the broker ended the stream.
+  void Close() {
+    StartWritesDone();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return finished_; });
+  }
+  void OnWriteDone(bool) override { writes_.Done(); }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (in_.code() == 0 && in_.id() < acked_->size()) (*acked_)[in_.id()] = NowUs();
+    if (in_.code() != 0) fprintf(stderr, "publish failed: %s\n", in_.message().c_str());
+    done_->fetch_add(1);
+    StartRead(&in_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    if (!s.ok()) fprintf(stderr, "publish stream ended: %s\n", s.error_message().c_str());
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  grpc::ClientContext context_;
+  v1::PublishStreamResponse in_;
+  std::vector<int64_t>* const acked_;
+  std::atomic<size_t>* const done_;
+  WriteQueue<StreamPublisher, v1::PublishStreamRequest> writes_{this};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+};
 
 // --latency-trace: one line per credential of the first latency run,
 // "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>
@@ -296,6 +344,8 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
     v1::PublishRequest req;
     v1::PublishResponse resp;
   };
+  std::unique_ptr<StreamPublisher> streamer;
+  if (g_stream_publisher) streamer = std::make_unique<StreamPublisher>(stub.get(), &acked, &done);
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
   int64_t t0 = NowUs() + 100'000;
   for (size_t i = 0; i < n; ++i) {
@@ -315,6 +365,13 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
       });
       continue;
     }
+    if (streamer) {
+      v1::PublishStreamRequest r;
+      r.set_id(i);
+      FillCredential(r.mutable_request()->add_credentials(), i, now_ms);
+      streamer->Send(std::move(r));
+      continue;
+    }
     auto* call = new Call;
     FillCredential(call->req.add_credentials(), i, now_ms);
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -327,6 +384,7 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   }
   int64_t sent_end = NowUs();
   while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (streamer) streamer->Close();
   for (auto& w : ws) w->WaitAll();
   // The first half second is left out (connections and threads warming up),
   // as in turn_sync_bench.
@@ -478,6 +536,8 @@ int main(int argc, char** argv) {
   app.add_option("--external", g_external, "Measure a running broker HOST:PORT (latency only)");
   app.add_flag("--library-publisher", g_library_publisher,
                "Latency run: publish through libpcscf_turn's batching Publisher, as an eP-CSCF does");
+  app.add_flag("--stream-publisher", g_stream_publisher,
+               "Latency run: each credential a request on one PublishStream");
   app.add_option("--latency-trace", g_latency_trace, "Write per-credential latencies of the first latency run here");
   app.add_flag("--quick", quick, "One short run of each (a smoke test)");
   app.add_option("--broker-flag", g_broker_flags, "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");

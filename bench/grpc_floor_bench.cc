@@ -40,6 +40,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "process.h"
+#include "write_queue.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
 
@@ -85,36 +86,6 @@ class UnaryEcho final : public v1::CredentialBroker::CallbackService {
   }
 };
 
-// One write in flight at a time; later messages wait their turn (as the
-// broker's watch streams do).
-template <typename Reactor>
-class WriteQueue {
- public:
-  explicit WriteQueue(Reactor* reactor) : reactor_(reactor) {}
-  void Push(grpc::ByteBuffer buffer) {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(buffer));
-    if (!writing_) {
-      writing_ = true;
-      reactor_->StartWrite(&queue_.front());
-    }
-  }
-  void Done() {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.pop_front();
-    if (queue_.empty())
-      writing_ = false;
-    else
-      reactor_->StartWrite(&queue_.front());
-  }
-
- private:
-  Reactor* const reactor_;
-  std::mutex mu_;
-  std::deque<grpc::ByteBuffer> queue_;
-  bool writing_ = false;
-};
-
 class StreamEcho final : public grpc::ServerGenericBidiReactor {
  public:
   StreamEcho() { StartRead(&in_); }
@@ -131,7 +102,7 @@ class StreamEcho final : public grpc::ServerGenericBidiReactor {
 
  private:
   grpc::ByteBuffer in_;
-  WriteQueue<StreamEcho> writes_{this};
+  WriteQueue<StreamEcho, grpc::ByteBuffer> writes_{this};
 };
 
 class StreamService final : public grpc::CallbackGenericService {
@@ -331,7 +302,7 @@ class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc
   grpc::ByteBuffer in_;
   std::vector<int64_t>* const arrived_;
   std::atomic<size_t> received_{0};
-  WriteQueue<StreamClient> writes_{this};
+  WriteQueue<StreamClient, grpc::ByteBuffer> writes_{this};
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
