@@ -37,7 +37,7 @@
 #include <google/protobuf/arena.h>
 
 #include "process.h"
-#include "write_queue.h"
+#include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
@@ -270,49 +270,6 @@ bool g_library_publisher = false;
 // Or every credential as one request on a single PublishStream.
 bool g_stream_publisher = false;
 
-// One PublishStream; `acked[id]` is set when request `id` is answered OK.
-class StreamPublisher final
-    : public grpc::ClientBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse> {
- public:
-  StreamPublisher(v1::CredentialBroker::Stub* stub, std::vector<int64_t>* acked,
-                  std::atomic<size_t>* done)
-      : acked_(acked), done_(done) {
-    stub->async()->PublishStream(&context_, this);
-    StartRead(&in_);
-    StartCall();
-  }
-  void Send(v1::PublishStreamRequest request) { writes_.Push(std::move(request)); }
-  // Half-closes and waits until the broker ended the stream.
-  void Close() {
-    StartWritesDone();
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return finished_; });
-  }
-  void OnWriteDone(bool) override { writes_.Done(); }
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    if (in_.code() == 0 && in_.id() < acked_->size()) (*acked_)[in_.id()] = NowUs();
-    if (in_.code() != 0) fprintf(stderr, "publish failed: %s\n", in_.message().c_str());
-    done_->fetch_add(1);
-    StartRead(&in_);
-  }
-  void OnDone(const grpc::Status& s) override {
-    if (!s.ok()) fprintf(stderr, "publish stream ended: %s\n", s.error_message().c_str());
-    std::lock_guard<std::mutex> lock(mu_);
-    finished_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  grpc::ClientContext context_;
-  v1::PublishStreamResponse in_;
-  std::vector<int64_t>* const acked_;
-  std::atomic<size_t>* const done_;
-  WriteQueue<StreamPublisher, v1::PublishStreamRequest> writes_{this};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool finished_ = false;
-};
 
 // --latency-trace: one line per credential of the first latency run,
 // "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>
@@ -345,7 +302,14 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
     v1::PublishResponse resp;
   };
   std::unique_ptr<StreamPublisher> streamer;
-  if (g_stream_publisher) streamer = std::make_unique<StreamPublisher>(stub.get(), &acked, &done);
+  if (g_stream_publisher) {
+    streamer = std::make_unique<StreamPublisher>(
+        stub.get(), [&acked, &done](const v1::PublishStreamResponse& a) {
+          if (a.code() == 0 && a.id() < acked.size()) acked[a.id()] = NowUs();
+          if (a.code() != 0) fprintf(stderr, "publish failed: %s\n", a.message().c_str());
+          done.fetch_add(1);
+        });
+  }
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
   int64_t t0 = NowUs() + 100'000;
   for (size_t i = 0; i < n; ++i) {

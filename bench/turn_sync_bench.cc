@@ -45,6 +45,7 @@
 #include "broker_process.h"
 #include "process.h"
 #include "redis_server.h"
+#include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
@@ -237,6 +238,7 @@ struct Options {
   int cold_runs = 3;
   double warmup_s = 0.5;
   double batch_window_ms = 0;
+  bool stream_publisher = false;
   std::string scenarios = "broker,broker-durable,diy,replication,cold-sync";
 };
 
@@ -383,9 +385,29 @@ RunResult RunBroker(const Options& o, int run, bool durable) {
     for (int k = i; k < std::min(n, i + per_window); ++k) *req.add_credentials() = requests[k].credentials(0);
     batches.push_back(std::move(req));
   }
+  // --stream-publisher: each Publish a request on one PublishStream, its id
+  // the index of its first credential.
+  std::unique_ptr<StreamPublisher> streamer;
+  if (o.stream_publisher) {
+    streamer = std::make_unique<StreamPublisher>(
+        stub.get(), [&](const v1::PublishStreamResponse& a) {
+          if (a.code() != 0) errors++;
+          const int first = static_cast<int>(a.id());
+          const int count = batches[first / per_window].credentials_size();
+          for (int k = first; k < first + count; ++k) acked[k] = NowUs();
+          done += count;
+        });
+  }
   OpenLoop(n, o.rate, t0, [&](int i) {
     if ((i + 1) % per_window != 0 && i + 1 != n) return;  // the window is not over
     const int first = i / per_window * per_window;
+    if (streamer) {
+      v1::PublishStreamRequest r;
+      r.set_id(static_cast<uint64_t>(first));
+      *r.mutable_request() = batches[first / per_window];
+      streamer->Send(std::move(r));
+      return;
+    }
     auto* call = new Call;
     call->i = first;
     call->ctx.set_deadline(std::chrono::system_clock::now() + 10s);
@@ -399,6 +421,7 @@ RunResult RunBroker(const Options& o, int run, bool durable) {
   });
   double achieved = n / (static_cast<double>(NowUs() - t0) / 1e6);
   WaitUntil([&] { return done.load() == n && vis.AllSeen(); }, 15s);
+  if (streamer) streamer->Close();
   if (errors) std::fprintf(stderr, "bench: %d publishes failed\n", errors.load());
   // Where the time goes: until the broker acknowledged, and from there on.
   std::vector<int64_t> ack_lat;
@@ -537,6 +560,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup_s, "Seconds of each run left out of the figures")
       ->capture_default_str();
   app.add_option("--scenarios", o.scenarios, "Comma-separated scenarios")->capture_default_str();
+  app.add_flag("--stream-publisher", o.stream_publisher,
+               "Broker paths: publish on one PublishStream instead of a Publish call each");
   app.add_option("--batch-window", o.batch_window_ms,
                  "Broker paths: publish the credentials of each window of this many ms in one "
                  "Publish (0: one credential per Publish)")
