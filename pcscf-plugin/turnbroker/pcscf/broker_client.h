@@ -1,6 +1,6 @@
 // The seam between the eP-CSCF library and the broker: the three calls it
-// makes. The gRPC implementation uses one long-lived channel; tests inject a
-// fake.
+// makes. The gRPC implementation uses one long-lived channel (and on it one
+// long-lived PublishStream); tests inject a fake.
 #ifndef TURNBROKER_PCSCF_BROKER_CLIENT_H_
 #define TURNBROKER_PCSCF_BROKER_CLIENT_H_
 
@@ -42,9 +42,20 @@ class BrokerClient {
 // failure a write may or may not have been applied.
 bool IsTransient(const absl::Status& status);
 
+struct GrpcBrokerClientOptions {
+  // Publish over one long-lived PublishStream, opened on the first Publish
+  // and again after it ends, rather than one unary call per Publish: less
+  // work per publish at both ends. Each request keeps its own deadline. A
+  // broker without PublishStream (UNIMPLEMENTED) switches the client to
+  // unary calls for good, and its callers never see that code. false:
+  // unary calls only (to compare the two).
+  bool publish_stream = true;
+};
+
 // The gRPC client over `channel` (see MakeChannel in common/channel.h).
-std::unique_ptr<BrokerClient> NewGrpcBrokerClient(
-    std::shared_ptr<grpc::Channel> channel);
+// Revoke and GetStatus are always unary calls.
+std::unique_ptr<BrokerClient> NewGrpcBrokerClient(std::shared_ptr<grpc::Channel> channel,
+                                                  GrpcBrokerClientOptions options = {});
 
 }  // namespace turnbroker::pcscf
 
