@@ -269,6 +269,8 @@ std::vector<std::string> g_broker_flags;
 bool g_library_publisher = false;
 // Or every credential as one request on a single PublishStream.
 bool g_stream_publisher = false;
+// --library-publisher with unary Publish calls instead of its stream.
+bool g_unary_library = false;
 
 
 // --latency-trace: one line per credential of the first latency run,
@@ -291,7 +293,10 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   std::unique_ptr<pcscf::BrokerClient> library_client;
   std::unique_ptr<pcscf::Publisher> library;
   if (g_library_publisher) {
-    library_client = pcscf::NewGrpcBrokerClient(channel);
+    // The library as an eP-CSCF runs it: over a PublishStream unless
+    // --library-publisher is combined with --unary-library.
+    library_client = pcscf::NewGrpcBrokerClient(
+        channel, pcscf::GrpcBrokerClientOptions{.publish_stream = !g_unary_library});
     library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
   }
   std::vector<int64_t> scheduled(n), issued(n, 0), acked(n, 0);
@@ -500,6 +505,8 @@ int main(int argc, char** argv) {
   app.add_option("--external", g_external, "Measure a running broker HOST:PORT (latency only)");
   app.add_flag("--library-publisher", g_library_publisher,
                "Latency run: publish through libpcscf_turn's batching Publisher, as an eP-CSCF does");
+  app.add_flag("--unary-library", g_unary_library,
+               "With --library-publisher: unary Publish calls instead of its PublishStream");
   app.add_flag("--stream-publisher", g_stream_publisher,
                "Latency run: each credential a request on one PublishStream");
   app.add_option("--latency-trace", g_latency_trace, "Write per-credential latencies of the first latency run here");

@@ -130,6 +130,11 @@ int main(int argc, char** argv) {
       ->envname(env("MAX_BATCH"))->capture_default_str()->check(CLI::Range(1, 10'000));
   app.add_option("--max-in-flight", publisher.max_in_flight, "Publish calls in flight at once")
       ->envname(env("MAX_IN_FLIGHT"))->capture_default_str()->check(CLI::Range(1, 64));
+  bool unary_publish = false;
+  app.add_flag("--no-publish-stream", unary_publish,
+               "One Publish call per batch instead of one long-lived PublishStream (for a "
+               "proxy that cannot carry long streams)")
+      ->envname(env("NO_PUBLISH_STREAM"));
   app.add_option("--http-threads", http.threads,
                  "HTTP connections served at once (a keep-alive connection holds one; give "
                  "at least the SIP server's worker count)")
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
   publisher.call_timeout_ms = issuer.publish_timeout_ms;
 
   MetricsRegistry metrics;
+  publisher.publish_stream = !unary_publish;
   auto service = CredentialService::Connect(channel, publisher, issuer, &metrics);
   if (!service.ok()) {
     std::fprintf(stderr, "pcscf-turn-agent: %s\n",

@@ -423,7 +423,8 @@ absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
   auto ch = MakeChannel(channel);
   if (!ch.ok()) return ch.status();
   std::unique_ptr<CredentialService> service(new CredentialService);
-  service->client_ = NewGrpcBrokerClient(*ch);
+  service->client_ =
+      NewGrpcBrokerClient(*ch, GrpcBrokerClientOptions{.publish_stream = publisher.publish_stream});
   service->publisher_ =
       std::make_unique<Publisher>(service->client_.get(), publisher, metrics);
   service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer,
