@@ -30,13 +30,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <google/protobuf/arena.h>
 
 #include "process.h"
+#include "status_floor.h"
 #include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/runtime.h"
@@ -227,40 +227,6 @@ struct LatencyResult {
   double floor_p50_us, floor_p99_us;
 };
 
-// Open-loop GetStatus at `rate` for `seconds` (warm-up left out): a unary
-// call that touches neither the store nor the watchers, so what the gRPC
-// hop costs on this machine at this rate, measured next to the publishes.
-std::pair<double, double> RunStatusFloor(v1::CredentialBroker::Stub* stub, int rate,
-                                         double seconds) {
-  const size_t n = static_cast<size_t>(rate * seconds);
-  std::vector<int64_t> scheduled(n), answered(n, 0);
-  std::atomic<size_t> done{0};
-  struct Call {
-    grpc::ClientContext ctx;
-    v1::GetStatusRequest req;
-    v1::GetStatusResponse resp;
-  };
-  int64_t t0 = NowUs() + 100'000;
-  for (size_t i = 0; i < n; ++i) {
-    scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
-    int64_t wait = scheduled[i] - NowUs();
-    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
-    auto* call = new Call;
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    stub->async()->GetStatus(&call->ctx, &call->req, &call->resp,
-                             [call, i, &answered, &done](grpc::Status s) {
-                               if (s.ok()) answered[i] = NowUs();
-                               delete call;
-                               done.fetch_add(1);
-                             });
-  }
-  while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::vector<int64_t> lat;
-  for (size_t i = std::min(n, static_cast<size_t>(rate / 2)); i < n; ++i)
-    if (answered[i]) lat.push_back(answered[i] - scheduled[i]);
-  return {Percentile(lat, 0.50), Percentile(lat, 0.99)};
-}
-
 std::vector<std::string> g_broker_flags;
 
 // How the latency run sends: one Publish call per credential, or through the
@@ -293,8 +259,8 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   std::unique_ptr<pcscf::BrokerClient> library_client;
   std::unique_ptr<pcscf::Publisher> library;
   if (g_library_publisher) {
-    // The library as an eP-CSCF runs it: over a PublishStream unless
-    // --library-publisher is combined with --unary-library.
+    // The library as an eP-CSCF runs it: over a PublishStream (unary calls
+    // with --unary-library).
     library_client = pcscf::NewGrpcBrokerClient(
         channel, pcscf::GrpcBrokerClientOptions{.publish_stream = !g_unary_library});
     library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
@@ -389,7 +355,9 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   r.ack_p50_us = Percentile(ack, 0.50);
   r.ack_p99_us = Percentile(ack, 0.99);
   r.achieved_rate = n / ((sent_end - t0) / 1e6);
-  std::tie(r.floor_p50_us, r.floor_p99_us) = RunStatusFloor(stub.get(), rate, seconds);
+  FloorResult floor = OpenLoopStatus(stub.get(), rate, seconds);
+  r.floor_p50_us = floor.p50_us;
+  r.floor_p99_us = floor.p99_us;
   if (delivered != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", delivered, n * watchers);
   ws.clear();
   broker.Stop();

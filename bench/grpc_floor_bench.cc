@@ -40,6 +40,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "process.h"
+#include "status_floor.h"
 #include "write_queue.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
@@ -241,30 +242,10 @@ Result RunTcp(int port, int rate, double seconds) {
 }
 
 Result RunUnary(const std::string& address, int rate, double seconds) {
-  const size_t n = static_cast<size_t>(rate * seconds);
   auto stub = v1::CredentialBroker::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  std::vector<int64_t> arrived(n, 0);
-  std::atomic<size_t> done{0};
-  struct Call {
-    grpc::ClientContext context;
-    v1::GetStatusRequest request;
-    v1::GetStatusResponse response;
-  };
-  Result r = OpenLoop(
-      rate, seconds,
-      [&](size_t i) {
-        auto* call = new Call;
-        stub->async()->GetStatus(&call->context, &call->request, &call->response,
-                                 [call, i, &arrived, &done](grpc::Status s) {
-                                   if (s.ok()) arrived[i] = NowUs();
-                                   delete call;
-                                   done.fetch_add(1);
-                                 });
-      },
-      [&] { return done.load(); }, arrived);
-  while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return r;
+  FloorResult r = OpenLoopStatus(stub.get(), rate, seconds);
+  return {r.p50_us, r.p99_us};
 }
 
 class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
