@@ -1,13 +1,26 @@
 // The gRPC BrokerClient. Revoke and GetStatus are unary calls; Publish goes
 // over one long-lived PublishStream (see GrpcBrokerClientOptions).
 //
-// Locking: one mutex guards the client and its streams. gRPC operations
-// (Start*, RemoveHold, the unary calls) and user callbacks run with it
-// released: gRPC may run a reaction inline inside the operation that
-// completes it, and a callback may call Publish again.
+// Threads: every call uses the completion-queue API on one queue, drained
+// by one thread of this client (queue_thread_). It is the only thread that
+// polls for this client's calls, so an answer wakes one thread. gRPC 1.51's
+// callback API polls from two threads of its own that hand completions to
+// each other: in the agent's benchmark that was 6 of its 9 context switches
+// and a third of its CPU per credential (docs/pcscf-plugin.md). The same
+// thread keeps the deadlines of stream requests (a stream has none per
+// message) and runs the callers' `done`, except a failure found before
+// anything was sent (stopping), which runs on the caller's thread.
+//
+// Locking: mu_ guards the client and its streams. gRPC operations are
+// started with it released (a Write may do transport work inline); the
+// completion-queue API never runs our code inside an operation.
+#include <grpc/support/time.h>
+#include <grpcpp/alarm.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -25,6 +38,16 @@ namespace turnbroker::pcscf {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// A completion-queue tag: what to do when the operation completes.
+using Handler = std::function<void(bool ok)>;
+
+gpr_timespec ToGpr(Clock::time_point t) {
+  if (t == Clock::time_point::max()) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  const int64_t us =
+      std::chrono::duration_cast<std::chrono::microseconds>(t - Clock::now()).count();
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                      gpr_time_from_micros(std::max<int64_t>(us, 0), GPR_TIMESPAN));
+}
 
 class GrpcBrokerClient final : public BrokerClient {
  public:
@@ -32,91 +55,94 @@ class GrpcBrokerClient final : public BrokerClient {
       : options_(options),
         channel_(std::move(channel)),
         stub_(v1::CredentialBroker::NewStub(channel_)) {
-    if (options_.publish_stream) timer_ = std::thread([this] { RunTimer(); });
+    poke_handler_ = [this](bool) {
+      std::lock_guard lock(mu_);
+      poke_armed_ = false;
+    };
+    queue_thread_ = std::thread([this] { RunQueue(); });
   }
 
   ~GrpcBrokerClient() override {
-    std::unique_lock lock(mu_);
-    stopping_ = true;
-    timer_wake_.notify_all();
-    for (grpc::ClientContext* c : in_flight_) c->TryCancel();
-    for (PublishStream* s : streams_) s->context.TryCancel();
-    // A stream's OnDone fails (or resends) every request pending on it.
-    idle_.wait(lock, [this] { return calls_ == 0; });
-    lock.unlock();
-    if (timer_.joinable()) timer_.join();
+    {
+      std::unique_lock lock(mu_);
+      stopping_ = true;
+      for (grpc::ClientContext* c : in_flight_) c->TryCancel();
+      for (PublishStream* s : streams_) s->context.TryCancel();
+      // A stream's Finish fails (or resends) every request pending on it.
+      idle_.wait(lock, [this] { return calls_ == 0; });
+      if (poke_armed_) poke_.Cancel();  // its tag still comes back
+    }
+    queue_.Shutdown();
+    queue_thread_.join();
   }
 
   void Publish(v1::PublishRequest request, int64_t timeout_ms,
                Callback<v1::PublishResponse> done) override {
     PublishStream* open = nullptr;   // a new stream, started here
     PublishStream* write = nullptr;  // a stream whose next write starts here
-    bool unary;
+    bool unary, stopping;
     {
       std::lock_guard lock(mu_);
+      stopping = stopping_;
       unary = !options_.publish_stream || unary_publish_;
-      if (!unary) {
+      if (!unary && !stopping) {
         if (stream_ == nullptr) open = stream_ = NewStreamLocked();
         const uint64_t id = next_id_++;
         const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-        if (by_deadline_.empty() || deadline < by_deadline_.begin()->first) {
-          timer_wake_.notify_one();
-        }
         by_deadline_.emplace(deadline, id);
+        WakeByLocked(deadline);
         pending_.emplace(
             id, Pending{std::move(request), std::move(done), deadline, timeout_ms, stream_});
         stream_->queue.push_back(id);
         if (NextWriteLocked(stream_)) write = stream_;
       }
     }
+    if (stopping) return done(absl::UnavailableError("broker client shutting down"));
     if (unary) return PublishUnary(std::move(request), timeout_ms, std::move(done));
     if (open != nullptr) {
-      stub_->async()->PublishStream(&open->context, open);
-      // Writes start from Publish threads, outside reactions: the hold keeps
-      // OnDone away until no write can start any more (ReleaseLocked).
-      open->AddHold();
-      open->StartRead(&open->read);
+      open->rw = stub_->PrepareAsyncPublishStream(&open->context, &queue_);
+      open->rw->StartCall(&open->on_start);
     }
-    if (write != nullptr) write->StartWrite(&write->write);
-    if (open != nullptr) open->StartCall();
+    if (write != nullptr) write->rw->Write(write->write, &write->on_write);
   }
 
   void Revoke(v1::RevokeRequest request, int64_t timeout_ms,
               Callback<v1::RevokeResponse> done) override {
-    auto* call = Start<v1::RevokeRequest, v1::RevokeResponse>(std::move(request), timeout_ms,
-                                                              std::move(done));
-    stub_->async()->Revoke(&call->context, &call->request, &call->response,
-                           [this, call](grpc::Status s) { Finish(call, s); });
+    StartUnary<v1::RevokeRequest, v1::RevokeResponse>(
+        std::move(request), timeout_ms, std::move(done),
+        [this](grpc::ClientContext* c, const v1::RevokeRequest& r) {
+          return stub_->PrepareAsyncRevoke(c, r, &queue_);
+        });
   }
 
   void GetStatus(int64_t timeout_ms, Callback<v1::GetStatusResponse> done) override {
-    auto* call = Start<v1::GetStatusRequest, v1::GetStatusResponse>(
-        v1::GetStatusRequest(), timeout_ms, std::move(done));
-    stub_->async()->GetStatus(&call->context, &call->request, &call->response,
-                              [this, call](grpc::Status s) { Finish(call, s); });
+    StartUnary<v1::GetStatusRequest, v1::GetStatusResponse>(
+        v1::GetStatusRequest(), timeout_ms, std::move(done),
+        [this](grpc::ClientContext* c, const v1::GetStatusRequest& r) {
+          return stub_->PrepareAsyncGetStatus(c, r, &queue_);
+        });
   }
 
  private:
+  using StreamRw =
+      grpc::ClientAsyncReaderWriter<v1::PublishStreamRequest, v1::PublishStreamResponse>;
+
   // One PublishStream call. Its fields are guarded by the client's mu_,
-  // except the buffers of the operation in flight (`write`, `read`).
-  class PublishStream final
-      : public grpc::ClientBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse> {
-   public:
-    explicit PublishStream(GrpcBrokerClient* client) : client_(client) {}
-    void OnReadDone(bool ok) override { client_->OnStreamRead(this, ok); }
-    void OnWriteDone(bool ok) override { client_->OnStreamWrite(this, ok); }
-    void OnDone(const grpc::Status& s) override { client_->OnStreamDone(this, s); }
-
+  // except `rw` (set once, before any of its operations completes) and the
+  // buffers of the operations in flight (`write`, `read`, `status`).
+  struct PublishStream {
     grpc::ClientContext context;
+    std::unique_ptr<StreamRw> rw;
     v1::PublishStreamRequest write;  // the write in flight
-    v1::PublishStreamResponse read;  // the read pending (always one until the stream ends)
+    v1::PublishStreamResponse read;  // the read pending
+    grpc::Status status;             // filled by Finish
     std::deque<uint64_t> queue;      // ids waiting for the write in flight
+    bool started = false;            // StartCall completed
     bool writing = false;
-    bool ended = false;  // the call is over: no write starts any more
-    bool held = true;    // AddHold not yet matched by RemoveHold
-
-   private:
-    GrpcBrokerClient* const client_;
+    bool reading = false;
+    bool ended = false;      // no write starts any more
+    bool finishing = false;  // Finish called: its tag is the last one
+    Handler on_start, on_write, on_read, on_finish;
   };
 
   // A Publish sent on a stream and not yet answered.
@@ -130,8 +156,67 @@ class GrpcBrokerClient final : public BrokerClient {
     PublishStream* stream;
   };
 
+  // The queue thread: completions, and the stream requests' deadlines.
+  void RunQueue() {
+    while (true) {
+      Clock::time_point wake;
+      {
+        std::lock_guard lock(mu_);
+        // With nothing pending keep the last wake-up time: a publish with a
+        // later deadline then needs no poke (the next one is usually
+        // answered before its deadline, so the set is often empty).
+        if (!by_deadline_.empty()) {
+          wake_at_ = by_deadline_.begin()->first;
+        } else if (wake_at_ <= Clock::now()) {
+          wake_at_ = Clock::time_point::max();
+        }
+        wake = wake_at_;
+      }
+      void* tag = nullptr;
+      bool ok = false;
+      const auto got = queue_.AsyncNext(&tag, &ok, ToGpr(wake));
+      if (got == grpc::CompletionQueue::SHUTDOWN) return;
+      if (got == grpc::CompletionQueue::GOT_EVENT) (*static_cast<Handler*>(tag))(ok);
+      ExpireDue();
+    }
+  }
+
+  // With mu_ held: makes the queue thread look at the deadlines by
+  // `deadline`, or up to kDeadlineSlack after it. Deadlines arrive in ms
+  // (rounded down), so one a little before the previous is common; the
+  // slack spares the poke.
+  static constexpr std::chrono::milliseconds kDeadlineSlack{5};
+  void WakeByLocked(Clock::time_point deadline) {
+    if (deadline + kDeadlineSlack >= wake_at_) return;
+    wake_at_ = deadline;
+    if (poke_armed_) return;  // it wakes now and reads wake_at_ again
+    poke_armed_ = true;
+    poke_.Set(&queue_, gpr_now(GPR_CLOCK_MONOTONIC), &poke_handler_);
+  }
+
+  // Fails each stream request whose deadline passed. A late answer then
+  // finds nothing pending.
+  void ExpireDue() {
+    std::vector<Pending> expired;
+    {
+      std::lock_guard lock(mu_);
+      const Clock::time_point now = Clock::now();
+      while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
+        auto it = pending_.find(by_deadline_.begin()->second);
+        expired.push_back(std::move(it->second));
+        pending_.erase(it);
+        by_deadline_.erase(by_deadline_.begin());
+      }
+    }
+    for (Pending& p : expired) p.done(DeadlineExceeded(p.timeout_ms));
+  }
+
   PublishStream* NewStreamLocked() {
-    auto* s = new PublishStream(this);
+    auto* s = new PublishStream;
+    s->on_start = [this, s](bool ok) { OnStreamStart(s, ok); };
+    s->on_write = [this, s](bool ok) { OnStreamWrite(s, ok); };
+    s->on_read = [this, s](bool ok) { OnStreamRead(s, ok); };
+    s->on_finish = [this, s](bool) { OnStreamFinish(s); };
     streams_.insert(s);
     ++calls_;
     return s;
@@ -140,7 +225,7 @@ class GrpcBrokerClient final : public BrokerClient {
   // Takes the next id of `s` still pending (expired ones are skipped: their
   // caller has its answer) into the write buffer. True: start that write.
   bool NextWriteLocked(PublishStream* s) {
-    if (s->writing || s->ended) return false;
+    if (!s->started || s->writing || s->ended) return false;
     while (!s->queue.empty()) {
       const uint64_t id = s->queue.front();
       s->queue.pop_front();
@@ -160,35 +245,58 @@ class GrpcBrokerClient final : public BrokerClient {
     if (stream_ == s) stream_ = nullptr;
   }
 
-  // True once: the caller removes the hold (no write in flight or to come).
-  bool ReleaseLocked(PublishStream* s) {
-    if (!s->ended || s->writing || !s->held) return false;
-    s->held = false;
+  // True once, when `s` is over and idle: the caller calls Finish.
+  bool FinishLocked(PublishStream* s) {
+    if (!s->ended || s->writing || s->reading || s->finishing) return false;
+    s->finishing = true;
     return true;
   }
 
+  // The operations a reaction decided on, started with mu_ released.
+  void StartOps(PublishStream* s, bool read, bool write, bool finish) {
+    if (read) s->rw->Read(&s->read, &s->on_read);
+    if (write) s->rw->Write(s->write, &s->on_write);
+    if (finish) s->rw->Finish(&s->status, &s->on_finish);
+  }
+
+  void OnStreamStart(PublishStream* s, bool ok) {
+    bool write, finish;
+    {
+      std::lock_guard lock(mu_);
+      s->started = true;
+      if (ok) {
+        s->reading = true;
+      } else {
+        EndLocked(s);  // the call is over; Finish says how
+      }
+      write = NextWriteLocked(s);
+      finish = FinishLocked(s);
+    }
+    StartOps(s, ok, write, finish);
+  }
+
   void OnStreamWrite(PublishStream* s, bool ok) {
-    bool write, release;
+    bool write, finish;
     {
       std::lock_guard lock(mu_);
       s->writing = false;
-      if (!ok) EndLocked(s);  // the call is over; OnDone says how
+      if (!ok) EndLocked(s);
       write = NextWriteLocked(s);
-      release = ReleaseLocked(s);
+      finish = FinishLocked(s);
     }
-    if (write) s->StartWrite(&s->write);
-    if (release) s->RemoveHold();
+    StartOps(s, false, write, finish);
   }
 
   void OnStreamRead(PublishStream* s, bool ok) {
     if (!ok) {
-      bool release;
+      bool finish;
       {
         std::lock_guard lock(mu_);
+        s->reading = false;
         EndLocked(s);
-        release = ReleaseLocked(s);
+        finish = FinishLocked(s);
       }
-      if (release) s->RemoveHold();
+      StartOps(s, false, false, finish);
       return;
     }
     const uint64_t id = s->read.id();
@@ -207,17 +315,17 @@ class GrpcBrokerClient final : public BrokerClient {
         pending_.erase(it);
       }
     }
-    s->StartRead(&s->read);
+    StartOps(s, true, false, false);
     if (done) done(std::move(result));
   }
 
-  // The last reaction of `s`: nothing of it is pending after this.
-  void OnStreamDone(PublishStream* s, const grpc::Status& status) {
+  // The last completion of `s`: nothing of it is pending after this.
+  void OnStreamFinish(PublishStream* s) {
+    const grpc::Status& status = s->status;
     std::vector<Pending> left;
     bool resend;
     {
       std::lock_guard lock(mu_);
-      EndLocked(s);
       // An older broker: stay unary from now on (for this client's life).
       if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) unary_publish_ = true;
       resend = unary_publish_;
@@ -253,43 +361,14 @@ class GrpcBrokerClient final : public BrokerClient {
     CallDeleted();
   }
 
-  // Each call's ClientContext holds a reference to the channel. The last
-  // one must not go on a gRPC callback thread (gRPC 1.51 then tears down
-  // the callback queue from its own thread and crashes): the destructor
-  // waits until every call object is deleted, and drops it itself.
+  // Each call's ClientContext holds a reference to the channel; the
+  // destructor waits until every call object is deleted and drops the last
+  // one itself (gRPC 1.51 crashes when the last goes on one of its threads
+  // while the client is being destroyed).
   void CallDeleted() {
     std::lock_guard lock(mu_);
     // Under the lock: the destructor may return as soon as it is released.
     if (--calls_ == 0) idle_.notify_all();
-  }
-
-  // A stream has no deadline per message: this thread fails each request
-  // whose deadline passed. A late answer then finds nothing pending.
-  void RunTimer() {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      if (by_deadline_.empty()) {
-        timer_wake_.wait(lock);
-        continue;
-      }
-      const Clock::time_point now = Clock::now();
-      // A copy: the element may be gone when wait_until looks at it again.
-      const Clock::time_point first = by_deadline_.begin()->first;
-      if (now < first) {
-        timer_wake_.wait_until(lock, first);
-        continue;
-      }
-      std::vector<Pending> expired;
-      while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
-        auto it = pending_.find(by_deadline_.begin()->second);
-        expired.push_back(std::move(it->second));
-        pending_.erase(it);
-        by_deadline_.erase(by_deadline_.begin());
-      }
-      lock.unlock();
-      for (Pending& p : expired) p.done(DeadlineExceeded(p.timeout_ms));
-      lock.lock();
-    }
   }
 
   static absl::Status DeadlineExceeded(int64_t timeout_ms) {
@@ -298,41 +377,50 @@ class GrpcBrokerClient final : public BrokerClient {
 
   void PublishUnary(v1::PublishRequest request, int64_t timeout_ms,
                     Callback<v1::PublishResponse> done) {
-    auto* call = Start<v1::PublishRequest, v1::PublishResponse>(std::move(request), timeout_ms,
-                                                                std::move(done));
-    stub_->async()->Publish(&call->context, &call->request, &call->response,
-                            [this, call](grpc::Status s) { Finish(call, s); });
+    StartUnary<v1::PublishRequest, v1::PublishResponse>(
+        std::move(request), timeout_ms, std::move(done),
+        [this](grpc::ClientContext* c, const v1::PublishRequest& r) {
+          return stub_->PrepareAsyncPublish(c, r, &queue_);
+        });
   }
 
   template <typename Req, typename Resp>
-  struct Call {
+  struct UnaryCall {
     grpc::ClientContext context;
     Req request;
     Resp response;
+    grpc::Status status;
     Callback<Resp> done;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;
+    Handler on_finish;
   };
 
-  template <typename Req, typename Resp>
-  Call<Req, Resp>* Start(Req request, int64_t timeout_ms, Callback<Resp> done) {
-    auto* call = new Call<Req, Resp>;
+  template <typename Req, typename Resp, typename Prepare>
+  void StartUnary(Req request, int64_t timeout_ms, Callback<Resp> done, Prepare prepare) {
+    auto* call = new UnaryCall<Req, Resp>;
     call->request = std::move(request);
     call->done = std::move(done);
     call->context.set_deadline(std::chrono::system_clock::now() +
                                std::chrono::milliseconds(timeout_ms));
-    std::lock_guard lock(mu_);
-    // A publish resent by a stream's OnDone while the destructor waits.
-    if (stopping_) call->context.TryCancel();
-    in_flight_.insert(&call->context);
-    ++calls_;
-    return call;
+    call->on_finish = [this, call](bool) { FinishUnary(call); };
+    {
+      std::lock_guard lock(mu_);
+      // A publish resent by a stream's Finish while the destructor waits.
+      if (stopping_) call->context.TryCancel();
+      in_flight_.insert(&call->context);
+      ++calls_;
+    }
+    call->reader = prepare(&call->context, call->request);
+    call->reader->StartCall();
+    call->reader->Finish(&call->response, &call->status, &call->on_finish);
   }
 
   template <typename Req, typename Resp>
-  void Finish(Call<Req, Resp>* call, const grpc::Status& s) {
-    if (s.ok()) {
+  void FinishUnary(UnaryCall<Req, Resp>* call) {
+    if (call->status.ok()) {
       call->done(std::move(call->response));
     } else {
-      call->done(FromGrpcStatus(s));
+      call->done(FromGrpcStatus(call->status));
     }
     {
       std::lock_guard lock(mu_);
@@ -345,22 +433,28 @@ class GrpcBrokerClient final : public BrokerClient {
   const GrpcBrokerClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+  grpc::CompletionQueue queue_;
+  std::thread queue_thread_;
 
   std::mutex mu_;
-  std::condition_variable idle_;        // calls_ became 0
-  std::condition_variable timer_wake_;  // an earlier deadline, or stopping_
-  bool stopping_ = false;               // guarded by mu_
+  std::condition_variable idle_;  // calls_ became 0
+  bool stopping_ = false;         // guarded by mu_
+  // When the queue thread next looks at the deadlines; poke_ wakes it
+  // earlier. All guarded by mu_.
+  Clock::time_point wake_at_ = Clock::time_point::max();
+  grpc::Alarm poke_;
+  bool poke_armed_ = false;
+  Handler poke_handler_;
   // Calls (unary and streams) not yet deleted, and those to cancel.
   int calls_ = 0;                                       // guarded by mu_
   std::unordered_set<grpc::ClientContext*> in_flight_;  // unary calls; guarded by mu_
   // Publish stream state, all guarded by mu_.
   bool unary_publish_ = false;                  // the broker has no PublishStream
   PublishStream* stream_ = nullptr;             // the one new publishes go to, if open
-  std::unordered_set<PublishStream*> streams_;  // until OnDone (ended ones too)
+  std::unordered_set<PublishStream*> streams_;  // until Finish (ended ones too)
   uint64_t next_id_ = 1;
   std::map<uint64_t, Pending> pending_;
   std::set<std::pair<Clock::time_point, uint64_t>> by_deadline_;
-  std::thread timer_;
 };
 
 }  // namespace
