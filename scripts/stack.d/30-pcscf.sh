@@ -19,7 +19,7 @@ stack_start_pcscf() {
   mkdir -p "$STACK_DIR/kamailio"
   start_bg kamailio kamailio -DD -E -f "$root/pcscf-plugin/kamailio/kamailio.cfg" \
     -Y "$STACK_DIR/kamailio" -P "$STACK_DIR/kamailio/kamailio.pid" -w "$STACK_DIR/kamailio" \
-    -m 64 -M 8 -A WORKERS=4 \
+    -m 64 -M 8 -x tlsf -X tlsf -A WORKERS=4 \
     -A "SIP_LISTEN_UDP=udp:127.0.0.1:$SIP_PORT" -A "SIP_LISTEN_TCP=tcp:127.0.0.1:$SIP_PORT" \
     -A WITH_WEBSOCKET -A "WS_LISTEN=tcp:127.0.0.1:$PCSCF_WS_PORT" \
     -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\""

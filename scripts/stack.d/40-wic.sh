@@ -32,7 +32,7 @@ stack_start_wic() {
     mkdir -p "$STACK_DIR/kamailio-ws"
     start_bg kamailio-ws kamailio -DD -E -f "$root/pcscf-plugin/kamailio/kamailio.cfg" \
       -Y "$STACK_DIR/kamailio-ws" -P "$STACK_DIR/kamailio-ws/kamailio.pid" \
-      -w "$STACK_DIR/kamailio-ws" -m 64 -M 8 -A WORKERS=2 \
+      -w "$STACK_DIR/kamailio-ws" -m 64 -M 8 -x tlsf -X tlsf -A WORKERS=2 \
       -A "SIP_LISTEN_UDP=udp:127.0.0.1:$sip_port" -A "SIP_LISTEN_TCP=tcp:127.0.0.1:$sip_port" \
       -A WITH_WEBSOCKET -A "WS_LISTEN=tcp:127.0.0.1:$WIC_WS_PORT" \
       -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\""

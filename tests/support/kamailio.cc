@@ -18,7 +18,7 @@ KamailioProcess::KamailioProcess(const TempDir& dir, KamailioOptions options)
   std::string p = std::to_string(port_);
   std::vector<std::string> argv = {
       "kamailio", "-DD", "-E", "-f", options.config, "-Y", run_dir,
-      "-P", run_dir + "/kamailio.pid", "-w", run_dir, "-m", "64", "-M", "8",
+      "-P", run_dir + "/kamailio.pid", "-w", run_dir, "-m", "64", "-M", "8", "-x", "tlsf", "-X", "tlsf",
       "-A", "SIP_LISTEN_UDP=udp:127.0.0.1:" + p,
       "-A", "SIP_LISTEN_TCP=tcp:127.0.0.1:" + p};
   for (const auto& [name, value] : options.defines) {
