@@ -199,6 +199,20 @@ TEST_P(GrpcBrokerClientFrozenTest, DestroyingTheClientAnswersWhatIsPending) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, Ms(1'000));
 }
 
+// A `done` that destroys its client would wait for itself: a message and
+// an abort instead of a hang.
+TEST_P(GrpcBrokerClientTest, DestroyingTheClientFromItsCallbackAbortsWithAMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto client = Client().release();
+        std::promise<void> never;
+        client->Publish(Request("self"), 2'000, [client](auto) { delete client; });
+        never.get_future().wait_for(std::chrono::seconds(5));
+      },
+      "destroyed from its own callback");
+}
+
 // A broker from before PublishStream: only Publish is implemented.
 class UnaryOnlyBroker final : public v1::CredentialBroker::CallbackService {
  public:

@@ -22,7 +22,8 @@ namespace v1 = ::turnbroker::v1;
 // choosing (possibly inline), with the response or the call's status (the
 // broker's codes, or DEADLINE_EXCEEDED / UNAVAILABLE from the transport).
 // Thread-safe. Destroying the client cancels calls in flight and waits for
-// their `done` to return.
+// their `done` to return, so a `done` must not destroy the client (the gRPC
+// implementation aborts with a message rather than wait for itself).
 class BrokerClient {
  public:
   template <typename T>

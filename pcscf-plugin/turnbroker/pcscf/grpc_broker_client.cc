@@ -18,6 +18,8 @@
 #include <grpcpp/alarm.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -63,6 +65,11 @@ class GrpcBrokerClient final : public BrokerClient {
   }
 
   ~GrpcBrokerClient() override {
+    if (std::this_thread::get_id() == queue_thread_.get_id()) {
+      // From a `done`: waiting for the calls would wait for this one.
+      std::fprintf(stderr, "turnbroker: BrokerClient destroyed from its own callback\n");
+      std::abort();
+    }
     {
       std::unique_lock lock(mu_);
       stopping_ = true;
