@@ -47,12 +47,15 @@ absl::StatusOr<v1::PublishResponse> PublishNow(BrokerClient& client, v1::Publish
   return answer.get_future().get();
 }
 
-std::unique_ptr<BrokerClient> NewClient(int port, bool publish_stream = true) {
+std::unique_ptr<BrokerClient> NewClient(int port, bool publish_stream = true,
+                                        int64_t stream_max_age_ms = 20'000) {
   ChannelOptions o("127.0.0.1:" + std::to_string(port));
   o.max_reconnect_backoff_ms = 200;  // a restarted broker is found again quickly
   auto channel = MakeChannel(o);
   EXPECT_TRUE(channel.ok()) << channel.status();
-  return NewGrpcBrokerClient(*channel, GrpcBrokerClientOptions{.publish_stream = publish_stream});
+  return NewGrpcBrokerClient(*channel, GrpcBrokerClientOptions{
+                                          .publish_stream = publish_stream,
+                                          .stream_max_age_ms = stream_max_age_ms});
 }
 
 // Parameter: GrpcBrokerClientOptions::publish_stream.
@@ -102,6 +105,55 @@ TEST_P(GrpcBrokerClientTest, ConcurrentPublishesAreAllAnsweredAndLive) {
   auto s = status.get_future().get();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->live_credentials(), static_cast<uint64_t>(kThreads * kEach));
+}
+
+// The metric's value in the broker's exposition ("" when absent).
+std::string MetricValue(const std::string& text, const std::string& name) {
+  for (size_t at = text.find(name + " "); at != std::string::npos;
+       at = text.find(name + " ", at + 1)) {
+    if (at == 0 || text[at - 1] == '\n') {
+      size_t end = text.find('\n', at);
+      return text.substr(at + name.size() + 1, end - at - name.size() - 1);
+    }
+  }
+  return "";
+}
+
+// Streams past their age are half-closed and replaced while requests are
+// on them: not one request may fail (the client does not retry).
+TEST(GrpcBrokerClientStreamAgeTest, RetiredStreamsLoseNoRequest) {
+  broker::BrokerOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.ephemeral = true;
+  auto broker = broker::BrokerServer::Start(o);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto client = NewClient((*broker)->port(), true, /*stream_max_age_ms=*/5);
+  constexpr int kThreads = 4, kEach = 300;
+  std::atomic<int> answered{0}, ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        client->Publish(Request("a" + std::to_string(t) + "-" + std::to_string(i)), 5'000,
+                        [&](absl::StatusOr<v1::PublishResponse> r) {
+                          EXPECT_TRUE(r.ok()) << r.status();
+                          if (r.ok()) ++ok;
+                          ++answered;
+                        });
+        if (i % 50 == 0) std::this_thread::sleep_for(Ms(6));  // past the age
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(testing::WaitFor([&] { return answered == kThreads * kEach; }));
+  EXPECT_EQ(ok, kThreads * kEach);
+  const std::string opened =
+      MetricValue((*broker)->metrics().Render(), "turnbroker_publish_streams_opened_total");
+  EXPECT_GE(std::atoi(opened.c_str()), 5) << "streams opened: '" << opened << "'";
+  // The retired streams end once answered: only the current one stays open.
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return MetricValue((*broker)->metrics().Render(), "turnbroker_publish_streams") == "1";
+  })) << (*broker)->metrics().Render();
 }
 
 TEST_P(GrpcBrokerClientTest, ARefusedRequestDoesNotStopTheNextOne) {

@@ -95,6 +95,7 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
       std::lock_guard lock(service_->streams_mu_);
       service_->streams_.erase(this);
     }
+    service_->CountPublishStream(-1);
     delete this;
   }
 
@@ -195,6 +196,7 @@ StreamReactor* BrokerService::OpenPublishStream(grpc::CallbackServerContext* con
     }
     streams_.insert(stream);
   }
+  CountPublishStream(+1);
   stream->Start();
   return stream;
 }

@@ -54,6 +54,9 @@ struct BrokerService::Metrics {
                             "Live credentials removed by Revoke");
     rate_limited = r->AddCounter("turnbroker_rate_limited_total",
                                  "Publish requests refused by the per-client rate limit");
+    publish_streams_opened = r->AddCounter("turnbroker_publish_streams_opened_total",
+                                           "PublishStream calls opened");
+    publish_streams = r->AddGauge("turnbroker_publish_streams", "PublishStream calls open");
   }
   Counter* ok[2];
   Counter* failed[2];
@@ -61,6 +64,8 @@ struct BrokerService::Metrics {
   Counter* credentials;
   Counter* revoked;
   Counter* rate_limited;
+  Counter* publish_streams_opened;
+  Gauge* publish_streams;
 };
 
 BrokerService::BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
@@ -92,6 +97,11 @@ void BrokerService::Account(int method, int64_t start_us, const absl::StatusOr<R
   } else {
     metrics_->revoked->Inc(r->revoked());
   }
+}
+
+void BrokerService::CountPublishStream(int delta) {
+  if (delta > 0) metrics_->publish_streams_opened->Inc();
+  metrics_->publish_streams->Add(delta);
 }
 
 // PublishStream's answers are recorded from publish_stream.cc.

@@ -68,6 +68,9 @@ class BrokerService final : public ServiceBase {
       grpc::CallbackServerContext* context);
   static grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
   RefuseStream(const absl::Status& status);
+  // A PublishStream opened (+1) or done (-1): turnbroker_publish_streams
+  // (open now) and turnbroker_publish_streams_opened_total.
+  void CountPublishStream(int delta);
   // Counts and logs one answered write (unary or streamed).
   template <typename Response>
   void Account(int method, int64_t start_us, const absl::StatusOr<Response>& r,

@@ -51,6 +51,13 @@ struct GrpcBrokerClientOptions {
   // unary calls for good, and its callers never see that code. false:
   // unary calls only (to compare the two).
   bool publish_stream = true;
+  // A stream older than this takes no new requests: the next Publish opens
+  // a new one, and the old one is half-closed once its last request is
+  // written, then ends when the broker has answered everything on it. So no
+  // request is ever cut off with a stream, and a broker's
+  // --max-connection-age (whose GOAWAY lets streams run on for 30 s) moves
+  // the client to a new connection without a failed publish. 0: never.
+  int64_t stream_max_age_ms = 20'000;
 };
 
 // The gRPC client over `channel` (see MakeChannel in common/channel.h).

@@ -87,12 +87,17 @@ class GrpcBrokerClient final : public BrokerClient {
                Callback<v1::PublishResponse> done) override {
     PublishStream* open = nullptr;   // a new stream, started here
     PublishStream* write = nullptr;  // a stream whose next write starts here
+    PublishStream* retire = nullptr;  // an old stream to half-close here
     bool unary, stopping;
     {
       std::lock_guard lock(mu_);
       stopping = stopping_;
       unary = !options_.publish_stream || unary_publish_;
       if (!unary && !stopping) {
+        if (stream_ != nullptr && options_.stream_max_age_ms > 0 &&
+            Clock::now() - stream_->opened >= std::chrono::milliseconds(options_.stream_max_age_ms)) {
+          retire = RetireLocked(stream_);
+        }
         if (stream_ == nullptr) open = stream_ = NewStreamLocked();
         const uint64_t id = next_id_++;
         const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -111,6 +116,7 @@ class GrpcBrokerClient final : public BrokerClient {
       open->rw->StartCall(&open->on_start);
     }
     if (write != nullptr) write->rw->Write(write->write, &write->on_write);
+    if (retire != nullptr) retire->rw->WritesDone(&retire->on_write);
   }
 
   void Revoke(v1::RevokeRequest request, int64_t timeout_ms,
@@ -149,6 +155,11 @@ class GrpcBrokerClient final : public BrokerClient {
     bool reading = false;
     bool ended = false;      // no write starts any more
     bool finishing = false;  // Finish called: its tag is the last one
+    Clock::time_point opened = Clock::now();
+    // Past stream_max_age_ms: writes what it has, then WritesDone (which
+    // counts as a write: `writing`), then reads until the broker ends it.
+    bool retiring = false;
+    bool writes_done = false;
     Handler on_start, on_write, on_read, on_finish;
   };
 
@@ -246,6 +257,25 @@ class GrpcBrokerClient final : public BrokerClient {
     return false;
   }
 
+  // `s` takes no new requests (the next Publish opens a new stream). True:
+  // it has nothing left to write, so the caller starts WritesDone.
+  PublishStream* RetireLocked(PublishStream* s) {
+    s->retiring = true;
+    if (stream_ == s) stream_ = nullptr;
+    return HalfCloseLocked(s) ? s : nullptr;
+  }
+
+  // True once, when a retiring `s` has written everything: WritesDone next.
+  bool HalfCloseLocked(PublishStream* s) {
+    if (!s->retiring || !s->started || s->writing || s->ended || s->writes_done ||
+        !s->queue.empty()) {
+      return false;
+    }
+    s->writes_done = true;
+    s->writing = true;  // until WritesDone completes (on_write)
+    return true;
+  }
+
   // No write starts on `s` any more; the next Publish opens a new stream.
   void EndLocked(PublishStream* s) {
     s->ended = true;
@@ -260,14 +290,15 @@ class GrpcBrokerClient final : public BrokerClient {
   }
 
   // The operations a reaction decided on, started with mu_ released.
-  void StartOps(PublishStream* s, bool read, bool write, bool finish) {
+  void StartOps(PublishStream* s, bool read, bool write, bool finish, bool half_close = false) {
     if (read) s->rw->Read(&s->read, &s->on_read);
     if (write) s->rw->Write(s->write, &s->on_write);
+    if (half_close) s->rw->WritesDone(&s->on_write);
     if (finish) s->rw->Finish(&s->status, &s->on_finish);
   }
 
   void OnStreamStart(PublishStream* s, bool ok) {
-    bool write, finish;
+    bool write, half_close, finish;
     {
       std::lock_guard lock(mu_);
       s->started = true;
@@ -277,21 +308,24 @@ class GrpcBrokerClient final : public BrokerClient {
         EndLocked(s);  // the call is over; Finish says how
       }
       write = NextWriteLocked(s);
+      half_close = !write && HalfCloseLocked(s);
       finish = FinishLocked(s);
     }
-    StartOps(s, ok, write, finish);
+    StartOps(s, ok, write, finish, half_close);
   }
 
+  // A Write or the WritesDone of a retiring stream completed.
   void OnStreamWrite(PublishStream* s, bool ok) {
-    bool write, finish;
+    bool write, half_close, finish;
     {
       std::lock_guard lock(mu_);
       s->writing = false;
       if (!ok) EndLocked(s);
       write = NextWriteLocked(s);
+      half_close = !write && HalfCloseLocked(s);
       finish = FinishLocked(s);
     }
-    StartOps(s, false, write, finish);
+    StartOps(s, false, write, finish, half_close);
   }
 
   void OnStreamRead(PublishStream* s, bool ok) {
