@@ -58,6 +58,31 @@ std::unique_ptr<BrokerClient> NewClient(int port, bool publish_stream = true,
                                           .stream_max_age_ms = stream_max_age_ms});
 }
 
+// `threads` threads publish `each` credentials apiece without waiting, a
+// pause after every `pause_every`-th; returns how many were answered OK
+// once all are answered (each failure is reported).
+int PublishConcurrently(BrokerClient& client, int threads, int each, int pause_every = 0,
+                        Ms pause = Ms(0)) {
+  std::atomic<int> answered{0}, ok{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < each; ++i) {
+        client.Publish(Request("u" + std::to_string(t) + "-" + std::to_string(i)), 5'000,
+                       [&](absl::StatusOr<v1::PublishResponse> r) {
+                         EXPECT_TRUE(r.ok()) << r.status();
+                         if (r.ok()) ++ok;
+                         ++answered;
+                       });
+        if (pause_every > 0 && i % pause_every == 0) std::this_thread::sleep_for(pause);
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  EXPECT_TRUE(testing::WaitFor([&] { return answered == threads * each; }));
+  return ok;
+}
+
 // Parameter: GrpcBrokerClientOptions::publish_stream.
 class GrpcBrokerClientTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -83,23 +108,7 @@ INSTANTIATE_TEST_SUITE_P(, GrpcBrokerClientTest, ::testing::Bool(),
 TEST_P(GrpcBrokerClientTest, ConcurrentPublishesAreAllAnsweredAndLive) {
   constexpr int kThreads = 8, kEach = 200;
   auto client = Client();
-  std::atomic<int> answered{0}, ok{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        client->Publish(Request("u" + std::to_string(t) + "-" + std::to_string(i)), 5'000,
-                        [&](absl::StatusOr<v1::PublishResponse> r) {
-                          EXPECT_TRUE(r.ok()) << r.status();
-                          if (r.ok()) ++ok;
-                          ++answered;
-                        });
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  ASSERT_TRUE(testing::WaitFor([&] { return answered == kThreads * kEach; }));
-  EXPECT_EQ(ok, kThreads * kEach);
+  EXPECT_EQ(PublishConcurrently(*client, kThreads, kEach), kThreads * kEach);
   std::promise<absl::StatusOr<v1::GetStatusResponse>> status;
   client->GetStatus(2'000, [&](auto r) { status.set_value(std::move(r)); });
   auto s = status.get_future().get();
@@ -129,24 +138,8 @@ TEST(GrpcBrokerClientStreamAgeTest, RetiredStreamsLoseNoRequest) {
   ASSERT_TRUE(broker.ok()) << broker.status();
   auto client = NewClient((*broker)->port(), true, /*stream_max_age_ms=*/5);
   constexpr int kThreads = 4, kEach = 300;
-  std::atomic<int> answered{0}, ok{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        client->Publish(Request("a" + std::to_string(t) + "-" + std::to_string(i)), 5'000,
-                        [&](absl::StatusOr<v1::PublishResponse> r) {
-                          EXPECT_TRUE(r.ok()) << r.status();
-                          if (r.ok()) ++ok;
-                          ++answered;
-                        });
-        if (i % 50 == 0) std::this_thread::sleep_for(Ms(6));  // past the age
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  ASSERT_TRUE(testing::WaitFor([&] { return answered == kThreads * kEach; }));
-  EXPECT_EQ(ok, kThreads * kEach);
+  EXPECT_EQ(PublishConcurrently(*client, kThreads, kEach, /*pause_every=*/50, Ms(6)),
+            kThreads * kEach);
   const std::string opened =
       MetricValue((*broker)->metrics().Render(), "turnbroker_publish_streams_opened_total");
   EXPECT_GE(std::atoi(opened.c_str()), 5) << "streams opened: '" << opened << "'";
