@@ -92,11 +92,12 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Rounds (each runs both configurations)")
       ->capture_default_str();
   app.add_option("--workers", workers, "Kamailio SIP workers")->capture_default_str();
-  std::vector<std::string> kamailio_args;
-  app.add_option("--kamailio-arg", kamailio_args,
-                 "Extra argument for both Kamailio instances, repeatable (e.g. --kamailio-arg=-x "
-                 "--kamailio-arg=qm: the default memory manager instead of TLSF)")
-      ->allow_extra_args(false);
+  std::string memory_manager = "tlsf";
+  app.add_option("--memory-manager", memory_manager,
+                 "Kamailio's memory manager for shared and private memory (its -x and -X): "
+                 "tlsf, or qm (Kamailio's default) to compare")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tlsf", "qm", "fm"}));
   CLI11_PARSE(app, argc, argv);
 
   TempDir dir;
@@ -119,14 +120,14 @@ int main(int argc, char** argv) {
     std::string run = dir.File("kamailio-" + std::to_string(c.port));
     std::vector<std::string> argv = {
         "kamailio", "-DD", "-E", "-f", std::string(PCSCF_KAMAILIO_DIR) + "/kamailio.cfg",
-        "-Y", "/tmp", "-P", run + ".pid", "-m", "128", "-M", "16", "-x", "tlsf", "-X", "tlsf",
+        "-Y", "/tmp", "-P", run + ".pid", "-m", "128", "-M", "16", "-x", memory_manager,
+        "-X", memory_manager,
         "-A", "SIP_LISTEN_UDP=udp:127.0.0.1:" + std::to_string(c.port),
         "-A", "SIP_LISTEN_TCP=tcp:127.0.0.1:" + std::to_string(c.port),
         "-A", "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:" + std::to_string(aport) +
                   ";timeout=1\"",
         "-A", "WORKERS=" + std::to_string(workers), "-A", "REG_MAX_EXPIRES=600"};
     if (c.disabled) argv.insert(argv.end(), {"-A", "TURN_DISABLED"});
-    argv.insert(argv.end(), kamailio_args.begin(), kamailio_args.end());
     c.kamailio = std::make_unique<Subprocess>(argv, run + ".log");
     if (!c.kamailio->WaitForOutput("SO_RCVBUF is finally", std::chrono::seconds(10))) {
       std::fprintf(stderr, "kamailio did not start (%s)\n", c.kamailio->Output().c_str());
