@@ -13,8 +13,11 @@ packages=(
   # the real peers the stack and the tests run
   redis-server redis-tools coturn kamailio kamailio-utils-modules kamailio-extra-modules
   kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2 openssl
-  # the Helm chart test renders the chart with Helm's template engine pieces
-  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
+  # the chart test unpacks Helm (tests/helm/install-tools.sh); promtool checks
+  # the /metrics the tests scrape
+  unzip prometheus
+  # the container image (scripts/build-image.sh, tests/image)
+  buildah skopeo mmdebstrap uidmap
 )
 # The browser end-to-end test (tests/e2e/wic_*) and the stack's WIC page:
 # Debian's Chromium, and Node.js with npm for playwright-core and JsSIP.

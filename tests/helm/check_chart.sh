@@ -1,40 +1,126 @@
 #!/usr/bin/env bash
-# The Helm chart renders (with Helm's template engine, see render/main.go)
-# into valid manifests for several value sets, refuses what it must, and its
-# broker defaults are the turn-broker binary's defaults.
-# Usage: check_chart.sh RENDER_BINARY CHART_DIR TURN_BROKER_BINARY
+# The Helm chart, with real Helm 3.17.2 (install-tools.sh): lints clean
+# (--strict), renders every values file here into objects that are valid
+# against the Kubernetes and cert-manager schemas with no unknown field
+# (validate.mjs), refuses what it must (helm template: lint only reports a
+# template's fail as INFO), prints a valid agent sidecar in NOTES, has the
+# turn-broker binary's defaults, and starts coturn with the same safety flags
+# as the local stack.
+# Usage: check_chart.sh CHART_DIR TURN_BROKER_BINARY [TOOLS_DIR]
 set -euo pipefail
-render=$1 chart=$2 broker=$3
+chart=$1 broker=$2
 here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tools=$("$here/install-tools.sh" ${3:+"$3"})
+helm=$tools/bin/helm
+cp "$here/validate.mjs" "$tools/validate.mjs"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+render() { "$helm" template rel "$chart" --namespace ims "$@"; }
+validate() { node "$tools/validate.mjs" "$@"; }
 
-out=$("$render" "$chart") || fail "default values do not render"
-for kind in Service StatefulSet PodDisruptionBudget Secret Deployment; do
+"$helm" version --short | grep -q '^v3\.17\.2' || fail "not Helm 3.17.2"
+"$helm" lint --strict "$chart" >"$work/lint" || { cat "$work/lint"; fail "helm lint --strict"; }
+for f in "$here"/values-[a-z]*.yaml; do
+  [[ $f == */values-bad-* ]] && continue
+  "$helm" lint --strict "$chart" -f "$f" >"$work/lint" || { cat "$work/lint"; fail "lint with $f"; }
+  render -f "$f" >"$work/$(basename "$f")" || fail "$(basename "$f") does not render"
+  validate "$work/$(basename "$f")" || fail "$(basename "$f"): invalid objects"
+done
+
+# Default values: everything a new install needs, TLS on, Secrets scoped to
+# the release, a DaemonSet of TURN nodes with the safe coturn flags.
+out=$(render) || fail "default values do not render"
+validate <<<"$out" >/dev/null || fail "default values: invalid objects"
+for kind in Service StatefulSet PodDisruptionBudget Secret DaemonSet NetworkPolicy; do
   grep -q "^kind: $kind$" <<<"$out" || fail "default values: no $kind"
 done
+! grep -q "^kind: Deployment$" <<<"$out" || fail "TURN nodes are a Deployment"
+grep -q "clusterIP: None" <<<"$out" || fail "no headless Service for the StatefulSet"
+grep -q "serviceName: rel-turnbroker-broker-headless" <<<"$out" || fail "StatefulSet not governed by the headless Service"
 grep -q -- "--tls-ca=/etc/turnbroker/tls/ca.crt" <<<"$out" || fail "mTLS is not on by default"
-"$render" "$chart" --notes | grep -q -- "- --broker=rel-turnbroker-broker.ims.svc:50051" \
-  || fail "NOTES do not show the agent sidecar"
+for s in broker sync; do
+  grep -q "secretName: rel-turnbroker-$s-tls" <<<"$out" || fail "$s TLS Secret not scoped to the release"
+done
+grep -q 'command: \["turnserver"\]' <<<"$out" || fail "coturn not started as turnserver"
+grep -q "fieldPath: status.hostIP" <<<"$out" || fail "TURN nodes do not take their node's IP"
+grep -q 'echo "external-ip=$HOST_IP"' <<<"$out" || fail "no external-ip from the node"
+grep -q -- "--metrics-listen=\$(HOST_IP):9465" <<<"$out" || fail "sync metrics not on the node's IP"
+! grep -q -- "--metrics-listen=0.0.0.0:9465" <<<"$out" || fail "sync metrics on 0.0.0.0"
+grep -q "requirepass" <<<"$out" || fail "node-local Redis has no password"
+! grep -q -- "--cli-password" <<<"$out" || fail "coturn CLI password on the command line"
+grep -q "preStop" <<<"$out" || fail "no drain on rollout"
+for flag in --no-auth-pings --no-dynamic-ip-list --no-dynamic-realms --no-multicast-peers \
+    --denied-peer-ip=127.0.0.0-127.255.255.255 --denied-peer-ip=169.254.0.0-169.254.255.255 \
+    --denied-peer-ip=::ffff:0.0.0.0-::ffff:255.255.255.255 --denied-peer-ip=10.0.0.0-10.255.255.255; do
+  grep -q -- "- $flag$" <<<"$out" || fail "coturn without $flag"
+  # The local stack starts coturn with the same flag.
+  grep -qF -- "$flag" "$root/scripts/stack.d/20-turn.sh" ||
+    fail "scripts/stack.d/20-turn.sh does not start coturn with $flag"
+done
+grep -q "runAsUser: 65532" <<<"$out" || fail "not the image's non-root user"
+grep -q "readOnlyRootFilesystem: true" <<<"$out" || fail "root filesystem writable"
+[[ $(grep -c "readinessProbe:" <<<"$out") -ge 4 ]] || fail "want probes on the broker, Redis, coturn and the sync"
 
-out=$("$render" "$chart" -f "$here/values-minimal.yaml") || fail "minimal values do not render"
+# NOTES: the TLS step, and an agent sidecar that is a valid container.
+notes_chart=$work/notes-chart
+cp -r "$chart" "$notes_chart"
+echo 'notes: {{ include "turnbroker/templates/NOTES.txt" . | toJson }}' >"$notes_chart/templates/zz-notes.yaml"
+notes=$("$helm" template rel "$notes_chart" --namespace ims --show-only templates/zz-notes.yaml |
+  sed -n 's/^notes: //p' | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")))')
+grep -q "scripts/tls-secrets.sh rel ims | kubectl apply -f -" <<<"$notes" || fail "NOTES: no TLS step"
+grep -q -- "- --broker=rel-turnbroker-broker.ims.svc:50051" <<<"$notes" || fail "NOTES: no agent sidecar"
+grep -q -- "- --listen=127.0.0.1:8480" <<<"$notes" || fail "NOTES: not the agent's default port"
+{
+  printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: sip}\nspec:\n  containers:\n'
+  sed -n '/^      - name: pcscf-turn-agent/,/^    #/p' <<<"$notes" | grep -v '^    #' | sed 's/^    //'
+  printf '  volumes:\n    - {name: turnbroker-tls, secret: {secretName: x}}\n'
+} >"$work/sidecar.yaml"
+validate "$work/sidecar.yaml" >/dev/null || { cat "$work/sidecar.yaml"; fail "NOTES: the sidecar is not a valid container"; }
+# The Secrets scripts/tls-secrets.sh makes are the ones the pods mount.
+"$root/scripts/tls-secrets.sh" rel ims "$work/ca" 2>/dev/null >"$work/secrets.yaml"
+validate "$work/secrets.yaml" >/dev/null || fail "tls-secrets.sh: invalid Secrets"
+for s in broker sync agent; do
+  grep -q "name: rel-turnbroker-$s-tls" "$work/secrets.yaml" || fail "tls-secrets.sh: no $s Secret"
+done
+
+out=$(cat "$work/values-minimal.yaml")
 grep -q -- "- --insecure" <<<"$out" || fail "plaintext without --insecure"
 grep -q -- "- --no-fsync" <<<"$out" || fail "fsync: false not passed"
 grep -q -- "- --max-watchers=100" <<<"$out" || fail "extraArgs not passed"
 grep -q "emptyDir" <<<"$out" || fail "persistence off has no emptyDir"
-! grep -q "^kind: Deployment$" <<<"$out" || fail "turn.enabled=false still renders TURN pods"
+! grep -q "^kind: DaemonSet$" <<<"$out" || fail "turn.enabled=false still renders TURN pods"
 
-out=$("$render" "$chart" -f "$here/values-production.yaml") || fail "production values do not render"
+out=$(cat "$work/values-production.yaml")
 [[ $(grep -c "^kind: Certificate$" <<<"$out") == 3 ]] || fail "cert-manager: want 3 Certificates"
 grep -q "urn:turnbroker:role:subscriber" <<<"$out" || fail "sync certificate has no subscriber role"
 grep -q "urn:turnbroker:role:publisher" <<<"$out" || fail "agent certificate has no publisher role"
-grep -q -- "- --external-ip=203.0.113.10" <<<"$out" || fail "externalIp not passed"
+grep -q "^kind: ServiceMonitor$" <<<"$out" || fail "no ServiceMonitor"
+grep -q "turn-node-1: \"203.0.113.10\"" <<<"$out" || fail "external IPs by node not passed"
 grep -q -- "- --farm=farm-east" <<<"$out" || fail "farm not passed"
+grep -q -- "- --no-tcp-relay" <<<"$out" || fail "noTcpRelay not passed"
+grep -q -- "- --allowed-peer-ip=10.20.0.5" <<<"$out" || fail "allowedPeerIps not passed"
+grep -q "image: coturn/coturn@sha256:fedcba98" <<<"$out" || fail "coturn not pulled by digest"
+grep -q "image: registry.example.org/ims/turnbroker@sha256:01234567" <<<"$out" || fail "image not pulled by digest"
 grep -q "storageClassName: fast-ssd" <<<"$out" || fail "storageClass not passed"
 
-if msg=$("$render" "$chart" -f "$here/values-two-brokers.yaml" 2>&1); then
-  fail "two broker replicas rendered; the embedded store is one writer"
-fi
-grep -q "broker.replicas" <<<"$msg" || fail "two replicas: unclear error: $msg"
+out=$(cat "$work/values-remote-broker.yaml")
+! grep -q "^kind: StatefulSet$" <<<"$out" || fail "broker.enabled=false still renders the broker"
+grep -q -- "- --broker=broker.ims.example.org:50051" <<<"$out" || fail "turn.brokerAddress not used"
+grep -q -- "- --tls-server-name=rel-turnbroker-broker" <<<"$out" || fail "turn.brokerServerName not used"
+
+# Refusals (helm template, whose fail is an error).
+refuses() {  # refuses VALUES_FILE TEXT
+  local msg
+  if msg=$(render -f "$here/$1" 2>&1); then fail "$1 rendered"; fi
+  grep -q -- "$2" <<<"$msg" || fail "$1: unclear error: $msg"
+}
+refuses values-bad-two-brokers.yaml "broker.replicas"
+refuses values-bad-remote.yaml "turn.brokerAddress"
+refuses values-bad-nodemap.yaml "turn.externalIp.nodes"
+refuses values-bad-unknown.yaml "Additional property externalIp is not allowed"
+refuses values-bad-unknown.yaml "turn.coturn.image.digest"
 
 # Every broker default in values.yaml is the binary's default.
 help=$("$broker" --help)

@@ -20,10 +20,52 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* An image reference from {repository, tag, digest}: by digest when given. */}}
+{{- define "turnbroker.imageRef" -}}
+{{- if .image.digest -}}
+{{ .image.repository }}@{{ .image.digest }}
+{{- else -}}
+{{ .image.repository }}:{{ default .default .image.tag }}
+{{- end -}}
+{{- end -}}
+
 {{- define "turnbroker.image" -}}
-{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{ include "turnbroker.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) }}
 {{- end -}}
 
 {{- define "turnbroker.brokerAddress" -}}
+{{- if .Values.turn.brokerAddress -}}
+{{ .Values.turn.brokerAddress }}
+{{- else -}}
 {{ include "turnbroker.fullname" . }}-broker.{{ .Release.Namespace }}.svc:{{ .Values.broker.port }}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret names, scoped to the release unless given. */}}
+{{- define "turnbroker.tlsSecret" -}}
+{{- $given := index .root.Values.tls (printf "%sSecret" .part) -}}
+{{- default (printf "%s-%s-tls" (include "turnbroker.fullname" .root) .part) $given -}}
+{{- end -}}
+
+{{/* A value kept across upgrades: given, else the installed Secret's, else new. */}}
+{{- define "turnbroker.keptSecretValue" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- if .given -}}
+{{ .given | b64enc }}
+{{- else if and $existing (hasKey $existing.data .key) -}}
+{{ index $existing.data .key }}
+{{- else -}}
+{{ randAlphaNum 32 | b64enc }}
+{{- end -}}
+{{- end -}}
+
+{{/* Restricted Pod Security Standard, for containers that need nothing else. */}}
+{{- define "turnbroker.restrictedContainer" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
 {{- end -}}
