@@ -12,20 +12,43 @@ stack_start_turn() {
   TURN_PORT=$(free_port)
   TURN_CLI_PORT=$(free_port)
   TURN_PEER_PORT=$(free_port)
-  # coturn's admin CLI (loopback only) lets the sync end revoked sessions.
+  # The echo peer sits on a non-loopback address of this machine: coturn
+  # denies loopback peers (its Redis is on 127.0.0.1), as in the chart.
+  TURN_PEER_IP=$(ip -4 -o addr show scope global | awk '{sub("/.*", "", $4); print $4; exit}')
+  if [[ -z $TURN_PEER_IP ]]; then
+    echo "turn: this machine has no non-loopback IPv4 address for the echo peer" >&2
+    return 1
+  fi
+  # coturn's admin CLI (loopback only) lets the sync end revoked sessions;
+  # its password goes in a config file, not on the command line.
   umask 077
   head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STACK_DIR/coturn-cli-password"
-  start_bg turnserver turnserver -n --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 \
+  echo "cli-password=$(cat "$STACK_DIR/coturn-cli-password")" >"$STACK_DIR/turnserver.conf"
+  # The flags of the chart (helm/turnbroker/templates/turn.yaml; tests/helm
+  # checks they match): no KEYS scans of the user database, and no relay to
+  # loopback, link-local (cloud metadata), private ranges, IPv4-mapped IPv6
+  # (CVE-2026-27624, coturn < 4.9) or multicast; the echo peer's address is
+  # the one exception.
+  start_bg turnserver turnserver -c "$STACK_DIR/turnserver.conf" \
+    --listening-ip 127.0.0.1 --relay-ip 127.0.0.1 \
     --listening-port "$TURN_PORT" --no-tls --no-dtls \
     --redis-userdb "ip=127.0.0.1 port=$REDIS_PORT dbname=0" \
-    --lt-cred-mech --realm "$TURN_REALM" --allow-loopback-peers \
+    --lt-cred-mech --realm "$TURN_REALM" \
+    --no-auth-pings --no-dynamic-ip-list --no-dynamic-realms --no-multicast-peers \
+    --denied-peer-ip=0.0.0.0-0.255.255.255 --denied-peer-ip=127.0.0.0-127.255.255.255 \
+    --denied-peer-ip=::1 --denied-peer-ip=169.254.0.0-169.254.255.255 \
+    --denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff \
+    --denied-peer-ip=::ffff:0.0.0.0-::ffff:255.255.255.255 \
+    --denied-peer-ip=10.0.0.0-10.255.255.255 --denied-peer-ip=172.16.0.0-172.31.255.255 \
+    --denied-peer-ip=192.168.0.0-192.168.255.255 --denied-peer-ip=100.64.0.0-100.127.255.255 \
+    --denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff \
+    --allowed-peer-ip="$TURN_PEER_IP" \
     --pidfile "$STACK_DIR/turnserver.pid" \
     --cli-ip 127.0.0.1 --cli-port "$TURN_CLI_PORT" \
-    --cli-password "$(cat "$STACK_DIR/coturn-cli-password")" \
     --log-file stdout --simple-log
   wait_for_log turnserver "Total General servers"
   # turnutils_uclient needs an echo peer behind the relay.
-  start_bg turn-peer turnutils_peer -L 127.0.0.1 -p "$TURN_PEER_PORT"
+  start_bg turn-peer turnutils_peer -L "$TURN_PEER_IP" -p "$TURN_PEER_PORT"
 
   start_bg turn-sync "$BUILD/turn-plugin/turn-credential-sync" --broker "$BROKER" \
     --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --realm "$TURN_REALM" --name stack \
@@ -42,7 +65,7 @@ stack_start_turn() {
 # succeeds if coturn accepted the credential.
 turn_allocate() {
   local log="$STACK_DIR/uclient-$1-$RANDOM.log" client
-  turnutils_uclient -v -c -n 1 -u "$1" -w "$2" -e 127.0.0.1 -r "$TURN_PEER_PORT" \
+  turnutils_uclient -v -c -n 1 -u "$1" -w "$2" -e "$TURN_PEER_IP" -r "$TURN_PEER_PORT" \
     -p "$TURN_PORT" 127.0.0.1 >"$log" 2>&1 &
   client=$!
   for _ in $(seq 50); do
