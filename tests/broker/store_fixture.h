@@ -74,8 +74,9 @@ class StoreTest : public ::testing::Test {
     return RevokeSync(*store_, r);
   }
   const CredentialState& state() { return store_->state(); }
-  // Runs expiry now (the commit thread runs it every 100 ms on its own).
-  void Expire() { store_->mutable_state().Expire(1'000'000); }
+  // Runs expiry now, on the commit thread (which also runs it every 100 ms
+  // of the clock on its own).
+  void Expire() { store_->MaintainNow(); }
 
   std::vector<Change> History(Revision after = 0) {
     std::vector<Change> out;

@@ -1,6 +1,7 @@
 #include "turnbroker/broker/embedded_store.h"
 
 #include <algorithm>
+#include <future>
 
 #include "turnbroker/broker/planner.h"
 #include "turnbroker/common/log.h"
@@ -98,6 +99,21 @@ absl::Status EmbeddedStore::Enqueue(Op op) {
   return absl::OkStatus();
 }
 
+void EmbeddedStore::SetCommitListener(std::function<void()> listener) {
+  state_->SetCommitListener(std::move(listener));
+}
+
+void EmbeddedStore::MaintainNow() {
+  std::promise<void> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    maintain_now_.push_back([&done] { done.set_value(); });
+  }
+  cv_.notify_one();
+  done.get_future().wait();
+}
+
 void EmbeddedStore::Publish(const v1::PublishRequest* request, PublishDone done) {
   if (auto s = Enqueue(PublishOp{request, done}); !s.ok()) done(s);
 }
@@ -108,14 +124,17 @@ void EmbeddedStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
 
 void EmbeddedStore::CommitLoop() {
   std::vector<Op> ops;
+  std::vector<std::function<void()>> maintain_now;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       int64_t wait_ms = std::max<int64_t>(
           0, next_maintenance_ms_ - state_->clock()->NowMs());
-      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                   [this] { return !queue_.empty() || stopping_; });
-      if (queue_.empty() && stopping_) break;
+      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] {
+        return !queue_.empty() || !maintain_now_.empty() || stopping_;
+      });
+      maintain_now.swap(maintain_now_);
+      if (queue_.empty() && maintain_now.empty() && stopping_) break;
       size_t weight = 0;
       while (!queue_.empty() && weight < options_.max_group_credentials) {
         Op& op = queue_.front();
@@ -127,7 +146,9 @@ void EmbeddedStore::CommitLoop() {
     }
     if (!ops.empty()) CommitGroup(ops, {});
     ops.clear();
-    if (state_->clock()->NowMs() >= next_maintenance_ms_) Maintain();
+    if (!maintain_now.empty() || state_->clock()->NowMs() >= next_maintenance_ms_) Maintain();
+    for (auto& done : maintain_now) done();
+    maintain_now.clear();
   }
 }
 

@@ -2,7 +2,8 @@
 // commit thread takes every queued Publish and Revoke, plans them against the
 // state (GroupPlanner), writes them to the journal in one transaction (group
 // commit: one fsync for many requests), applies them to the state, then
-// answers them. It also expires credentials and compacts the journal.
+// answers them. It also expires credentials and compacts the journal. The
+// commit thread is the only writer of the state (state.h).
 #ifndef TURNBROKER_BROKER_EMBEDDED_STORE_H_
 #define TURNBROKER_BROKER_EMBEDDED_STORE_H_
 
@@ -47,16 +48,21 @@ class EmbeddedStore : public Store {
       std::function<void(const absl::Status&)> on_failure = nullptr);
   ~EmbeddedStore() override;  // Shutdown()
 
-  // `done` may be called inline when the request is refused at once
-  // (shutting down, queue full). Shutdown() blocks until every request
-  // queued before it is answered.
+  // `done` is called inline when the request is refused at once (shutting
+  // down, queue full, journal failed), else on the commit thread.
+  // Shutdown() blocks until every request queued before it is answered.
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
   void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
   const CredentialState& state() const override { return *state_; }
-  CredentialState& mutable_state() { return *state_; }
+  void SetCommitListener(std::function<void()> listener) override;
   std::string description() const override { return journal_->description(); }
   bool healthy() const override { return !failed_.load(); }
   void Shutdown() override;
+
+  // Runs expiry and compaction now, on the commit thread, and returns when
+  // they are done (the thread also runs them every maintenance_interval_ms).
+  // For tests on a manual clock. Returns at once after Shutdown().
+  void MaintainNow();
 
  private:
   struct PublishOp {
@@ -68,6 +74,7 @@ class EmbeddedStore : public Store {
     RevokeDone done;
   };
   using Op = std::variant<PublishOp, RevokeOp>;
+  // Waiters of MaintainNow(), answered by the commit thread.
   struct Metrics;
 
   EmbeddedStore(std::unique_ptr<Journal> journal,
@@ -90,6 +97,7 @@ class EmbeddedStore : public Store {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Op> queue_;  // guarded by mu_
+  std::vector<std::function<void()>> maintain_now_;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
   std::mutex join_mu_;
   std::thread thread_;  // guarded by join_mu_ once started

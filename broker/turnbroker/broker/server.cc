@@ -24,6 +24,28 @@ std::string DefaultDataDir() {
   return "./turn-broker-data";
 }
 
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(
+    const BrokerOptions& options, const Clock* clock, MetricsRegistry* metrics,
+    std::function<void(const absl::Status&)> on_failure) {
+  std::unique_ptr<Journal> journal;
+  if (options.ephemeral) {
+    journal = NewMemoryJournal();
+  } else {
+    SqliteJournalOptions jo;
+    jo.data_dir =
+        options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
+    jo.fsync = options.fsync;
+    jo.new_epoch = options.new_epoch;
+    auto j = OpenSqliteJournal(jo);
+    if (!j.ok()) return j.status();
+    journal = std::move(*j);
+  }
+  auto store = EmbeddedStore::Open(std::move(journal), options.store, clock,
+                                   metrics, std::move(on_failure));
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     const BrokerOptions& options, const Clock* clock,
     std::function<void(const absl::Status&)> on_store_failure) {
@@ -41,29 +63,14 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   b->options_ = options;
   b->registry_ = std::make_unique<MetricsRegistry>();
 
-  std::unique_ptr<Journal> journal;
-  if (options.ephemeral) {
-    journal = NewMemoryJournal();
-  } else {
-    SqliteJournalOptions jo;
-    jo.data_dir =
-        options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
-    jo.fsync = options.fsync;
-    jo.new_epoch = options.new_epoch;
-    auto j = OpenSqliteJournal(jo);
-    if (!j.ok()) return j.status();
-    journal = std::move(*j);
-  }
-  auto store =
-      EmbeddedStore::Open(std::move(journal), options.store, clock,
-                          b->registry_.get(), std::move(on_store_failure));
+  auto store = OpenStore(options, clock, b->registry_.get(),
+                         std::move(on_store_failure));
   if (!store.ok()) return store.status();
   b->store_ = std::move(*store);
   b->hub_ = std::make_unique<WatchHub>(b->store_->state(), options.watch,
                                        b->registry_.get());
   WatchHub* hub = b->hub_.get();
-  b->store_->mutable_state().SetCommitListener(
-      [hub](Revision) { hub->Notify(); });
+  b->store_->SetCommitListener([hub] { hub->Notify(); });
 
   const CredentialState* state = &b->store_->state();
   b->registry_->AddGaugeFunction(
@@ -122,7 +129,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   if (!options.metrics_listen.empty()) {
     auto hp = ParseHostPort(options.metrics_listen, "--metrics-listen", true);
     if (!hp.ok()) return hp.status();
-    const EmbeddedStore* s = b->store_.get();
+    const Store* s = b->store_.get();
     if (auto st = b->metrics_.Start(*hp, b->registry_.get(),
                                     [s] { return s->healthy(); });
         !st.ok())

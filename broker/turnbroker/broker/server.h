@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "turnbroker/broker/embedded_store.h"
+#include "turnbroker/broker/embedded_store.h"  // EmbeddedStoreOptions
 #include "turnbroker/broker/service.h"
 #include "turnbroker/broker/watch.h"
 #include "turnbroker/common/clock.h"
@@ -34,8 +34,8 @@ struct BrokerOptions {
   bool new_epoch = false;
   EmbeddedStoreOptions store;
   WatchOptions watch;
-  // Port 0 disables the metrics endpoint unless explicitly "HOST:0".
-  std::string metrics_listen;  // empty: off
+  // HOST:PORT of the metrics endpoint (port 0: any free port); empty: off.
+  std::string metrics_listen;
   int64_t keepalive_time_ms = 30'000;
   int64_t keepalive_timeout_ms = 10'000;
   // Streams are asked to reconnect after this long, to rebalance them
@@ -50,6 +50,12 @@ struct BrokerOptions {
 // /var/lib/turn-broker for root, else $XDG_STATE_HOME/turn-broker or
 // ~/.local/state/turn-broker.
 std::string DefaultDataDir();
+
+// The store `options` ask for, recovered and ready to serve. `on_failure`
+// runs if it fails later.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(
+    const BrokerOptions& options, const Clock* clock, MetricsRegistry* metrics,
+    std::function<void(const absl::Status&)> on_failure);
 
 class BrokerServer {
  public:
@@ -76,7 +82,7 @@ class BrokerServer {
 
   BrokerOptions options_;
   std::unique_ptr<MetricsRegistry> registry_;
-  std::unique_ptr<EmbeddedStore> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<WatchHub> hub_;
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<BrokerService> service_;

@@ -252,7 +252,7 @@ void CredentialState::Apply(const std::vector<Change>& changes) {
     }
     TrimHistoryLocked(now);
   }
-  if (listener_) listener_(head());
+  if (listener_) listener_();
 }
 
 void CredentialState::Recover(const Change& change, int64_t at_ms,
@@ -310,8 +310,7 @@ std::vector<Revision> CredentialState::TakeDeadRevisions() {
   return std::exchange(dead_, {});
 }
 
-void CredentialState::SetCommitListener(
-    std::function<void(Revision)> listener) {
+void CredentialState::SetCommitListener(std::function<void()> listener) {
   listener_ = std::move(listener);
 }
 

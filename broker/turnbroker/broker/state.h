@@ -123,8 +123,9 @@ class CredentialState {
   // Log revisions that no longer hold anything live (superseded, revoked or
   // expired puts; revocations whose tombstones all expired). For compaction.
   std::vector<Revision> TakeDeadRevisions();
-  // Called (on the commit thread) after each Apply with the new head.
-  void SetCommitListener(std::function<void(Revision)> listener);
+  // Called (on the commit thread) after each Apply and Replace. Set it
+  // before the first write.
+  void SetCommitListener(std::function<void()> listener);
 
  private:
   struct Key {
@@ -169,7 +170,7 @@ class CredentialState {
   const Clock* const clock_;
   std::string epoch_;
   std::atomic<Revision> head_{0};
-  std::function<void(Revision)> listener_;
+  std::function<void()> listener_;
 
   // Guards everything below. Readers share it; the commit thread takes it
   // exclusively to apply a group, for microseconds.

@@ -1,7 +1,10 @@
-// The store seam: where committed state comes from. The service talks only
-// to this interface; the embedded store (memory or durable SQLite) is one
-// implementation, and an HA store over Redis can be another (design §4): it
-// would commit through Redis and feed the same CredentialState from the log.
+// The store seam: where committed state comes from. The server and the
+// service know storage only through this interface. Two implementations:
+// the embedded store (embedded_store.h: memory or durable SQLite, one broker)
+// and the Redis store (redis_store.h: several replicas on one Redis dataset).
+// Both commit changes, apply them to one CredentialState, and tell the
+// listener; reads and Watch streams are served from that state
+// (docs/architecture.md, "The store seam").
 #ifndef TURNBROKER_BROKER_STORE_H_
 #define TURNBROKER_BROKER_STORE_H_
 
@@ -21,20 +24,28 @@ class Store {
 
   virtual ~Store() = default;
 
-  // Commits the request and then calls `done` (on a store thread, never
-  // inline). `request` must stay valid until then. `done` gets OK only once
-  // the change is committed (durable, for a durable store) and applied to
+  // Commits the request and then calls `done`, exactly once. `request` must
+  // stay valid until then. `done` is called inline when the request is
+  // refused at once (shutting down, queue full, store failed), otherwise on a
+  // store thread; callers must not hold a lock `done` takes. `done` gets OK
+  // only once the change is committed (durable, for a durable store;
+  // acknowledged by the configured replicas, for Redis) and applied to
   // state(). Errors: see CredentialBroker.Publish/Revoke in the proto;
-  // UNAVAILABLE when the store is shutting down or failed.
+  // UNAVAILABLE when the store is shutting down, failed or unreachable.
   virtual void Publish(const v1::PublishRequest* request, PublishDone done) = 0;
   virtual void Revoke(const v1::RevokeRequest* request, RevokeDone done) = 0;
 
   // The committed state that reads and Watch streams are served from.
   virtual const CredentialState& state() const = 0;
-  // "durable:<dir>" or "ephemeral".
+  // `listener` is called on the store's thread after each change to state():
+  // new revisions applied, or the state reset to a new epoch (a Redis dataset
+  // that lost acknowledged writes). Set it once, before the first write.
+  virtual void SetCommitListener(std::function<void()> listener) = 0;
+  // "durable:<dir>", "ephemeral" or "redis:<address>".
   virtual std::string description() const = 0;
-  // False once the store failed (e.g. a disk write error); it then refuses
-  // writes and the process should restart.
+  // False once the store failed for good (e.g. a disk write error); it then
+  // refuses writes and the process should restart. (A Redis store that lost
+  // its connection stays healthy: it refuses writes until Redis is back.)
   virtual bool healthy() const = 0;
   // Answers every queued request, then refuses new ones with UNAVAILABLE.
   virtual void Shutdown() = 0;
