@@ -1,33 +1,42 @@
 // turn-broker benchmark: the real daemon (default durable configuration,
 // fsync on) and this load generator on loopback.
 //
-//   latency     open-loop single-credential publishes at --rate/s (sends
-//               scheduled by the clock, latency counted from the scheduled
-//               time) to --watchers watchers: p50/p99 publish -> watcher
-//               (the first 0.5 s left out: warm-up); then, on the same
-//               broker, GetStatus at the same rate: the floor of one
-//               unary hop in the same run (grpc_floor_bench has more)
+//   latency     open-loop publishes of one credential each at --rate/s
+//               (sends scheduled by the clock, latency counted from the
+//               scheduled time) to --watchers watchers: p50/p99 publish ->
+//               watcher (the first 0.5 s left out: warm-up), once per
+//               --publishers mode (default: a Publish call per credential,
+//               and the eP-CSCF library's batching Publisher); then, on the
+//               same broker, GetStatus at the same rate: the floor of one
+//               unary hop in the same run (grpc_floor_bench has more). The
+//               broker's CPU and context switches per credential over the
+//               measured window (proc_usage.h).
 //   throughput  batched publishes (--batch, --inflight in flight) of --total
-//               credentials: rate at which every watcher has all of them
+//               credentials: rate at which every watcher has all of them,
+//               and the broker's CPU per credential
 //   memory      broker RSS growth / live credentials, at --total live
 //   disk        store bytes / credential (after a clean shutdown)
 //   snapshot    time for a new watcher to receive --total live credentials
 //               and SYNCED
 //
-// Each is run --runs times on a fresh broker; medians are printed, and all
-// samples go to --json. Usage: broker_bench [--runs 3] [--quick]
+// First the machine is probed (report.h): on a busy machine every figure is
+// marked [noisy]. Each is run --runs times on a fresh broker; medians are
+// printed (percentiles.h), and all samples go to --json.
+// Usage: broker_bench [--runs 3] [--quick] [--require-quiet]
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,7 +44,11 @@
 #include <CLI/CLI.hpp>
 #include <google/protobuf/arena.h>
 
+#include "open_loop.h"
+#include "percentiles.h"
+#include "proc_usage.h"
 #include "process.h"
+#include "report.h"
 #include "status_floor.h"
 #include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
@@ -49,25 +62,10 @@ namespace turnbroker::bench {
 namespace {
 
 namespace v1 = ::turnbroker::v1;
-using testing::FreePort;
-using testing::Subprocess;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 
 int64_t NowUs() { return MonotonicMicros(); }
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double Percentile(std::vector<int64_t>& v, double p) {
-  if (v.empty()) return 0;
-  size_t k = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return static_cast<double>(v[k]);
-}
 
 uint64_t DirBytes(const std::string& dir) {
   uint64_t total = 0;
@@ -106,12 +104,12 @@ class Broker {
       external_ = g_external;
       return;
     }
-    port_ = FreePort();
+    port_ = testing::FreePort();
     std::vector<std::string> argv = {testing::BuiltBinary("turn-broker"), "--listen",
                                      "127.0.0.1:" + std::to_string(port_), "--data-dir", data_,
                                      "--log-level", "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<Subprocess>(argv, dir.File("broker.log"));
+    process_ = std::make_unique<testing::Subprocess>(argv, dir.File("broker.log"));
     if (!process_->WaitForOutput("listening on", std::chrono::seconds(20))) {
       fprintf(stderr, "broker did not start:\n%s\n", process_->Output().c_str());
       std::exit(1);
@@ -132,7 +130,7 @@ class Broker {
   std::string data_;
   std::string external_;
   int port_ = 0;
-  std::unique_ptr<Subprocess> process_;
+  std::unique_ptr<testing::Subprocess> process_;
 };
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
@@ -221,23 +219,33 @@ class Watcher {
   std::thread thread_;
 };
 
+// How the latency run publishes (--publishers).
+enum class Publishing {
+  kUnary,         // one Publish call per credential (gRPC callback client)
+  kStream,        // each credential a request on one PublishStream
+  kLibrary,       // the eP-CSCF library's Publisher (pcscf-plugin) as an eP-CSCF
+                  // runs it, over its PublishStream: credentials that arrive
+                  // while its calls are in flight share the next one
+  kLibraryUnary,  // the same Publisher with unary Publish calls
+};
+const std::map<std::string, Publishing> kPublishing = {{"unary", Publishing::kUnary},
+                                                       {"stream", Publishing::kStream},
+                                                       {"library", Publishing::kLibrary},
+                                                       {"library-unary", Publishing::kLibraryUnary}};
+
 struct LatencyResult {
-  double p50_us, p99_us, ack_p50_us, ack_p99_us, achieved_rate;
+  Percentiles delivered, acked;  // µs from the scheduled send
+  double achieved_rate = 0;
   // The floor, same run: GetStatus at the same rate on the same broker.
-  double floor_p50_us, floor_p99_us;
+  Percentiles floor;
+  // The broker over the measured window (first send to last delivery);
+  // nullopt for --external.
+  std::optional<ProcessUsage> broker_usage;
+  double window_seconds = 0;
+  size_t credentials = 0;
 };
 
 std::vector<std::string> g_broker_flags;
-
-// How the latency run sends: one Publish call per credential, or through the
-// eP-CSCF library's Publisher (pcscf-plugin), which is what an eP-CSCF runs:
-// credentials that arrive while its calls are in flight share the next call.
-bool g_library_publisher = false;
-// Or every credential as one request on a single PublishStream.
-bool g_stream_publisher = false;
-// --library-publisher with unary Publish calls instead of its stream.
-bool g_unary_library = false;
-
 
 // --latency-trace: one line per credential of the first latency run,
 // "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>
@@ -246,7 +254,7 @@ bool g_unary_library = false;
 // to see whether a tail is periodic (a stall) or spread (CPU queueing).
 std::string g_latency_trace;
 
-LatencyResult RunLatency(int watchers, int rate, double seconds) {
+LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publishing) {
   TempDir dir;
   Broker broker(dir, g_broker_flags);
   const size_t n = static_cast<size_t>(rate * seconds);
@@ -258,14 +266,13 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   auto stub = v1::CredentialBroker::NewStub(channel);
   std::unique_ptr<pcscf::BrokerClient> library_client;
   std::unique_ptr<pcscf::Publisher> library;
-  if (g_library_publisher) {
-    // The library as an eP-CSCF runs it: over a PublishStream (unary calls
-    // with --unary-library).
+  if (publishing == Publishing::kLibrary || publishing == Publishing::kLibraryUnary) {
     library_client = pcscf::NewGrpcBrokerClient(
-        channel, pcscf::GrpcBrokerClientOptions{.publish_stream = !g_unary_library});
+        channel,
+        pcscf::GrpcBrokerClientOptions{.publish_stream = publishing == Publishing::kLibrary});
     library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
   }
-  std::vector<int64_t> scheduled(n), issued(n, 0), acked(n, 0);
+  std::vector<int64_t> issued(n, 0), acked(n, 0);
   std::atomic<size_t> done{0};
   struct Call {
     grpc::ClientContext ctx;
@@ -273,7 +280,7 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
     v1::PublishResponse resp;
   };
   std::unique_ptr<StreamPublisher> streamer;
-  if (g_stream_publisher) {
+  if (publishing == Publishing::kStream) {
     streamer = std::make_unique<StreamPublisher>(
         stub.get(), [&acked, &done](const v1::PublishStreamResponse& a) {
           if (a.code() == 0 && a.id() < acked.size()) acked[a.id()] = NowUs();
@@ -282,13 +289,12 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
         });
   }
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
-  int64_t t0 = NowUs() + 100'000;
+  const OpenLoopSchedule schedule(rate);
+  const UsageWindow usage(broker.pid());
   for (size_t i = 0; i < n; ++i) {
-    scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
     // Sleep, never spin: a spinning sender takes the CPU from gRPC's own
     // threads and the watchers and shows up as multi-millisecond tails.
-    int64_t wait = scheduled[i] - NowUs();
-    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+    schedule.SleepUntil(i);
     issued[i] = NowUs();
     if (library) {
       v1::Credential c;
@@ -319,74 +325,84 @@ LatencyResult RunLatency(int watchers, int rate, double seconds) {
   }
   int64_t sent_end = NowUs();
   while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (streamer) streamer->Close();
   for (auto& w : ws) w->WaitAll();
+  LatencyResult r;
+  r.broker_usage = usage.Stop();
+  r.window_seconds = (NowUs() - schedule.t0()) / 1e6;
+  r.credentials = n;
+  if (streamer) streamer->Close();
   // The first half second is left out (connections and threads warming up),
-  // as in turn_sync_bench.
-  const size_t warm = std::min(n, static_cast<size_t>(rate / 2));
-  std::vector<int64_t> lat, ack;
+  // as in turn_sync_bench. A delivery that never came is lost.
+  const size_t warm = schedule.FirstMeasured(n);
+  std::vector<int64_t> lat;
   lat.reserve(n * watchers);
-  size_t delivered = 0;
+  size_t delivered = 0, lost = 0;
   for (auto& w : ws)
     for (size_t i = 0; i < n; ++i) {
-      if (!w->arrivals()[i]) continue;
-      ++delivered;
-      if (i >= warm) lat.push_back(w->arrivals()[i] - scheduled[i]);
+      if (w->arrivals()[i]) ++delivered;
+      if (i < warm) continue;
+      if (w->arrivals()[i])
+        lat.push_back(w->arrivals()[i] - schedule.At(i));
+      else
+        ++lost;
     }
-  for (size_t i = warm; i < n; ++i)
-    if (acked[i]) ack.push_back(acked[i] - scheduled[i]);
   if (!g_latency_trace.empty()) {
     std::ofstream out(g_latency_trace);
     for (size_t i = 0; i < n; ++i) {
       int64_t first = INT64_MAX, slowest = 0;
       for (auto& w : ws) {
-        int64_t a = w->arrivals()[i] ? w->arrivals()[i] - scheduled[i] : -1;
+        int64_t a = w->arrivals()[i] ? w->arrivals()[i] - schedule.At(i) : -1;
         first = std::min(first, a);
         slowest = std::max(slowest, a);
       }
-      out << (scheduled[i] - t0) / 1000 << ' ' << (acked[i] ? acked[i] - scheduled[i] : -1) << ' '
-          << first << ' ' << slowest << ' ' << issued[i] - scheduled[i] << '\n';
+      out << (schedule.At(i) - schedule.t0()) / 1000 << ' '
+          << (acked[i] ? acked[i] - schedule.At(i) : -1) << ' ' << first << ' ' << slowest << ' '
+          << issued[i] - schedule.At(i) << '\n';
     }
     g_latency_trace.clear();  // the first run only
   }
-  LatencyResult r;
-  r.p50_us = Percentile(lat, 0.50);
-  r.p99_us = Percentile(lat, 0.99);
-  r.ack_p50_us = Percentile(ack, 0.50);
-  r.ack_p99_us = Percentile(ack, 0.99);
-  r.achieved_rate = n / ((sent_end - t0) / 1e6);
-  FloorResult floor = OpenLoopStatus(stub.get(), rate, seconds);
-  r.floor_p50_us = floor.p50_us;
-  r.floor_p99_us = floor.p99_us;
+  r.delivered = Summarize(lat, lost);
+  r.acked = LatenciesFromSchedule(schedule, acked, warm);
+  r.achieved_rate = n / ((sent_end - schedule.t0()) / 1e6);
+  r.floor = OpenLoopStatus(stub.get(), rate, seconds);
   if (delivered != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", delivered, n * watchers);
   ws.clear();
   broker.Stop();
   return r;
 }
 
-// Closed loop, one request at a time: the floor under the open-loop figures.
-std::pair<double, double> RunSequential(size_t n) {
+// Closed loop, one request at a time: the floor under the open-loop
+// figures; beside it GetStatus the same way on the same broker (µs).
+std::pair<Percentiles, Percentiles> RunSequential(size_t n) {
   TempDir dir;
   Broker broker(dir, g_broker_flags);
   auto stub = v1::CredentialBroker::NewStub(NewChannel(broker.address()));
   std::vector<int64_t> lat;
+  size_t lost = 0;
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
   for (size_t i = 0; i < n; ++i) {
     v1::PublishRequest req;
     FillCredential(req.add_credentials(), i, now_ms);
     v1::PublishResponse resp;
     grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     int64_t t = NowUs();
-    stub->Publish(&ctx, req, &resp);
-    lat.push_back(NowUs() - t);
+    if (stub->Publish(&ctx, req, &resp).ok())
+      lat.push_back(NowUs() - t);
+    else
+      ++lost;
   }
+  Percentiles floor = ClosedLoopStatus(stub.get(), n);
   broker.Stop();
-  return {Percentile(lat, 0.5), Percentile(lat, 0.99)};
+  return {Summarize(lat, lost), floor};
 }
 
 struct BulkResult {
   double delivered_per_s, acked_per_s, rss_bytes_per_credential, disk_bytes_per_credential,
       snapshot_seconds;
+  // The broker from the first publish until every watcher had them all.
+  std::optional<ProcessUsage> broker_usage;
+  double window_seconds;
 };
 
 BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
@@ -401,6 +417,7 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
   std::atomic<size_t> next{0};
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
   int64_t start = NowUs();
+  const UsageWindow usage(broker.pid());
   std::vector<std::thread> publishers;
   std::atomic<int64_t> last_ack{0};
   for (int p = 0; p < inflight; ++p) {
@@ -432,6 +449,8 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
     end = std::max(end, t);
   }
   BulkResult r;
+  r.broker_usage = usage.Stop();
+  r.window_seconds = (NowUs() - start) / 1e6;
   r.delivered_per_s = total / ((end - start) / 1e6);
   r.acked_per_s = total / ((last_ack.load() - start) / 1e6);
   ws.clear();
@@ -461,6 +480,8 @@ int main(int argc, char** argv) {
   size_t total = 1'000'000;
   std::string json_path;
   bool quick = false;
+  std::vector<std::string> publishers = {"unary", "library"};
+  QuietOptions quiet;
   CLI::App app{"turn-broker benchmark (see the header of bench/broker_bench.cc)"};
   app.add_option("--runs", runs)->capture_default_str();
   app.add_option("--watchers", watchers)->capture_default_str();
@@ -471,33 +492,70 @@ int main(int argc, char** argv) {
   app.add_option("--inflight", inflight, "Concurrent batched publishers")->capture_default_str();
   app.add_option("--json", json_path, "Write all samples here");
   app.add_option("--external", g_external, "Measure a running broker HOST:PORT (latency only)");
-  app.add_flag("--library-publisher", g_library_publisher,
-               "Latency run: publish through libpcscf_turn's batching Publisher, as an eP-CSCF does");
-  app.add_flag("--unary-library", g_unary_library,
-               "With --library-publisher: unary Publish calls instead of its PublishStream");
-  app.add_flag("--stream-publisher", g_stream_publisher,
-               "Latency run: each credential a request on one PublishStream");
+  app.add_option("--publishers", publishers,
+                 "Latency runs, one each per run (comma-separated): unary (a Publish call per "
+                 "credential), stream (each credential a request on one PublishStream), library "
+                 "(libpcscf_turn's batching Publisher over its PublishStream, as an eP-CSCF "
+                 "runs it), library-unary (the same Publisher with unary calls)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"unary", "stream", "library", "library-unary"}))
+      ->capture_default_str();
   app.add_option("--latency-trace", g_latency_trace, "Write per-credential latencies of the first latency run here");
   app.add_flag("--quick", quick, "One short run of each (a smoke test)");
   app.add_option("--broker-flag", g_broker_flags, "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
+  AddQuietFlags(app, &quiet);
   CLI11_PARSE(app, argc, argv);
   if (quick) runs = 1, seconds = 1, total = 50'000;
+  ProbeMachine(quiet);
 
   std::map<std::string, std::vector<double>> samples;
+  auto add_usage = [&](const std::string& key, const std::optional<ProcessUsage>& u,
+                       double credentials) {
+    if (!u) return;
+    samples[key + "_broker_cpu_us_per_credential"].push_back(u->cpu_us / credentials);
+    samples[key + "_broker_voluntary_switches_per_credential"].push_back(
+        u->voluntary_switches / credentials);
+    samples[key + "_broker_involuntary_switches_per_credential"].push_back(
+        u->involuntary_switches / credentials);
+  };
+  std::map<std::string, ProcessUsage> usage_sum;  // per key, over all runs
+  std::map<std::string, std::pair<double, double>> usage_amount;  // credentials, seconds
+  auto sum_usage = [&](const std::string& key, const std::optional<ProcessUsage>& u,
+                       double credentials, double seconds) {
+    if (!u) return;
+    usage_sum[key] += *u;
+    usage_amount[key].first += credentials;
+    usage_amount[key].second += seconds;
+  };
   for (int run = 0; run < runs; ++run) {
-    auto [seq50, seq99] = RunSequential(2000);
-    samples["sequential_p50_us"].push_back(seq50);
-    samples["sequential_p99_us"].push_back(seq99);
-    fprintf(stderr, "run %d: sequential publish p50 %.0f us p99 %.0f us\n", run + 1, seq50, seq99);
-    auto l = RunLatency(watchers, rate, seconds);
-    samples["latency_p50_us"].push_back(l.p50_us);
-    samples["latency_p99_us"].push_back(l.p99_us);
-    samples["ack_p50_us"].push_back(l.ack_p50_us);
-    samples["ack_p99_us"].push_back(l.ack_p99_us);
-    samples["achieved_rate"].push_back(l.achieved_rate);
-    samples["floor_p50_us"].push_back(l.floor_p50_us);
-    samples["floor_p99_us"].push_back(l.floor_p99_us);
-    samples["latency_p99_over_floor_p99"].push_back(l.floor_p99_us > 0 ? l.p99_us / l.floor_p99_us : 0);
+    auto [seq, seq_floor] = RunSequential(2000);
+    samples["sequential_p50_us"].push_back(seq.p50);
+    samples["sequential_p99_us"].push_back(seq.p99);
+    samples["sequential_floor_p50_us"].push_back(seq_floor.p50);
+    samples["sequential_floor_p99_us"].push_back(seq_floor.p99);
+    fprintf(stderr, "run %d: sequential publish %s\n", run + 1,
+            BesideFloor(seq.p50, seq.p99, seq_floor.p50, seq_floor.p99).c_str());
+    for (const std::string& mode : publishers) {
+      LatencyResult l = RunLatency(watchers, rate, seconds, kPublishing.at(mode));
+      const std::string k = mode + "_";
+      samples[k + "latency_p50_us"].push_back(l.delivered.p50);
+      samples[k + "latency_p99_us"].push_back(l.delivered.p99);
+      samples[k + "latency_lost"].push_back(l.delivered.lost);
+      samples[k + "ack_p50_us"].push_back(l.acked.p50);
+      samples[k + "ack_p99_us"].push_back(l.acked.p99);
+      samples[k + "achieved_rate"].push_back(l.achieved_rate);
+      samples[k + "floor_p50_us"].push_back(l.floor.p50);
+      samples[k + "floor_p99_us"].push_back(l.floor.p99);
+      add_usage(mode, l.broker_usage, l.credentials);
+      sum_usage(mode, l.broker_usage, l.credentials, l.window_seconds);
+      fprintf(stderr, "run %d: %s: publish->watcher %s; ack %s; sent %.0f/s; broker %s\n",
+              run + 1, mode.c_str(),
+              BesideFloor(l.delivered.p50, l.delivered.p99, l.floor.p50, l.floor.p99).c_str(),
+              Format(l.acked, "ms", 1e-3).c_str(), l.achieved_rate,
+              l.broker_usage
+                  ? FormatPerCredential(*l.broker_usage, l.credentials, l.window_seconds).c_str()
+                  : "n/a (external)");
+    }
     if (!g_external.empty()) continue;
     auto b = RunBulk(watchers, total, batch, inflight);
     samples["delivered_per_s"].push_back(b.delivered_per_s);
@@ -505,41 +563,70 @@ int main(int argc, char** argv) {
     samples["rss_bytes_per_credential"].push_back(b.rss_bytes_per_credential);
     samples["disk_bytes_per_credential"].push_back(b.disk_bytes_per_credential);
     samples["snapshot_seconds"].push_back(b.snapshot_seconds);
+    add_usage("batch", b.broker_usage, total);
+    sum_usage("batch", b.broker_usage, total, b.window_seconds);
     fprintf(stderr,
-            "run %d: latency p50 %.0f us p99 %.0f us (ack p50 %.0f p99 %.0f, rate %.0f/s); "
-            "delivered %.0f/s to each of %d watchers (acked %.0f/s); %.0f B RSS and %.0f B disk "
-            "per credential; snapshot of %zu in %.2f s\n",
-            run + 1, l.p50_us, l.p99_us, l.ack_p50_us, l.ack_p99_us, l.achieved_rate,
-            b.delivered_per_s, watchers, b.acked_per_s, b.rss_bytes_per_credential,
-            b.disk_bytes_per_credential, total, b.snapshot_seconds);
+            "run %d: delivered %.0f/s to each of %d watchers (acked %.0f/s); %.0f B RSS and %.0f "
+            "B disk per credential; snapshot of %zu in %.2f s%s\n",
+            run + 1, b.delivered_per_s, watchers, b.acked_per_s, b.rss_bytes_per_credential,
+            b.disk_bytes_per_credential, total, b.snapshot_seconds, Mark());
   }
-  printf("turn-broker benchmark: %d runs, %d watchers, medians\n", runs, watchers);
-  printf("  publish->watcher latency at %d/s:   p50 %.2f ms   p99 %.2f ms   (target p99 < 2 ms)\n",
-         rate, Median(samples["latency_p50_us"]) / 1000, Median(samples["latency_p99_us"]) / 1000);
-  printf("  floor, same run: GetStatus at %d/s:  p50 %.2f ms   p99 %.2f ms   (publish->watcher p99 is %.1fx it)\n",
-         rate, Median(samples["floor_p50_us"]) / 1000, Median(samples["floor_p99_us"]) / 1000,
-         Median(samples["latency_p99_over_floor_p99"]));
-  printf("  one publish at a time (closed loop): p50 %.2f ms   p99 %.2f ms\n",
-         Median(samples["sequential_p50_us"]) / 1000, Median(samples["sequential_p99_us"]) / 1000);
-  printf("  publish ack latency:                 p50 %.2f ms   p99 %.2f ms\n",
-         Median(samples["ack_p50_us"]) / 1000, Median(samples["ack_p99_us"]) / 1000);
-  printf("  throughput, batches of %d:         %.0f credentials/s to every watcher (target >= 100000)\n",
-         batch, Median(samples["delivered_per_s"]));
-  printf("  memory at %zu live:             %.0f bytes RSS per credential (target < 300)\n", total,
-         Median(samples["rss_bytes_per_credential"]));
-  printf("  disk:                                %.0f bytes per credential\n",
-         Median(samples["disk_bytes_per_credential"]));
-  printf("  snapshot of %zu to a new watcher: %.2f s (target < 2 s)\n", total,
-         Median(samples["snapshot_seconds"]));
+  auto median = [&](const std::string& key) { return Median(samples[key]); };
+  // The broker's cost over all runs' windows together (so the 10 ms ticks
+  // of /proc add up), per credential.
+  auto broker_cost = [&](const std::string& key) {
+    if (!usage_sum.count(key)) return std::string("n/a (external broker)");
+    return FormatPerCredential(usage_sum[key], usage_amount[key].first,
+                               usage_amount[key].second) +
+           Mark();
+  };
+  printf("turn-broker benchmark: %d runs, %d watchers, medians (figures beside the floor of "
+         "the same run)\n",
+         runs, watchers);
+  printf("  one publish at a time (closed loop):  %s\n",
+         BesideFloor(median("sequential_p50_us"), median("sequential_p99_us"),
+                     median("sequential_floor_p50_us"), median("sequential_floor_p99_us"))
+             .c_str());
+  for (const std::string& mode : publishers) {
+    const std::string k = mode + "_";
+    printf("  %s, %d/s (floor: GetStatus at %d/s on the same broker):\n", mode.c_str(), rate,
+           rate);
+    printf("    publish->watcher:  %s   (target p99 < 2 ms)\n",
+           BesideFloor(median(k + "latency_p50_us"), median(k + "latency_p99_us"),
+                       median(k + "floor_p50_us"), median(k + "floor_p99_us"))
+               .c_str());
+    printf("    publish ack:       %s\n",
+           BesideFloor(median(k + "ack_p50_us"), median(k + "ack_p99_us"),
+                       median(k + "floor_p50_us"), median(k + "floor_p99_us"))
+               .c_str());
+    printf("    broker:            %s\n", broker_cost(mode).c_str());
+  }
+  if (!g_external.empty()) return 0;
+  printf("  throughput, batches of %d:          %.0f credentials/s to every watcher (target >= "
+         "100000)%s\n",
+         batch, median("delivered_per_s"), Mark());
+  printf("    broker:            %s\n", broker_cost("batch").c_str());
+  printf("  memory at %zu live:              %.0f bytes RSS per credential (target < 300)%s\n",
+         total, median("rss_bytes_per_credential"), Mark());
+  printf("  disk:                                 %.0f bytes per credential\n",
+         median("disk_bytes_per_credential"));
+  printf("  snapshot of %zu to a new watcher:  %.2f s (target < 2 s)%s\n", total,
+         median("snapshot_seconds"), Mark());
   if (!json_path.empty()) {
     std::ofstream out(json_path);
-    out << "{";
-    bool first = true;
+    // " [noisy]" -> "noisy", "" -> "quiet".
+    const std::string mark = Mark();
+    out << "{\"machine\":\"" << (mark.empty() ? "quiet" : mark.substr(2, mark.size() - 3))
+        << "\"";
     for (auto& [k, v] : samples) {
-      out << (first ? "" : ",") << "\"" << k << "\":[";
-      for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+      out << ",\"" << k << "\":[";
+      for (size_t i = 0; i < v.size(); ++i) {
+        // JSON has no infinity: a lost figure is null.
+        if (i) out << ",";
+        if (std::isfinite(v[i])) out << v[i];
+        else out << "null";
+      }
       out << "]";
-      first = false;
     }
     out << "}\n";
   }

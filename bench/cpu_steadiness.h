@@ -6,6 +6,10 @@
 // a request in flight then is as late as its CPU work times that factor,
 // and the work queued behind it later still. Latency percentiles below the
 // share of time the CPUs spend slow cannot be held on such a machine.
+//
+// It does not see other processes' load: the pieces are short and sleep in
+// between, so the scheduler runs them at once even on a machine that other
+// jobs keep 90 % busy. report.h reads /proc/stat for that.
 #ifndef TURNBROKER_BENCH_CPU_STEADINESS_H_
 #define TURNBROKER_BENCH_CPU_STEADINESS_H_
 
@@ -16,6 +20,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "percentiles.h"
 
 namespace turnbroker::bench {
 
@@ -58,8 +64,8 @@ inline CpuSteadiness MeasureCpuSteadiness(double seconds) {
     for (const Piece& p : v) took.push_back(p.took_us);
   if (took.empty()) return r;
   std::sort(took.begin(), took.end());
-  r.median_us = took[took.size() / 2];
-  r.p99_us = took[took.size() * 99 / 100];
+  r.median_us = NearestRank(took, 0, 0.50);
+  r.p99_us = NearestRank(took, 0, 0.99);
   r.max_us = took.back();
   // Slow stretches, per CPU, then as a share of all CPUs' wall time.
   size_t slow = 0;

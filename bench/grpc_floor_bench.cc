@@ -12,12 +12,12 @@
 // broker's; what these figures add above raw TCP is the gRPC library's
 // (Debian's gRPC 1.51) and this machine's.
 //
-// First it measures how steady the CPUs are (cpu_steadiness.h): on a shared
-// VM the CPUs run slow for a share of the time, and no percentile above that
-// share can be better than the slow stretches allow.
+// First it probes the machine (report.h): on a busy machine every figure is
+// marked [noisy]. The gRPC paths are printed beside raw TCP, the floor under
+// them measured in the same run.
 //
 // Usage: grpc_floor_bench [--rates 1000,2000,5000] [--runs 3] [--seconds 4]
-//                         [--cpu-seconds 4]
+//                         [--cpu-seconds 3] [--require-quiet]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,8 +44,10 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
-#include "cpu_steadiness.h"
+#include "open_loop.h"
+#include "percentiles.h"
 #include "process.h"
+#include "report.h"
 #include "status_floor.h"
 #include "write_queue.h"
 #include "turnbroker/common/clock.h"
@@ -55,13 +57,8 @@ namespace turnbroker::bench {
 namespace {
 
 namespace v1 = ::turnbroker::v1;
-using testing::FreePort;
-using testing::Subprocess;
-using testing::TempDir;
 
 constexpr char kStreamMethod[] = "/turnbroker.bench.Floor/Echo";
-
-int64_t NowUs() { return MonotonicMicros(); }
 
 grpc::ByteBuffer EncodeSeq(uint64_t seq) {
   grpc::Slice slice(&seq, sizeof seq);
@@ -168,39 +165,24 @@ int Serve(int tcp_port, int grpc_port) {
 
 // ---- client side -----------------------------------------------------------
 
-struct Result {
-  double p50_us, p99_us;
-};
-
 // Open loop: send(i) at its scheduled time; `arrived[i]` is filled in by the
-// receiving side. Waits for all (or 10 s), then the percentiles after
-// warm-up.
-Result OpenLoop(int rate, double seconds, const std::function<void(size_t)>& send,
-                const std::function<size_t()>& received, const std::vector<int64_t>& arrived) {
+// receiving side. Waits for all (or 10 s), then the percentiles (µs) after
+// warm-up; a message that never came back is lost.
+Percentiles OpenLoop(int rate, const std::function<void(size_t)>& send,
+                     const std::function<size_t()>& received, const std::vector<int64_t>& arrived) {
   const size_t n = arrived.size();
-  std::vector<int64_t> scheduled(n);
-  int64_t t0 = NowUs() + 100'000;
+  const OpenLoopSchedule schedule(rate);
   for (size_t i = 0; i < n; ++i) {
-    scheduled[i] = t0 + static_cast<int64_t>(i * 1e6 / rate);
-    int64_t wait = scheduled[i] - NowUs();
-    if (wait > 0) std::this_thread::sleep_for(std::chrono::microseconds(wait));
+    schedule.SleepUntil(i);
     send(i);
   }
-  int64_t deadline = NowUs() + 10'000'000;
-  while (received() < n && NowUs() < deadline)
+  const int64_t deadline = MonotonicMicros() + 10'000'000;
+  while (received() < n && MonotonicMicros() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::vector<int64_t> lat;
-  for (size_t i = static_cast<size_t>(rate / 2); i < n; ++i)
-    // A message that never came back counts as the whole run late.
-    lat.push_back(arrived[i] ? arrived[i] - scheduled[i] : static_cast<int64_t>(seconds * 1e6));
-  std::sort(lat.begin(), lat.end());
-  auto at = [&](double p) {
-    return lat.empty() ? 0.0 : static_cast<double>(lat[static_cast<size_t>(p * (lat.size() - 1))]);
-  };
-  return {at(0.50), at(0.99)};
+  return LatenciesFromSchedule(schedule, arrived, schedule.FirstMeasured(n));
 }
 
-Result RunTcp(int port, int rate, double seconds) {
+Percentiles RunTcp(int port, int rate, double seconds) {
   const size_t n = static_cast<size_t>(rate * seconds);
   int s = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -222,7 +204,7 @@ Result RunTcp(int port, int rate, double seconds) {
       ssize_t k = read(s, buf + have, sizeof buf - have);
       if (k <= 0) break;
       have += static_cast<size_t>(k);
-      int64_t now = NowUs();
+      int64_t now = MonotonicMicros();
       size_t off = 0;
       for (; have - off >= 8; off += 8) {
         uint64_t seq;
@@ -234,8 +216,8 @@ Result RunTcp(int port, int rate, double seconds) {
       have -= off;
     }
   });
-  Result r = OpenLoop(
-      rate, seconds,
+  Percentiles r = OpenLoop(
+      rate,
       [s](size_t i) {
         uint64_t seq = i;
         if (write(s, &seq, sizeof seq) != sizeof seq) std::perror("tcp write");
@@ -247,11 +229,10 @@ Result RunTcp(int port, int rate, double seconds) {
   return r;
 }
 
-Result RunUnary(const std::string& address, int rate, double seconds) {
+Percentiles RunUnary(const std::string& address, int rate, double seconds) {
   auto stub = v1::CredentialBroker::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  FloorResult r = OpenLoopStatus(stub.get(), rate, seconds);
-  return {r.p50_us, r.p99_us};
+  return OpenLoopStatus(stub.get(), rate, seconds);
 }
 
 class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
@@ -273,7 +254,7 @@ class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc
   void OnReadDone(bool ok) override {
     if (!ok) return;
     uint64_t seq = DecodeSeq(in_);
-    if (seq < arrived_->size()) (*arrived_)[seq] = NowUs();
+    if (seq < arrived_->size()) (*arrived_)[seq] = MonotonicMicros();
     received_.fetch_add(1);
     StartRead(&in_);
   }
@@ -295,21 +276,15 @@ class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc
   bool done_ = false;
 };
 
-Result RunStream(const std::string& address, int rate, double seconds) {
+Percentiles RunStream(const std::string& address, int rate, double seconds) {
   const size_t n = static_cast<size_t>(rate * seconds);
   grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   std::vector<int64_t> arrived(n, 0);
   StreamClient client(&stub, &arrived);
-  Result r = OpenLoop(
-      rate, seconds, [&](size_t i) { client.Send(i); }, [&] { return client.received(); },
-      arrived);
+  Percentiles r = OpenLoop(
+      rate, [&](size_t i) { client.Send(i); }, [&] { return client.received(); }, arrived);
   client.Close();
   return r;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 }  // namespace
@@ -321,29 +296,26 @@ int main(int argc, char** argv) {
                "gRPC stream), open loop"};
   std::vector<int> rates{1000, 2000, 5000};
   int runs = 3;
-  double seconds = 4, cpu_seconds = 4;
+  double seconds = 4;
+  QuietOptions quiet;
   bool serve = false;
   int tcp_port = 0, grpc_port = 0;
   app.add_option("--rates", rates, "Messages per second (comma-separated)")->delimiter(',');
   app.add_option("--runs", runs, "Runs of each (the median is reported)");
   app.add_option("--seconds", seconds, "Seconds per run (the first 0.5 s is left out)");
-  app.add_option("--cpu-seconds", cpu_seconds,
-                 "Seconds of the CPU steadiness probe, run first (0: skip)");
+  AddQuietFlags(app, &quiet);
   app.add_flag("--serve", serve, "(internal) be the server");
   app.add_option("--tcp-port", tcp_port, "(internal)");
   app.add_option("--grpc-port", grpc_port, "(internal)");
   CLI11_PARSE(app, argc, argv);
   if (serve) return Serve(tcp_port, grpc_port);
 
-  if (cpu_seconds > 0) {
-    std::printf("cpu steadiness (%.0f s, every CPU): %s\n", cpu_seconds,
-                FormatCpuSteadiness(MeasureCpuSteadiness(cpu_seconds)).c_str());
-    std::fflush(stdout);
-  }
-  TempDir dir;
+  ProbeMachine(quiet);
+  using turnbroker::testing::FreePort;
+  turnbroker::testing::TempDir dir;
   tcp_port = FreePort();
   grpc_port = FreePort();
-  Subprocess server({std::filesystem::read_symlink("/proc/self/exe").string(), "--serve", "--tcp-port", std::to_string(tcp_port),
+  turnbroker::testing::Subprocess server({std::filesystem::read_symlink("/proc/self/exe").string(), "--serve", "--tcp-port", std::to_string(tcp_port),
                      "--grpc-port", std::to_string(grpc_port)},
                     dir.File("server.log"));
   if (!server.WaitForOutput("serving", std::chrono::seconds(10))) {
@@ -351,29 +323,31 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string address = "127.0.0.1:" + std::to_string(grpc_port);
-  std::printf("one no-op hop, open loop, %d runs of %.1f s (medians of p50 / p99)\n", runs,
-              seconds);
+  std::printf("one no-op hop, open loop, %d runs of %.1f s (medians of p50 / p99; the gRPC "
+              "paths beside raw TCP, their floor)\n",
+              runs, seconds);
   for (int rate : rates) {
     std::map<std::string, std::vector<double>> p50, p99;
     for (int run = 0; run < runs; ++run) {
       // Interleaved, so that a noisy minute hits all three alike.
       for (const char* path : {"tcp", "unary", "stream"}) {
         std::string p = path;
-        Result r = p == "tcp"     ? RunTcp(tcp_port, rate, seconds)
-                   : p == "unary" ? RunUnary(address, rate, seconds)
-                                  : RunStream(address, rate, seconds);
-        p50[p].push_back(r.p50_us);
-        p99[p].push_back(r.p99_us);
-        std::fprintf(stderr, "  %5d/s run %d %-6s p50 %7.3f ms  p99 %7.3f ms\n", rate, run + 1,
-                     path, r.p50_us / 1000, r.p99_us / 1000);
+        Percentiles r = p == "tcp"     ? RunTcp(tcp_port, rate, seconds)
+                        : p == "unary" ? RunUnary(address, rate, seconds)
+                                       : RunStream(address, rate, seconds);
+        p50[p].push_back(r.p50);
+        p99[p].push_back(r.p99);
+        std::fprintf(stderr, "  %5d/s run %d %-6s %s%s\n", rate, run + 1, path,
+                     Format(r, "ms", 1e-3).c_str(), Mark());
       }
     }
-    for (const char* path : {"tcp", "unary", "stream"}) {
-      std::printf("  %5d/s  %-27s p50 %6.3f ms   p99 %7.3f ms\n", rate,
-                  std::string(path) == "tcp"     ? "raw TCP echo"
-                  : std::string(path) == "unary" ? "gRPC unary, no-op handler"
-                                                 : "gRPC stream, echo",
-                  Median(p50[path]) / 1000, Median(p99[path]) / 1000);
+    const double tcp50 = Median(p50["tcp"]), tcp99 = Median(p99["tcp"]);
+    std::printf("  %5d/s  %-27s p50 %s ms  p99 %s ms%s\n", rate, "raw TCP echo (the floor)",
+                FormatValue(tcp50, 1e-3).c_str(), FormatValue(tcp99, 1e-3).c_str(), Mark());
+    for (const char* path : {"unary", "stream"}) {
+      std::printf("  %5d/s  %-27s %s\n", rate,
+                  std::string(path) == "unary" ? "gRPC unary, no-op handler" : "gRPC stream, echo",
+                  BesideFloor(Median(p50[path]), Median(p99[path]), tcp50, tcp99).c_str());
     }
   }
   return 0;

@@ -1,21 +1,31 @@
 #include "pcscf_bench_support.h"
 
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "report.h"
+#include "status_floor.h"
 
 namespace turnbroker::bench {
 
 using testing::BuiltBinary;
 using testing::FreePort;
 using testing::Subprocess;
+using Clock = std::chrono::steady_clock;
 
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads) {
   AgentStack s;
-  std::string broker = "127.0.0.1:" + std::to_string(FreePort());
+  s.broker_address = "127.0.0.1:" + std::to_string(FreePort());
   s.broker = std::make_unique<Subprocess>(
-      std::vector<std::string>{BuiltBinary("turn-broker"), "--listen", broker, "--ephemeral",
-                               "--log-level", "warn"},
+      std::vector<std::string>{BuiltBinary("turn-broker"), "--listen", s.broker_address,
+                               "--ephemeral", "--log-level", "warn"},
       dir.File("broker.log"));
   if (!s.broker->WaitForOutput("turn-broker listening on", std::chrono::seconds(10))) {
     std::fprintf(stderr, "turn-broker did not start:\n%s\n", s.broker->Output().c_str());
@@ -23,8 +33,8 @@ AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads) {
   }
   s.agent_port = FreePort();
   s.agent = std::make_unique<Subprocess>(
-      std::vector<std::string>{BuiltBinary("pcscf-turn-agent"), "--broker", broker, "--listen",
-                               "127.0.0.1:" + std::to_string(s.agent_port), "--realm",
+      std::vector<std::string>{BuiltBinary("pcscf-turn-agent"), "--broker", s.broker_address,
+                               "--listen", "127.0.0.1:" + std::to_string(s.agent_port), "--realm",
                                "example.org", "--turn-uri", "turn:127.0.0.1:3478?transport=udp",
                                "--http-threads", std::to_string(http_threads), "--log-level",
                                "warn"},
@@ -36,28 +46,93 @@ AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads) {
   return s;
 }
 
-Summary Summarize(std::vector<double> v) {
-  Summary s;
-  s.count = v.size();
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
-  };
-  s.p50 = at(0.50);
-  s.p90 = at(0.90);
-  s.p99 = at(0.99);
-  s.p999 = at(0.999);
-  s.max = v.back();
-  return s;
+HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace) {
+  std::mutex mu;
+  std::vector<double> service_ms, latency_ms;
+  HttpLoadResult result;
+  size_t lost = 0;
+  std::atomic<long> errors{0}, sent{0};
+  // A new IMPU per request and per call of this function.
+  static std::atomic<long> series{0};
+  const long this_series = series.fetch_add(1);
+  const long total = static_cast<long>(load.rate * (load.warmup_s + load.duration_s));
+  const long warmup = static_cast<long>(load.rate * load.warmup_s);
+  const Clock::time_point t0 = Clock::now() + std::chrono::milliseconds(100);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < load.connections; ++c) {
+    threads.emplace_back([&, c] {
+      httplib::Client cli(load.host, load.port);
+      cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
+      cli.set_read_timeout(5, 0);
+      std::vector<double> s_local, l_local;
+      std::vector<HttpLoadResult::TraceLine> t_local;
+      size_t lost_local = 0;
+      for (long k = c; k < total; k += load.connections) {
+        auto scheduled = t0 + std::chrono::nanoseconds(static_cast<long>(k * 1e9 / load.rate));
+        std::this_thread::sleep_until(scheduled);
+        auto start = Clock::now();
+        std::string body = "{\"impu\":\"sip:b" + std::to_string(this_series) + "-" +
+                           std::to_string(k) + "@example.org\"}";
+        auto r = load.floor ? cli.Get("/v1/floor")
+                            : cli.Post("/v1/credentials", body, "application/json");
+        auto end = Clock::now();
+        ++sent;
+        const bool ok = r && r->status == (load.floor ? 404 : 201);
+        if (!ok) ++errors;
+        if (k < warmup) continue;
+        if (!ok) {
+          ++lost_local;
+          continue;
+        }
+        s_local.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+        l_local.push_back(std::chrono::duration<double, std::milli>(end - scheduled).count());
+        if (trace) {
+          auto ms = [&](Clock::time_point t) {
+            return std::chrono::duration<double, std::milli>(t - t0).count();
+          };
+          t_local.push_back({k, ms(scheduled), ms(start), s_local.back()});
+        }
+      }
+      std::lock_guard lock(mu);
+      service_ms.insert(service_ms.end(), s_local.begin(), s_local.end());
+      latency_ms.insert(latency_ms.end(), l_local.begin(), l_local.end());
+      result.trace.insert(result.trace.end(), t_local.begin(), t_local.end());
+      lost += lost_local;
+    });
+  }
+  for (auto& t : threads) t.join();
+  result.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.service = Summarize(std::move(service_ms), lost);
+  result.latency = Summarize(std::move(latency_ms), lost);
+  result.sent = sent.load();
+  result.errors = errors.load();
+  result.t0 = t0;
+  std::sort(result.trace.begin(), result.trace.end(),
+            [](const auto& a, const auto& b) { return a.k < b.k; });
+  return result;
 }
 
-std::string Format(const Summary& s, const char* unit) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "n=%zu p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f %s",
-                s.count, s.p50, s.p90, s.p99, s.p999, s.max, unit);
-  return buf;
+Floors MeasureFloors(const HttpLoad& load, const std::string& broker_address) {
+  Floors f;
+  HttpLoad floor = load;
+  floor.floor = true;
+  f.http = RunHttpLoad(floor);
+  if (!broker_address.empty()) {
+    auto stub = v1::CredentialBroker::NewStub(
+        grpc::CreateChannel(broker_address, grpc::InsecureChannelCredentials()));
+    f.grpc = OpenLoopStatus(stub.get(), static_cast<int>(load.rate), load.duration_s);
+  }
+  return f;
+}
+
+void PrintFloors(const Floors& f) {
+  std::printf("floor, HTTP hop (GET of an unknown path, 404), service time: %s%s\n",
+              Format(f.http.service, "ms").c_str(), Mark());
+  if (f.grpc) {
+    std::printf("floor, gRPC hop (GetStatus on the broker, same rate):        %s%s\n",
+                Format(*f.grpc, "ms", 1e-3).c_str(), Mark());
+  }
 }
 
 }  // namespace turnbroker::bench

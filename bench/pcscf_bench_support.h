@@ -1,13 +1,17 @@
-// Latency summaries for the eP-CSCF benchmark programs (child processes and
-// free ports come from tests/support/process.h).
+// What the eP-CSCF benchmark programs share: the stack they measure (child
+// processes and free ports from tests/support/process.h) and the HTTP load
+// generator, used for the agent's requests and for the HTTP floor.
 #ifndef TURNBROKER_BENCH_PCSCF_BENCH_SUPPORT_H_
 #define TURNBROKER_BENCH_PCSCF_BENCH_SUPPORT_H_
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "percentiles.h"
 #include "process.h"
 
 namespace turnbroker::bench {
@@ -17,17 +21,47 @@ namespace turnbroker::bench {
 struct AgentStack {
   std::unique_ptr<testing::Subprocess> broker;
   std::unique_ptr<testing::Subprocess> agent;
+  std::string broker_address;  // HOST:PORT
   int agent_port = 0;
 };
 // Exits the program with the logs if either does not start.
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads);
 
-struct Summary {
-  size_t count = 0;
-  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;  // the input's unit
+// Open-loop HTTP load over keep-alive connections: request k is scheduled at
+// t0 + k / rate and sent by connection k % connections (so a connection
+// that is still waiting sends late: that shows in `latency`).
+struct HttpLoad {
+  std::string host;
+  int port = 0;
+  double rate = 2000, duration_s = 10, warmup_s = 1;
+  int connections = 16;
+  // The floor: GET of an unknown path, answered 404 without minting or
+  // publishing. Otherwise POST /v1/credentials with a new IMPU each, 201.
+  bool floor = false;
 };
-Summary Summarize(std::vector<double> values);
-std::string Format(const Summary& s, const char* unit);
+struct HttpLoadResult {
+  // ms; a request without the expected answer after the warm-up is lost.
+  Percentiles service;  // send -> answer
+  Percentiles latency;  // schedule -> answer
+  long sent = 0, errors = 0;
+  double elapsed_s = 0;
+  struct TraceLine {
+    long k;
+    double scheduled_ms, sent_ms, service_ms;
+  };
+  std::vector<TraceLine> trace;  // with `trace`, measured requests in order
+  std::chrono::steady_clock::time_point t0;
+};
+HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace = false);
+
+// The HTTP floor and the gRPC floor (GetStatus on the stack's broker, when
+// known) at the same rate, printed as one line each; returns the HTTP one.
+struct Floors {
+  HttpLoadResult http;
+  std::optional<Percentiles> grpc;  // µs
+};
+Floors MeasureFloors(const HttpLoad& load, const std::string& broker_address);
+void PrintFloors(const Floors& floors);
 
 }  // namespace turnbroker::bench
 

@@ -4,8 +4,11 @@
 //
 // Scenarios (each on its own fresh processes, all on loopback):
 //   broker          publisher -> turn-broker (--ephemeral) -> N turn-credential-sync
-//                   -> N redis-server (one sync per Redis)
-//   broker-durable  the same with the broker's durable store (fsync per group commit)
+//                   -> N redis-server (one sync per Redis), a Publish per credential
+//   broker-library  the same, published through the eP-CSCF library's batching
+//                   Publisher (pcscf-plugin) over its PublishStream
+//   broker-durable  the same as broker with the broker's durable store (fsync per
+//                   group commit)
 //   diy             the publisher writes SET ... PX into the N Redis itself
 //   replication     the publisher writes SET ... PX into one primary Redis with N
 //                   replicas
@@ -13,14 +16,23 @@
 // counted from that scheduled time, so a stalled path cannot hide its queue.
 // A key is "visible" when the Redis that must serve it emits its keyspace
 // event (notify-keyspace-events E$, channel __keyevent@0__:set); the figure
-// is the time until it is visible in all N.
+// is the time until it is visible in all N. A key never seen in all N is a
+// lost sample (percentiles.h).
+//
+// Each broker run also reports the broker's CPU and context switches per
+// credential over its measured window (proc_usage.h), and measures the floor
+// on the same broker right after it: GetStatus at the same rate
+// (status_floor.h). Every latency figure is printed beside the floor of the
+// same run (diy and replication beside the median of this run's broker
+// floors). Before anything, the machine is probed (report.h).
 //
 //   cold-sync       C live credentials in the broker, a sync started against an
 //                   empty Redis: time until it logged SYNCED (all C keys written).
 //
 // Usage: turn_sync_bench [--rate 5000] [--duration 5] [--runs 3] [--syncs 4]
 //                        [--cold 1000000] [--cold-runs 3] [--batch-window 0]
-//                        [--scenarios broker,broker-durable,diy,replication,cold-sync]
+//                        [--scenarios broker,broker-library,broker-durable,diy,
+//                                     replication,cold-sync] [--require-quiet]
 // Prints one line per run and a summary table with medians and ratios.
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -32,19 +44,25 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "broker_process.h"
+#include "open_loop.h"
+#include "percentiles.h"
+#include "proc_usage.h"
 #include "process.h"
 #include "redis_server.h"
+#include "report.h"
+#include "status_floor.h"
 #include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/clock.h"
@@ -52,6 +70,8 @@
 #include "turnbroker/common/random.h"
 #include "turnbroker/common/redis.h"
 #include "turnbroker/common/strings.h"
+#include "turnbroker/pcscf/broker_client.h"
+#include "turnbroker/pcscf/publisher.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
 
 namespace turnbroker::bench {
@@ -208,27 +228,6 @@ class PipelinedSetter {
   std::atomic<int64_t> replies_{0};
 };
 
-struct Percentiles {
-  double p50_ms = 0, p99_ms = 0, max_ms = 0;
-  size_t samples = 0, lost = 0;
-};
-
-Percentiles Compute(std::vector<int64_t> us, size_t lost) {
-  Percentiles p;
-  p.lost = lost;
-  p.samples = us.size();
-  if (us.empty()) return p;
-  std::sort(us.begin(), us.end());
-  auto at = [&](double q) {
-    size_t k = static_cast<size_t>(q * static_cast<double>(us.size() - 1));
-    return static_cast<double>(us[k]) / 1000.0;
-  };
-  p.p50_ms = at(0.50);
-  p.p99_ms = at(0.99);
-  p.max_ms = static_cast<double>(us.back()) / 1000.0;
-  return p;
-}
-
 struct Options {
   double rate = 5'000;
   double duration_s = 5;
@@ -239,7 +238,7 @@ struct Options {
   double warmup_s = 0.5;
   double batch_window_ms = 0;
   bool stream_publisher = false;
-  std::string scenarios = "broker,broker-durable,diy,replication,cold-sync";
+  std::string scenarios = "broker,broker-library,broker-durable,diy,replication,cold-sync";
 };
 
 v1::Credential MakeCredential(int run, int i, int64_t ttl_ms) {
@@ -283,21 +282,8 @@ std::unique_ptr<Subprocess> StartSync(const TempDir& dir, int broker_port, const
 
 // CPU seconds (user + system) a process has used so far.
 double CpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 2));
-  std::string f;
-  double utime = 0, stime = 0;
-  for (int i = 3; fields >> f; ++i) {
-    if (i == 14) utime = std::stod(f);
-    if (i == 15) {
-      stime = std::stod(f);
-      break;
-    }
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::optional<ProcessUsage> u = ReadProcessUsage(pid);
+  return u ? u->cpu_us / 1e6 : 0;
 }
 
 bool WaitSynced(Subprocess& p, std::chrono::milliseconds timeout) {
@@ -305,42 +291,53 @@ bool WaitSynced(Subprocess& p, std::chrono::milliseconds timeout) {
 }
 
 // Runs the open-loop schedule; `send(i)` must not block for long.
-void OpenLoop(int n, double rate, int64_t t0, const std::function<void(int)>& send) {
+void OpenLoop(int n, const OpenLoopSchedule& schedule, const std::function<void(int)>& send) {
   for (int i = 0; i < n; ++i) {
-    WaitUntilUs(t0 + static_cast<int64_t>(static_cast<double>(i) * 1e6 / rate));
+    WaitUntilUs(schedule.At(i));
     send(i);
   }
 }
 
-// Latency from each scheduled send to visible in all Redis (after warm-up).
-Percentiles Measure(const Visibility& vis, int n, double rate, int64_t t0, double warmup_s) {
-  std::vector<int64_t> lat;
-  size_t lost = 0;
-  int first = static_cast<int>(warmup_s * rate);
-  for (int i = first; i < n; ++i) {
-    int64_t scheduled = t0 + static_cast<int64_t>(static_cast<double>(i) * 1e6 / rate);
+// When each key became visible in all Redis (0: not in all).
+std::vector<int64_t> VisibleInAll(const Visibility& vis, int n) {
+  std::vector<int64_t> at(n, 0);
+  for (int i = 0; i < n; ++i) {
     int64_t last = 0;
-    bool seen = true;
     for (size_t r = 0; r < vis.redises(); ++r) {
-      int64_t at = vis.At(r, i);
-      if (at == 0) seen = false;
-      last = std::max(last, at);
+      const int64_t seen = vis.At(r, i);
+      if (!seen) {
+        last = 0;
+        break;
+      }
+      last = std::max(last, seen);
     }
-    if (!seen) {
-      ++lost;
-      continue;
-    }
-    lat.push_back(last - scheduled);
+    at[i] = last;
   }
-  return Compute(std::move(lat), lost);
+  return at;
+}
+
+// Latency (µs) from each scheduled send to visible in all Redis (after
+// warm-up); a key not visible in all is lost.
+Percentiles Measure(const Visibility& vis, int n, const OpenLoopSchedule& schedule,
+                    const Options& o) {
+  return LatenciesFromSchedule(schedule, VisibleInAll(vis, n), schedule.FirstMeasured(n, o.warmup_s));
 }
 
 struct RunResult {
-  Percentiles p;
+  Percentiles p;  // µs
   double achieved_rate = 0;
+  // Broker runs: GetStatus at the same rate on the same broker, right after.
+  std::optional<Percentiles> floor;
+  // Broker runs: the broker over the measured window.
+  std::optional<ProcessUsage> broker_usage;
+  double window_seconds = 0;
+  int credentials = 0;
 };
 
-RunResult RunBroker(const Options& o, int run, bool durable) {
+enum class Publishing { kPerCredential, kLibrary };
+
+RunResult RunBroker(const Options& o, const char* scenario, int run, bool durable,
+                    Publishing publishing) {
   TempDir dir;
   int broker_port = FreePort();
   auto broker = StartBroker(dir, durable, broker_port);
@@ -365,7 +362,8 @@ RunResult RunBroker(const Options& o, int run, bool durable) {
 
   ChannelOptions co;
   co.target = StrCat("127.0.0.1:", broker_port);
-  auto stub = v1::CredentialBroker::NewStub(*MakeChannel(co));
+  auto channel = *MakeChannel(co);
+  auto stub = v1::CredentialBroker::NewStub(channel);
   struct Call {
     grpc::ClientContext ctx;
     v1::PublishResponse resp;
@@ -373,8 +371,15 @@ RunResult RunBroker(const Options& o, int run, bool durable) {
   };
   std::atomic<int> done{0}, errors{0};
   std::vector<int64_t> acked(n, 0);  // when each publish was acknowledged
+  // broker-library: the eP-CSCF library's Publisher, as an eP-CSCF runs it.
+  std::unique_ptr<pcscf::BrokerClient> library_client;
+  std::unique_ptr<pcscf::Publisher> library;
+  if (publishing == Publishing::kLibrary) {
+    library_client = pcscf::NewGrpcBrokerClient(channel);
+    library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
+  }
   std::this_thread::sleep_for(200ms);
-  const int64_t t0 = NowUs() + 10'000;
+  const OpenLoopSchedule schedule(o.rate, 10'000);
   // One credential per Publish, or (--batch-window) every credential
   // scheduled within a window in one Publish sent at the window's end.
   const int per_window =
@@ -388,17 +393,30 @@ RunResult RunBroker(const Options& o, int run, bool durable) {
   // --stream-publisher: each Publish a request on one PublishStream, its id
   // the index of its first credential.
   std::unique_ptr<StreamPublisher> streamer;
-  if (o.stream_publisher) {
+  if (o.stream_publisher && !library) {
     streamer = std::make_unique<StreamPublisher>(
         stub.get(), [&](const v1::PublishStreamResponse& a) {
-          if (a.code() != 0) errors++;
           const int first = static_cast<int>(a.id());
           const int count = batches[first / per_window].credentials_size();
-          for (int k = first; k < first + count; ++k) acked[k] = NowUs();
+          if (a.code() != 0)
+            errors++;
+          else
+            for (int k = first; k < first + count; ++k) acked[k] = NowUs();
           done += count;
         });
   }
-  OpenLoop(n, o.rate, t0, [&](int i) {
+  const UsageWindow usage(broker->pid());
+  OpenLoop(n, schedule, [&](int i) {
+    if (library) {
+      library->PublishAsync(requests[i].credentials(0), 10'000, [&, i](absl::Status s) {
+        if (s.ok())
+          acked[i] = NowUs();
+        else
+          errors++;
+        done++;
+      });
+      return;
+    }
     if ((i + 1) % per_window != 0 && i + 1 != n) return;  // the window is not over
     const int first = i / per_window * per_window;
     if (streamer) {
@@ -413,38 +431,76 @@ RunResult RunBroker(const Options& o, int run, bool durable) {
     call->ctx.set_deadline(std::chrono::system_clock::now() + 10s);
     stub->async()->Publish(&call->ctx, &batches[first / per_window], &call->resp,
                            [call, &done, &errors, &acked, i](grpc::Status s) {
-                             if (!s.ok()) errors++;
-                             for (int k = call->i; k <= i; ++k) acked[k] = NowUs();
+                             if (!s.ok())
+                               errors++;
+                             else
+                               for (int k = call->i; k <= i; ++k) acked[k] = NowUs();
                              done += i - call->i + 1;
                              delete call;
                            });
   });
-  double achieved = n / (static_cast<double>(NowUs() - t0) / 1e6);
+  RunResult result;
+  result.achieved_rate = n / (static_cast<double>(NowUs() - schedule.t0()) / 1e6);
   WaitUntil([&] { return done.load() == n && vis.AllSeen(); }, 15s);
+  result.broker_usage = usage.Stop();
+  result.window_seconds = static_cast<double>(NowUs() - schedule.t0()) / 1e6;
+  result.credentials = n;
   if (streamer) streamer->Close();
   if (errors) std::fprintf(stderr, "bench: %d publishes failed\n", errors.load());
   // Where the time goes: until the broker acknowledged, and from there on.
-  std::vector<int64_t> ack_lat;
-  for (int i = static_cast<int>(o.warmup_s * o.rate); i < n; ++i) {
-    if (acked[i]) ack_lat.push_back(acked[i] - (t0 + static_cast<int64_t>(i * 1e6 / o.rate)));
-  }
-  Percentiles ack = Compute(std::move(ack_lat), 0);
+  const size_t first = schedule.FirstMeasured(n, o.warmup_s);
+  Percentiles ack = LatenciesFromSchedule(schedule, acked, first);
   // The TURN side's own share: from the acknowledgement to visible in all
-  // Redis (0 when a key was visible before the publisher had its answer).
+  // Redis (0 when a key was visible before the publisher had its answer);
+  // lost when either never happened.
+  const std::vector<int64_t> visible = VisibleInAll(vis, n);
   std::vector<int64_t> after_ack;
-  for (int i = static_cast<int>(o.warmup_s * o.rate); i < n; ++i) {
-    int64_t last = 0;
-    for (size_t r = 0; r < vis.redises(); ++r) last = std::max(last, vis.At(r, i));
-    if (acked[i] && last) after_ack.push_back(std::max<int64_t>(0, last - acked[i]));
+  size_t after_ack_lost = 0;
+  for (size_t i = first; i < static_cast<size_t>(n); ++i) {
+    if (acked[i] && visible[i])
+      after_ack.push_back(std::max<int64_t>(0, visible[i] - acked[i]));
+    else
+      ++after_ack_lost;
   }
-  Percentiles turn_side = Compute(std::move(after_ack), 0);
-  std::printf("  %-15s        publish acknowledged: p50 %.3f ms  p99 %.3f ms; "
-              "acknowledged -> visible in all: p50 %.3f ms  p99 %.3f ms\n",
-              durable ? "broker-durable" : "broker", ack.p50_ms, ack.p99_ms, turn_side.p50_ms,
-              turn_side.p99_ms);
-  return {Measure(vis, n, o.rate, t0, o.warmup_s), achieved};
+  Percentiles turn_side = Summarize(after_ack, after_ack_lost);
+  result.p = LatenciesFromSchedule(schedule, visible, first);
+  result.floor = OpenLoopStatus(stub.get(), static_cast<int>(o.rate), o.duration_s);
+  std::printf("  %-15s        publish acknowledged: %s\n"
+              "  %-15s        acknowledged -> visible in all: %s%s\n"
+              "  %-15s        broker: %s%s\n",
+              scenario, BesideFloor(ack.p50, ack.p99, result.floor->p50, result.floor->p99).c_str(),
+              scenario, Format(turn_side, "ms", 1e-3).c_str(), Mark(), scenario,
+              result.broker_usage ? FormatPerCredential(*result.broker_usage, n,
+                                                        result.window_seconds)
+                                        .c_str()
+                                  : "n/a (/proc not readable)",
+              Mark());
+  return result;
 }
 
+// Open-loop SET ... PX of each key into every Redis of `set_ports` by the
+// publisher itself; visible when in every Redis of `visible_ports`.
+RunResult RunSetPx(const Options& o, int run, const std::vector<int>& set_ports,
+                   const std::vector<int>& visible_ports) {
+  const int n = static_cast<int>(o.rate * o.duration_s);
+  Visibility vis(visible_ports, run, n);
+  std::vector<std::string> values(n);
+  for (int i = 0; i < n; ++i) values[i] = HexLower(RandomBytes(16));
+  std::this_thread::sleep_for(200ms);
+  std::vector<std::unique_ptr<PipelinedSetter>> setters;
+  for (int port : set_ports) setters.push_back(std::make_unique<PipelinedSetter>(port));
+  const OpenLoopSchedule schedule(o.rate, 10'000);
+  OpenLoop(n, schedule, [&](int i) {
+    for (auto& setter : setters) setter->Set(KeyName(run, i), values[i], "600000");
+  });
+  RunResult result;
+  result.achieved_rate = n / (static_cast<double>(NowUs() - schedule.t0()) / 1e6);
+  WaitUntil([&] { return vis.AllSeen(); }, 10s);
+  result.p = Measure(vis, n, schedule, o);
+  return result;
+}
+
+// The publisher fans each credential out to every TURN Redis.
 RunResult RunDiy(const Options& o, int run) {
   TempDir dir;
   std::vector<std::unique_ptr<RedisServer>> redis;
@@ -453,21 +509,7 @@ RunResult RunDiy(const Options& o, int run) {
     redis.push_back(std::make_unique<RedisServer>(dir));
     ports.push_back(redis.back()->port());
   }
-  const int n = static_cast<int>(o.rate * o.duration_s);
-  Visibility vis(ports, run, n);
-  std::vector<std::string> values(n);
-  for (int i = 0; i < n; ++i) values[i] = HexLower(RandomBytes(16));
-  std::this_thread::sleep_for(200ms);
-  const int64_t t0 = NowUs() + 10'000;
-  // The publisher fans each credential out to every TURN Redis.
-  std::vector<std::unique_ptr<PipelinedSetter>> setters;
-  for (int s = 0; s < o.syncs; ++s) setters.push_back(std::make_unique<PipelinedSetter>(ports[s]));
-  OpenLoop(n, o.rate, t0, [&](int i) {
-    for (auto& setter : setters) setter->Set(KeyName(run, i), values[i], "600000");
-  });
-  double achieved = n / (static_cast<double>(NowUs() - t0) / 1e6);
-  WaitUntil([&] { return vis.AllSeen(); }, 10s);
-  return {Measure(vis, n, o.rate, t0, o.warmup_s), achieved};
+  return RunSetPx(o, run, ports, ports);
 }
 
 RunResult RunReplication(const Options& o, int run) {
@@ -492,17 +534,7 @@ RunResult RunReplication(const Options& o, int run) {
       std::exit(1);
     }
   }
-  const int n = static_cast<int>(o.rate * o.duration_s);
-  Visibility vis(ports, run, n);
-  std::vector<std::string> values(n);
-  for (int i = 0; i < n; ++i) values[i] = HexLower(RandomBytes(16));
-  std::this_thread::sleep_for(200ms);
-  PipelinedSetter setter(primary.port());
-  const int64_t t0 = NowUs() + 10'000;
-  OpenLoop(n, o.rate, t0, [&](int i) { setter.Set(KeyName(run, i), values[i], "600000"); });
-  double achieved = n / (static_cast<double>(NowUs() - t0) / 1e6);
-  WaitUntil([&] { return vis.AllSeen(); }, 10s);
-  return {Measure(vis, n, o.rate, t0, o.warmup_s), achieved};
+  return RunSetPx(o, run, {primary.port()}, ports);
 }
 
 // Publishes `count` credentials in batches as fast as the broker takes them.
@@ -527,9 +559,16 @@ void Fill(int broker_port, int count) {
   }
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
+// The floor on a broker of its own (for diy and replication when no broker
+// scenario ran): GetStatus at the benchmark's rate.
+Percentiles FloorOnAFreshBroker(const Options& o) {
+  TempDir dir;
+  const int port = FreePort();
+  auto broker = StartBroker(dir, false, port);
+  ChannelOptions co;
+  co.target = StrCat("127.0.0.1:", port);
+  auto stub = v1::CredentialBroker::NewStub(*MakeChannel(co));
+  return OpenLoopStatus(stub.get(), static_cast<int>(o.rate), o.duration_s);
 }
 
 bool Wants(const Options& o, const std::string& scenario) {
@@ -566,40 +605,79 @@ int main(int argc, char** argv) {
                  "Broker paths: publish the credentials of each window of this many ms in one "
                  "Publish (0: one credential per Publish)")
       ->capture_default_str();
+  QuietOptions quiet;
+  AddQuietFlags(app, &quiet);
   CLI11_PARSE(app, argc, argv);
+  ProbeMachine(quiet);
 
   struct Row {
     std::string name;
-    std::vector<double> p50, p99, max, rate;
+    std::vector<double> p50, p99, max, rate, floor50, floor99;  // µs, /s
     size_t lost = 0;
+    // The broker over all runs' windows together.
+    std::optional<ProcessUsage> usage;
+    double credentials = 0, seconds = 0;
   };
   std::vector<Row> rows;
   std::printf("rate=%.0f/s duration=%.1fs runs=%d syncs=%d (latency: scheduled send -> visible "
               "in all %d Redis; warm-up %.1fs left out)\n",
               o.rate, o.duration_s, o.runs, o.syncs, o.syncs, o.warmup_s);
   int run_id = 1;
-  for (const char* scenario : {"broker", "broker-durable", "diy", "replication"}) {
+  std::vector<double> floors50, floors99;  // every broker run's floor
+  for (const char* scenario : {"broker", "broker-library", "broker-durable", "diy", "replication"}) {
     if (!Wants(o, scenario)) continue;
-    Row row{scenario, {}, {}, {}, {}, 0};
+    Row row;
+    row.name = scenario;
     for (int r = 0; r < o.runs; ++r) {
       RunResult res;
       std::string s = scenario;
-      if (s == "broker") res = RunBroker(o, run_id++, false);
-      else if (s == "broker-durable") res = RunBroker(o, run_id++, true);
+      if (s == "broker")
+        res = RunBroker(o, scenario, run_id++, false, Publishing::kPerCredential);
+      else if (s == "broker-library")
+        res = RunBroker(o, scenario, run_id++, false, Publishing::kLibrary);
+      else if (s == "broker-durable")
+        res = RunBroker(o, scenario, run_id++, true, Publishing::kPerCredential);
       else if (s == "diy") res = RunDiy(o, run_id++);
       else res = RunReplication(o, run_id++);
-      std::printf("  %-15s run %d: p50 %.3f ms  p99 %.3f ms  max %.3f ms  samples %zu  lost %zu  "
-                  "sent %.0f/s\n",
-                  scenario, r + 1, res.p.p50_ms, res.p.p99_ms, res.p.max_ms, res.p.samples,
-                  res.p.lost, res.achieved_rate);
+      std::printf("  %-15s run %d: %s; sent %.0f/s", scenario, r + 1,
+                  Format(res.p, "ms", 1e-3).c_str(), res.achieved_rate);
+      if (res.floor) {
+        std::printf("; floor p50 %s ms p99 %s ms", FormatValue(res.floor->p50, 1e-3).c_str(),
+                    FormatValue(res.floor->p99, 1e-3).c_str());
+        row.floor50.push_back(res.floor->p50);
+        row.floor99.push_back(res.floor->p99);
+        floors50.push_back(res.floor->p50);
+        floors99.push_back(res.floor->p99);
+      }
+      std::printf("%s\n", Mark());
       std::fflush(stdout);
-      row.p50.push_back(res.p.p50_ms);
-      row.p99.push_back(res.p.p99_ms);
-      row.max.push_back(res.p.max_ms);
+      row.p50.push_back(res.p.p50);
+      row.p99.push_back(res.p.p99);
+      row.max.push_back(res.p.max);
       row.rate.push_back(res.achieved_rate);
       row.lost += res.p.lost;
+      if (res.broker_usage) {
+        if (!row.usage) row.usage = ProcessUsage{};
+        *row.usage += *res.broker_usage;
+        row.credentials += res.credentials;
+        row.seconds += res.window_seconds;
+      }
     }
     rows.push_back(row);
+  }
+  // diy and replication have no broker: their floor is the median of this
+  // run's broker floors, or one measured now.
+  const bool have_rows_without_floor =
+      std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.floor50.empty(); });
+  if (have_rows_without_floor && floors50.empty()) {
+    Percentiles f = FloorOnAFreshBroker(o);
+    floors50.push_back(f.p50);
+    floors99.push_back(f.p99);
+  }
+  for (Row& row : rows) {
+    if (!row.floor50.empty()) continue;
+    row.floor50 = floors50;
+    row.floor99 = floors99;
   }
 
   std::vector<double> cold;
@@ -633,39 +711,54 @@ int main(int argc, char** argv) {
         }
       }
       std::printf("  cold-sync       run %d: %.2f s  (%.0f keys/s, DBSIZE %lld; CPU s: sync %.2f, "
-                  "redis %.2f, broker %.2f)\n",
+                  "redis %.2f, broker %.2f)%s\n",
                   r + 1, secs, o.cold / secs,
                   size.ok() ? static_cast<long long>(size->integer) : -1LL, sync_cpu, redis_cpu,
-                  broker_cpu);
+                  broker_cpu, Mark());
       std::fflush(stdout);
       cold.push_back(secs);
     }
   }
 
-  std::printf("\nsummary (median of runs)\n");
-  std::printf("  %-15s %10s %10s %10s %10s %6s\n", "path", "p50 ms", "p99 ms", "max ms", "sent/s",
-              "lost");
+  std::printf("\nsummary (median of runs; ms; the floor: GetStatus at %.0f/s, same run)%s\n",
+              o.rate, Mark());
+  std::printf("  %-15s %9s %9s %9s %8s %6s %10s %10s %8s\n", "path", "p50", "p99", "max",
+              "sent/s", "lost", "floor p50", "floor p99", "p99/fl");
   double diy50 = 0, diy99 = 0, rep50 = 0, rep99 = 0;
   for (auto& row : rows) {
     if (row.name == "diy") diy50 = Median(row.p50), diy99 = Median(row.p99);
     if (row.name == "replication") rep50 = Median(row.p50), rep99 = Median(row.p99);
   }
+  // "x1.23", or "lost"/"n/a".
+  auto ratio = [](double a, double b) {
+    if (std::isinf(a)) return std::string("lost");
+    if (!(b > 0) || std::isinf(b) || std::isnan(a)) return std::string("n/a");
+    return turnbroker::StrCat("x", FormatValue(a / b, 1, 2));
+  };
   for (auto& row : rows) {
-    std::printf("  %-15s %10.3f %10.3f %10.3f %10.0f %6zu", row.name.c_str(), Median(row.p50),
-                Median(row.p99), Median(row.max), Median(row.rate), row.lost);
+    const double p50 = Median(row.p50), p99 = Median(row.p99);
+    const double f50 = Median(row.floor50), f99 = Median(row.floor99);
+    std::printf("  %-15s %9s %9s %9s %8.0f %6zu %10s %10s %8s", row.name.c_str(),
+                FormatValue(p50, 1e-3).c_str(), FormatValue(p99, 1e-3).c_str(),
+                FormatValue(Median(row.max), 1e-3).c_str(), Median(row.rate), row.lost,
+                FormatValue(f50, 1e-3).c_str(), FormatValue(f99, 1e-3).c_str(),
+                ratio(p99, f99).c_str());
     if (diy50 > 0 && row.name.rfind("broker", 0) == 0) {
-      std::printf("   vs diy: p50 x%.2f p99 x%.2f", Median(row.p50) / diy50,
-                  Median(row.p99) / diy99);
+      std::printf("   vs diy: p50 %s p99 %s", ratio(p50, diy50).c_str(), ratio(p99, diy99).c_str());
     }
     if (rep50 > 0 && row.name.rfind("broker", 0) == 0) {
-      std::printf("   vs replication: p50 x%.2f p99 x%.2f", Median(row.p50) / rep50,
-                  Median(row.p99) / rep99);
+      std::printf("   vs replication: p50 %s p99 %s", ratio(p50, rep50).c_str(),
+                  ratio(p99, rep99).c_str());
     }
-    std::printf("\n");
+    std::printf("%s\n", Mark());
+    if (row.usage) {
+      std::printf("  %-15s broker, all runs' windows: %s%s\n", "",
+                  FormatPerCredential(*row.usage, row.credentials, row.seconds).c_str(), Mark());
+    }
   }
   if (!cold.empty()) {
-    std::printf("  %-15s %10.2f s for %d credentials (median of %zu)\n", "cold-sync", Median(cold),
-                o.cold, cold.size());
+    std::printf("  %-15s %10.2f s for %d credentials (median of %zu)%s\n", "cold-sync",
+                Median(cold), o.cold, cold.size(), Mark());
   }
   return 0;
 }
