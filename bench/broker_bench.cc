@@ -228,10 +228,11 @@ enum class Publishing {
                   // while its calls are in flight share the next one
   kLibraryUnary,  // the same Publisher with unary Publish calls
 };
-const std::map<std::string, Publishing> kPublishing = {{"unary", Publishing::kUnary},
-                                                       {"stream", Publishing::kStream},
-                                                       {"library", Publishing::kLibrary},
-                                                       {"library-unary", Publishing::kLibraryUnary}};
+const std::map<std::string, Publishing> kPublishing = {
+    {"unary", Publishing::kUnary},
+    {"stream", Publishing::kStream},
+    {"library", Publishing::kLibrary},
+    {"library-unary", Publishing::kLibraryUnary}};
 
 struct LatencyResult {
   Percentiles delivered, acked;  // µs from the scheduled send

@@ -315,9 +315,10 @@ int main(int argc, char** argv) {
   turnbroker::testing::TempDir dir;
   tcp_port = FreePort();
   grpc_port = FreePort();
-  turnbroker::testing::Subprocess server({std::filesystem::read_symlink("/proc/self/exe").string(), "--serve", "--tcp-port", std::to_string(tcp_port),
-                     "--grpc-port", std::to_string(grpc_port)},
-                    dir.File("server.log"));
+  turnbroker::testing::Subprocess server(
+      {std::filesystem::read_symlink("/proc/self/exe").string(), "--serve", "--tcp-port",
+       std::to_string(tcp_port), "--grpc-port", std::to_string(grpc_port)},
+      dir.File("server.log"));
   if (!server.WaitForOutput("serving", std::chrono::seconds(10))) {
     std::fprintf(stderr, "server did not start:\n%s\n", server.Output().c_str());
     return 1;

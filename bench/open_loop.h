@@ -25,7 +25,9 @@ class OpenLoopSchedule {
 
   int64_t t0() const { return t0_; }
   // When send i is due, in MonotonicMicros.
-  int64_t At(size_t i) const { return t0_ + static_cast<int64_t>(static_cast<double>(i) * 1e6 / rate_); }
+  int64_t At(size_t i) const {
+    return t0_ + static_cast<int64_t>(static_cast<double>(i) * 1e6 / rate_);
+  }
   // Sleeps, never spins, until send i is due: a spinning sender takes the
   // CPU from the threads it measures and shows up in their tails.
   void SleepUntil(size_t i) const {

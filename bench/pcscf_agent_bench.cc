@@ -16,7 +16,6 @@
 //                     [--agent HOST:PORT]   (default: starts broker + agent)
 //                     [--floor] [--trace FILE] [--cpu-seconds 3] [--require-quiet]
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -33,15 +32,17 @@ int main(int argc, char** argv) {
   bool floor_only = false;
   std::string trace_path;
   QuietOptions quiet;
-  CLI::App app{"pcscf_agent_bench: pcscf-turn-agent's POST /v1/credentials at a fixed rate "
-               "over keep-alive connections (docs/pcscf-plugin.md#benchmarks)"};
+  CLI::App app{
+      "pcscf_agent_bench: pcscf-turn-agent's POST /v1/credentials at a fixed rate "
+      "over keep-alive connections (docs/pcscf-plugin.md#benchmarks)"};
   app.add_option("--rate", load.rate, "Requests per second")->capture_default_str();
   app.add_option("--duration", load.duration_s, "Measured seconds")->capture_default_str();
   app.add_option("--warmup", load.warmup_s, "Seconds before measuring")->capture_default_str();
   app.add_option("--connections", load.connections, "Keep-alive connections")
       ->capture_default_str();
-  app.add_option("--agent", agent, "HOST:PORT of a running agent (default: start one, with "
-                                   "an ephemeral broker)");
+  app.add_option("--agent", agent,
+                 "HOST:PORT of a running agent (default: start one, with "
+                 "an ephemeral broker)");
   app.add_flag("--floor", floor_only,
                "Measure only the floor: GET of an unknown path (answered 404 without minting or "
                "publishing), the HTTP hop's own cost on this machine, same schedule");
@@ -67,10 +68,11 @@ int main(int argc, char** argv) {
   load.host = agent.substr(0, agent.rfind(':'));
   load.port = std::atoi(agent.substr(agent.rfind(':') + 1).c_str());
 
-  std::printf("pcscf_agent_bench: %s at %.0f/s for %.1f s (+%.1f s warm-up) "
-              "over %d keep-alive connections to %s\n",
-              floor_only ? "only the HTTP floor" : "POST /v1/credentials, after the floors",
-              load.rate, load.duration_s, load.warmup_s, load.connections, agent.c_str());
+  std::printf(
+      "pcscf_agent_bench: %s at %.0f/s for %.1f s (+%.1f s warm-up) "
+      "over %d keep-alive connections to %s\n",
+      floor_only ? "only the HTTP floor" : "POST /v1/credentials, after the floors", load.rate,
+      load.duration_s, load.warmup_s, load.connections, agent.c_str());
   std::fflush(stdout);
 
   HttpLoadResult r;
@@ -94,14 +96,14 @@ int main(int argc, char** argv) {
                 r.sent, r.elapsed_s, static_cast<double>(r.sent) / r.elapsed_s, load.rate,
                 r.errors);
     std::printf("service time (send -> 201):        %s\n",
-                BesideFloor(r.service.p50 * 1e3, r.service.p99 * 1e3,
-                            floors.http.service.p50 * 1e3, floors.http.service.p99 * 1e3)
+                BesideFloor(r.service.p50 * 1e3, r.service.p99 * 1e3, floors.http.service.p50 * 1e3,
+                            floors.http.service.p99 * 1e3)
                     .c_str());
     std::printf("                                   %s%s\n", Format(r.service, "ms").c_str(),
                 Mark());
     std::printf("latency from schedule (open loop): %s\n",
-                BesideFloor(r.latency.p50 * 1e3, r.latency.p99 * 1e3,
-                            floors.http.latency.p50 * 1e3, floors.http.latency.p99 * 1e3)
+                BesideFloor(r.latency.p50 * 1e3, r.latency.p99 * 1e3, floors.http.latency.p50 * 1e3,
+                            floors.http.latency.p99 * 1e3)
                     .c_str());
   }
   if (FILE* f = trace_file) {

@@ -36,14 +36,6 @@ std::optional<MachineTicks> ReadMachineTicks() {
   return MachineTicks{busy, busy + idle + iowait};
 }
 
-std::string Ratio(double figure, double floor) {
-  if (!(floor > 0) || std::isinf(floor) || std::isnan(figure)) return "n/a";
-  if (std::isinf(figure)) return "lost";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "x%.1f", figure / floor);
-  return buf;
-}
-
 }  // namespace
 
 void AddQuietFlags(CLI::App& app, QuietOptions* o) {
@@ -92,8 +84,7 @@ void ProbeMachine(const QuietOptions& o) {
               o.probe_seconds, FormatCpuSteadiness(s).c_str(),
               FormatValue(others_percent, 1, 1).c_str());
   std::printf("machine: %s (limits: other processes %.0f %%, slow time %.0f %%)\n",
-              busy ? "BUSY: every figure below is marked [noisy]; quote none of them"
-                   : "quiet",
+              busy ? "BUSY: every figure below is marked [noisy]; quote none of them" : "quiet",
               o.max_other_cpu_percent, o.max_slow_time_percent);
   std::fflush(stdout);
   if (busy && o.require_quiet) {
@@ -104,13 +95,19 @@ void ProbeMachine(const QuietOptions& o) {
 
 const char* Mark() { return g_mark; }
 
+std::string FormatRatio(double figure, double floor, int decimals) {
+  if (std::isinf(figure)) return "lost";
+  if (!(floor > 0) || std::isinf(floor) || std::isnan(figure)) return "n/a";
+  return "x" + FormatValue(figure / floor, 1, decimals);
+}
+
 std::string BesideFloor(double p50_us, double p99_us, double floor_p50_us, double floor_p99_us) {
   char buf[320];
-  std::snprintf(buf, sizeof buf,
-                "p50 %s ms  p99 %s ms   floor p50 %s ms  p99 %s ms (p50 %s, p99 %s)%s",
-                FormatValue(p50_us, 1e-3).c_str(), FormatValue(p99_us, 1e-3).c_str(),
-                FormatValue(floor_p50_us, 1e-3).c_str(), FormatValue(floor_p99_us, 1e-3).c_str(),
-                Ratio(p50_us, floor_p50_us).c_str(), Ratio(p99_us, floor_p99_us).c_str(), Mark());
+  std::snprintf(
+      buf, sizeof buf, "p50 %s ms  p99 %s ms   floor p50 %s ms  p99 %s ms (p50 %s, p99 %s)%s",
+      FormatValue(p50_us, 1e-3).c_str(), FormatValue(p99_us, 1e-3).c_str(),
+      FormatValue(floor_p50_us, 1e-3).c_str(), FormatValue(floor_p99_us, 1e-3).c_str(),
+      FormatRatio(p50_us, floor_p50_us).c_str(), FormatRatio(p99_us, floor_p99_us).c_str(), Mark());
   return buf;
 }
 

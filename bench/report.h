@@ -11,6 +11,8 @@
 // 2. A latency figure is printed beside the floor measured in the same run
 //    (BesideFloor): what one no-op hop costs on this machine at that moment.
 //
+// A machine whose /proc cannot be read counts as busy.
+//
 // Not thread-safe: ProbeMachine is called once from main before any figure.
 #ifndef TURNBROKER_BENCH_REPORT_H_
 #define TURNBROKER_BENCH_REPORT_H_
@@ -40,6 +42,10 @@ void ProbeMachine(const QuietOptions& options);
 // What follows every figure: "" on a quiet machine, " [noisy]" on a busy
 // one, " [not probed]" when the probe was skipped (before ProbeMachine too).
 const char* Mark();
+
+// "x1.2" (figure / floor with `decimals` decimals); "lost" when the figure
+// is +infinity, "n/a" when either is missing or the floor is not positive.
+std::string FormatRatio(double figure, double floor, int decimals = 1);
 
 // A latency figure beside the floor measured in the same run, in ms:
 // "p50 1.234 ms  p99 5.678 ms   floor p50 0.200 ms  p99 1.000 ms (p50 x6.2, p99 x5.7)"

@@ -320,7 +320,8 @@ std::vector<int64_t> VisibleInAll(const Visibility& vis, int n) {
 // warm-up); a key not visible in all is lost.
 Percentiles Measure(const Visibility& vis, int n, const OpenLoopSchedule& schedule,
                     const Options& o) {
-  return LatenciesFromSchedule(schedule, VisibleInAll(vis, n), schedule.FirstMeasured(n, o.warmup_s));
+  return LatenciesFromSchedule(schedule, VisibleInAll(vis, n),
+                               schedule.FirstMeasured(n, o.warmup_s));
 }
 
 struct RunResult {
@@ -624,7 +625,8 @@ int main(int argc, char** argv) {
               o.rate, o.duration_s, o.runs, o.syncs, o.syncs, o.warmup_s);
   int run_id = 1;
   std::vector<double> floors50, floors99;  // every broker run's floor
-  for (const char* scenario : {"broker", "broker-library", "broker-durable", "diy", "replication"}) {
+  for (const char* scenario :
+       {"broker", "broker-library", "broker-durable", "diy", "replication"}) {
     if (!Wants(o, scenario)) continue;
     Row row;
     row.name = scenario;
@@ -729,12 +731,7 @@ int main(int argc, char** argv) {
     if (row.name == "diy") diy50 = Median(row.p50), diy99 = Median(row.p99);
     if (row.name == "replication") rep50 = Median(row.p50), rep99 = Median(row.p99);
   }
-  // "x1.23", or "lost"/"n/a".
-  auto ratio = [](double a, double b) {
-    if (std::isinf(a)) return std::string("lost");
-    if (!(b > 0) || std::isinf(b) || std::isnan(a)) return std::string("n/a");
-    return turnbroker::StrCat("x", FormatValue(a / b, 1, 2));
-  };
+  auto ratio = [](double a, double b) { return FormatRatio(a, b, 2); };
   for (auto& row : rows) {
     const double p50 = Median(row.p50), p99 = Median(row.p99);
     const double f50 = Median(row.floor50), f99 = Median(row.floor99);

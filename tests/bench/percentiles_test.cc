@@ -22,10 +22,10 @@ std::vector<double> OneTo(int n) {
 TEST(PercentilesTest, NearestRankIsTheSampleAtCeilPN) {
   const std::vector<double> ten = OneTo(10);
   EXPECT_EQ(NearestRank(ten, 0, 0.0), 1);
-  EXPECT_EQ(NearestRank(ten, 0, 0.05), 1);   // ceil(0.5) = 1
-  EXPECT_EQ(NearestRank(ten, 0, 0.10), 1);   // exactly rank 1
-  EXPECT_EQ(NearestRank(ten, 0, 0.11), 2);   // ceil(1.1) = 2
-  EXPECT_EQ(NearestRank(ten, 0, 0.50), 5);   // no interpolation, no rounding up
+  EXPECT_EQ(NearestRank(ten, 0, 0.05), 1);  // ceil(0.5) = 1
+  EXPECT_EQ(NearestRank(ten, 0, 0.10), 1);  // exactly rank 1
+  EXPECT_EQ(NearestRank(ten, 0, 0.11), 2);  // ceil(1.1) = 2
+  EXPECT_EQ(NearestRank(ten, 0, 0.50), 5);  // no interpolation, no rounding up
   EXPECT_EQ(NearestRank(ten, 0, 0.51), 6);
   EXPECT_EQ(NearestRank(ten, 0, 0.99), 10);
   EXPECT_EQ(NearestRank(ten, 0, 1.0), 10);
@@ -97,8 +97,7 @@ TEST(PercentilesTest, MedianOfRunsIsTheLowerMiddleForAnEvenCount) {
 
 TEST(PercentilesTest, FormatScalesAndNamesTheLost) {
   Percentiles p = Summarize(std::vector<double>{1500, 2500}, 1);
-  EXPECT_EQ(Format(p, "ms", 1e-3),
-            "n=3 lost=1 p50=2.500 p90=lost p99=lost p99.9=lost max=lost ms");
+  EXPECT_EQ(Format(p, "ms", 1e-3), "n=3 lost=1 p50=2.500 p90=lost p99=lost p99.9=lost max=lost ms");
   EXPECT_EQ(FormatValue(1234.5678, 1e-3, 2), "1.23");
 }
 
