@@ -602,7 +602,7 @@ int main(int argc, char** argv) {
                .c_str());
     printf("    broker:            %s\n", broker_cost(mode).c_str());
   }
-  if (!g_external.empty()) return 0;
+  if (!g_external.empty()) return CheckMachineAfterRun();
   printf("  throughput, batches of %d:          %.0f credentials/s to every watcher (target >= "
          "100000)%s\n",
          batch, median("delivered_per_s"), Mark());
@@ -631,5 +631,5 @@ int main(int argc, char** argv) {
     }
     out << "}\n";
   }
-  return 0;
+  return CheckMachineAfterRun();
 }

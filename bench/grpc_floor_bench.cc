@@ -351,5 +351,5 @@ int main(int argc, char** argv) {
                   BesideFloor(Median(p50[path]), Median(p99[path]), tcp50, tcp99).c_str());
     }
   }
-  return 0;
+  return CheckMachineAfterRun();
 }

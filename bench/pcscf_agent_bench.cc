@@ -115,5 +115,6 @@ int main(int argc, char** argv) {
     }
     std::fclose(f);
   }
-  return r.errors == 0 && floor_errors == 0 ? 0 : 1;
+  const int machine = CheckMachineAfterRun();
+  return r.errors == 0 && floor_errors == 0 ? machine : 1;
 }

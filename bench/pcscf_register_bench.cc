@@ -200,5 +200,6 @@ int main(int argc, char** argv) {
                           floors.http.service.p50 * 1e3 + (floors.grpc ? floors.grpc->p50 : 0),
                           floors.http.service.p99 * 1e3 + (floors.grpc ? floors.grpc->p99 : 0))
                   .c_str());
-  return configs[0].failed + configs[1].failed == 0 ? 0 : 1;
+  const int machine = CheckMachineAfterRun();
+  return configs[0].failed + configs[1].failed == 0 ? machine : 1;
 }

@@ -1,28 +1,36 @@
 #include "report.h"
 
+#include <dirent.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <optional>
+#include <sstream>
+#include <vector>
 
 #include "cpu_steadiness.h"
 #include "percentiles.h"
-#include "proc_usage.h"
 
 namespace turnbroker::bench {
 namespace {
 
 const char* g_mark = " [not probed]";
+QuietOptions g_options;
 
-// All CPUs' time from the first line of /proc/stat, in clock ticks: busy
-// (user, nice, system, irq, softirq, steal) and the total with idle and
-// iowait.
+// All CPUs' time from the first line of /proc/stat, in clock ticks: tasks
+// (user, nice, system, steal), interrupts (irq, softirq) and the total
+// with idle and iowait.
 struct MachineTicks {
-  double busy = 0, total = 0;
+  double tasks = 0, interrupts = 0, total = 0;
 };
 
 std::optional<MachineTicks> ReadMachineTicks() {
@@ -32,8 +40,77 @@ std::optional<MachineTicks> ReadMachineTicks() {
   if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) ||
       cpu != "cpu")
     return std::nullopt;
-  const double busy = user + nice + system + irq + softirq + steal;
-  return MachineTicks{busy, busy + idle + iowait};
+  const double tasks = user + nice + system + steal;
+  return MachineTicks{tasks, irq + softirq, tasks + irq + softirq + idle + iowait};
+}
+
+// CPU ticks of this process and every process below it, alive or ended:
+// utime + stime + cutime + cstime (the last two hold the children each one
+// has waited for) of this process and of its living descendants, from
+// /proc/<pid>/stat. 0 where /proc cannot be read.
+double ProcessTreeTicks() {
+  struct Stat {
+    pid_t ppid = 0;
+    double ticks = 0;
+  };
+  std::map<pid_t, Stat> all;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return 0;
+  while (dirent* e = readdir(proc)) {
+    const pid_t pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 > stat.size()) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    Stat s;
+    for (int i = 3; i <= 17 && fields >> f; ++i) {
+      if (i == 4) s.ppid = std::atoi(f.c_str());
+      if (i >= 14) s.ticks += std::atof(f.c_str());
+    }
+    all[pid] = s;
+  }
+  closedir(proc);
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& [pid, s] : all) children[s.ppid].push_back(pid);
+  double ticks = 0;
+  std::vector<pid_t> todo = {getpid()};
+  while (!todo.empty()) {
+    const pid_t pid = todo.back();
+    todo.pop_back();
+    if (auto it = all.find(pid); it != all.end()) ticks += it->second.ticks;
+    for (pid_t child : children[pid]) todo.push_back(child);
+  }
+  return ticks;
+}
+
+// What the machine did between two samples: the share of all CPUs that
+// processes outside this program's tree used (stolen time included), in %.
+struct MachineSample {
+  std::optional<MachineTicks> machine;
+  double tree_ticks = 0;
+};
+
+MachineSample SampleMachine() { return {ReadMachineTicks(), ProcessTreeTicks()}; }
+
+// NaN when /proc could not be read. `count_interrupts`: whether irq and
+// softirq time counts as other processes' (not during the run, when this
+// program's own loopback traffic is most of it).
+double OthersPercent(const MachineSample& a, const MachineSample& b, bool count_interrupts) {
+  if (!a.machine || !b.machine || b.machine->total <= a.machine->total) return NAN;
+  double others = b.machine->tasks - a.machine->tasks - (b.tree_ticks - a.tree_ticks);
+  if (count_interrupts) others += b.machine->interrupts - a.machine->interrupts;
+  return std::max(0.0, 100 * others / (b.machine->total - a.machine->total));
+}
+
+MachineSample g_run_start;
+double g_run_start_s = 0;
+
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -57,25 +134,23 @@ void AddQuietFlags(CLI::App& app, QuietOptions* o) {
 }
 
 void ProbeMachine(const QuietOptions& o) {
+  g_options = o;
+  // The run starts when this returns.
+  struct StartRun {
+    ~StartRun() {
+      g_run_start = SampleMachine();
+      g_run_start_s = NowSeconds();
+    }
+  } start_run;
   if (o.probe_seconds <= 0) {
     g_mark = " [not probed]";
     std::printf("machine: not probed (--cpu-seconds 0); every figure is marked [not probed]\n");
     std::fflush(stdout);
     return;
   }
-  const std::optional<MachineTicks> machine0 = ReadMachineTicks();
-  const std::optional<ProcessUsage> self0 = ReadProcessUsage(getpid());
+  const MachineSample before = SampleMachine();
   const CpuSteadiness s = MeasureCpuSteadiness(o.probe_seconds);
-  const std::optional<MachineTicks> machine1 = ReadMachineTicks();
-  const std::optional<ProcessUsage> self1 = ReadProcessUsage(getpid());
-
-  double others_percent = NAN;
-  if (machine0 && machine1 && self0 && self1 && machine1->total > machine0->total) {
-    const double tick_us = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
-    const double own_ticks = (self1->cpu_us - self0->cpu_us) / tick_us;
-    const double others = machine1->busy - machine0->busy - own_ticks;
-    others_percent = std::max(0.0, 100 * others / (machine1->total - machine0->total));
-  }
+  const double others_percent = OthersPercent(before, SampleMachine(), true);
   const double slow_percent = 100 * s.slow_time_share;
   const bool busy = std::isnan(others_percent) || others_percent > o.max_other_cpu_percent ||
                     slow_percent > o.max_slow_time_percent;
@@ -94,6 +169,20 @@ void ProbeMachine(const QuietOptions& o) {
 }
 
 const char* Mark() { return g_mark; }
+
+int CheckMachineAfterRun() {
+  const double others = OthersPercent(g_run_start, SampleMachine(), false);
+  const bool busy = std::isnan(others) || others > g_options.max_other_cpu_percent;
+  std::printf(
+      "machine during the run (%.0f s): other processes %s %% of all CPUs (limit %.0f %%, "
+      "interrupts not counted): %s\n",
+      NowSeconds() - g_run_start_s, FormatValue(others, 1, 1).c_str(),
+      g_options.max_other_cpu_percent,
+      busy ? "BUSY: every figure above is noisy, whatever its mark; quote none of them"
+           : "quiet");
+  std::fflush(stdout);
+  return busy && g_options.require_quiet ? 3 : 0;
+}
 
 std::string FormatRatio(double figure, double floor, int decimals) {
   if (std::isinf(figure)) return "lost";

@@ -7,7 +7,8 @@
 //    probe's pieces ran slow for more than --max-slow-time % of the time.
 //    A busy machine marks every figure the program prints " [noisy]" (a
 //    skipped probe: " [not probed]"); --require-quiet makes it refuse to run
-//    instead (exit status 3).
+//    instead (exit status 3). At the end, CheckMachineAfterRun says whether
+//    other processes kept the machine busy during the run.
 // 2. A latency figure is printed beside the floor measured in the same run
 //    (BesideFloor): what one no-op hop costs on this machine at that moment.
 //
@@ -38,6 +39,13 @@ void AddQuietFlags(CLI::App& app, QuietOptions* options);
 // Runs the probe and prints one line with its figures and the verdict.
 // On a busy machine with require_quiet, prints why and exits with 3.
 void ProbeMachine(const QuietOptions& options);
+
+// At the end of the run: prints whether other processes (outside this
+// program and the processes it started) used more than --max-other-cpu % of
+// all CPUs since ProbeMachine returned; irq and softirq time is left out
+// (this program's own loopback traffic is most of it). Returns the exit
+// status to add: 3 when busy with --require-quiet, else 0.
+int CheckMachineAfterRun();
 
 // What follows every figure: "" on a quiet machine, " [noisy]" on a busy
 // one, " [not probed]" when the probe was skipped (before ProbeMachine too).

@@ -757,5 +757,5 @@ int main(int argc, char** argv) {
     std::printf("  %-15s %10.2f s for %d credentials (median of %zu)%s\n", "cold-sync",
                 Median(cold), o.cold, cold.size(), Mark());
   }
-  return 0;
+  return CheckMachineAfterRun();
 }
