@@ -609,8 +609,8 @@ int main(int argc, char** argv) {
   printf("    broker:            %s\n", broker_cost("batch").c_str());
   printf("  memory at %zu live:              %.0f bytes RSS per credential (target < 300)%s\n",
          total, median("rss_bytes_per_credential"), Mark());
-  printf("  disk:                                 %.0f bytes per credential\n",
-         median("disk_bytes_per_credential"));
+  printf("  disk:                                 %.0f bytes per credential%s\n",
+         median("disk_bytes_per_credential"), Mark());
   printf("  snapshot of %zu to a new watcher:  %.2f s (target < 2 s)%s\n", total,
          median("snapshot_seconds"), Mark());
   if (!json_path.empty()) {
