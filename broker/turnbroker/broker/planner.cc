@@ -25,10 +25,16 @@ bool SelectorMatches(const v1::Selector& selector, const Record& record) {
 
 GroupPlanner::GroupPlanner(const CredentialState& state,
                            const CredentialLimits& limits, size_t max_batch)
+    : GroupPlanner(state, limits, max_batch, state.head()) {}
+
+GroupPlanner::GroupPlanner(const CredentialState& state,
+                           const CredentialLimits& limits, size_t max_batch,
+                           Revision base)
     : state_(state),
       limits_(limits),
       max_batch_(max_batch),
-      now_(state.clock()->NowMs()) {}
+      now_(state.clock()->NowMs()),
+      base_(base) {}
 
 RecordRef GroupPlanner::Current(std::string_view realm,
                                 std::string_view username) const {

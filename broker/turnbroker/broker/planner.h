@@ -28,6 +28,10 @@ class GroupPlanner {
   // Plans revisions from state.head() + 1 on.
   GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
                size_t max_batch);
+  // Plans revisions from base + 1 on (a store whose state is written by
+  // another thread reads the head once and commits only if it still holds).
+  GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
+               size_t max_batch, Revision base);
 
   // INVALID_ARGUMENT names the field ("credentials[3].key: ..."),
   // ALREADY_EXISTS: the username is live with another key,
@@ -54,12 +58,13 @@ class GroupPlanner {
 
   RecordRef Current(std::string_view realm, std::string_view username) const;
   bool Revoked(std::string_view realm, std::string_view username) const;
-  Revision Next() const { return state_.head() + changes_.size() + 1; }
+  Revision Next() const { return base_ + changes_.size() + 1; }
 
   const CredentialState& state_;
   const CredentialLimits limits_;
   const size_t max_batch_;
   const int64_t now_;
+  const Revision base_;
   std::vector<Change> changes_;
   absl::flat_hash_map<Key, Pending> overlay_;
 };

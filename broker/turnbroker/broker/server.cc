@@ -27,6 +27,17 @@ std::string DefaultDataDir() {
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(
     const BrokerOptions& options, const Clock* clock, MetricsRegistry* metrics,
     std::function<void(const absl::Status&)> on_failure) {
+  if (options.use_redis) {
+    RedisStoreOptions ro = options.redis;
+    ro.limits = options.store.limits;
+    ro.state = options.store.state;
+    ro.max_batch = options.store.max_batch;
+    ro.max_queue = options.store.max_queue;
+    ro.max_group_credentials = options.store.max_group_credentials;
+    auto store = RedisStore::Open(ro, clock, metrics);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(std::move(*store));
+  }
   std::unique_ptr<Journal> journal;
   if (options.ephemeral) {
     journal = NewMemoryJournal();

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "turnbroker/broker/embedded_store.h"  // EmbeddedStoreOptions
+#include "turnbroker/broker/redis_store.h"     // RedisStoreOptions
 #include "turnbroker/broker/service.h"
 #include "turnbroker/broker/watch.h"
 #include "turnbroker/common/clock.h"
@@ -33,6 +34,11 @@ struct BrokerOptions {
   // Give the durable store a new epoch at start (after restoring a backup).
   bool new_epoch = false;
   EmbeddedStoreOptions store;
+  // --store=redis: several replicas on one Redis dataset (redis_store.h).
+  // Limits, state, batch and queue sizes come from `store`; `redis` gives the
+  // target, the replica confirmation and the ack timeout.
+  bool use_redis = false;
+  RedisStoreOptions redis;
   WatchOptions watch;
   // HOST:PORT of the metrics endpoint (port 0: any free port); empty: off.
   std::string metrics_listen;

@@ -34,8 +34,54 @@ CredentialState::CredentialState(StateOptions options, const Clock* clock)
 CredentialState::~CredentialState() = default;
 
 void CredentialState::Reset(std::string epoch, Revision head) {
-  epoch_ = std::move(epoch);
+  {
+    std::lock_guard<std::mutex> lock(epoch_mu_);
+    epoch_ = std::move(epoch);
+  }
   head_.store(head, std::memory_order_release);
+}
+
+std::string CredentialState::epoch() const {
+  std::lock_guard<std::mutex> lock(epoch_mu_);
+  return epoch_;
+}
+
+void CredentialState::Replace(std::string epoch, Revision head,
+                              std::vector<RecordRef> live,
+                              const std::vector<Tombstone>& tombstones) {
+  int64_t now = clock_->NowMs();
+  {
+    std::unique_lock lock(mu_);
+    live_.clear();
+    by_revision_.clear();
+    by_subscriber_.clear();
+    by_expiry_.clear();
+    realms_.clear();
+    tombstones_.clear();
+    revocation_deaths_.clear();
+    history_.clear();
+    dead_.clear();
+    for (RecordRef& r : live) {
+      if (!Live(*r, now)) continue;
+      auto it = live_.find(Key{r->realm(), r->username()});
+      if (it != live_.end()) {
+        if ((*it)->revision() >= r->revision()) continue;
+        RemoveLocked(it->get());
+      }
+      InsertLocked(r);
+    }
+    dead_.clear();
+    for (const auto& [ref, until] : tombstones) {
+      if (until > now) AddTombstoneLocked(ref.first, ref.second, until);
+    }
+    {
+      std::lock_guard<std::mutex> elock(epoch_mu_);
+      epoch_ = std::move(epoch);
+    }
+    head_.store(head, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  if (listener_) listener_();
 }
 
 Revision CredentialState::history_first() const {
@@ -216,14 +262,18 @@ void CredentialState::AddTombstoneLocked(std::string_view realm,
 void CredentialState::ApplyLocked(const Change& change, int64_t now) {
   if (change.put) {
     auto it = live_.find(Key{change.put->realm(), change.put->username()});
-    if (it != live_.end()) RemoveLocked(it->get());
-    InsertLocked(change.put);
+    if (it == live_.end()) {
+      InsertLocked(change.put);
+    } else if ((*it)->revision() < change.revision) {
+      RemoveLocked(it->get());
+      InsertLocked(change.put);
+    }  // else: a later record is live already (replayed over a Replace)
   } else if (change.revoke) {
     const v1::Revocation& rev = change.revoke->revocation;
     int64_t last_until = 0;
     for (const auto& ref : rev.credentials()) {
       auto it = live_.find(Key{ref.realm(), ref.username()});
-      if (it != live_.end()) RemoveLocked(it->get());
+      if (it != live_.end() && (*it)->revision() < change.revision) RemoveLocked(it->get());
       AddTombstoneLocked(ref.realm(), ref.username(), ref.expires_at_ms());
       last_until = std::max(last_until, ref.expires_at_ms());
     }

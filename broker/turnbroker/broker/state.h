@@ -15,6 +15,7 @@
 #include <map>
 #include <shared_mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,8 +69,11 @@ class CredentialState {
   // ---- Identity ----------------------------------------------------------
   // Set once, before serving (at recovery).
   void Reset(std::string epoch, Revision head);
-  const std::string& epoch() const { return epoch_; }
+  std::string epoch() const;
   Revision head() const { return head_.load(std::memory_order_acquire); }
+  // Incremented by every Replace(): a reader that saw one generation and
+  // sees another knows everything it read may belong to another epoch.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // The oldest revision a watcher can be replayed from: a watcher that has
   // seen up to `r` can resume iff r + 1 >= history_first().
   Revision history_first() const;
@@ -112,7 +116,9 @@ class CredentialState {
 
   // ---- Writes (the commit thread only) ------------------------------------
   // Applies committed changes (consecutive revisions after head), retains
-  // them in the history and calls the commit listener with the new head.
+  // them in the history and calls the commit listener. A put never replaces
+  // a record of a later revision, and a revocation removes only records of
+  // earlier revisions (so the log can be replayed over a Replace()).
   void Apply(const std::vector<Change>& changes);
   // During recovery: like Apply, without notifying; `in_history` says whether
   // the change is part of the contiguous log suffix that may be replayed.
@@ -123,6 +129,14 @@ class CredentialState {
   // Log revisions that no longer hold anything live (superseded, revoked or
   // expired puts; revocations whose tombstones all expired). For compaction.
   std::vector<Revision> TakeDeadRevisions();
+  // Replaces everything (a Redis dataset that changed its epoch, or the
+  // first load of a replica): the live records (at their own revisions, which
+  // may be above `head`: a later Apply of their revisions is then a no-op),
+  // the revoked usernames as ((realm, username), until) and the head, with
+  // no history. Increments generation() and calls the commit listener.
+  using Tombstone = std::pair<std::pair<std::string, std::string>, int64_t>;
+  void Replace(std::string epoch, Revision head, std::vector<RecordRef> live,
+               const std::vector<Tombstone>& tombstones);
   // Called (on the commit thread) after each Apply and Replace. Set it
   // before the first write.
   void SetCommitListener(std::function<void()> listener);
@@ -168,8 +182,10 @@ class CredentialState {
 
   const StateOptions options_;
   const Clock* const clock_;
-  std::string epoch_;
+  mutable std::mutex epoch_mu_;
+  std::string epoch_;  // guarded by epoch_mu_
   std::atomic<Revision> head_{0};
+  std::atomic<uint64_t> generation_{0};
   std::function<void()> listener_;
 
   // Guards everything below. Readers share it; the commit thread takes it

@@ -5,6 +5,7 @@
 #include "turnbroker/broker/wire.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/log.h"
+#include "turnbroker/common/status.h"
 #include "turnbroker/common/strings.h"
 #include "turnbroker/common/tls.h"
 
@@ -117,6 +118,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // (WatchHub::Open, under the hub's mutex, before it joins streams_).
   void Start() {
     std::lock_guard<std::mutex> lock(mu_);
+    generation_ = state_.generation();  // before anything is read
     Revision head = state_.head();
     Revision resume = request_.resume_revision();
     Reason reason = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
@@ -318,7 +320,16 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     if (writing_ || finishing_) return;
     std::string bytes;
     events_in_frame_ = 0;
-    if (!BuildFrameLocked(&bytes)) return;
+    bool built = BuildFrameLocked(&bytes);
+    // The store replaced the state (a Redis dataset with a new epoch): what
+    // was read may belong to either; the watcher resumes elsewhere or here
+    // and gets a snapshot of the new epoch (docs/architecture.md).
+    if (state_.generation() != generation_) {
+      FinishLocked(ToGrpcStatus(absl::UnavailableError(
+          "the store's dataset changed (new epoch); reconnect and resync")));
+      return;
+    }
+    if (!built) return;
     hub_->metrics_->frames->Inc();
     hub_->metrics_->events->Inc(events_in_frame_);
     hub_->metrics_->bytes->Inc(bytes.size());
@@ -350,6 +361,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const std::string peer_;
   const int64_t progress_interval_ms_;
   bool wants_credentials_ = false;
+  uint64_t generation_ = 0;  // the state's, at Start()
 
   std::mutex mu_;
   grpc::ByteBuffer frame_;

@@ -1,0 +1,816 @@
+#include "turnbroker/broker/redis_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+
+#include "turnbroker/broker/journal.h"
+#include "turnbroker/broker/planner.h"
+#include "turnbroker/common/log.h"
+#include "turnbroker/common/strings.h"
+
+namespace turnbroker::broker {
+namespace {
+
+constexpr std::string_view kEpochKey = "{turnbroker}:epoch";
+constexpr std::string_view kHeadKey = "{turnbroker}:head";
+constexpr std::string_view kLogKey = "{turnbroker}:log";
+constexpr std::string_view kCredentialPrefix = "{turnbroker}:c:";
+constexpr std::string_view kTombstonePrefix = "{turnbroker}:t:";
+constexpr size_t kTailCount = 4'096;
+constexpr int64_t kTailBlockMs = 1'000;
+constexpr int64_t kExpiryIntervalMs = 100;
+constexpr size_t kMaxExpiryPerPass = 50'000;
+constexpr int64_t kRetryMs = 200;
+
+// One commit group. KEYS: head, epoch, log. ARGV: base revision, epoch,
+// stream MAXLEN, then operations: S key value pxat | D key |
+// X revision field payload. Commits only if the head is still `base` and the
+// epoch unchanged, so replicas planning concurrently never interleave.
+constexpr char kCommitScript[] = R"lua(
+local epoch = redis.call('GET', KEYS[2])
+if epoch ~= ARGV[2] then return {'EPOCH', epoch or ''} end
+local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+if head ~= tonumber(ARGV[1]) then return {'STALE', tostring(head)} end
+local last = head
+local i = 4
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'S' then
+    redis.call('SET', ARGV[i+1], ARGV[i+2], 'PXAT', ARGV[i+3])
+    i = i + 4
+  elseif op == 'D' then
+    redis.call('DEL', ARGV[i+1])
+    i = i + 2
+  else
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], ARGV[i+1] .. '-0', ARGV[i+2], ARGV[i+3])
+    last = tonumber(ARGV[i+1])
+    i = i + 4
+  end
+end
+redis.call('SET', KEYS[1], tostring(last))
+return {'OK', tostring(last)}
+)lua";
+
+// KEYS: epoch, head. ARGV: the epoch expected ('' for none), a new epoch.
+// Replaces the epoch if it is still the expected one; returns the epoch.
+constexpr char kEpochScript[] = R"lua(
+local epoch = redis.call('GET', KEYS[1])
+if (epoch or '') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  if not redis.call('GET', KEYS[2]) then redis.call('SET', KEYS[2], '0') end
+  return ARGV[2]
+end
+return epoch
+)lua";
+
+std::string CredentialKey(std::string_view realm, std::string_view username) {
+  return StrCat(kCredentialPrefix, realm, "/", username);
+}
+std::string TombstoneKey(std::string_view realm, std::string_view username) {
+  return StrCat(kTombstonePrefix, realm, "/", username);
+}
+
+void PutBigEndian(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetBigEndian(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
+}
+
+bool ParseUint(std::string_view s, uint64_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// "<revision>-0" -> revision; 0 if not one.
+Revision IdRevision(std::string_view id) {
+  size_t dash = id.find('-');
+  uint64_t r = 0;
+  if (dash == id.npos || !ParseUint(id.substr(0, dash), &r)) return 0;
+  return r;
+}
+
+int64_t NowMonotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A log entry back into a change at `revision`.
+absl::StatusOr<Change> DecodeEntry(Revision revision, const RedisReply& fields) {
+  if (fields.elements.size() != 2) {
+    return absl::DataLossError(StrCat("redis log entry ", revision, ": not one field"));
+  }
+  const std::string& field = fields.elements[0].str;
+  const std::string& payload = fields.elements[1].str;
+  Change change;
+  change.revision = revision;
+  if (field == "p") {
+    v1::Credential c;
+    if (!c.ParseFromString(payload)) {
+      return absl::DataLossError(StrCat("redis log entry ", revision, ": bad credential"));
+    }
+    change.put = Record::Create(c, revision);
+  } else if (field == "r") {
+    auto rc = std::make_shared<RevocationChange>();
+    if (!rc->revocation.ParseFromString(payload)) {
+      return absl::DataLossError(StrCat("redis log entry ", revision, ": bad revocation"));
+    }
+    v1::Event event;
+    event.set_revision(revision);
+    *event.mutable_revoke() = rc->revocation;
+    event.SerializeToString(&rc->event_wire);
+    change.revoke = std::move(rc);
+  } else {
+    return absl::DataLossError(StrCat("redis log entry ", revision, ": unknown field ", field));
+  }
+  return change;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text) {
+  std::vector<HostPort> out;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view part = text.substr(0, comma);
+    text = comma == text.npos ? std::string_view() : text.substr(comma + 1);
+    if (part.empty()) continue;
+    auto hp = ParseHostPort(part, "--redis-sentinels");
+    if (!hp.ok()) return hp.status();
+    out.push_back(*hp);
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError("--redis-sentinels: give at least one HOST:PORT");
+  }
+  return out;
+}
+
+// A connection to the current primary: found through Sentinel (and checked
+// with ROLE) on first use and after every failure, so a failover is followed
+// by the next call. Not thread-safe: one per thread.
+class RedisStore::Connection {
+ public:
+  Connection(RedisStore* store, int io_timeout_ms) : store_(store), io_timeout_ms_(io_timeout_ms) {}
+
+  // Runs `batch` on the primary. UNAVAILABLE names the address; a READONLY
+  // or LOADING reply (a demoted or starting primary) drops the connection.
+  absl::StatusOr<std::vector<RedisReply>> Execute(const RedisBatch& batch) {
+    if (!client_) {
+      if (auto s = Connect(); !s.ok()) return s;
+    }
+    auto replies = client_->Execute(batch);
+    if (!replies.ok()) {
+      Drop();
+      return replies.status();
+    }
+    for (const RedisReply& r : *replies) {
+      if (r.is_error() && (r.str.rfind("READONLY", 0) == 0 || r.str.rfind("LOADING", 0) == 0 ||
+                           r.str.rfind("MASTERDOWN", 0) == 0)) {
+        std::string where = address_;
+        Drop();
+        return absl::UnavailableError(StrCat("redis ", where, ": ", r.str));
+      }
+    }
+    return replies;
+  }
+  absl::StatusOr<RedisReply> Command(std::initializer_list<std::string_view> args) {
+    RedisBatch b;
+    b.Add(args);
+    auto r = Execute(b);
+    if (!r.ok()) return r.status();
+    return std::move(r->front());
+  }
+
+  // Set by every new connection; the owner clears it.
+  bool reconnected = false;
+  // Replicas connected to the primary at connect time.
+  int replicas = 0;
+
+ private:
+  absl::Status Connect() {
+    const RedisTarget& t = store_->options_.target;
+    RedisUrl url = t.url;
+    if (!t.sentinels.empty()) {
+      auto primary = AskSentinels();
+      if (!primary.ok()) return primary.status();
+      url.host = primary->host;
+      url.port = primary->port;
+    }
+    RedisOptions o;
+    o.url = url;
+    o.connect_timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
+    o.io_timeout_ms = io_timeout_ms_;
+    auto client = std::make_unique<HiredisClient>(o);
+    std::string address = StrCat(url.host, ":", url.port);
+    RedisBatch probe;
+    probe.Add({"ROLE"});
+    probe.Add({"INFO", "replication"});
+    auto replies = client->Execute(probe);
+    if (!replies.ok()) return replies.status();
+    const RedisReply& role = (*replies)[0];
+    if (role.is_error()) {
+      return absl::UnavailableError(StrCat("redis ", address, ": ROLE: ", role.str));
+    }
+    if (role.elements.empty() || role.elements[0].str != "master") {
+      return absl::UnavailableError(
+          StrCat("redis ", address, " is a ",
+                 role.elements.empty() ? "?" : role.elements[0].str,
+                 ", not the primary (waiting for Sentinel's failover)"));
+    }
+    replicas = 0;
+    const std::string& info = (*replies)[1].str;
+    if (size_t at = info.find("connected_slaves:"); at != info.npos) {
+      replicas = std::atoi(info.c_str() + at + 17);
+    }
+    client_ = std::move(client);
+    address_ = address;
+    reconnected = true;
+    store_->SetPrimary(address);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<HostPort> AskSentinels() {
+    const RedisTarget& t = store_->options_.target;
+    std::string errors;
+    for (const HostPort& s : t.sentinels) {
+      RedisOptions o;
+      o.url.host = s.host;
+      o.url.port = s.port;
+      o.connect_timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
+      o.io_timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
+      HiredisClient sentinel(o);
+      auto r = sentinel.Command({"SENTINEL", "get-master-addr-by-name", t.master});
+      if (!r.ok()) {
+        StrAppend(&errors, errors.empty() ? "" : "; ", s.ToString(), ": ", r.status().message());
+        continue;
+      }
+      if (r->type != RedisReply::Type::kArray || r->elements.size() != 2) {
+        StrAppend(&errors, errors.empty() ? "" : "; ", s.ToString(), ": does not know master '",
+                  t.master, "'");
+        continue;
+      }
+      uint64_t port = 0;
+      if (!ParseUint(r->elements[1].str, &port) || port == 0 || port > 65535) continue;
+      return HostPort{r->elements[0].str, static_cast<uint16_t>(port)};
+    }
+    return absl::UnavailableError(
+        StrCat("--redis-sentinels: no sentinel gave the primary of '", t.master, "' (", errors, ")"));
+  }
+
+  void Drop() {
+    client_.reset();
+    address_.clear();
+  }
+
+  RedisStore* const store_;
+  const int io_timeout_ms_;
+  std::unique_ptr<HiredisClient> client_;
+  std::string address_;
+};
+
+struct RedisStore::Metrics {
+  explicit Metrics(MetricsRegistry* r)
+      : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
+                                       "Time to commit one group in Redis and have it confirmed")),
+        commit_groups(r->AddCounter("turnbroker_store_commit_groups_total",
+                                    "Commit groups written")),
+        changes(r->AddCounter("turnbroker_store_changes_total", "Changes (revisions) committed")),
+        conflicts(r->AddCounter("turnbroker_store_redis_conflicts_total",
+                                "Commit groups planned again because another replica committed")),
+        errors(r->AddCounter("turnbroker_store_redis_errors_total",
+                             "Redis calls that failed (connection, timeout, failover)")),
+        unconfirmed(r->AddCounter("turnbroker_store_redis_unconfirmed_total",
+                                  "Commit groups WAIT did not confirm on enough replicas in time")),
+        epochs(r->AddCounter("turnbroker_store_epoch_changes_total",
+                             "State reloads for a new epoch of the Redis dataset")),
+        applied(r->AddCounter("turnbroker_store_log_entries_total",
+                              "Log entries applied from the Redis stream")),
+        expired(r->AddCounter("turnbroker_store_expired_total", "Credentials removed at expiry")),
+        queue(r->AddGauge("turnbroker_store_queue_depth", "Requests waiting for the commit thread")) {}
+  Histogram* commit_seconds;
+  Counter *commit_groups, *changes, *conflicts, *errors, *unconfirmed, *epochs, *applied, *expired;
+  Gauge* queue;
+};
+
+RedisStore::RedisStore(const RedisStoreOptions& options, const Clock* clock,
+                       MetricsRegistry* metrics)
+    : options_(options), state_(std::make_unique<CredentialState>(options.state, clock)) {
+  static MetricsRegistry* unused = new MetricsRegistry;
+  metrics_ = std::make_unique<Metrics>(metrics ? metrics : unused);
+  int commit_io = static_cast<int>(options.ack_timeout_ms + 1'000);
+  commit_conn_ = std::make_unique<Connection>(this, commit_io);
+  log_conn_ = std::make_unique<Connection>(this, static_cast<int>(kTailBlockMs + 2'000));
+}
+
+absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Open(const RedisStoreOptions& options,
+                                                             const Clock* clock,
+                                                             MetricsRegistry* metrics) {
+  std::unique_ptr<RedisStore> store(new RedisStore(options, clock, metrics));
+  // At start an unreachable Redis or a wrong password is a configuration
+  // error: fail with its message instead of serving nothing.
+  if (auto s = store->Load(*store->log_conn_); !s.ok()) {
+    if (absl::IsFailedPrecondition(s) && s.message().find("AUTH") != std::string_view::npos) {
+      return absl::FailedPreconditionError(
+          StrCat(options.target.password_flag, ": Redis refused the password (", s.message(), ")"));
+    }
+    if (absl::IsUnavailable(s) && options.target.sentinels.empty()) {
+      return absl::UnavailableError(StrCat("--redis-url: cannot use Redis at ",
+                                           options.target.url.Redacted(), ": ", s.message()));
+    }
+    return s;
+  }
+  // Catch up with the log before serving.
+  while (true) {
+    auto more = store->Tail(*store->log_conn_, 0);
+    if (!more.ok()) return more.status();
+    if (!*more) return absl::UnavailableError("redis: the dataset changed while loading; retry");
+    if (store->caught_up_) break;
+  }
+  store->loaded_ = true;
+  store->log_thread_ = std::thread([s = store.get()] { s->LogLoop(); });
+  store->commit_thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
+  return store;
+}
+
+RedisStore::~RedisStore() { Shutdown(); }
+
+void RedisStore::SetCommitListener(std::function<void()> listener) {
+  state_->SetCommitListener(std::move(listener));
+}
+
+std::string RedisStore::description() const {
+  const RedisTarget& t = options_.target;
+  if (t.sentinels.empty()) return StrCat("redis:", t.url.host, ":", t.url.port);
+  return StrCat("redis-sentinel:", t.master, "@", primary());
+}
+
+std::string RedisStore::primary() const {
+  std::lock_guard<std::mutex> lock(primary_mu_);
+  return primary_;
+}
+
+void RedisStore::SetPrimary(const std::string& address) {
+  std::string old;
+  {
+    std::lock_guard<std::mutex> lock(primary_mu_);
+    if (primary_ == address) return;
+    old = std::exchange(primary_, address);
+  }
+  LogInfo("redis primary").Kv("address", address).Kv("previous", old);
+}
+
+void RedisStore::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (commit_thread_.joinable()) commit_thread_.join();
+  log_stop_ = true;
+  applied_cv_.notify_all();
+  if (log_thread_.joinable()) log_thread_.join();
+}
+
+absl::Status RedisStore::Enqueue(Op op) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return absl::UnavailableError("broker is shutting down");
+  if (queue_.size() >= options_.max_queue) {
+    return absl::ResourceExhaustedError(
+        StrCat("commit queue full (", options_.max_queue, " requests); retry with backoff"));
+  }
+  queue_.push_back(std::move(op));
+  metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
+  cv_.notify_one();
+  return absl::OkStatus();
+}
+
+void RedisStore::Publish(const v1::PublishRequest* request, PublishDone done) {
+  if (auto s = Enqueue(PublishOp{request, done, NowMonotonicMs()}); !s.ok()) done(s);
+}
+
+void RedisStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
+  if (auto s = Enqueue(RevokeOp{request, done, NowMonotonicMs()}); !s.ok()) done(s);
+}
+
+void RedisStore::CommitLoop() {
+  std::vector<Op> ops;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      if (queue_.empty() && stopping_) break;
+      size_t weight = 0;
+      while (!queue_.empty() && weight < options_.max_group_credentials) {
+        Op& op = queue_.front();
+        weight += std::visit(
+            [](auto& o) -> size_t {
+              if constexpr (std::is_same_v<std::decay_t<decltype(o)>, PublishOp>)
+                return std::max(1, o.request->credentials_size());
+              return 1;
+            },
+            op);
+        ops.push_back(std::move(op));
+        queue_.pop_front();
+      }
+      metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
+    }
+    CommitGroup(ops);
+    ops.clear();
+  }
+}
+
+void RedisStore::CommitGroup(std::vector<Op>& ops) {
+  auto fail = [&](const absl::Status& s) {
+    for (Op& op : ops) std::visit([&](auto& o) { o.done(s); }, op);
+  };
+  int64_t deadline = INT64_MAX;
+  for (Op& op : ops) {
+    deadline = std::min(deadline, std::visit([](auto& o) { return o.enqueued_ms; }, op) +
+                                      options_.ack_timeout_ms);
+  }
+  const int64_t start_us = MonotonicMicros();
+  bool logged = false;  // one warning per group
+  for (int attempt = 0;; ++attempt) {
+    if (NowMonotonicMs() >= deadline) {
+      fail(absl::UnavailableError(StrCat("redis: not committed within --redis-ack-timeout (",
+                                         options_.ack_timeout_ms, " ms); retry")));
+      return;
+    }
+    if (!loaded_.load()) {
+      WaitApplied(0, 0, std::min(deadline, NowMonotonicMs() + kRetryMs));
+      continue;
+    }
+    const uint64_t generation = state_->generation();
+    const std::string epoch = state_->epoch();
+    const Revision base = state_->head();
+    GroupPlanner planner(*state_, options_.limits, options_.max_batch, base);
+    std::vector<absl::StatusOr<v1::PublishResponse>> published;
+    std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
+    for (Op& op : ops) {
+      if (auto* p = std::get_if<PublishOp>(&op)) published.push_back(planner.Publish(*p->request));
+      else revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
+    }
+    std::vector<Change> changes = planner.TakeChanges();
+    auto answer = [&] {
+      size_t pi = 0, ri = 0;
+      for (Op& op : ops) {
+        if (auto* p = std::get_if<PublishOp>(&op)) {
+          auto& r = published[pi++];
+          if (r.ok()) r->set_epoch(epoch);
+          p->done(std::move(r));
+        } else {
+          auto& r = revoked[ri++];
+          if (r.ok()) r->set_epoch(epoch);
+          std::get<RevokeOp>(op).done(std::move(r));
+        }
+      }
+    };
+    if (changes.empty()) {
+      answer();
+      return;
+    }
+
+    RedisArgs script{"EVAL", kCommitScript, "3", kHeadKey, kEpochKey, kLogKey, StrCat(base),
+                     epoch, StrCat(log_max_entries())};
+    for (const Change& c : changes) {
+      std::string rev = StrCat(c.revision);
+      if (c.put) {
+        std::string value;
+        value.reserve(8 + c.put->credential_wire().size());
+        PutBigEndian(&value, c.revision);
+        value.append(c.put->credential_wire());
+        script.Push("S").Push(CredentialKey(c.put->realm(), c.put->username())).Push(value);
+        script.Push(StrCat(c.put->expires_at_ms()));
+        script.Push("X").Push(rev).Push("p").Push(c.put->credential_wire());
+      } else {
+        const v1::Revocation& r = c.revoke->revocation;
+        for (const auto& ref : r.credentials()) {
+          script.Push("D").Push(CredentialKey(ref.realm(), ref.username()));
+          script.Push("S").Push(TombstoneKey(ref.realm(), ref.username()));
+          script.Push(StrCat(ref.expires_at_ms())).Push(StrCat(ref.expires_at_ms()));
+        }
+        if (r.credentials().empty() && r.selector().has_username()) {
+          const auto& u = r.selector().username();
+          std::string until = StrCat(r.revoked_at_ms() + options_.limits.max_ttl_ms);
+          script.Push("S").Push(TombstoneKey(u.realm(), u.username())).Push(until).Push(until);
+        }
+        std::string payload;
+        r.SerializeToString(&payload);
+        script.Push("X").Push(rev).Push("r").Push(payload);
+      }
+    }
+    int need = options_.min_replicas_ack;
+    RedisBatch batch;
+    batch.Add(script);
+    auto replies = commit_conn_->Execute(batch);
+    if (commit_conn_->reconnected) {
+      commit_conn_->reconnected = false;
+      reload_ = true;  // a new primary: let the log thread check the dataset
+    }
+    if (!replies.ok()) {
+      // Whether the script ran is unknown; running it again is safe (it
+      // commits only on the same head, and a group planned again finds its
+      // own changes done: idempotent). Retry until the deadline.
+      metrics_->errors->Inc();
+      if (!logged) LogWarn("redis commit failed").Kv("error", replies.status());
+      logged = true;
+      if (NowMonotonicMs() + kRetryMs / 4 < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs / 4));
+        continue;
+      }
+      fail(absl::UnavailableError(
+          StrCat(replies.status().message(), "; nothing acknowledged, retry")));
+      return;
+    }
+    const RedisReply& r = replies->front();
+    if (r.is_error() || r.elements.size() != 2) {
+      metrics_->errors->Inc();
+      fail(absl::UnavailableError(StrCat("redis commit: ", r.ToString())));
+      return;
+    }
+    const std::string& verdict = r.elements[0].str;
+    if (verdict == "STALE") {
+      // Another replica committed first: catch up and plan again.
+      metrics_->conflicts->Inc();
+      uint64_t head = 0;
+      ParseUint(r.elements[1].str, &head);
+      if (head < base) reload_ = true;  // the dataset went back: check it
+      WaitApplied(head, generation, deadline);
+      continue;
+    }
+    if (verdict == "EPOCH") {
+      reload_ = true;
+      WaitApplied(base + 1, generation, deadline);
+      continue;
+    }
+    uint64_t last = 0;
+    ParseUint(r.elements[1].str, &last);
+    if (need < 0) need = commit_conn_->replicas > 0 ? 1 : 0;
+    if (need > 0) {
+      int64_t wait_ms = std::max<int64_t>(1, deadline - NowMonotonicMs());
+      auto acked = commit_conn_->Command({"WAIT", StrCat(need), StrCat(wait_ms)});
+      if (!acked.ok() || acked->type != RedisReply::Type::kInteger || acked->integer < need) {
+        metrics_->unconfirmed->Inc();
+        fail(absl::UnavailableError(StrCat(
+            "redis: committed at revision ", last, " but confirmed by ",
+            acked.ok() ? StrCat(acked->integer) : std::string(acked.status().message()), " of ",
+            need, " replicas within --redis-ack-timeout (", options_.ack_timeout_ms,
+            " ms); retry (publishing or revoking again is harmless)")));
+        return;
+      }
+    }
+    if (!WaitApplied(last, generation, deadline) || state_->generation() != generation) {
+      fail(absl::UnavailableError(
+          StrCat("redis: committed at revision ", last,
+                 " but not yet applied (or the dataset changed); retry")));
+      return;
+    }
+    metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start_us);
+    metrics_->commit_groups->Inc();
+    metrics_->changes->Inc(changes.size());
+    (void)attempt;
+    answer();
+    return;
+  }
+}
+
+size_t RedisStore::log_max_entries() const {
+  return options_.log_max_entries ? options_.log_max_entries : options_.state.history_max_events;
+}
+
+bool RedisStore::WaitApplied(Revision revision, uint64_t generation, int64_t deadline_ms) {
+  std::unique_lock<std::mutex> lock(applied_mu_);
+  for (;;) {
+    if (state_->generation() != generation && generation != 0) return false;
+    if (revision != 0 && state_->head() >= revision) return true;
+    int64_t left = deadline_ms - NowMonotonicMs();
+    if (left <= 0 || log_stop_.load()) return false;
+    applied_cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(left, 50)));
+    if (revision == 0 && loaded_.load()) return true;
+  }
+}
+
+void RedisStore::Applied() {
+  { std::lock_guard<std::mutex> lock(applied_mu_); }
+  applied_cv_.notify_all();
+}
+
+absl::Status RedisStore::Load(Connection& c) {
+  // The epoch: made if the dataset has none (new, or Redis restarted empty).
+  auto epoch = c.Command({"GET", kEpochKey});
+  if (!epoch.ok()) return epoch.status();
+  if (epoch->is_error()) return absl::UnavailableError(StrCat("redis GET: ", epoch->str));
+  if (epoch->is_nil()) {
+    std::string fresh = NewEpoch();
+    auto made = c.Command({"EVAL", kEpochScript, "2", kEpochKey, kHeadKey, "", fresh});
+    if (!made.ok()) return made.status();
+    if (made->is_error()) return absl::UnavailableError(StrCat("redis EVAL: ", made->str));
+    if (made->str == fresh) {
+      LogWarn("redis dataset has no epoch (new, or restarted empty); made a new one")
+          .Kv("epoch", fresh);
+    }
+  }
+  // Epoch, head and the first retained log entry, at one point in time.
+  RedisBatch b;
+  b.Add({"MULTI"});
+  b.Add({"GET", kEpochKey});
+  b.Add({"GET", kHeadKey});
+  b.Add({"XRANGE", kLogKey, "-", "+", "COUNT", "1"});
+  b.Add({"EXEC"});
+  auto replies = c.Execute(b);
+  if (!replies.ok()) return replies.status();
+  const RedisReply& exec = replies->back();
+  if (exec.is_error() || exec.elements.size() != 3) {
+    return absl::UnavailableError(StrCat("redis MULTI: ", exec.ToString()));
+  }
+  std::string new_epoch = exec.elements[0].str;
+  uint64_t head = 0;
+  if (!exec.elements[1].is_nil() && !ParseUint(exec.elements[1].str, &head)) {
+    return absl::DataLossError(StrCat("redis ", kHeadKey, ": not a revision"));
+  }
+  Revision first = 0;
+  if (!exec.elements[2].elements.empty()) {
+    first = IdRevision(exec.elements[2].elements[0].elements[0].str);
+  }
+  // The live set and the revoked usernames. They may move on while they are
+  // read; replaying the log from `first` (<= head) over them settles that
+  // (state.h: Apply never lets an older change win).
+  std::vector<RecordRef> live;
+  std::vector<CredentialState::Tombstone> tombstones;
+  for (std::string_view prefix : {kCredentialPrefix, kTombstonePrefix}) {
+    std::string cursor = "0";
+    do {
+      auto scan = c.Command({"SCAN", cursor, "MATCH", StrCat(prefix, "*"), "COUNT", "1000"});
+      if (!scan.ok()) return scan.status();
+      if (scan->is_error() || scan->elements.size() != 2) {
+        return absl::UnavailableError(StrCat("redis SCAN: ", scan->ToString()));
+      }
+      cursor = scan->elements[0].str;
+      const auto& keys = scan->elements[1].elements;
+      if (keys.empty()) continue;
+      RedisArgs mget{"MGET"};
+      for (const auto& k : keys) mget.Push(k.str);
+      RedisBatch mb;
+      mb.Add(mget);
+      auto values = c.Execute(mb);
+      if (!values.ok()) return values.status();
+      const auto& vals = values->front().elements;
+      for (size_t i = 0; i < keys.size() && i < vals.size(); ++i) {
+        if (vals[i].is_nil()) continue;  // expired or deleted meanwhile
+        const std::string& v = vals[i].str;
+        if (prefix == kCredentialPrefix) {
+          v1::Credential cred;
+          if (v.size() < 8 || !cred.ParseFromArray(v.data() + 8, static_cast<int>(v.size() - 8))) {
+            return absl::DataLossError(StrCat("redis ", keys[i].str, ": not a credential"));
+          }
+          live.push_back(Record::Create(cred, GetBigEndian(v)));
+        } else {
+          std::string_view name = std::string_view(keys[i].str).substr(prefix.size());
+          size_t slash = name.find('/');
+          uint64_t until = 0;
+          if (slash == name.npos || !ParseUint(v, &until)) continue;
+          tombstones.push_back({{std::string(name.substr(0, slash)),
+                                 std::string(name.substr(slash + 1))},
+                                static_cast<int64_t>(until)});
+        }
+      }
+    } while (cursor != "0");
+  }
+  Revision start = first != 0 ? first - 1 : head;
+  bool changed = !state_->epoch().empty() && state_->epoch() != new_epoch;
+  state_->Replace(new_epoch, start, std::move(live), tombstones);
+  last_id_ = StrCat(start, "-0");
+  load_head_ = head;
+  caught_up_ = start >= head;
+  highest_applied_ = start;
+  Applied();
+  if (changed) metrics_->epochs->Inc();
+  LogInfo("redis store loaded")
+      .Kv("epoch", new_epoch)
+      .Kv("head", head)
+      .Kv("log_from", first)
+      .Kv("live", state_->stats().live)
+      .Kv("primary", primary());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RedisStore::Tail(Connection& c, int64_t block_ms) {
+  RedisBatch b;
+  if (block_ms > 0) {
+    b.Add({"XREAD", "COUNT", StrCat(kTailCount), "BLOCK", StrCat(block_ms), "STREAMS", kLogKey,
+           last_id_});
+  } else {
+    b.Add({"XREAD", "COUNT", StrCat(kTailCount), "STREAMS", kLogKey, last_id_});
+  }
+  auto replies = c.Execute(b);
+  if (!replies.ok()) return replies.status();
+  const RedisReply& r = replies->front();
+  if (r.is_error()) return absl::UnavailableError(StrCat("redis XREAD: ", r.str));
+  if (r.is_nil() || r.elements.empty()) {
+    caught_up_ = state_->head() >= load_head_;
+    return true;
+  }
+  const auto& entries = r.elements[0].elements[1].elements;
+  std::vector<Change> changes;
+  changes.reserve(entries.size());
+  Revision expect = state_->head() + 1;
+  for (const RedisReply& e : entries) {
+    Revision rev = IdRevision(e.elements[0].str);
+    if (rev != expect) {
+      // A gap: the log was trimmed past us, or it is another dataset.
+      LogWarn("redis log has a gap; reloading").Kv("expected", expect).Kv("got", rev);
+      return false;
+    }
+    auto change = DecodeEntry(rev, e.elements[1]);
+    if (!change.ok()) return change.status();
+    changes.push_back(*std::move(change));
+    last_id_ = e.elements[0].str;
+    ++expect;
+  }
+  state_->Apply(changes);
+  metrics_->applied->Inc(changes.size());
+  highest_applied_ = std::max(highest_applied_, state_->head());
+  caught_up_ = state_->head() >= load_head_;
+  Applied();
+  return true;
+}
+
+absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
+  RedisBatch b;
+  b.Add({"MULTI"});
+  b.Add({"GET", kEpochKey});
+  b.Add({"GET", kHeadKey});
+  b.Add({"EXEC"});
+  auto replies = c.Execute(b);
+  if (!replies.ok()) return replies.status();
+  const RedisReply& exec = replies->back();
+  if (exec.is_error() || exec.elements.size() != 2) {
+    return absl::UnavailableError(StrCat("redis MULTI: ", exec.ToString()));
+  }
+  const std::string epoch = state_->epoch();
+  if (exec.elements[0].is_nil()) {
+    LogWarn("redis dataset lost its epoch (restarted empty?); new epoch").Kv("was", epoch);
+    return false;  // Load() makes the new epoch
+  }
+  if (exec.elements[0].str != epoch) {
+    LogWarn("redis dataset has another epoch; reloading")
+        .Kv("was", epoch)
+        .Kv("now", exec.elements[0].str);
+    return false;
+  }
+  uint64_t head = 0;
+  ParseUint(exec.elements[1].str, &head);
+  if (head < highest_applied_) {
+    // Writes this replica applied (and watchers may have seen) are gone: a
+    // failover to a replica that was behind, or a restored backup. Reusing
+    // their revisions would tell watchers two stories: new epoch.
+    std::string fresh = NewEpoch();
+    auto made = c.Command({"EVAL", kEpochScript, "2", kEpochKey, kHeadKey, epoch, fresh});
+    if (!made.ok()) return made.status();
+    LogWarn("redis dataset lost writes; new epoch")
+        .Kv("head", head)
+        .Kv("applied", highest_applied_)
+        .Kv("epoch", made->str);
+    return false;
+  }
+  return true;
+}
+
+void RedisStore::LogLoop() {
+  int64_t next_expiry = 0, next_check = 0;
+  bool need_load = false;
+  while (!log_stop_.load()) {
+    int64_t now = NowMonotonicMs();
+    if (now >= next_expiry) {
+      metrics_->expired->Inc(state_->Expire(kMaxExpiryPerPass));
+      next_expiry = now + kExpiryIntervalMs;
+    }
+    absl::Status error;
+    if (need_load) {
+      error = Load(*log_conn_);
+      if (error.ok()) need_load = false;
+    } else if (reload_.exchange(false) || log_conn_->reconnected || now >= next_check) {
+      log_conn_->reconnected = false;
+      next_check = now + options_.identity_check_interval_ms;
+      auto same = CheckIdentity(*log_conn_);
+      if (!same.ok()) error = same.status();
+      else if (!*same) need_load = true;
+    } else {
+      auto more = Tail(*log_conn_, std::min<int64_t>(kTailBlockMs, kExpiryIntervalMs));
+      if (!more.ok()) error = more.status();
+      else if (!*more) need_load = true;
+    }
+    if (need_load && error.ok()) continue;
+    if (!error.ok()) {
+      metrics_->errors->Inc();
+      LogWarn("redis log tail failed; retrying").Kv("error", error);
+      std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
+    }
+  }
+}
+
+}  // namespace turnbroker::broker

@@ -1,0 +1,179 @@
+// The Redis store: several broker replicas on one Redis dataset (a single
+// Redis, a managed one, or a primary with replicas under Sentinel). Redis
+// holds the log and the live set; every replica keeps the whole state in
+// memory, fed only from the log, and serves its own watchers from it
+// (docs/architecture.md, "High availability: the Redis store").
+//
+// Keys (all under the hash tag `{turnbroker}`):
+//   {turnbroker}:epoch       the dataset's epoch (128 random bits, hex)
+//   {turnbroker}:head        the last revision committed
+//   {turnbroker}:log         a Stream, entry id "<revision>-0", one change each:
+//                            field "p" (Credential encoding) or "r"
+//                            (Revocation encoding); trimmed to about the
+//                            retained history (XADD MAXLEN ~)
+//   {turnbroker}:c:R/U       live credential: 8-byte revision + Credential
+//                            encoding, expiring at its expires_at (PXAT)
+//   {turnbroker}:t:R/U       revoked username (R empty: any realm): the
+//                            revision, expiring when it may be published again
+//
+// Threads. The commit thread takes queued requests, plans them against the
+// state (GroupPlanner, based on the state's head), and runs one Lua script per
+// group that commits only if Redis's head still equals that base (else the
+// state catches up and the group is planned again); then WAIT for the
+// replicas. The log thread tails the stream (XREAD BLOCK) and is the state's
+// only writer; a request is answered once its revisions are in the state.
+// Expiry is local to each replica and Redis expires its keys itself; stream
+// trimming rides on every XADD. Nothing needs a lease: all housekeeping is
+// idempotent.
+//
+// Epochs. The epoch names the dataset. The log thread checks it and the head
+// every second and on every reconnect: a missing epoch (Redis restarted
+// empty) or a head below the highest revision this replica has applied (a
+// failover to a replica that lost writes, a restored backup) gets a new
+// epoch; every replica then reloads the state from Redis, and the watch hub
+// ends every stream so watchers resync from a snapshot.
+#ifndef TURNBROKER_BROKER_REDIS_STORE_H_
+#define TURNBROKER_BROKER_REDIS_STORE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "turnbroker/broker/state.h"
+#include "turnbroker/broker/store.h"
+#include "turnbroker/common/credential.h"
+#include "turnbroker/common/metrics.h"
+#include "turnbroker/common/net.h"
+#include "turnbroker/common/redis.h"
+
+namespace turnbroker::broker {
+
+// Where the Redis primary is: a fixed address, or Sentinel.
+struct RedisTarget {
+  RedisUrl url;  // host/port unused with sentinels; password, user, db used
+  std::vector<HostPort> sentinels;
+  std::string master;  // the Sentinel master name
+  // The flag the password came from, for messages.
+  std::string password_flag = "--redis-password-file";
+};
+
+struct RedisStoreOptions {
+  RedisTarget target;
+  CredentialLimits limits;
+  StateOptions state;
+  size_t max_batch = 10'000;
+  size_t max_queue = 100'000;
+  size_t max_group_credentials = 50'000;
+  // Replicas that must confirm a commit (WAIT) before it is acknowledged;
+  // -1: 1 if the primary has replicas, else 0.
+  int min_replicas_ack = -1;
+  // A Publish or Revoke not committed, confirmed and applied within this is
+  // answered UNAVAILABLE.
+  int64_t ack_timeout_ms = 500;
+  int64_t connect_timeout_ms = 1'000;
+  // How often the log thread checks the dataset's identity (epoch, head).
+  int64_t identity_check_interval_ms = 1'000;
+  // Stream entries kept (XADD MAXLEN ~); 0: state.history_max_events.
+  size_t log_max_entries = 0;
+};
+
+// Parses --redis-sentinels ("HOST:PORT,HOST:PORT"); INVALID_ARGUMENT names
+// the flag.
+absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text);
+
+class RedisStore : public Store {
+ public:
+  // Connects (through Sentinel if given), makes the epoch if the dataset is
+  // new, loads the state and starts the threads. Errors name the address
+  // (UNAVAILABLE: unreachable) or the flag (FAILED_PRECONDITION: wrong
+  // password, `--redis-password-file`). `metrics` may be null.
+  static absl::StatusOr<std::unique_ptr<RedisStore>> Open(const RedisStoreOptions& options,
+                                                          const Clock* clock,
+                                                          MetricsRegistry* metrics);
+  ~RedisStore() override;  // Shutdown()
+
+  void Publish(const v1::PublishRequest* request, PublishDone done) override;
+  void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
+  const CredentialState& state() const override { return *state_; }
+  void SetCommitListener(std::function<void()> listener) override;
+  std::string description() const override;
+  bool healthy() const override { return true; }
+  void Shutdown() override;
+
+  // The address of the primary in use ("" while none is known).
+  std::string primary() const;
+
+ private:
+  struct PublishOp {
+    const v1::PublishRequest* request;
+    PublishDone done;
+    int64_t enqueued_ms;  // monotonic
+  };
+  struct RevokeOp {
+    const v1::RevokeRequest* request;
+    RevokeDone done;
+    int64_t enqueued_ms;
+  };
+  using Op = std::variant<PublishOp, RevokeOp>;
+  struct Metrics;
+  class Connection;
+
+  RedisStore(const RedisStoreOptions& options, const Clock* clock, MetricsRegistry* metrics);
+  absl::Status Enqueue(Op op);
+  void CommitLoop();
+  void CommitGroup(std::vector<Op>& ops);
+  void LogLoop();
+  // Log thread: makes the epoch if missing, loads the state from Redis.
+  absl::Status Load(Connection& c);
+  // Log thread: reads the next entries; false when the state must reload.
+  absl::StatusOr<bool> Tail(Connection& c, int64_t block_ms);
+  // Log thread: compares Redis's epoch and head with the state's; false when
+  // the state must reload (after making a new epoch if writes were lost).
+  absl::StatusOr<bool> CheckIdentity(Connection& c);
+  // Commit thread: waits until the state's head reaches `revision` (or its
+  // generation moves on) until `deadline_ms` (monotonic); whether it did.
+  bool WaitApplied(Revision revision, uint64_t generation, int64_t deadline_ms);
+  void Applied();  // log thread: wakes WaitApplied
+  void SetPrimary(const std::string& address);
+  size_t log_max_entries() const;
+
+  const RedisStoreOptions options_;
+  std::unique_ptr<CredentialState> state_;
+  std::unique_ptr<Metrics> metrics_;
+  std::function<void()> listener_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Op> queue_;   // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+
+  // The log thread's progress, for the commit thread.
+  std::mutex applied_mu_;
+  std::condition_variable applied_cv_;
+  std::atomic<bool> reload_{false};  // commit thread asks the log thread to check
+  std::atomic<bool> loaded_{false};
+
+  mutable std::mutex primary_mu_;
+  std::string primary_;  // guarded by primary_mu_
+
+  std::unique_ptr<Connection> commit_conn_;  // commit thread only
+  std::unique_ptr<Connection> log_conn_;     // log thread only
+  std::string last_id_;                      // log thread only
+  Revision load_head_ = 0;                   // log thread only: head at Load()
+  bool caught_up_ = false;                   // log thread only
+  Revision highest_applied_ = 0;             // log thread only, per epoch
+  std::thread commit_thread_;
+  std::thread log_thread_;
+  std::atomic<bool> log_stop_{false};
+};
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_REDIS_STORE_H_

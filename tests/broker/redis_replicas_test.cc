@@ -1,0 +1,103 @@
+// Two broker replicas (BrokerServer with the Redis store) on one real
+// redis-server, over real gRPC sockets: what a watcher and a publisher see.
+#include <gtest/gtest.h>
+
+#include "broker_client.h"
+#include "process.h"
+#include "redis_server.h"
+#include "turnbroker/broker/server.h"
+#include "turnbroker/common/channel.h"
+#include "watch_client.h"
+
+namespace turnbroker::broker {
+namespace {
+
+using testing::BrokerClient;
+using testing::WatchClient;
+using Marker = v1::WatchResponse;
+
+struct Replica {
+  std::unique_ptr<BrokerServer> server;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<BrokerClient> client;
+};
+
+class RedisReplicasTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (auto* r : {&a_, &b_}) Start(*r);
+  }
+  void Start(Replica& r) {
+    BrokerOptions o;
+    o.listen = {"127.0.0.1", 0};
+    o.use_redis = true;
+    o.redis.target.url = redis_.redis_url();
+    auto s = BrokerServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    r.server = std::move(*s);
+    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(r.server->port())});
+    ASSERT_TRUE(ch.ok());
+    r.channel = *ch;
+    r.client = std::make_unique<BrokerClient>(r.channel);
+  }
+  static v1::Credential Cred(const std::string& username) {
+    return testing::TestCredential(username, "ims.example.org", 600'000);
+  }
+  static std::vector<std::string> PutNames(const WatchClient::Responses& rs) {
+    std::vector<std::string> out;
+    for (const auto& e : WatchClient::Events(rs))
+      if (e.has_put()) out.push_back(e.put().username());
+    return out;
+  }
+
+  turnbroker::testing::TempDir dir_;
+  turnbroker::testing::RedisServer redis_{dir_};
+  Replica a_, b_;
+};
+
+TEST_F(RedisReplicasTest, AWatcherOfOneReplicaSeesPublishesOnTheOther) {
+  WatchClient w(b_.channel, v1::WatchRequest());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  v1::PublishResponse ack;
+  ASSERT_TRUE(a_.client->Publish({Cred("alice")}, &ack).ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return PutNames(rs) == std::vector<std::string>{"alice"}; }));
+  EXPECT_EQ(b_.client->Status().epoch(), ack.epoch());
+  EXPECT_EQ(b_.client->Status().store().rfind("redis:", 0), 0u) << b_.client->Status().store();
+}
+
+TEST_F(RedisReplicasTest, AWatcherResumesOnAnotherReplicaWithoutASnapshot) {
+  v1::PublishResponse ack;
+  ASSERT_TRUE(a_.client->Publish({Cred("u1")}, &ack).ok());
+  ASSERT_TRUE(a_.client->Publish({Cred("u2")}).ok());
+  // Seen up to u1 on replica a; resumed on b.
+  v1::WatchRequest resume;
+  resume.set_resume_revision(ack.revision());
+  resume.set_resume_epoch(ack.epoch());
+  WatchClient w(b_.channel, resume);
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  auto rs = w.responses();
+  EXPECT_EQ(WatchClient::Count(rs, Marker::SNAPSHOT_BEGIN), 0);
+  EXPECT_EQ(PutNames(rs), std::vector<std::string>{"u2"});
+}
+
+TEST_F(RedisReplicasTest, WatchersAreToldToResyncWhenRedisLosesTheDataset) {
+  ASSERT_TRUE(a_.client->Publish({Cred("carol")}).ok());
+  WatchClient w(b_.channel, v1::WatchRequest());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  std::string epoch = b_.client->Status().epoch();
+  redis_.Kill();
+  redis_.Start();
+  ASSERT_TRUE(w.WaitForEnd(std::chrono::seconds(10)));
+  EXPECT_EQ(w.finished()->error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(b_.client->Status().epoch(), epoch);
+  // Resuming with the old epoch gives a snapshot of the new one.
+  v1::WatchRequest resume;
+  resume.set_resume_revision(1);
+  resume.set_resume_epoch(epoch);
+  WatchClient again(a_.channel, resume);
+  ASSERT_TRUE(again.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  EXPECT_EQ(again.responses().front().snapshot_reason(), v1::WatchResponse::EPOCH_CHANGED);
+}
+
+}  // namespace
+}  // namespace turnbroker::broker

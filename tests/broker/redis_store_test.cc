@@ -1,0 +1,219 @@
+// RedisStore against real redis-server processes: several store replicas on
+// one dataset, failures of Redis, epochs, replica confirmation.
+#include "turnbroker/broker/redis_store.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "redis_server.h"
+#include "store_fixture.h"
+
+namespace turnbroker::broker::testing {
+namespace {
+
+using turnbroker::testing::RedisServer;
+using turnbroker::testing::TempDir;
+
+int64_t Now() { return Clock::System()->NowMs(); }
+
+v1::PublishRequest One(const std::string& username, int64_t ttl_ms = 3'600'000) {
+  v1::PublishRequest r;
+  *r.add_credentials() = MakeCredential(username, Now() + ttl_ms);
+  return r;
+}
+
+v1::RevokeRequest RevokeOf(const std::string& username) {
+  v1::RevokeRequest r;
+  r.mutable_selector()->mutable_username()->set_username(username);
+  return r;
+}
+
+template <typename F>
+bool Eventually(F f, std::chrono::milliseconds within = std::chrono::seconds(5)) {
+  auto until = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < until) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return f();
+}
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  RedisStoreOptions Options(const RedisServer& redis) {
+    RedisStoreOptions o;
+    o.target.url = redis.redis_url();
+    o.ack_timeout_ms = 500;
+    return o;
+  }
+  std::unique_ptr<RedisStore> Open(const RedisStoreOptions& o) {
+    auto s = RedisStore::Open(o, Clock::System(), nullptr);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  TempDir dir_;
+  RedisServer redis_{dir_};
+};
+
+TEST_F(RedisStoreTest, APublishOnOneReplicaIsLiveOnEveryReplica) {
+  auto a = Open(Options(redis_));
+  auto b = Open(Options(redis_));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->state().epoch(), b->state().epoch());
+  v1::PublishRequest alice = One("alice");
+  auto r = PublishSync(*a, alice);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->revision(), 1u);
+  EXPECT_EQ(r->epoch(), a->state().epoch());
+  // Acknowledged means applied here, and in Redis with its expiry.
+  EXPECT_TRUE(a->state().Find("ims.example.org", "alice"));
+  EXPECT_GT(redis_.ExpiryMs("{turnbroker}:c:ims.example.org/alice"), Now());
+  EXPECT_TRUE(Eventually([&] { return bool(b->state().Find("ims.example.org", "alice")); }));
+  // Idempotent on the other replica too.
+  auto again = PublishSync(*b, alice);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->applied(), 0u);
+  EXPECT_EQ(again->unchanged(), 1u);
+}
+
+TEST_F(RedisStoreTest, ConcurrentReplicasGetOneGapFreeSequenceOfRevisions) {
+  auto a = Open(Options(redis_));
+  auto b = Open(Options(redis_));
+  ASSERT_TRUE(a && b);
+  constexpr int kEach = 150;
+  auto publish = [](RedisStore* s, std::string prefix) {
+    for (int i = 0; i < kEach; ++i) {
+      auto r = PublishSync(*s, One(prefix + std::to_string(i)));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  };
+  std::thread ta(publish, a.get(), "a"), tb(publish, b.get(), "b");
+  ta.join();
+  tb.join();
+  for (RedisStore* s : {a.get(), b.get()}) {
+    ASSERT_TRUE(Eventually([&] { return s->state().head() == 2 * kEach; })) << s->state().head();
+    EXPECT_EQ(s->state().stats().live, 2u * kEach);
+    std::vector<Change> history;
+    ASSERT_EQ(s->state().ReadHistory(0, 1'000'000, &history), CredentialState::HistoryRead::kOk);
+    ASSERT_EQ(history.size(), 2u * kEach);
+    for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i].revision, i + 1);
+  }
+}
+
+TEST_F(RedisStoreTest, ARevokeOnOneReplicaBlocksARepublishOnAnother) {
+  auto a = Open(Options(redis_));
+  auto b = Open(Options(redis_));
+  ASSERT_TRUE(PublishSync(*a, One("bob")).ok());
+  auto revoked = RevokeSync(*a, RevokeOf("bob"));
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->revoked(), 1u);
+  EXPECT_FALSE(redis_.Get("{turnbroker}:c:ims.example.org/bob"));
+  auto again = PublishSync(*b, One("bob"));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+}
+
+TEST_F(RedisStoreTest, AReplicaStartedLaterLoadsTheStateAndTheHistory) {
+  auto a = Open(Options(redis_));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(PublishSync(*a, One("u" + std::to_string(i))).ok());
+  ASSERT_TRUE(RevokeSync(*a, RevokeOf("u3")).ok());
+  auto b = Open(Options(redis_));
+  EXPECT_EQ(b->state().epoch(), a->state().epoch());
+  EXPECT_EQ(b->state().head(), 21u);
+  EXPECT_EQ(b->state().stats().live, 19u);
+  EXPECT_TRUE(b->state().IsRevoked("ims.example.org", "u3"));
+  // A watcher of replica a at revision 5 resumes on b without a snapshot.
+  EXPECT_LE(b->state().history_first(), 6u);
+}
+
+TEST_F(RedisStoreTest, RedisRestartedEmptyGivesANewEpochAndAnEmptyState) {
+  auto a = Open(Options(redis_));
+  ASSERT_TRUE(PublishSync(*a, One("carol")).ok());
+  std::string epoch = a->state().epoch();
+  uint64_t generation = a->state().generation();
+  redis_.Kill();
+  redis_.Start();
+  ASSERT_TRUE(Eventually([&] { return a->state().generation() != generation; }));
+  EXPECT_NE(a->state().epoch(), epoch);
+  EXPECT_EQ(a->state().stats().live, 0u);
+  auto r = PublishSync(*a, One("carol"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->epoch(), a->state().epoch());
+}
+
+TEST_F(RedisStoreTest, ADatasetBehindWhatAReplicaAppliedGetsANewEpoch) {
+  auto a = Open(Options(redis_));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(PublishSync(*a, One("d" + std::to_string(i))).ok());
+  std::string epoch = a->state().epoch();
+  // A restored backup, or a promoted replica that missed the last writes.
+  redis_.Command({"SET", "{turnbroker}:head", "3"});
+  redis_.Command({"XTRIM", "{turnbroker}:log", "MAXLEN", "3"});
+  ASSERT_TRUE(Eventually([&] { return a->state().epoch() != epoch; }));
+  EXPECT_NE(redis_.Get("{turnbroker}:epoch").value_or(""), epoch);
+  // The keys still in Redis are the new epoch's state.
+  EXPECT_TRUE(Eventually([&] { return a->state().stats().live == 5u; }));
+}
+
+TEST_F(RedisStoreTest, RedisDownAnswersUnavailableWithinTheAckTimeout) {
+  auto a = Open(Options(redis_));
+  ASSERT_TRUE(PublishSync(*a, One("erin")).ok());
+  redis_.Kill();
+  auto start = std::chrono::steady_clock::now();
+  auto r = PublishSync(*a, One("frank"));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_LT(took, std::chrono::milliseconds(1'500));
+  // Reads go on from memory.
+  EXPECT_TRUE(a->state().Find("ims.example.org", "erin"));
+  redis_.Start();  // empty: a new epoch, and writes work again
+  EXPECT_TRUE(Eventually([&] { return PublishSync(*a, One("frank")).ok(); },
+                         std::chrono::seconds(10)));
+}
+
+TEST_F(RedisStoreTest, WritesWaitForTheReplicasAsked) {
+  RedisServer primary(dir_, {"--repl-diskless-sync-delay", "0"});
+  RedisServer replica(dir_, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+  ASSERT_TRUE(Eventually([&] {
+    return primary.Command({"INFO", "replication"}).str.find("state=online") !=
+           std::string::npos;
+  }, std::chrono::seconds(10)));
+  RedisStoreOptions o = Options(primary);
+  auto a = Open(o);  // default: 1 when the primary has replicas
+  auto r = PublishSync(*a, One("grace"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(replica.Get("{turnbroker}:c:ims.example.org/grace"));
+  o.min_replicas_ack = 2;  // more than there are
+  auto b = Open(o);
+  auto refused = PublishSync(*b, One("heidi"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("confirmed by 1 of 2"), std::string::npos)
+      << refused.status();
+}
+
+TEST_F(RedisStoreTest, AnUnreachableRedisAtStartNamesTheAddress) {
+  RedisStoreOptions o;
+  o.target.url.host = "127.0.0.1";
+  o.target.url.port = static_cast<uint16_t>(turnbroker::testing::FreePort());
+  auto s = RedisStore::Open(o, Clock::System(), nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("--redis-url"), std::string::npos) << s.status();
+  EXPECT_NE(s.status().message().find(std::to_string(o.target.url.port)), std::string::npos);
+}
+
+TEST_F(RedisStoreTest, AWrongPasswordNamesTheFlag) {
+  RedisServer locked(dir_, {"--requirepass", "right"});
+  RedisStoreOptions o = Options(locked);
+  o.target.url.password = "wrong";
+  auto s = RedisStore::Open(o, Clock::System(), nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("--redis-password-file"), std::string::npos) << s.status();
+  o.target.url.password = "right";
+  EXPECT_TRUE(RedisStore::Open(o, Clock::System(), nullptr).ok());
+}
+
+}  // namespace
+}  // namespace turnbroker::broker::testing
