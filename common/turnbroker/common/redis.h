@@ -1,6 +1,8 @@
-// A Redis connection, as every part that talks to Redis uses it: the URL
-// syntax of the command lines, a reply value type, an interface at the seam
-// (tests inject a fake) and its hiredis implementation.
+// A Redis connection, as both parts that talk to Redis use it: the TURN side
+// (turn-credential-sync writes coturn's user database) and the broker's Redis
+// store (broker/redis_store.h). The URL syntax of the command lines, a reply
+// value type, an interface at the seam (tests inject a fake) and its hiredis
+// implementation.
 //
 // Scope: RESP2 over TCP, no TLS (hiredis 0.14 has neither RESP3 nor TLS; see
 // docs/toolchain.md). Keep Redis on loopback or a private network.
