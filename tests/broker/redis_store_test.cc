@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "redis_sentinel.h"
 #include "redis_server.h"
 #include "store_fixture.h"
 
@@ -213,6 +214,41 @@ TEST_F(RedisStoreTest, AWrongPasswordNamesTheFlag) {
   EXPECT_NE(s.status().message().find("--redis-password-file"), std::string::npos) << s.status();
   o.target.url.password = "right";
   EXPECT_TRUE(RedisStore::Open(o, Clock::System(), nullptr).ok());
+}
+
+TEST_F(RedisStoreTest, SentinelFindsThePrimaryAndTheStoreFollowsAFailover) {
+  RedisServer primary(dir_, {"--repl-diskless-sync-delay", "0"});
+  RedisServer r1(dir_, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+  RedisServer r2(dir_, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+  ASSERT_TRUE(Eventually([&] {
+    std::string info = primary.Command({"INFO", "replication"}).str;
+    return info.find("slave1:") != std::string::npos &&
+           info.find("state=wait_bgsave") == std::string::npos &&
+           info.find("state=send_bulk") == std::string::npos;
+  }, std::chrono::seconds(10)));
+  std::vector<std::unique_ptr<turnbroker::testing::RedisSentinel>> sentinels;
+  RedisStoreOptions o;
+  o.target.master = "tb";
+  for (int i = 0; i < 3; ++i) {
+    sentinels.push_back(
+        std::make_unique<turnbroker::testing::RedisSentinel>(dir_, "tb", primary.port()));
+    o.target.sentinels.push_back({"127.0.0.1", static_cast<uint16_t>(sentinels.back()->port())});
+  }
+  o.ack_timeout_ms = 1'000;
+  auto a = Open(o);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
+  v1::PublishRequest before = One("ivan");
+  ASSERT_TRUE(PublishSync(*a, before).ok());  // confirmed by a replica (WAIT 1)
+  std::string epoch = a->state().epoch();
+  primary.Kill();
+  // Publishers get UNAVAILABLE until the failover, then succeed on the new
+  // primary; the acknowledged write survived, so the epoch is the same.
+  ASSERT_TRUE(Eventually([&] { return PublishSync(*a, One("judy")).ok(); },
+                         std::chrono::seconds(30)));
+  EXPECT_NE(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
+  EXPECT_TRUE(a->state().Find("ims.example.org", "ivan"));
+  EXPECT_EQ(a->state().epoch(), epoch);
 }
 
 }  // namespace

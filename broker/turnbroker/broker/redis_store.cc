@@ -783,6 +783,7 @@ absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
 void RedisStore::LogLoop() {
   int64_t next_expiry = 0, next_check = 0;
   bool need_load = false;
+  bool failing = false;
   while (!log_stop_.load()) {
     int64_t now = NowMonotonicMs();
     if (now >= next_expiry) {
@@ -807,8 +808,13 @@ void RedisStore::LogLoop() {
     if (need_load && error.ok()) continue;
     if (!error.ok()) {
       metrics_->errors->Inc();
-      LogWarn("redis log tail failed; retrying").Kv("error", error);
+      // Once per outage, not once per retry.
+      if (!failing) LogWarn("redis log tail failed; retrying").Kv("error", error);
+      failing = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
+    } else if (failing) {
+      failing = false;
+      LogInfo("redis log tail resumed").Kv("primary", primary()).Kv("head", state_->head());
     }
   }
 }
