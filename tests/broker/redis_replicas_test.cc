@@ -2,6 +2,8 @@
 // redis-server, over real gRPC sockets: what a watcher and a publisher see.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "broker_client.h"
 #include "process.h"
 #include "redis_server.h"
@@ -97,6 +99,22 @@ TEST_F(RedisReplicasTest, WatchersAreToldToResyncWhenRedisLosesTheDataset) {
   WatchClient again(a_.channel, resume);
   ASSERT_TRUE(again.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   EXPECT_EQ(again.responses().front().snapshot_reason(), v1::WatchResponse::EPOCH_CHANGED);
+}
+
+TEST_F(RedisReplicasTest, AClientGivenEveryReplicaFailsOverWhenItsReplicaStops) {
+  auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(a_.server->port()) +
+                                       ",127.0.0.1:" + std::to_string(b_.server->port())});
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  BrokerClient client(*ch);
+  ASSERT_TRUE(client.Publish({Cred("kim")}).ok());
+  a_.server->Shutdown();
+  bool published = false;
+  for (int i = 0; i < 50 && !published; ++i) {
+    published = client.Publish({Cred("lee")}).ok();
+    if (!published) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(published);
+  EXPECT_EQ(b_.client->Status().live_credentials(), 2u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "turnbroker/common/channel.h"
 #include "turnbroker/common/tls.h"
 
 namespace turnbroker {
@@ -38,6 +39,19 @@ TEST(TlsTest, MissingFilesNameTheFlag) {
   EXPECT_TRUE(IsLoopbackHost("::1"));
   EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
   EXPECT_EQ(RoleNames(kRolePublisher | kRoleOperator), "publisher,operator");
+}
+
+TEST(BrokerTargetTest, AListOfReplicasBecomesOneTargetOfEveryAddress) {
+  EXPECT_EQ(*BrokerTarget("127.0.0.1:7001,127.0.0.2:7002", "--broker"),
+            "ipv4:127.0.0.1:7001,127.0.0.2:7002");
+  EXPECT_EQ(*BrokerTarget("[::1]:7001,[::1]:7002", "--broker"), "ipv6:[::1]:7001,[::1]:7002");
+  // One address, a DNS name (gRPC resolves every record) or a URI: as given.
+  EXPECT_EQ(*BrokerTarget("broker.example.org:50051", "--broker"), "broker.example.org:50051");
+  EXPECT_EQ(*BrokerTarget("dns:///broker:1", "--broker"), "dns:///broker:1");
+  auto bad = BrokerTarget("127.0.0.1:7001,127.0.0.1", "--broker");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--broker"), std::string::npos) << bad.status();
 }
 
 }  // namespace

@@ -133,20 +133,7 @@ absl::StatusOr<Change> DecodeEntry(Revision revision, const RedisReply& fields) 
 }  // namespace
 
 absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text) {
-  std::vector<HostPort> out;
-  while (!text.empty()) {
-    size_t comma = text.find(',');
-    std::string_view part = text.substr(0, comma);
-    text = comma == text.npos ? std::string_view() : text.substr(comma + 1);
-    if (part.empty()) continue;
-    auto hp = ParseHostPort(part, "--redis-sentinels");
-    if (!hp.ok()) return hp.status();
-    out.push_back(*hp);
-  }
-  if (out.empty()) {
-    return absl::InvalidArgumentError("--redis-sentinels: give at least one HOST:PORT");
-  }
-  return out;
+  return ParseHostPortList(text, "--redis-sentinels");
 }
 
 // A connection to the current primary: found through Sentinel (and checked

@@ -17,7 +17,9 @@ struct ChannelOptions {
   ChannelOptions() = default;
   explicit ChannelOptions(std::string target) : target(std::move(target)) {}
 
-  std::string target;  // HOST:PORT or any gRPC target URI
+  // HOST:PORT, a list HOST:PORT,HOST:PORT (broker replicas: see
+  // BrokerTarget), or any gRPC target URI.
+  std::string target;
   TlsFiles tls;        // empty: plaintext
   // Override of the name the server certificate must carry (default: host).
   std::string tls_server_name;
@@ -31,7 +33,14 @@ struct ChannelOptions {
   int max_reconnect_backoff_ms = 5'000;
 };
 
-// Errors name the flag whose file cannot be read.
+// The gRPC target for `target`: a single HOST:PORT or a URI as it is (a DNS
+// name with several records already gives gRPC every address); a list
+// HOST:PORT,HOST:PORT resolved now into one "ipv4:" (or "ipv6:") target of
+// every address, over which the channel's pick_first policy fails over from
+// one broker replica to the next. INVALID_ARGUMENT names `field`.
+absl::StatusOr<std::string> BrokerTarget(std::string_view target, std::string_view field);
+
+// Errors name the flag whose file cannot be read, or `--broker`.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const ChannelOptions& options);
 

@@ -45,4 +45,22 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
   return hp;
 }
 
+absl::StatusOr<std::vector<HostPort>> ParseHostPortList(std::string_view text,
+                                                        std::string_view field) {
+  std::vector<HostPort> out;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == text.npos ? std::string_view() : text.substr(comma + 1);
+    if (item.empty()) continue;
+    auto hp = ParseHostPort(item, field);
+    if (!hp.ok()) return hp.status();
+    out.push_back(*std::move(hp));
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(StrCat(field, ": give at least one HOST:PORT"));
+  }
+  return out;
+}
+
 }  // namespace turnbroker

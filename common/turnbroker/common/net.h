@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -24,6 +25,11 @@ struct HostPort {
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
                                        std::string_view field,
                                        bool allow_port_zero = false);
+
+// Parses "HOST:PORT,HOST:PORT,..." (at least one; empty items skipped).
+// INVALID_ARGUMENT names `field` and the item on error.
+absl::StatusOr<std::vector<HostPort>> ParseHostPortList(std::string_view text,
+                                                        std::string_view field);
 
 }  // namespace turnbroker
 
