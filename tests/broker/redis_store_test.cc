@@ -185,12 +185,23 @@ TEST_F(RedisStoreTest, WritesWaitForTheReplicasAsked) {
   auto r = PublishSync(*a, One("grace"));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(replica.Get("{turnbroker}:c:ims.example.org/grace"));
+  a.reset();
   o.min_replicas_ack = 2;  // more than there are
   auto b = Open(o);
   auto refused = PublishSync(*b, One("heidi"));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(refused.status().message().find("confirmed by 1 of 2"), std::string::npos)
       << refused.status();
+  // Committed but not confirmed: no replica serves it (a failover may lose
+  // it, and watchers must not have seen it)...
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_FALSE(b->state().Find("ims.example.org", "heidi"));
+  EXPECT_TRUE(b->state().Find("ims.example.org", "grace"));
+  // ...until a replica that asks for what there is confirms it for all.
+  o.min_replicas_ack = 1;
+  auto c = Open(o);
+  EXPECT_TRUE(Eventually([&] { return bool(c->state().Find("ims.example.org", "heidi")); }));
+  EXPECT_TRUE(Eventually([&] { return bool(b->state().Find("ims.example.org", "heidi")); }));
 }
 
 TEST_F(RedisStoreTest, AnUnreachableRedisAtStartNamesTheAddress) {

@@ -24,16 +24,17 @@ constexpr size_t kMaxExpiryPerPass = 50'000;
 constexpr int64_t kRetryMs = 200;
 
 // One commit group. KEYS: head, epoch, log. ARGV: base revision, epoch,
-// stream MAXLEN, then operations: S key value pxat | D key |
-// X revision field payload. Commits only if the head is still `base` and the
-// epoch unchanged, so replicas planning concurrently never interleave.
+// stream MAXLEN, "1" to confirm at once (no replicas to wait for), then
+// operations: S key value pxat | D key | X revision field payload. Commits
+// only if the head is still `base` and the epoch unchanged, so replicas
+// planning concurrently never interleave.
 constexpr char kCommitScript[] = R"lua(
 local epoch = redis.call('GET', KEYS[2])
 if epoch ~= ARGV[2] then return {'EPOCH', epoch or ''} end
 local head = tonumber(redis.call('GET', KEYS[1]) or '0')
 if head ~= tonumber(ARGV[1]) then return {'STALE', tostring(head)} end
 local last = head
-local i = 4
+local i = 5
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'S' then
@@ -49,8 +50,27 @@ while i <= #ARGV do
   end
 end
 redis.call('SET', KEYS[1], tostring(last))
+if ARGV[4] == '1' then redis.call('XADD', KEYS[3], last .. '-1', 'a', tostring(last)) end
 return {'OK', tostring(last)}
 )lua";
+
+// A confirmation mark: every change up to ARGV[1] is on the replicas asked
+// (WAIT said so). KEYS: head, log. The mark's id is at the top of the log
+// ("<head>-*"), after every change so far; the log thread applies changes
+// only up to the highest mark it has read (docs/architecture.md).
+constexpr char kMarkScript[] = R"lua(
+local head = redis.call('GET', KEYS[1]) or '0'
+return redis.call('XADD', KEYS[2], head .. '-*', 'a', ARGV[1])
+)lua";
+
+// Before a replica confirms changes that their committer did not: a write
+// (so that WAIT covers everything before it) that returns the head.
+// KEYS: head, a counter.
+constexpr char kSyncScript[] = R"lua(
+redis.call('INCR', KEYS[2])
+return redis.call('GET', KEYS[1]) or '0'
+)lua";
+constexpr std::string_view kSyncKey = "{turnbroker}:sync";
 
 // KEYS: epoch, head. ARGV: the epoch expected ('' for none), a new epoch.
 // Replaces the epoch if it is still the expected one; returns the epoch.
@@ -85,11 +105,15 @@ bool ParseUint(std::string_view s, uint64_t* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-// "<revision>-0" -> revision; 0 if not one.
-Revision IdRevision(std::string_view id) {
+// "<revision>-<seq>" -> revision (0 if not one); `seq` 0 is a change, more
+// a confirmation mark.
+Revision IdRevision(std::string_view id, uint64_t* seq = nullptr) {
   size_t dash = id.find('-');
-  uint64_t r = 0;
-  if (dash == id.npos || !ParseUint(id.substr(0, dash), &r)) return 0;
+  uint64_t r = 0, q = 0;
+  if (dash == id.npos || !ParseUint(id.substr(0, dash), &r) ||
+      !ParseUint(id.substr(dash + 1), &q))
+    return 0;
+  if (seq) *seq = q;
   return r;
 }
 
@@ -461,8 +485,10 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
       return;
     }
 
+    int need = options_.min_replicas_ack;
+    if (need < 0) need = commit_conn_->replicas > 0 ? 1 : 0;
     RedisArgs script{"EVAL", kCommitScript, "3", kHeadKey, kEpochKey, kLogKey, StrCat(base),
-                     epoch, StrCat(log_max_entries())};
+                     epoch, StrCat(log_max_entries()), need > 0 ? "0" : "1"};
     for (const Change& c : changes) {
       std::string rev = StrCat(c.revision);
       if (c.put) {
@@ -490,7 +516,6 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
         script.Push("X").Push(rev).Push("r").Push(payload);
       }
     }
-    int need = options_.min_replicas_ack;
     RedisBatch batch;
     batch.Add(script);
     auto replies = commit_conn_->Execute(batch);
@@ -536,7 +561,6 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     }
     uint64_t last = 0;
     ParseUint(r.elements[1].str, &last);
-    if (need < 0) need = commit_conn_->replicas > 0 ? 1 : 0;
     if (need > 0) {
       int64_t wait_ms = std::max<int64_t>(1, deadline - NowMonotonicMs());
       auto acked = commit_conn_->Command({"WAIT", StrCat(need), StrCat(wait_ms)});
@@ -547,6 +571,16 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
             acked.ok() ? StrCat(acked->integer) : std::string(acked.status().message()), " of ",
             need, " replicas within --redis-ack-timeout (", options_.ack_timeout_ms,
             " ms); retry (publishing or revoking again is harmless)")));
+        return;
+      }
+      // Confirmed: now the replicas may apply it (and every change before).
+      auto mark = commit_conn_->Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, StrCat(last)});
+      if (!mark.ok() || mark->is_error()) {
+        metrics_->errors->Inc();
+        fail(absl::UnavailableError(StrCat("redis: committed at revision ", last,
+                                           " and confirmed, but not marked so (",
+                                           mark.ok() ? mark->str : mark.status().message(),
+                                           "); retry (publishing or revoking again is harmless)")));
         return;
       }
     }
@@ -566,7 +600,9 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
 }
 
 size_t RedisStore::log_max_entries() const {
-  return options_.log_max_entries ? options_.log_max_entries : options_.state.history_max_events;
+  // Changes and marks (one per commit group at most): twice the history.
+  return options_.log_max_entries ? options_.log_max_entries
+                                  : 2 * options_.state.history_max_events;
 }
 
 bool RedisStore::WaitApplied(Revision revision, uint64_t generation, int64_t deadline_ms) {
@@ -619,9 +655,13 @@ absl::Status RedisStore::Load(Connection& c) {
   if (!exec.elements[1].is_nil() && !ParseUint(exec.elements[1].str, &head)) {
     return absl::DataLossError(StrCat("redis ", kHeadKey, ": not a revision"));
   }
+  // The first entry may be a mark whose change was trimmed: the replay then
+  // starts after it.
   Revision first = 0;
   if (!exec.elements[2].elements.empty()) {
-    first = IdRevision(exec.elements[2].elements[0].elements[0].str);
+    uint64_t seq = 0;
+    first = IdRevision(exec.elements[2].elements[0].elements[0].str, &seq);
+    if (seq > 0) ++first;
   }
   // The live set and the revoked usernames. They may move on while they are
   // read; replaying the log from `first` (<= head) over them settles that
@@ -668,9 +708,19 @@ absl::Status RedisStore::Load(Connection& c) {
     } while (cursor != "0");
   }
   Revision start = first != 0 ? first - 1 : head;
+  // Records of changes not yet confirmed wait for their mark in the log,
+  // which the replay below reads.
+  if (first != 0) {
+    live.erase(std::remove_if(live.begin(), live.end(),
+                              [start](const RecordRef& r) { return r->revision() > start; }),
+               live.end());
+  }
   bool changed = !state_->epoch().empty() && state_->epoch() != new_epoch;
   state_->Replace(new_epoch, start, std::move(live), tombstones);
   last_id_ = StrCat(start, "-0");
+  pending_.clear();
+  confirmed_ = start;
+  read_head_ = start;
   load_head_ = head;
   caught_up_ = start >= head;
   highest_applied_ = start;
@@ -698,32 +748,70 @@ absl::StatusOr<bool> RedisStore::Tail(Connection& c, int64_t block_ms) {
   const RedisReply& r = replies->front();
   if (r.is_error()) return absl::UnavailableError(StrCat("redis XREAD: ", r.str));
   if (r.is_nil() || r.elements.empty()) {
-    caught_up_ = state_->head() >= load_head_;
+    caught_up_ = read_head_ >= load_head_;
     return true;
   }
   const auto& entries = r.elements[0].elements[1].elements;
-  std::vector<Change> changes;
-  changes.reserve(entries.size());
-  Revision expect = state_->head() + 1;
   for (const RedisReply& e : entries) {
-    Revision rev = IdRevision(e.elements[0].str);
-    if (rev != expect) {
+    uint64_t seq = 0;
+    Revision rev = IdRevision(e.elements[0].str, &seq);
+    last_id_ = e.elements[0].str;
+    if (seq > 0) {  // a confirmation mark
+      uint64_t upto = 0;
+      if (e.elements[1].elements.size() == 2 && ParseUint(e.elements[1].elements[1].str, &upto))
+        confirmed_ = std::max<Revision>(confirmed_, upto);
+      continue;
+    }
+    if (rev != read_head_ + 1) {
       // A gap: the log was trimmed past us, or it is another dataset.
-      LogWarn("redis log has a gap; reloading").Kv("expected", expect).Kv("got", rev);
+      LogWarn("redis log has a gap; reloading").Kv("expected", read_head_ + 1).Kv("got", rev);
       return false;
     }
     auto change = DecodeEntry(rev, e.elements[1]);
     if (!change.ok()) return change.status();
-    changes.push_back(*std::move(change));
-    last_id_ = e.elements[0].str;
-    ++expect;
+    if (pending_.empty()) pending_since_ms_ = NowMonotonicMs();
+    pending_.push_back(*std::move(change));
+    read_head_ = rev;
   }
+  ApplyConfirmed();
+  return true;
+}
+
+void RedisStore::ApplyConfirmed() {
+  std::vector<Change> changes;
+  while (!pending_.empty() && pending_.front().revision <= confirmed_) {
+    changes.push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+  if (!pending_.empty() && !changes.empty()) pending_since_ms_ = NowMonotonicMs();
+  caught_up_ = read_head_ >= load_head_;
+  if (changes.empty()) return;
   state_->Apply(changes);
   metrics_->applied->Inc(changes.size());
   highest_applied_ = std::max(highest_applied_, state_->head());
-  caught_up_ = state_->head() >= load_head_;
   Applied();
-  return true;
+}
+
+absl::Status RedisStore::ConfirmPending(Connection& c) {
+  // Changes whose committer never marked them (its WAIT failed, or it died):
+  // confirm them here once the replicas have them, so they are not stuck.
+  auto head = c.Command({"EVAL", kSyncScript, "2", kHeadKey, kSyncKey});
+  if (!head.ok()) return head.status();
+  if (head->is_error()) return absl::UnavailableError(StrCat("redis EVAL: ", head->str));
+  int need = options_.min_replicas_ack;
+  if (need < 0) need = c.replicas > 0 ? 1 : 0;
+  if (need > 0) {
+    auto acked = c.Command({"WAIT", StrCat(need), StrCat(options_.ack_timeout_ms)});
+    if (!acked.ok()) return acked.status();
+    if (acked->type != RedisReply::Type::kInteger || acked->integer < need) {
+      return absl::UnavailableError(StrCat("redis: ", acked->integer, " of ", need,
+                                           " replicas confirmed pending changes"));
+    }
+  }
+  auto mark = c.Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, head->str});
+  if (!mark.ok()) return mark.status();
+  if (mark->is_error()) return absl::UnavailableError(StrCat("redis XADD: ", mark->str));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
@@ -787,6 +875,9 @@ void RedisStore::LogLoop() {
       auto same = CheckIdentity(*log_conn_);
       if (!same.ok()) error = same.status();
       else if (!*same) need_load = true;
+    } else if (!pending_.empty() && now - pending_since_ms_ > options_.ack_timeout_ms) {
+      error = ConfirmPending(*log_conn_);
+      pending_since_ms_ = NowMonotonicMs();  // tail again before the next try
     } else {
       auto more = Tail(*log_conn_, std::min<int64_t>(kTailBlockMs, kExpiryIntervalMs));
       if (!more.ok()) error = more.status();

@@ -141,6 +141,10 @@ class RedisStore : public Store {
   // generation moves on) until `deadline_ms` (monotonic); whether it did.
   bool WaitApplied(Revision revision, uint64_t generation, int64_t deadline_ms);
   void Applied();  // log thread: wakes WaitApplied
+  // Log thread: applies pending changes up to the confirmation mark.
+  void ApplyConfirmed();
+  // Log thread: confirms changes no committer marked (WAIT, then a mark).
+  absl::Status ConfirmPending(Connection& c);
   void SetPrimary(const std::string& address);
   size_t log_max_entries() const;
 
@@ -167,6 +171,10 @@ class RedisStore : public Store {
   std::unique_ptr<Connection> log_conn_;     // log thread only
   std::string last_id_;                      // log thread only
   Revision load_head_ = 0;                   // log thread only: head at Load()
+  std::deque<Change> pending_;               // log thread only: read, not confirmed
+  int64_t pending_since_ms_ = 0;             // log thread only
+  Revision confirmed_ = 0;                   // log thread only: highest mark read
+  Revision read_head_ = 0;                   // log thread only: last change read
   bool caught_up_ = false;                   // log thread only
   Revision highest_applied_ = 0;             // log thread only, per epoch
   std::thread commit_thread_;
