@@ -107,9 +107,9 @@ int main(int argc, char** argv) {
                     .c_str());
   }
   if (FILE* f = trace_file) {
-    // steady_clock is CLOCK_MONOTONIC: lines up with `perf record -k mono`.
+    // CLOCK_MONOTONIC (steady_clock): lines up with `perf record -k mono`.
     std::fprintf(f, "# t0 %.6f s (CLOCK_MONOTONIC)\n# index scheduled_ms sent_ms service_ms\n",
-                 std::chrono::duration<double>(r.t0.time_since_epoch()).count());
+                 r.t0_us / 1e6);
     for (const auto& t : r.trace) {
       std::fprintf(f, "%ld %.3f %.3f %.3f\n", t.k, t.scheduled_ms, t.sent_ms, t.service_ms);
     }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "open_loop.h"
 #include "report.h"
 #include "status_floor.h"
 
@@ -18,7 +19,6 @@ namespace turnbroker::bench {
 using testing::BuiltBinary;
 using testing::FreePort;
 using testing::Subprocess;
-using Clock = std::chrono::steady_clock;
 
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads) {
   AgentStack s;
@@ -57,7 +57,7 @@ HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace) {
   const long this_series = series.fetch_add(1);
   const long total = static_cast<long>(load.rate * (load.warmup_s + load.duration_s));
   const long warmup = static_cast<long>(load.rate * load.warmup_s);
-  const Clock::time_point t0 = Clock::now() + std::chrono::milliseconds(100);
+  const OpenLoopSchedule schedule(load.rate);
   std::vector<std::thread> threads;
   for (int c = 0; c < load.connections; ++c) {
     threads.emplace_back([&, c] {
@@ -69,14 +69,13 @@ HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace) {
       std::vector<HttpLoadResult::TraceLine> t_local;
       size_t lost_local = 0;
       for (long k = c; k < total; k += load.connections) {
-        auto scheduled = t0 + std::chrono::nanoseconds(static_cast<long>(k * 1e9 / load.rate));
-        std::this_thread::sleep_until(scheduled);
-        auto start = Clock::now();
+        schedule.SleepUntil(k);
+        const int64_t start = MonotonicMicros();
         std::string body = "{\"impu\":\"sip:b" + std::to_string(this_series) + "-" +
                            std::to_string(k) + "@example.org\"}";
         auto r = load.floor ? cli.Get("/v1/floor")
                             : cli.Post("/v1/credentials", body, "application/json");
-        auto end = Clock::now();
+        const int64_t end = MonotonicMicros();
         ++sent;
         const bool ok = r && r->status == (load.floor ? 404 : 201);
         if (!ok) ++errors;
@@ -85,13 +84,11 @@ HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace) {
           ++lost_local;
           continue;
         }
-        s_local.push_back(std::chrono::duration<double, std::milli>(end - start).count());
-        l_local.push_back(std::chrono::duration<double, std::milli>(end - scheduled).count());
+        s_local.push_back((end - start) / 1e3);
+        l_local.push_back((end - schedule.At(k)) / 1e3);
         if (trace) {
-          auto ms = [&](Clock::time_point t) {
-            return std::chrono::duration<double, std::milli>(t - t0).count();
-          };
-          t_local.push_back({k, ms(scheduled), ms(start), s_local.back()});
+          auto ms = [&](int64_t us) { return (us - schedule.t0()) / 1e3; };
+          t_local.push_back({k, ms(schedule.At(k)), ms(start), s_local.back()});
         }
       }
       std::lock_guard lock(mu);
@@ -102,12 +99,12 @@ HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace) {
     });
   }
   for (auto& t : threads) t.join();
-  result.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.elapsed_s = (MonotonicMicros() - schedule.t0()) / 1e6;
   result.service = Summarize(std::move(service_ms), lost);
   result.latency = Summarize(std::move(latency_ms), lost);
   result.sent = sent.load();
   result.errors = errors.load();
-  result.t0 = t0;
+  result.t0_us = schedule.t0();
   std::sort(result.trace.begin(), result.trace.end(),
             [](const auto& a, const auto& b) { return a.k < b.k; });
   return result;

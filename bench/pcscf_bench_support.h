@@ -4,8 +4,8 @@
 #ifndef TURNBROKER_BENCH_PCSCF_BENCH_SUPPORT_H_
 #define TURNBROKER_BENCH_PCSCF_BENCH_SUPPORT_H_
 
-#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,8 +27,8 @@ struct AgentStack {
 // Exits the program with the logs if either does not start.
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads);
 
-// Open-loop HTTP load over keep-alive connections: request k is scheduled at
-// t0 + k / rate and sent by connection k % connections (so a connection
+// Open-loop HTTP load over keep-alive connections (open_loop.h): request k
+// is scheduled at t0 + k / rate and sent by connection k % connections (so a connection
 // that is still waiting sends late: that shows in `latency`).
 struct HttpLoad {
   std::string host;
@@ -50,7 +50,8 @@ struct HttpLoadResult {
     double scheduled_ms, sent_ms, service_ms;
   };
   std::vector<TraceLine> trace;  // with `trace`, measured requests in order
-  std::chrono::steady_clock::time_point t0;
+  int64_t t0_us = 0;             // the first request's scheduled time, MonotonicMicros
+                                 // (CLOCK_MONOTONIC)
 };
 HttpLoadResult RunHttpLoad(const HttpLoad& load, bool trace = false);
 
