@@ -143,6 +143,10 @@ void ProbeMachine(const QuietOptions& o) {
     }
   } start_run;
   if (o.probe_seconds <= 0) {
+    if (o.require_quiet) {
+      std::fprintf(stderr, "--require-quiet needs the probe: --cpu-seconds must be above 0\n");
+      std::exit(3);
+    }
     g_mark = " [not probed]";
     std::printf("machine: not probed (--cpu-seconds 0); every figure is marked [not probed]\n");
     std::fflush(stdout);
