@@ -1,7 +1,5 @@
 #include "turnbroker/common/metrics.h"
 
-#include <httplib.h>
-
 #include <chrono>
 
 #include "turnbroker/common/strings.h"
@@ -125,47 +123,39 @@ std::string MetricsRegistry::Render() const {
   return out;
 }
 
-struct MetricsServer::Impl {
-  httplib::Server server;
-  std::thread thread;
-};
-
 MetricsServer::MetricsServer() = default;
 MetricsServer::~MetricsServer() { Stop(); }
 
-absl::Status MetricsServer::Start(const HostPort& listen,
-                                  const MetricsRegistry* registry,
+absl::Status MetricsServer::Start(const HostPort& listen, const MetricsRegistry* registry,
                                   std::function<bool()> healthy) {
-  impl_ = std::make_unique<Impl>();
-  impl_->server.Get("/metrics", [registry](const httplib::Request&,
-                                           httplib::Response& res) {
-    res.set_content(registry->Render(), "text/plain; version=0.0.4");
-  });
-  impl_->server.Get("/healthz", [healthy](const httplib::Request&,
-                                          httplib::Response& res) {
-    bool ok = healthy();
-    res.status = ok ? 200 : 503;
-    res.set_content(ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})",
-                    "application/json");
-  });
-  port_ = listen.port == 0 ? impl_->server.bind_to_any_port(listen.host)
-                           : (impl_->server.bind_to_port(listen.host, listen.port)
-                                  ? listen.port
-                                  : -1);
-  if (port_ <= 0) {
-    impl_.reset();
-    return absl::UnavailableError(
-        StrCat("--metrics-listen: cannot bind ", listen.ToString()));
-  }
-  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  HttpServerOptions options;
+  options.listen = listen.ToString();
+  options.flag = "--metrics-listen";
+  options.threads = 2;
+  options.limits.max_body_bytes = 0;  // GET only
+  auto handler = [registry, healthy = std::move(healthy)](const HttpRequest& req) {
+    HttpResponse res;
+    bool read = req.method == "GET" || req.method == "HEAD";
+    if (req.path == "/metrics" && read) {
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = registry->Render();
+    } else if (req.path == "/healthz" && read) {
+      bool ok = healthy();
+      res.status = ok ? 200 : 503;
+      res.body = ok ? R"({"status":"ok"})" : R"({"status":"unavailable"})";
+    } else if (req.path == "/metrics" || req.path == "/healthz") {
+      res = HttpJsonError(405, "method not allowed; allowed: GET", "method");
+      res.headers.emplace_back("Allow", "GET");
+    } else {
+      res = HttpJsonError(404, StrCat("path: no such endpoint: ", req.path), "path");
+    }
+    return res;
+  };
+  if (auto s = server_.Start(options, std::move(handler)); !s.ok()) return s;
+  port_ = server_.port();
   return absl::OkStatus();
 }
 
-void MetricsServer::Stop() {
-  if (!impl_) return;
-  impl_->server.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
-  impl_.reset();
-}
+void MetricsServer::Stop() { server_.Stop(); }
 
 }  // namespace turnbroker

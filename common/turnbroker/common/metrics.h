@@ -11,10 +11,10 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "turnbroker/common/http_server.h"
 #include "turnbroker/common/net.h"
 
 namespace turnbroker {
@@ -84,7 +84,8 @@ class MetricsRegistry {
 };
 
 // Serves GET /metrics (the registry) and GET /healthz (200 {"status":"ok"}
-// while `healthy()` is true, else 503) on a background thread.
+// while `healthy()` is true, else 503) with an HttpServer (its deadlines and
+// connection limits apply).
 class MetricsServer {
  public:
   MetricsServer();
@@ -96,8 +97,7 @@ class MetricsServer {
   void Stop();
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  HttpServer server_;
   int port_ = 0;
 };
 

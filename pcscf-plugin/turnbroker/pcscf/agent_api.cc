@@ -1,17 +1,12 @@
 #include "turnbroker/pcscf/agent_api.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/log.h"
-#include "turnbroker/common/net.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/common/strings.h"
-#include "turnbroker/common/tls.h"
 #include "turnbroker/pcscf/sip_header.h"
 
 namespace turnbroker::pcscf {
@@ -21,19 +16,6 @@ using json = nlohmann::json;
 
 constexpr std::string_view kCredentials = "/v1/credentials";
 constexpr int64_t kHealthTimeoutMs = 500;
-
-const char* CodeName(int status) {
-  switch (status) {
-    case 400: return "INVALID_ARGUMENT";
-    case 404: return "NOT_FOUND";
-    case 405: return "METHOD_NOT_ALLOWED";
-    case 409: return "CONFLICT";
-    case 413: return "PAYLOAD_TOO_LARGE";
-    case 502: return "BROKER_REFUSED";
-    case 503: return "UNAVAILABLE";
-    default: return status >= 500 ? "INTERNAL" : "ERROR";
-  }
-}
 
 int HttpStatusOf(absl::StatusCode code) {
   switch (code) {
@@ -163,12 +145,7 @@ AgentApi::~AgentApi() = default;
 
 ApiResponse AgentApi::Error(int status, std::string_view message,
                             std::string_view field) {
-  ApiResponse r;
-  r.status = status;
-  json j = {{"error", std::string(message)}, {"code", CodeName(status)}};
-  if (!field.empty()) j["field"] = std::string(field);
-  r.body = j.dump();
-  return r;
+  return HttpJsonError(status, message, field);
 }
 
 ApiResponse AgentApi::Handle(const ApiRequest& request) {
@@ -341,106 +318,26 @@ ApiResponse AgentApi::Health() {
 
 // --- HTTP server -------------------------------------------------------------
 
-struct AgentServer::Impl {
-  httplib::Server server;
-  std::thread thread;
-  std::string unix_path;
-};
-
 AgentServer::AgentServer(AgentApi* api) : api_(api) {}
 
 AgentServer::~AgentServer() { Stop(); }
 
-absl::Status AgentServer::Start(const AgentServerOptions& options) {
-  impl_ = std::make_unique<Impl>();
-  auto& server = impl_->server;
-  int threads = options.threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_keep_alive_max_count(options.keep_alive_max_requests);
-  server.set_keep_alive_timeout(options.keep_alive_timeout_s);
-  // Answers are small and every one is waited for: never hold one back
-  // for Nagle (httplib writes the status line and headers apart from the
-  // body).
-  server.set_tcp_nodelay(true);
-  server.set_payload_max_length(options.max_body_bytes);
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-    ApiRequest r;
-    r.method = req.method;
-    r.path = req.path;
-    for (const auto& [k, v] : req.params) r.query.emplace(k, v);
-    r.body = req.body;
-    ApiResponse a = api_->Handle(r);
-    res.status = a.status;
-    for (auto& [k, v] : a.headers) res.set_header(k.c_str(), v);
-    if (!a.body.empty()) res.set_content(a.body, a.content_type.c_str());
-  };
-  for (const char* pattern : {".*"}) {
-    server.Get(pattern, handler);
-    server.Post(pattern, handler);
-    server.Put(pattern, handler);
-    server.Patch(pattern, handler);
-    server.Delete(pattern, handler);
-    server.Options(pattern, handler);
-  }
-  // Errors httplib finds itself (413, a malformed request): JSON too.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) -> httplib::Server::HandlerResponse {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    ApiResponse a = AgentApi::Error(
-        res.status, res.status == 413 ? "body: larger than the agent accepts"
-                                      : StrCat("HTTP error ", res.status),
-        res.status == 413 ? "body" : "");
-    res.set_content(a.body, a.content_type.c_str());
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-
-  bool bound = false;
-  const std::string& listen = options.listen;
-  if (listen.rfind("unix:", 0) == 0) {
-    impl_->unix_path = listen.substr(5);
-    if (impl_->unix_path.empty()) {
-      impl_.reset();
-      return absl::InvalidArgumentError("--listen: unix: needs a path");
-    }
-    ::unlink(impl_->unix_path.c_str());  // a stale socket from a previous run
-    server.set_address_family(AF_UNIX);
-    bound = server.bind_to_port(impl_->unix_path, 80);
-    port_ = 0;
-  } else {
-    auto hp = ParseHostPort(listen, "--listen", /*allow_port_zero=*/true);
-    if (!hp.ok()) {
-      impl_.reset();
-      return hp.status();
-    }
-    server.set_tcp_nodelay(true);
-    if (hp->port == 0) {
-      port_ = server.bind_to_any_port(hp->host);
-      bound = port_ > 0;
-    } else {
-      bound = server.bind_to_port(hp->host, hp->port);
-      port_ = hp->port;
-    }
-  }
-  if (!bound) {
-    impl_.reset();
-    return absl::UnavailableError(StrCat("--listen: cannot bind ", listen));
-  }
-  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  // listen_after_bind sets is_running; wait so a caller may connect at once.
-  for (int i = 0; i < 500 && !impl_->server.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return absl::OkStatus();
+absl::Status AgentServer::Start(const AgentServerOptions& options, MetricsRegistry* metrics) {
+  HttpServerOptions http;
+  http.listen = options.listen;
+  http.flag = "--listen";
+  http.threads = options.threads;
+  http.limits.max_body_bytes = options.max_body_bytes;
+  http.keep_alive_max_requests = options.keep_alive_max_requests;
+  http.idle_timeout_ms = options.idle_timeout_ms;
+  http.request_timeout_ms = options.request_timeout_ms;
+  http.max_connections = options.max_connections;
+  http.max_connections_per_peer = options.max_connections_per_peer;
+  http.metrics_prefix = "pcscf_turn_agent_http";
+  return server_.Start(
+      http, [this](const HttpRequest& request) { return api_->Handle(request); }, metrics);
 }
 
-void AgentServer::Stop() {
-  if (!impl_) return;
-  impl_->server.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
-  if (!impl_->unix_path.empty()) ::unlink(impl_->unix_path.c_str());
-  impl_.reset();
-}
+void AgentServer::Stop() { server_.Stop(); }
 
 }  // namespace turnbroker::pcscf

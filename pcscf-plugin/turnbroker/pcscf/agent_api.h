@@ -11,24 +11,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "turnbroker/common/http_server.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/pcscf/issuer.h"
 
 namespace turnbroker::pcscf {
 
-struct ApiRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // decoded, without the query
-  std::multimap<std::string, std::string> query;
-  std::string body;
-};
-
-struct ApiResponse {
-  int status = 200;
-  std::string content_type = "application/json";
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-};
+// A request as the HTTP server read it (method, decoded path and query,
+// body) and the answer to write.
+using ApiRequest = HttpRequest;
+using ApiResponse = HttpResponse;
 
 // Routes and validates requests and turns Issuer results into HTTP answers;
 // no sockets here (AgentServer serves it). Thread-safe.
@@ -44,7 +36,11 @@ struct ApiResponse {
 // Errors are JSON {"error": message, "field": name, "code": CODE}: 400 bad
 // input (the field named), 404 unknown path or username, 405 wrong method,
 // 409 refused by the broker as a conflict, 502 the broker refused this
-// agent, 503 the broker did not acknowledge (nothing was handed out).
+// agent, 503 the broker did not acknowledge (nothing was handed out). The
+// HTTP server answers framing errors itself, in the same shape: 408 request
+// not read whole in time, 411 POST without Content-Length, 413 body too
+// large, 415 a Content-Encoding, 431 headers too large, 503 too many
+// connections (docs/pcscf-plugin.md).
 class AgentApi {
  public:
   // `metrics` also receives the API's own metrics; both must outlive this.
@@ -76,30 +72,40 @@ class AgentApi {
 struct AgentServerOptions {
   // "HOST:PORT" (port 0: any free port) or "unix:/path/to/socket".
   std::string listen = "127.0.0.1:8480";
-  int threads = 32;  // connections served at once (keep-alive holds one)
+  // Requests handled at once (each may wait for the broker's ack). Idle and
+  // slow connections hold no thread.
+  int threads = 32;
   size_t max_body_bytes = 16 * 1024;
   size_t keep_alive_max_requests = 1'000'000;
-  int keep_alive_timeout_s = 30;
+  // No request byte for this long (a new or an idle keep-alive
+  // connection): closed. The SIP server reconnects at its next request.
+  int64_t idle_timeout_ms = 5'000;
+  // From a request's first byte until it has been read whole (slowloris).
+  int64_t request_timeout_ms = 5'000;
+  int max_connections = 1'000;
+  // Per peer IP address (a UNIX socket's peers only count toward
+  // max_connections).
+  int max_connections_per_peer = 128;
 };
 
-// Serves an AgentApi over HTTP/1.1 with keep-alive (cpp-httplib).
+// Serves an AgentApi over HTTP/1.1 with keep-alive (HttpServer: one epoll
+// thread for every connection, `threads` workers for complete requests).
 class AgentServer {
  public:
   explicit AgentServer(AgentApi* api);
   ~AgentServer();  // stops
 
-  // Binds and starts serving on a background thread. UNAVAILABLE naming
-  // --listen if the address cannot be bound.
-  absl::Status Start(const AgentServerOptions& options);
+  // Binds and starts serving on background threads. UNAVAILABLE naming
+  // --listen if the address cannot be bound. `metrics` (may be null) gets
+  // the server's connection metrics; call before anything renders it.
+  absl::Status Start(const AgentServerOptions& options, MetricsRegistry* metrics = nullptr);
   // The bound TCP port (0 for a UNIX socket).
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   void Stop();
 
  private:
-  struct Impl;
   AgentApi* const api_;
-  std::unique_ptr<Impl> impl_;
-  int port_ = 0;
+  HttpServer server_;
 };
 
 }  // namespace turnbroker::pcscf
