@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "turnbroker/common/credential.h"
+
 namespace turnbroker::pcscf::testing {
 
 using ::turnbroker::testing::FreePort;
@@ -14,6 +20,42 @@ std::string SippScenario(const std::string& name) {
   return std::string(PCSCF_KAMAILIO_DIR) + "/sipp/" + name;
 }
 
+std::string SipPassword(const std::string& user) { return "pw-" + user + "-7Qx"; }
+
+const std::vector<std::string>& SipUsers() {
+  static const std::vector<std::string> users = {
+      "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "wic"};
+  return users;
+}
+
+namespace {
+
+// The reference config's db_text subscriber table (pcscf-plugin/kamailio/
+// dbtext, rows as add-subscriber.sh writes them); returns AUTH_DB_URL.
+std::string WriteSubscriberTable(const ::turnbroker::testing::TempDir& dir) {
+  std::string path = dir.File("subscribers");
+  std::filesystem::create_directories(path);
+  std::filesystem::copy_file(std::string(PCSCF_KAMAILIO_DIR) + "/dbtext/version",
+                             path + "/version",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream table(path + "/subscriber");
+  table << "id(int,auto) username(string) domain(string) password(string,null) ha1(string) "
+           "ha1b(string) \n";
+  int id = 0;
+  const std::string domain = "example.org";
+  for (const auto& user : SipUsers()) {
+    auto ha1 = [&](const std::string& name) {
+      LongTermKey k = DeriveLongTermKey(name, domain, SipPassword(user));
+      return HexLower(std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+    };
+    table << ++id << ":" << user << ":" << domain << "::" << ha1(user) << ":"
+          << ha1(user + "@" + domain) << "\n";
+  }
+  return "\"text://" + path + "\"";
+}
+
+}  // namespace
+
 PcscfStack::PcscfStack(const ::turnbroker::testing::TempDir& dir, PcscfStackOptions o)
     : dir_(dir), agent_port_(FreePort()) {
   broker_ = std::make_unique<::turnbroker::testing::BrokerProcess>(dir, o.broker_args);
@@ -23,7 +65,8 @@ PcscfStack::PcscfStack(const ::turnbroker::testing::TempDir& dir, PcscfStackOpti
   k.config = ReferenceKamailioConfig();
   k.defines = {{"AGENT_HTTPCON", "\"turnagent=>http://127.0.0.1:" +
                                      std::to_string(agent_port_) + ";timeout=1\""},
-               {"WORKERS", "2"}};
+               {"WORKERS", "2"},
+               {"AUTH_DB_URL", WriteSubscriberTable(dir)}};
   k.defines.insert(k.defines.end(), o.kamailio_defines.begin(), o.kamailio_defines.end());
   kamailio_ = std::make_unique<::turnbroker::testing::KamailioProcess>(dir, k);
 }
@@ -41,6 +84,9 @@ void PcscfStack::StartAgent(std::vector<std::string> args) {
   s.target = kamailio_->address();
   s.keys = {{"user", user}, {"domain", "example.org"}, {"expires", std::to_string(expires)}};
   s.extra = std::move(extra);
+  if (std::find(s.extra.begin(), s.extra.end(), "-ap") == s.extra.end()) {
+    s.extra.insert(s.extra.end(), {"-au", user, "-ap", SipPassword(user)});
+  }
   return ::turnbroker::testing::RunSipp(dir_, s);
 }
 

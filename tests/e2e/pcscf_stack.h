@@ -24,13 +24,19 @@ namespace turnbroker::pcscf::testing {
 std::string ReferenceKamailioConfig();
 std::string SippScenario(const std::string& name);
 
+// The SIP digest password of a test user in the stack's subscriber table.
+std::string SipPassword(const std::string& user);
+// The users every PcscfStack can authenticate (at example.org).
+const std::vector<std::string>& SipUsers();
+
 struct PcscfStackOptions {
   // Extra broker flags (default: an ephemeral store).
   std::vector<std::string> broker_args = {"--ephemeral"};
   // Extra agent flags; start_agent false leaves its port closed.
   std::vector<std::string> agent_args;
   bool start_agent = true;
-  // Extra -A defines for Kamailio (AGENT_HTTPCON is set here).
+  // Extra -A defines for Kamailio (AGENT_HTTPCON and AUTH_DB_URL are set
+  // here: a subscriber table of SipUsers() with SipPassword()).
   std::vector<std::pair<std::string, std::string>> kamailio_defines;
 };
 
@@ -45,7 +51,9 @@ class PcscfStack {
   int agent_port() const { return agent_port_; }
   void StartAgent(std::vector<std::string> args = {});
 
-  // Runs a scenario of pcscf-plugin/kamailio/sipp for user@example.org.
+  // Runs a scenario of pcscf-plugin/kamailio/sipp for user@example.org,
+  // authenticating as `user` with SipPassword(user) unless `extra` gives
+  // its own -au / -ap.
   ::turnbroker::testing::SippResult Sipp(const std::string& scenario,
                                          const std::string& user, int expires,
                                          std::vector<std::string> extra = {});

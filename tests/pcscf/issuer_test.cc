@@ -101,6 +101,21 @@ TEST_F(IssuerTest, ReRegisterReusesWhileEnoughLifetimeIsLeftThenRotates) {
   EXPECT_EQ(broker_.revoked_usernames(), std::vector<std::string>{first->username});
 }
 
+TEST_F(IssuerTest, ACredentialIsReusedOnlyForTheIdentityItWasIssuedTo) {
+  Start();
+  auto first = issuer_->Issue("sip:alice@example.org", "alice@example.org", 0);
+  ASSERT_TRUE(first.ok());
+  auto same = issuer_->Issue("sip:alice@example.org", "alice@example.org", 0);
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same->reused);
+  for (const char* other : {"mallory@example.org", ""}) {
+    auto c = issuer_->Issue("sip:alice@example.org", other, 0);
+    ASSERT_TRUE(c.ok());
+    EXPECT_FALSE(c->reused) << "impi '" << other << "'";
+    EXPECT_NE(c->password, first->password) << "alice's password handed to '" << other << "'";
+  }
+}
+
 TEST_F(IssuerTest, ReRegisterAfterAnOperatorRevokedTheCredentialMintsANewOne) {
   Start();
   auto first = issuer_->Issue("sip:alice@example.org", "", 0);

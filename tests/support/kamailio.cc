@@ -53,6 +53,19 @@ bool KamailioProcess::WaitReady(std::chrono::milliseconds timeout) {
   return ready && process_->running();
 }
 
+std::string RegisterRequest(const SipUdpSocket& sip, const std::string& user,
+                            const std::string& domain, const std::string& contact, int expires,
+                            const std::string& call_id) {
+  std::string lp = std::to_string(sip.local_port());
+  return "REGISTER sip:" + domain + " SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:" + lp + ";branch=z9hG4bK-" + call_id + "\r\n"
+         "Max-Forwards: 70\r\nFrom: <sip:" + user + "@" + domain + ">;tag=" + call_id + "\r\n"
+         "To: <sip:" + user + "@" + domain + ">\r\nCall-ID: " + call_id + "@test\r\n"
+         "CSeq: 1 REGISTER\r\n"
+         "Contact: " + (contact == "*" ? contact : "<" + contact + ">") + "\r\n"
+         "Expires: " + std::to_string(expires) + "\r\nContent-Length: 0\r\n\r\n";
+}
+
 SipUdpSocket::SipUdpSocket() : fd_(socket(AF_INET, SOCK_DGRAM, 0)) {
   sockaddr_in local{};
   local.sin_family = AF_INET;

@@ -42,6 +42,14 @@ class SipUdpSocket {
   int local_port_ = 0;
 };
 
+// A REGISTER of user@domain over UDP from `sip`, without credentials, as a
+// UAC would send it first. contact "*" (with expires 0) is a de-REGISTER of
+// every binding; `call_id` also makes the branch, so the same arguments
+// are a retransmission.
+std::string RegisterRequest(const SipUdpSocket& sip, const std::string& user,
+                            const std::string& domain, const std::string& contact, int expires,
+                            const std::string& call_id);
+
 class KamailioProcess {
  public:
   // Starts Kamailio and waits until it answers an OPTIONS (ADD_FAILURE and

@@ -127,7 +127,15 @@ absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu,
   if (ttl_s == 0) ttl_s = options_.default_ttl_s;
   if (auto s = ValidateTtl(ttl_s); !s.ok()) return s;
   if (options_.reuse) {
-    if (auto c = registry_.Reusable(impu, options_.reuse_min_remaining_s * 1000)) {
+    // Handed out again only to the identity it was issued to: a REGISTER
+    // authenticated as another IMPI (or not at all, when the first was)
+    // gets a new credential and the old one retires (docs/security.md).
+    auto c = registry_.Reusable(impu, options_.reuse_min_remaining_s * 1000);
+    if (c && c->impi != impi) {
+      LogInfo("re-REGISTER by another identity; rotating").Kv("impu", impu);
+      c.reset();
+    }
+    if (c) {
       auto held = Republish(*c);
       if (!held.ok()) return held.status();
       if (*held) {

@@ -84,7 +84,8 @@ class Issuer {
   Issuer& operator=(const Issuer&) = delete;
 
   // A credential for a registration of `impu`: the current one again if the
-  // re-REGISTER policy allows (reused = true), else a new one, returned only
+  // re-REGISTER policy allows and `impi` (the authenticated identity) is the
+  // one it was issued to (reused = true), else a new one, returned only
   // once the broker acknowledged it. A reused one is published again first
   // (a no-op at the broker): if the broker refuses it as revoked (an
   // operator revoked it meanwhile) a new one is minted; if the broker does

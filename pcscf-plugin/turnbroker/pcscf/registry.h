@@ -26,7 +26,7 @@ struct IssuedCredential {
   std::string realm;
   LongTermKey key{};
   std::string subscriber;  // IMPU: the registration it belongs to
-  std::string impi;        // for logs only; may be empty
+  std::string impi;        // who authenticated; reuse only to the same; may be empty
   int64_t issued_at_ms = 0;
   int64_t expires_at_ms = 0;
   // Set on the copies Issue returns: handed out again, not newly minted.
