@@ -3,6 +3,16 @@
 # 10-broker.sh and, when 20-turn.sh ran, coturn's port and realm.
 PCSCF_SIPP="$root/pcscf-plugin/kamailio/sipp"
 PCSCF_DOMAIN=${PCSCF_DOMAIN:-ims.example.org}
+# The SIP users Kamailio authenticates (digest): alice for the sipp demo,
+# wic for the browser page (40-wic.sh). Their passwords are made at start,
+# kept in $STACK_DIR/sip-passwords (mode 600); the subscriber table holds
+# only HA1s (pcscf-plugin/kamailio/add-subscriber.sh).
+PCSCF_SIP_USERS=(alice wic)
+
+# pcscf_sip_password USER: the stack's SIP password of USER.
+pcscf_sip_password() {
+  sed -n "s/^$1 //p" "$STACK_DIR/sip-passwords"
+}
 
 stack_start_pcscf() {
   local realm=${TURN_REALM:-demo.example.org}
@@ -13,6 +23,16 @@ stack_start_pcscf() {
     --turn-uri "turn:127.0.0.1:${TURN_PORT:-3478}?transport=tcp"
   wait_for_log pcscf-agent "pcscf-turn-agent listening on"
 
+  local subscribers="$STACK_DIR/kamailio-subscribers" user password
+  rm -rf "$subscribers"
+  (umask 077 && : >"$STACK_DIR/sip-passwords")
+  for user in "${PCSCF_SIP_USERS[@]}"; do
+    password=$(openssl rand -hex 12)
+    printf '%s %s\n' "$user" "$password" >>"$STACK_DIR/sip-passwords"
+    printf '%s' "$password" |
+      "$root/pcscf-plugin/kamailio/add-subscriber.sh" "$subscribers" "$user" "$PCSCF_DOMAIN"
+  done
+
   SIP_PORT=$(free_port)
   # SIP over WebSocket too, for the WIC (40-wic.sh, docs/wic.md).
   PCSCF_WS_PORT=$(free_port)
@@ -22,11 +42,13 @@ stack_start_pcscf() {
     -m 64 -M 8 -x tlsf -X tlsf -A WORKERS=4 \
     -A "SIP_LISTEN_UDP=udp:127.0.0.1:$SIP_PORT" -A "SIP_LISTEN_TCP=tcp:127.0.0.1:$SIP_PORT" \
     -A WITH_WEBSOCKET -A "WS_LISTEN=tcp:127.0.0.1:$PCSCF_WS_PORT" \
-    -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\""
+    -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\"" \
+    -A "AUTH_DB_URL=\"text://$subscribers\""
   wait_for_log kamailio "SO_RCVBUF is finally"
   sleep 0.5  # the SIP workers start right after the sockets
   echo "pcscf-turn-agent on 127.0.0.1:$AGENT_PORT, Kamailio (eP-CSCF) on udp/tcp 127.0.0.1:$SIP_PORT" \
-    "and ws://127.0.0.1:$PCSCF_WS_PORT"
+    "and ws://127.0.0.1:$PCSCF_WS_PORT; SIP users ${PCSCF_SIP_USERS[*]}@$PCSCF_DOMAIN" \
+    "(passwords in $STACK_DIR/sip-passwords)"
 }
 
 # pcscf_sipp SCENARIO USER: one sipp run; prints what the scenario logged.
@@ -34,6 +56,7 @@ pcscf_sipp() {
   local log="$STACK_DIR/sipp-$1-$RANDOM.log"
   sipp -sf "$PCSCF_SIPP/$1" -m 1 -i 127.0.0.1 -p "$(free_port)" -nostdin \
     -key user "$2" -key domain "$PCSCF_DOMAIN" -key expires 600 \
+    -au "$2" -ap "$(pcscf_sip_password "$2")" \
     -trace_logs -log_file "$log" -timeout 10s -timeout_error "127.0.0.1:$SIP_PORT" \
     >"$log.out" 2>&1 || { echo "sipp failed:"; tail -5 "$log.out"; return 1; }
   cat "$log"

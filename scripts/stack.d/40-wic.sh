@@ -35,7 +35,8 @@ stack_start_wic() {
       -w "$STACK_DIR/kamailio-ws" -m 64 -M 8 -x tlsf -X tlsf -A WORKERS=2 \
       -A "SIP_LISTEN_UDP=udp:127.0.0.1:$sip_port" -A "SIP_LISTEN_TCP=tcp:127.0.0.1:$sip_port" \
       -A WITH_WEBSOCKET -A "WS_LISTEN=tcp:127.0.0.1:$WIC_WS_PORT" \
-      -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\""
+      -A "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:$AGENT_PORT;timeout=1\"" \
+      -A "AUTH_DB_URL=\"text://$STACK_DIR/kamailio-subscribers\""
     wait_for_log kamailio-ws "SO_RCVBUF is finally"
     sleep 0.5  # the workers start right after the sockets
   fi
@@ -43,8 +44,13 @@ stack_start_wic() {
   local page_port; page_port=$(free_port)
   start_bg wic node "$root/examples/wic/server.js" --port "$page_port" --modules "$WIC_MODULES"
   wait_for_log wic "wic page:"
-  WIC_URL="http://127.0.0.1:$page_port/?ws=ws://127.0.0.1:$WIC_WS_PORT&impu=$WIC_IMPU"
-  echo "WIC page: $WIC_URL"
+  # The page answers Kamailio's digest challenge as user "wic" (30-pcscf.sh
+  # made its password); a loopback demo, so the password rides in the URL.
+  local wic_password=""
+  declare -F pcscf_sip_password >/dev/null && wic_password=$(pcscf_sip_password wic)
+  WIC_URL="http://127.0.0.1:$page_port/?ws=ws://127.0.0.1:$WIC_WS_PORT&impu=$WIC_IMPU&password=$wic_password"
+  WIC_URL_SHOWN="${WIC_URL%%&password=*}&password=(see $STACK_DIR/sip-passwords)"
+  echo "WIC page: $WIC_URL_SHOWN"
   echo "  (Kamailio SIP over WebSocket on ws://127.0.0.1:$WIC_WS_PORT; open the page in a browser" \
     "on this machine, or forward both ports)"
 }
@@ -53,10 +59,10 @@ stack_demo_wic() {
   [[ -n "${WIC_URL:-}" ]] || return 0
   say "WIC: the page in headless Chromium: REGISTER over WebSocket, TURN credential, relay candidate, de-REGISTER"
   if [[ ! -x /usr/bin/chromium ]]; then
-    echo "(no Chromium: scripts/setup.sh --with-browser installs it; or open $WIC_URL in your browser)"
+    echo "(no Chromium: scripts/setup.sh --with-browser installs it; or open $WIC_URL_SHOWN in your browser)"
     return 0
   fi
-  echo "$ node examples/wic/drive.js --url '$WIC_URL' --screenshot $STACK_DIR/wic.png"
+  echo "$ node examples/wic/drive.js --url '$WIC_URL_SHOWN' --screenshot $STACK_DIR/wic.png"
   if node "$root/examples/wic/drive.js" --url "$WIC_URL" --modules "$WIC_MODULES" \
     --screenshot "$STACK_DIR/wic.png" >"$STACK_DIR/wic-drive.json"; then
     echo "the whole flow worked; screenshot: $STACK_DIR/wic.png"
@@ -64,5 +70,5 @@ stack_demo_wic() {
     echo "the flow stopped (result: $STACK_DIR/wic-drive.json); the page's URL above shows it in a browser"
     return 1
   fi
-  echo "WIC page (runs the flow again at every load): $WIC_URL"
+  echo "WIC page (runs the flow again at every load): $WIC_URL_SHOWN"
 }

@@ -30,6 +30,7 @@ namespace {
 
 using ::turnbroker::pcscf::testing::PcscfStack;
 using ::turnbroker::pcscf::testing::PcscfStackOptions;
+using ::turnbroker::pcscf::testing::SipPassword;
 using ::turnbroker::testing::BuiltBinary;
 using ::turnbroker::testing::CoturnOptions;
 using ::turnbroker::testing::CoturnServer;
@@ -159,7 +160,9 @@ class WicBrowserTest : public ::testing::Test {
     std::string root = TURNBROKER_SOURCE_DIR;
     RunResult r = turnbroker::testing::Run(
         {"node", root + "/examples/wic/drive.js", "--modules", modules_dir_,
-         "--param", "ws=" + stack.WsUrl(), "--param", "impu=" + impu, "--param",
+         "--param", "ws=" + stack.WsUrl(), "--param", "impu=" + impu,
+         // The digest password Kamailio challenges for (the stack's table).
+         "--param", "password=" + SipPassword(impu.substr(4, impu.find('@') - 4)), "--param",
          "check=" + check, "--param", "gather_timeout_ms=8000", "--screenshot",
          ArtifactPath(screenshot), "--timeout-ms", "45000"},
         60s);
