@@ -10,6 +10,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libhiredis-dev libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the fuzz targets (scripts/fuzz.sh, ctest -L fuzz): Clang 14 and libFuzzer
+  clang-14 libclang-rt-14-dev
   # the real peers the stack and the tests run
   redis-server redis-tools coturn kamailio kamailio-utils-modules kamailio-extra-modules
   kamailio-websocket-modules sip-tester sqlite3 curl procps iproute2 openssl

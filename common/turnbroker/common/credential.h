@@ -13,7 +13,7 @@
 
 namespace turnbroker {
 
-namespace v1 = ::turnbroker::v1;
+// (v1 here is ::turnbroker::v1 itself; Clang refuses an alias of the same name.)
 
 // Field limits (docs/contract.md). STUN: USERNAME < 513 bytes, REALM < 128
 // characters (RFC 8489 §14.3, §14.9).
