@@ -105,9 +105,11 @@ pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* options,
 /* Waits for calls in flight, then frees. NULL is a no-op. */
 void pcscf_turn_close(pcscf_turn* handle);
 
-/* A credential for a registration of `impu` (IMPU; required). `impi` may be
- * NULL. ttl_s 0: the default. Reuses the current one at re-REGISTER when the
- * policy allows. On success fills *out (clear it later); out->struct_size
+/* A credential for a registration of `impu` (IMPU; required). `impi`, the
+ * identity the SIP server authenticated, may be NULL. ttl_s 0: the default.
+ * Reuses the current one at re-REGISTER when the policy allows and `impi` is
+ * the one it was issued to (NULL matches only NULL): call this only after the
+ * REGISTER was authenticated. On success fills *out (clear it later); out->struct_size
  * must be set (INVALID_ARGUMENT naming out.struct_size otherwise). */
 pcscf_turn_status pcscf_turn_issue(pcscf_turn* handle, const char* impu,
                                    const char* impi, int64_t ttl_s,

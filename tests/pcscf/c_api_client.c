@@ -44,8 +44,8 @@ int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len) {
              strstr(first.header, first.password) == NULL || first.ttl_s < 599) {
     snprintf(err, err_len, "unexpected credential: %s", first.header);
     step = 4;
-  } else if (pcscf_turn_issue(h, "sip:carol@example.org", NULL, 600, &again, err,
-                              err_len) != PCSCF_TURN_OK) {
+  } else if (pcscf_turn_issue(h, "sip:carol@example.org", "carol@example.org", 600, &again,
+                              err, err_len) != PCSCF_TURN_OK) {
     step = 5;
   } else if (strcmp(again.username, first.username) != 0 || again.reused != 1) {
     snprintf(err, err_len, "re-REGISTER did not reuse");
