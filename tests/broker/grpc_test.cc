@@ -311,7 +311,7 @@ TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
   grpc::Status s =
       Publish({Cred("more1"), Cred("more2"), Cred("more3"), Cred("more4")});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("publish rate limit"));
+  EXPECT_THAT(s.error_message(), HasSubstr("rate limit: client"));
   EXPECT_EQ(Status().live_credentials(), 100u);
 }
 
@@ -539,6 +539,30 @@ TEST_F(GrpcTest, ShutdownEndsPublishStreamsWithUnavailableAfterAnsweringThem) {
   grpc::Status s = stream->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(s.error_message(), HasSubstr("reconnect"));
+}
+
+TEST_F(GrpcTest, ARateLimitedRequestIsCountedOnceWhetherUnaryOrStreamed) {
+  options_.max_publish_rate = 1;  // refills one a second: never in time here
+  options_.max_publish_burst = 2;
+  Start();
+  ASSERT_TRUE(Publish({Cred("a")}).ok());
+  EXPECT_EQ(Publish({Cred("b"), Cred("c")}).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext ctx;
+  auto stream = stub_->PublishStream(&ctx);
+  ASSERT_TRUE(stream->Write(StreamRequest(1, {Cred("d")})));
+  ASSERT_TRUE(stream->Write(StreamRequest(2, {Cred("e")})));
+  v1::PublishStreamResponse a;
+  ASSERT_TRUE(stream->Read(&a));
+  EXPECT_EQ(a.code(), 0) << a.message();
+  ASSERT_TRUE(stream->Read(&a));
+  EXPECT_EQ(a.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_TRUE(stream->Finish().ok());
+  std::string metrics = server_->metrics().Render();
+  EXPECT_THAT(metrics, HasSubstr("turnbroker_requests_total{method=\"publish\",result=\"ok\"} 2\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("turnbroker_requests_total{method=\"publish\",result=\"error\"} 2\n"));
+  EXPECT_THAT(metrics, HasSubstr("turnbroker_rate_limited_total{method=\"publish\"} 2\n"));
 }
 
 }  // namespace

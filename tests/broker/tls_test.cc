@@ -45,6 +45,7 @@ class TlsTest : public ::testing::Test {
   grpc::Status Publish(v1::CredentialBroker::Stub* stub, const std::string& username) {
     v1::PublishRequest req;
     *req.add_credentials() = turnbroker::testing::TestCredential(username, "ims.example.org", 60'000);
+    req.mutable_credentials(0)->set_issuer("pcscf-1");  // the publisher certificate's CN
     v1::PublishResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -92,6 +93,7 @@ TEST_F(TlsTest, RolesComeFromTheClientCertificate) {
     v1::PublishStreamRequest req;
     req.set_id(1);
     *req.mutable_request()->add_credentials() = testing::TestCredential("streamed");
+    req.mutable_request()->mutable_credentials(0)->set_issuer("pcscf-1");
     stream->Write(req);
     stream->WritesDone();
     v1::PublishStreamResponse answer;
@@ -130,6 +132,35 @@ TEST_F(TlsTest, ClientsWithoutAValidCertificateCannotConnect) {
   auto ch = grpc::CreateChannel(o.target, grpc::SslCredentials(ssl));
   auto stub = v1::CredentialBroker::NewStub(ch);
   EXPECT_EQ(Publish(stub.get(), "y").error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(TlsTest, ClaimsComeFromParsedFieldsNotThePrintedSubject) {
+  auto claims = [&](const std::string& who) {
+    auto c = ParseCertificateClaims(ReadFile(pki_.Cert(who)));
+    EXPECT_TRUE(c.ok()) << who << ": " << c.status();
+    return c.value_or(CertificateClaims{});
+  };
+  CertificateClaims c = claims("publisher");
+  EXPECT_EQ(c.roles, kRolePublisher);
+  EXPECT_EQ(c.issuer, "pcscf-1");
+  EXPECT_EQ(c.common_name, "pcscf-1");
+  c = claims("publisher-san");
+  EXPECT_EQ(c.issuer, "pcscf-7") << "the issuer URI SAN names it, not the CN";
+  EXPECT_EQ(claims("subscriber").roles, kRoleSubscriber) << "an OU attribute is a role";
+  EXPECT_EQ(claims("publisher-operator").roles, kRolePublisher | kRoleOperator);
+  c = claims("forged-cn");
+  EXPECT_EQ(c.roles, 0u);
+  EXPECT_EQ(c.common_name, "turn-3,OU=publisher");
+  EXPECT_EQ(c.issuer, "") << "not a valid issuer id";
+  EXPECT_EQ(claims("forged-o").roles, 0u);
+  EXPECT_EQ(ParseCertificateClaims("-----BEGIN CERTIFICATE-----\nAAAA\n").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ParseCertificateClaims("").ok());
 }
 
 TEST(ListenPolicyTest, PlaintextOnlyOnLoopbackUnlessInsecure) {

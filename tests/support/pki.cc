@@ -40,17 +40,26 @@ bool MakeTestPki(const std::string& dir, Pki* pki, std::string* error) {
   pki->dir = dir;
   pki->ca = dir + "/ca.pem";
   const std::string client = "extendedKeyUsage=clientAuth\n";
+  const std::string publisher = client + "subjectAltName=URI:urn:turnbroker:role:publisher";
   return MakeCa(dir, "ca", error) && MakeCa(dir, "otherca", error) &&
          Issue(dir, "ca", "server", "/CN=turn-broker",
                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth", error) &&
-         Issue(dir, "ca", "publisher", "/CN=pcscf-1",
-               client + "subjectAltName=URI:urn:turnbroker:role:publisher", error) &&
+         Issue(dir, "ca", "publisher", "/CN=pcscf-1", publisher, error) &&
+         Issue(dir, "ca", "publisher2", "/CN=pcscf-2", publisher, error) &&
+         Issue(dir, "ca", "publisher-san", "/CN=host-7.example.net",
+               publisher + ",URI:urn:turnbroker:issuer:pcscf-7", error) &&
          Issue(dir, "ca", "subscriber", "/CN=turn-1/OU=subscriber", client, error) &&
          Issue(dir, "ca", "operator", "/CN=ops",
                client + "subjectAltName=URI:urn:turnbroker:role:operator", error) &&
+         Issue(dir, "ca", "publisher-operator", "/CN=ops-tool",
+               client + "subjectAltName=URI:urn:turnbroker:role:publisher,"
+                        "URI:urn:turnbroker:role:operator",
+               error) &&
          Issue(dir, "ca", "norole", "/CN=nobody", client, error) &&
-         Issue(dir, "otherca", "stranger", "/CN=pcscf-evil",
-               client + "subjectAltName=URI:urn:turnbroker:role:publisher", error);
+         // Subjects that print like a role: a ',' inside one attribute's value.
+         Issue(dir, "ca", "forged-cn", "/CN=turn-3,OU=publisher", client, error) &&
+         Issue(dir, "ca", "forged-o", "/CN=mallory/O=Example, OU=operator", client, error) &&
+         Issue(dir, "otherca", "stranger", "/CN=pcscf-evil", publisher, error);
 }
 
 }  // namespace turnbroker::testing

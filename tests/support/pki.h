@@ -19,10 +19,15 @@ struct Pki {
 };
 
 // Makes, in `dir`: the CA; "server" (SAN IP:127.0.0.1, DNS:localhost);
-// "publisher" (URI SAN urn:turnbroker:role:publisher); "subscriber"
-// (OU=subscriber); "operator" (URI SAN); "norole"; and "stranger", a
-// publisher certificate from another CA. Returns false (with the openssl
-// output in *error) on failure.
+// publishers (URI SAN urn:turnbroker:role:publisher) "publisher" (CN
+// pcscf-1, so issuer pcscf-1), "publisher2" (CN pcscf-2) and
+// "publisher-san" (CN host-7.example.net, URI SAN
+// urn:turnbroker:issuer:pcscf-7); "subscriber" (OU=subscriber); "operator"
+// (URI SAN); "publisher-operator" (both roles: publishes for any issuer);
+// "norole"; "forged-cn" (/CN=turn-3,OU=publisher: one CN holding a comma)
+// and "forged-o" (O=Example\, OU=operator), which have no role; and
+// "stranger", a publisher certificate from another CA. Returns false (with
+// the openssl output in *error) on failure.
 bool MakeTestPki(const std::string& dir, Pki* pki, std::string* error);
 
 }  // namespace turnbroker::testing

@@ -8,6 +8,7 @@
 
 #include <deque>
 
+#include "turnbroker/broker/refuse.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/status.h"
@@ -21,21 +22,15 @@ constexpr size_t kMaxUnanswered = 1000;
 
 using StreamReactor = grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>;
 
-// A stream refused before it starts (role).
-class RefusedStream final : public StreamReactor {
- public:
-  explicit RefusedStream(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
 class BrokerService::PublishStreamReactor final : public StreamReactor {
  public:
-  PublishStreamReactor(BrokerService* service, grpc::CallbackServerContext* context)
+  PublishStreamReactor(BrokerService* service, grpc::CallbackServerContext* context, Peer peer)
       : service_(service),
-        peer_(context->peer()),
-        client_(service->limiter_ ? ClientKey(context) : std::string()) {}
+        peer_(std::move(peer)),
+        caller_(CallerName(context, peer_)),
+        client_(ClientKey(context, peer_)) {}
 
   // After registering with the service (CloseStreams may see it from then).
   void Start() { StartRead(&in_); }
@@ -64,9 +59,9 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
       read_paused_ = !read_more && !closing_;
     }
     // To the store before the next read: the store keeps arrival order.
-    absl::Status limited = service_->Limit(client_, slot->request.credentials_size());
-    if (!limited.ok()) {
-      Answer(slot, limited);
+    absl::Status refused = service_->CheckPublish(peer_, client_, slot->request);
+    if (!refused.ok()) {
+      Answer(slot, refused);
     } else {
       service_->store_->Publish(&slot->request, [this, slot](absl::StatusOr<v1::PublishResponse> r) {
         Answer(slot, std::move(r));
@@ -105,9 +100,8 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
     std::unique_lock lock(mu_);
     if (closing_) return;
     closing_ = true;
-    status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                           "broker is shutting down; reconnect and publish again what was not "
-                           "answered");
+    status_ = absl::UnavailableError(
+        "broker is shutting down; reconnect and publish again what was not answered");
     MaybeFinish(lock);
   }
 
@@ -120,14 +114,13 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
   };
 
   void Answer(Slot* slot, absl::StatusOr<v1::PublishResponse> r) {
-    service_->Account(0, slot->start_us, r, peer_);
+    service_->Account(0, slot->start_us, r, caller_);
     std::unique_lock lock(mu_);
     if (r.ok()) {
       *slot->answer.mutable_response() = *std::move(r);
     } else {
-      grpc::Status g = ToGrpcStatus(r.status());
-      slot->answer.set_code(static_cast<int32_t>(g.error_code()));
-      slot->answer.set_message(g.error_message());
+      slot->answer.set_code(ToCodeNumber(r.status()));
+      slot->answer.set_message(std::string(r.status().message()));
     }
     slot->answered = true;
     // In order: an answer leaves once every earlier one has.
@@ -158,13 +151,14 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
     bool no_more_reads = reads_done_ || closing_ || cancelled_ || broken_;
     if (!no_more_reads || !slots_.empty() || writing_ || !ready_.empty()) return;
     finishing_ = true;
-    grpc::Status status = status_;
+    grpc::Status status = ToGrpcStatus(status_);
     lock.unlock();
     Finish(status);
   }
 
   BrokerService* const service_;
-  const std::string peer_;
+  const Peer peer_;
+  const std::string caller_;  // for logs
   const std::string client_;  // the rate limit's key
   v1::PublishStreamRequest in_;  // the read in flight
 
@@ -178,21 +172,16 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
   bool cancelled_ = false;
   bool broken_ = false;  // a write failed: the client is gone
   bool finishing_ = false;
-  grpc::Status status_;  // how the stream ends
+  absl::Status status_;  // how the stream ends
 };
 
-StreamReactor* BrokerService::RefuseStream(const absl::Status& status) {
-  return new RefusedStream(ToGrpcStatus(status));
-}
-
-StreamReactor* BrokerService::OpenPublishStream(grpc::CallbackServerContext* context) {
-  auto* stream = new PublishStreamReactor(this, context);
+StreamReactor* BrokerService::OpenPublishStream(grpc::CallbackServerContext* context, Peer peer) {
+  auto* stream = new PublishStreamReactor(this, context, std::move(peer));
   {
     std::lock_guard lock(streams_mu_);
     if (streams_closed_) {
       delete stream;
-      return new RefusedStream(
-          grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker is shutting down"));
+      return Refuse<StreamReactor>(absl::UnavailableError("broker is shutting down"));
     }
     streams_.insert(stream);
   }

@@ -7,8 +7,13 @@
 
 namespace turnbroker::broker {
 
-RateLimiter::RateLimiter(double rate, double burst, const Clock* clock)
-    : rate_(rate), burst_(std::max(burst, rate)), clock_(clock) {}
+RateLimiter::RateLimiter(double rate, double burst, const Clock* clock, std::string unit,
+                         std::string burst_flag)
+    : rate_(rate),
+      burst_(std::max(burst, rate)),
+      clock_(clock),
+      unit_(std::move(unit)),
+      burst_flag_(std::move(burst_flag)) {}
 
 absl::Status RateLimiter::Take(const std::string& client, uint64_t n) {
   if (rate_ <= 0) return absl::OkStatus();
@@ -28,14 +33,14 @@ absl::Status RateLimiter::Take(const std::string& client, uint64_t n) {
   b.at_ms = now;
   if (static_cast<double>(n) > burst_) {
     return absl::ResourceExhaustedError(
-        StrCat("credentials: ", n, " in one request exceed this client's burst of ",
-               static_cast<uint64_t>(burst_), " (broker flag --max-publish-burst)"));
+        StrCat(unit_, ": ", n, " in one request exceed this client's burst of ",
+               static_cast<uint64_t>(burst_), " (broker flag ", burst_flag_, ")"));
   }
   if (b.tokens < static_cast<double>(n)) {
     int64_t wait_ms = static_cast<int64_t>(std::ceil((n - b.tokens) * 1000 / rate_));
     return absl::ResourceExhaustedError(
-        StrCat("publish rate limit: client '", client, "' is over ",
-               static_cast<uint64_t>(rate_), " credentials/s; retry in ", wait_ms, " ms"));
+        StrCat("rate limit: client '", client, "' is over ", static_cast<uint64_t>(rate_), " ",
+               unit_, "/s; retry in ", wait_ms, " ms"));
   }
   b.tokens -= static_cast<double>(n);
   return absl::OkStatus();

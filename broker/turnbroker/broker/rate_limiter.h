@@ -1,7 +1,7 @@
-// Per-client rate limits on published credentials (design §7): one token
-// bucket per client identity (certificate CN, or address for plaintext
-// peers), refilled at `rate` credentials/s, holding at most `burst`.
-// Thread-safe.
+// Per-client rate limits (docs/security.md): one token bucket per client
+// identity (certificate CN, or address for plaintext peers), refilled at
+// `rate` units/s, holding at most `burst`. The broker has one for published
+// credentials and one for Revoke calls. Thread-safe.
 #ifndef TURNBROKER_BROKER_RATE_LIMITER_H_
 #define TURNBROKER_BROKER_RATE_LIMITER_H_
 
@@ -17,8 +17,10 @@ namespace turnbroker::broker {
 
 class RateLimiter {
  public:
-  // rate 0: unlimited.
-  RateLimiter(double rate, double burst, const Clock* clock);
+  // rate 0: unlimited. `unit` and `burst_flag` name what is counted and the
+  // flag that sets the burst, in refusals.
+  RateLimiter(double rate, double burst, const Clock* clock, std::string unit = "credentials",
+              std::string burst_flag = "--max-publish-burst");
 
   // Takes `n` tokens for `client`, or returns RESOURCE_EXHAUSTED saying
   // when to retry. A request larger than the burst is refused outright.
@@ -31,6 +33,7 @@ class RateLimiter {
   };
   const double rate_, burst_;
   const Clock* const clock_;
+  const std::string unit_, burst_flag_;
   std::mutex mu_;
   std::unordered_map<std::string, Bucket> buckets_;  // guarded by mu_
   int64_t next_sweep_ms_ = 0;                        // guarded by mu_

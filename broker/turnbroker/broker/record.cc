@@ -10,19 +10,19 @@
 namespace turnbroker::broker {
 namespace {
 
-// Credential field numbers (proto/turnbroker/v1/broker.proto).
-enum : uint32_t {
-  kRealm = 1,
-  kUsername = 2,
-  kKey = 3,
-  kExpiresAt = 4,
-  kIssuedAt = 5,
-  kSubscriber = 6,
-  kIssuer = 7,
-  kScopes = 8,
-};
-// Event field numbers.
-enum : uint32_t { kEventRevision = 1, kEventPut = 2 };
+using C = v1::Credential;
+constexpr uint32_t kRealm = C::kRealmFieldNumber;
+constexpr uint32_t kUsername = C::kUsernameFieldNumber;
+constexpr uint32_t kKey = C::kKeyFieldNumber;
+constexpr uint32_t kExpiresAt = C::kExpiresAtMsFieldNumber;
+constexpr uint32_t kIssuedAt = C::kIssuedAtMsFieldNumber;
+constexpr uint32_t kSubscriber = C::kSubscriberFieldNumber;
+constexpr uint32_t kIssuer = C::kIssuerFieldNumber;
+constexpr uint32_t kScopes = C::kScopesFieldNumber;
+constexpr uint32_t kEventRevision = v1::Event::kRevisionFieldNumber;
+constexpr uint32_t kEventPut = v1::Event::kPutFieldNumber;
+// The sizes below count these varint fields' tags as one byte each.
+static_assert(kExpiresAt < 16 && kIssuedAt < 16 && kEventRevision < 16);
 
 }  // namespace
 

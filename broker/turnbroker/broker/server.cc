@@ -102,9 +102,13 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     b->limiter_ = std::make_unique<RateLimiter>(
         options.max_publish_rate, options.max_publish_burst, clock);
   }
+  if (options.max_revoke_rate > 0) {
+    b->revoke_limiter_ = std::make_unique<RateLimiter>(
+        options.max_revoke_rate, options.max_revoke_burst, clock, "revokes", "--max-revoke-burst");
+  }
   b->service_ = std::make_unique<BrokerService>(
       b->store_.get(), hub, b->registry_.get(), TURNBROKER_VERSION, started,
-      b->limiter_.get());
+      b->limiter_.get(), b->revoke_limiter_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -51,6 +51,9 @@ struct BrokerOptions {
   // Published credentials per second per client (0: unlimited), and burst.
   double max_publish_rate = 0;
   double max_publish_burst = 0;
+  // Revoke calls per second per client (0: unlimited), and burst.
+  double max_revoke_rate = 1'000;
+  double max_revoke_burst = 10'000;
 };
 
 // /var/lib/turn-broker for root, else $XDG_STATE_HOME/turn-broker or
@@ -91,6 +94,7 @@ class BrokerServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<WatchHub> hub_;
   std::unique_ptr<RateLimiter> limiter_;
+  std::unique_ptr<RateLimiter> revoke_limiter_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   MetricsServer metrics_;

@@ -1,5 +1,6 @@
 #include "turnbroker/broker/service.h"
 
+#include "turnbroker/broker/refuse.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/log.h"
@@ -12,24 +13,88 @@ namespace {
 
 constexpr uint32_t kDefaultPageSize = 100;
 constexpr uint32_t kMaxPageSize = 1000;
+constexpr size_t kMaxExaminedPerPage = 10'000;
 
-// OK, or PERMISSION_DENIED naming what the method needs and what the peer's
-// certificate grants.
-absl::Status Authorize(grpc::CallbackServerContext* context, uint32_t needed,
-                       std::string_view method) {
-  auto auth = context->auth_context();
-  uint32_t roles = PeerRoles(*auth);
-  if (roles & needed) return absl::OkStatus();
-  return absl::PermissionDeniedError(
-      StrCat(method, " needs role ", RoleNames(needed), "; client '",
-             PeerIdentity(*auth), "' has ", RoleNames(roles)));
-}
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
-                               const absl::Status& status) {
+// Finishes a unary call; a refusal is logged with the caller.
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status,
+                               std::string_view method = {}) {
+  if (!status.ok() && !method.empty()) {
+    LogInfo("call refused")
+        .Kv("method", method)
+        .Kv("client", PeerOf(*context->auth_context()).name)
+        .Kv("peer", context->peer())
+        .Kv("error", status);
+  }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+absl::Status NoIssuerIdentity(const Peer& peer) {
+  return absl::PermissionDeniedError(
+      StrCat("client '", peer.name,
+             "' has no issuer identity: its certificate needs one URI SAN "
+             "urn:turnbroker:issuer:<id> or a CN of [A-Za-z0-9._:-] (docs/security.md)"));
+}
+
+absl::StatusOr<Peer> Authorize(grpc::CallbackServerContext* context, uint32_t needed,
+                               std::string_view method) {
+  Peer peer = PeerOf(*context->auth_context());
+  if (peer.roles & needed) return peer;
+  return absl::PermissionDeniedError(StrCat(method, " needs role ", RoleNames(needed),
+                                            "; client '", peer.name, "' has ",
+                                            RoleNames(peer.roles)));
+}
+
+absl::Status CheckPublishIssuers(const Peer& peer, const v1::PublishRequest& request) {
+  if (peer.roles & kRoleOperator) return absl::OkStatus();  // acts for any issuer
+  if (peer.issuer.empty()) return NoIssuerIdentity(peer);
+  for (int i = 0; i < request.credentials_size(); ++i) {
+    const std::string& issuer = request.credentials(i).issuer();
+    if (issuer != peer.issuer) {
+      return absl::PermissionDeniedError(
+          StrCat("credentials[", i, "].issuer: '", issuer, "' is not this client's issuer '",
+                 peer.issuer, "' (a publisher publishes under its own issuer only)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CheckRevokeIssuer(const Peer& peer, const v1::RevokeRequest& request,
+                                       const CredentialState& state) {
+  const v1::Selector& selector = request.selector();
+  if (peer.roles & kRoleOperator) {
+    // A username already revoked and not live: recording it again would only
+    // add an event and extend its tombstone.
+    if (selector.has_username() && state.Matching(selector).empty() &&
+        state.IsRevoked(selector.username().realm(), selector.username().username()))
+      return false;
+    return true;
+  }
+  if (peer.issuer.empty()) return NoIssuerIdentity(peer);
+  if (selector.has_issuer()) {
+    if (selector.issuer() != peer.issuer) {
+      return absl::PermissionDeniedError(
+          StrCat("selector.issuer: '", selector.issuer(), "' is not this client's issuer '",
+                 peer.issuer, "' (a publisher revokes its own credentials only)"));
+    }
+    return true;
+  }
+  // By username or subscriber: only credentials this publisher issued. A
+  // username is live under one issuer: another publisher cannot take it over
+  // between this check and the commit (a different key is ALREADY_EXISTS).
+  std::vector<RecordRef> matches = state.Matching(selector);
+  for (const RecordRef& r : matches) {
+    if (r->issuer() != peer.issuer) {
+      return absl::PermissionDeniedError(
+          StrCat(selector.has_username() ? "selector.username" : "selector.subscriber",
+                 ": matches a credential issued by '", r->issuer(), "', not by this client ('",
+                 peer.issuer, "'); only an operator revokes another issuer's credentials"));
+    }
+  }
+  // Nothing of this publisher's is live there: nothing to record (no event,
+  // no tombstone for a username nobody can tell is this client's).
+  return !matches.empty();
 }
 
 }  // namespace
@@ -53,7 +118,11 @@ struct BrokerService::Metrics {
     revoked = r->AddCounter("turnbroker_revoked_credentials_total",
                             "Live credentials removed by Revoke");
     rate_limited = r->AddCounter("turnbroker_rate_limited_total",
-                                 "Publish requests refused by the per-client rate limit");
+                                 "Requests refused by the per-client rate limits",
+                                 "method=\"publish\"");
+    revoke_rate_limited = r->AddCounter("turnbroker_rate_limited_total",
+                                        "Requests refused by the per-client rate limits",
+                                        "method=\"revoke\"");
     publish_streams_opened = r->AddCounter("turnbroker_publish_streams_opened_total",
                                            "PublishStream calls opened");
     publish_streams = r->AddGauge("turnbroker_publish_streams", "PublishStream calls open");
@@ -64,18 +133,20 @@ struct BrokerService::Metrics {
   Counter* credentials;
   Counter* revoked;
   Counter* rate_limited;
+  Counter* revoke_rate_limited;
   Counter* publish_streams_opened;
   Gauge* publish_streams;
 };
 
 BrokerService::BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
                              std::string version, int64_t started_at_ms,
-                             RateLimiter* limiter)
+                             RateLimiter* limiter, RateLimiter* revoke_limiter)
     : store_(store),
       hub_(hub),
       version_(std::move(version)),
       started_at_ms_(started_at_ms),
       limiter_(limiter),
+      revoke_limiter_(revoke_limiter),
       metrics_(std::make_unique<Metrics>(metrics)) {}
 
 BrokerService::~BrokerService() = default;
@@ -87,7 +158,7 @@ void BrokerService::Account(int method, int64_t start_us, const absl::StatusOr<R
   if (!r.ok()) {
     metrics_->failed[method]->Inc();
     LogInfo(method == 0 ? "publish refused" : "revoke refused")
-        .Kv("peer", peer)
+        .Kv("client", peer)
         .Kv("error", r.status());
     return;
   }
@@ -96,6 +167,11 @@ void BrokerService::Account(int method, int64_t start_us, const absl::StatusOr<R
     metrics_->credentials->Inc(r->applied());
   } else {
     metrics_->revoked->Inc(r->revoked());
+    // Every revocation is on record with who asked for it.
+    LogInfo("revoked")
+        .Kv("client", peer)
+        .Kv("revision", r->revision())
+        .Kv("revoked", r->revoked());
   }
 }
 
@@ -108,13 +184,18 @@ void BrokerService::CountPublishStream(int delta) {
 template void BrokerService::Account<v1::PublishResponse>(
     int, int64_t, const absl::StatusOr<v1::PublishResponse>&, const std::string&);
 
+std::string BrokerService::CallerName(grpc::CallbackServerContext* context, const Peer& peer) {
+  return StrCat(peer.name, " ", context->peer());
+}
+
 // Finishes a write call once the store answered; counts and logs it.
 template <typename Response>
 std::function<void(absl::StatusOr<Response>)> BrokerService::Answer(
     grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
     Response* response, int method) {
   return [this, reactor, response, method, start = MonotonicMicros(),
-          peer = context->peer()](absl::StatusOr<Response> r) {
+          peer = CallerName(context, PeerOf(*context->auth_context()))](
+             absl::StatusOr<Response> r) {
     Account(method, start, r, peer);
     if (!r.ok()) {
       reactor->Finish(ToGrpcStatus(r.status()));
@@ -125,32 +206,36 @@ std::function<void(absl::StatusOr<Response>)> BrokerService::Answer(
   };
 }
 
-std::string BrokerService::ClientKey(grpc::CallbackServerContext* context) {
-  auto auth = context->auth_context();
-  if (auth->IsPeerAuthenticated()) return PeerIdentity(*auth);
+std::string BrokerService::ClientKey(grpc::CallbackServerContext* context, const Peer& peer) {
+  if (!peer.plaintext) return peer.name;
   // Plaintext peers are told apart by address, not port.
-  std::string peer = context->peer();
-  return peer.substr(0, peer.rfind(':'));
+  std::string address = context->peer();
+  return address.substr(0, address.rfind(':'));
 }
 
 absl::Status BrokerService::Limit(const std::string& client, int credentials) {
   if (!limiter_) return absl::OkStatus();
   absl::Status s = limiter_->Take(client, credentials);
-  if (!s.ok()) {
-    metrics_->failed[0]->Inc();
-    metrics_->rate_limited->Inc();
-  }
+  // Counted in turnbroker_requests_total by Account, like every answer.
+  if (!s.ok()) metrics_->rate_limited->Inc();
   return s;
+}
+
+absl::Status BrokerService::CheckPublish(const Peer& peer, const std::string& client,
+                                         const v1::PublishRequest& request) {
+  if (auto s = CheckPublishIssuers(peer, request); !s.ok()) return s;
+  return Limit(client, request.credentials_size());
 }
 
 grpc::ServerUnaryReactor* BrokerService::Publish(
     grpc::CallbackServerContext* context, const v1::PublishRequest* request,
     v1::PublishResponse* response) {
-  if (auto s = Authorize(context, kRolePublisher, "Publish"); !s.ok())
+  int64_t start = MonotonicMicros();
+  auto peer = Authorize(context, kRolePublisher, "Publish");
+  if (!peer.ok()) return Done(context, peer.status(), "Publish");
+  if (auto s = CheckPublish(*peer, ClientKey(context, *peer), *request); !s.ok()) {
+    Account(0, start, absl::StatusOr<v1::PublishResponse>(s), CallerName(context, *peer));
     return Done(context, s);
-  if (limiter_) {
-    if (auto s = Limit(ClientKey(context), request->credentials_size()); !s.ok())
-      return Done(context, s);
   }
   // DefaultReactor() constructs the reactor: call it once.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -160,16 +245,48 @@ grpc::ServerUnaryReactor* BrokerService::Publish(
 
 grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
 BrokerService::PublishStream(grpc::CallbackServerContext* context) {
-  if (auto s = Authorize(context, kRolePublisher, "PublishStream"); !s.ok())
-    return RefuseStream(s);
-  return OpenPublishStream(context);
+  auto peer = Authorize(context, kRolePublisher, "PublishStream");
+  if (!peer.ok()) {
+    LogInfo("call refused")
+        .Kv("method", "PublishStream")
+        .Kv("client", CallerName(context, PeerOf(*context->auth_context())))
+        .Kv("error", peer.status());
+    return Refuse<grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>>(
+        peer.status());
+  }
+  return OpenPublishStream(context, *std::move(peer));
 }
 
 grpc::ServerUnaryReactor* BrokerService::Revoke(
     grpc::CallbackServerContext* context, const v1::RevokeRequest* request,
     v1::RevokeResponse* response) {
-  if (auto s = Authorize(context, kRolePublisher, "Revoke"); !s.ok())
+  int64_t start = MonotonicMicros();
+  auto peer = Authorize(context, kRolePublisher, "Revoke");
+  if (!peer.ok()) return Done(context, peer.status(), "Revoke");
+  const std::string caller = CallerName(context, *peer);
+  auto refuse = [&](const absl::Status& s) {
+    Account(1, start, absl::StatusOr<v1::RevokeResponse>(s), caller);
     return Done(context, s);
+  };
+  if (auto s = ValidateSelector(request->selector(), "selector"); !s.ok()) return refuse(s);
+  if (revoke_limiter_) {
+    if (auto s = revoke_limiter_->Take(ClientKey(context, *peer), 1); !s.ok()) {
+      metrics_->revoke_rate_limited->Inc();
+      return refuse(s);
+    }
+  }
+  auto record = CheckRevokeIssuer(*peer, *request, store_->state());
+  if (!record.ok()) return refuse(record.status());
+  if (!*record) {
+    // Nothing to revoke that this caller may revoke, and nothing worth
+    // recording: answered from the state, no event.
+    const CredentialState& state = store_->state();
+    response->set_epoch(state.epoch());
+    response->set_revision(state.head());
+    response->set_revoked(0);
+    Account(1, start, absl::StatusOr<v1::RevokeResponse>(*response), caller);
+    return Done(context, absl::OkStatus());
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->Revoke(request, Answer(context, reactor, response, 1));
   return reactor;
@@ -177,12 +294,12 @@ grpc::ServerUnaryReactor* BrokerService::Revoke(
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::Watch(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
-  if (auto s = Authorize(context, kRoleSubscriber | kRoleOperator, "Watch"); !s.ok()) {
-    struct Refused : grpc::ServerWriteReactor<grpc::ByteBuffer> {
-      explicit Refused(grpc::Status s) { Finish(std::move(s)); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(ToGrpcStatus(s));
+  if (auto peer = Authorize(context, kRoleSubscriber | kRoleOperator, "Watch"); !peer.ok()) {
+    LogInfo("call refused")
+        .Kv("method", "Watch")
+        .Kv("client", CallerName(context, PeerOf(*context->auth_context())))
+        .Kv("error", peer.status());
+    return Refuse<grpc::ServerWriteReactor<grpc::ByteBuffer>>(peer.status());
   }
   return hub_->Open(context, request);
 }
@@ -190,8 +307,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::Watch(
 grpc::ServerUnaryReactor* BrokerService::Get(grpc::CallbackServerContext* context,
                                              const v1::GetRequest* request,
                                              v1::GetResponse* response) {
-  if (auto s = Authorize(context, kRoleOperator | kRolePublisher, "Get"); !s.ok())
-    return Done(context, s);
+  if (auto p = Authorize(context, kRoleOperator | kRolePublisher, "Get"); !p.ok())
+    return Done(context, p.status(), "Get");
   const v1::CredentialRef& ref = request->ref();
   if (auto s = ValidateUsername(ref.username(), "ref.username"); !s.ok())
     return Done(context, s);
@@ -217,8 +334,8 @@ grpc::ServerUnaryReactor* BrokerService::Get(grpc::CallbackServerContext* contex
 grpc::ServerUnaryReactor* BrokerService::List(grpc::CallbackServerContext* context,
                                               const v1::ListRequest* request,
                                               v1::ListResponse* response) {
-  if (auto s = Authorize(context, kRoleOperator | kRolePublisher, "List"); !s.ok())
-    return Done(context, s);
+  if (auto p = Authorize(context, kRoleOperator | kRolePublisher, "List"); !p.ok())
+    return Done(context, p.status(), "List");
   if (!request->realm().empty()) {
     if (auto s = ValidateRealm(request->realm(), "realm"); !s.ok()) return Done(context, s);
   }
@@ -241,8 +358,10 @@ grpc::ServerUnaryReactor* BrokerService::List(grpc::CallbackServerContext* conte
   uint32_t page = request->page_size() ? request->page_size() : kDefaultPageSize;
   std::vector<RecordRef> records;
   const CredentialState& state = store_->state();
+  // The live set is examined a bounded chunk at a time under the state's
+  // read lock, whatever the filters: a page may be short.
   Revision next = state.Scan(
-      after, page, page * 64,
+      after, page, kMaxExaminedPerPage,
       [request](const Record& r) {
         return (request->realm().empty() || r.realm() == request->realm()) &&
                (request->subscriber().empty() || r.subscriber() == request->subscriber()) &&
@@ -262,7 +381,8 @@ grpc::ServerUnaryReactor* BrokerService::List(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context,
                                                    const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
-  if (auto s = Authorize(context, kAllRoles, "GetStatus"); !s.ok()) return Done(context, s);
+  if (auto p = Authorize(context, kAllRoles, "GetStatus"); !p.ok())
+    return Done(context, p.status(), "GetStatus");
   StateStats stats = store_->state().stats();
   response->set_epoch(store_->state().epoch());
   response->set_revision(stats.head);

@@ -1,6 +1,8 @@
-// The CredentialBroker gRPC service: checks the caller's role, hands writes
-// to the store, serves reads from its state and Watch from the hub. Errors
-// become grpc::Status here and nowhere else.
+// The CredentialBroker gRPC service: checks the caller's role and, for a
+// publisher, that it acts under its own issuer identity (docs/security.md);
+// hands writes to the store, serves reads from its state and Watch from the
+// hub. Every refused call and every Revoke is logged with the caller.
+// Errors are absl::Status until common/status.h makes them gRPC's.
 #ifndef TURNBROKER_BROKER_SERVICE_H_
 #define TURNBROKER_BROKER_SERVICE_H_
 
@@ -13,6 +15,7 @@
 #include "turnbroker/broker/store.h"
 #include "turnbroker/broker/watch.h"
 #include "turnbroker/common/metrics.h"
+#include "turnbroker/common/tls.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
 
 namespace turnbroker::broker {
@@ -23,10 +26,11 @@ using ServiceBase = v1::CredentialBroker::WithRawCallbackMethod_Watch<
 
 class BrokerService final : public ServiceBase {
  public:
-  // `limiter` may be null (no limit).
+  // `limiter` (published credentials) and `revoke_limiter` (Revoke calls)
+  // may be null (no limit).
   BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
                 std::string version, int64_t started_at_ms,
-                RateLimiter* limiter = nullptr);
+                RateLimiter* limiter = nullptr, RateLimiter* revoke_limiter = nullptr);
   ~BrokerService() override;
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
@@ -65,9 +69,7 @@ class BrokerService final : public ServiceBase {
       Response* response, int method);
   // PublishStream after its role check (publish_stream.cc).
   grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>* OpenPublishStream(
-      grpc::CallbackServerContext* context);
-  static grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
-  RefuseStream(const absl::Status& status);
+      grpc::CallbackServerContext* context, Peer peer);
   // A PublishStream opened (+1) or done (-1): turnbroker_publish_streams
   // (open now) and turnbroker_publish_streams_opened_total.
   void CountPublishStream(int delta);
@@ -75,15 +77,22 @@ class BrokerService final : public ServiceBase {
   template <typename Response>
   void Account(int method, int64_t start_us, const absl::StatusOr<Response>& r,
               const std::string& peer);
-  // Who the rate limit counts a publisher as, and its check.
-  static std::string ClientKey(grpc::CallbackServerContext* context);
+  // Who the rate limit counts a client as, and the publish limit's check.
+  static std::string ClientKey(grpc::CallbackServerContext* context, const Peer& peer);
   absl::Status Limit(const std::string& client, int credentials);
+  // What a publish must pass before the store: the issuer binding, then the
+  // rate limit. Unary and streamed publishes alike.
+  absl::Status CheckPublish(const Peer& peer, const std::string& client,
+                            const v1::PublishRequest& request);
+  // "<certificate name> <address>", for logs.
+  static std::string CallerName(grpc::CallbackServerContext* context, const Peer& peer);
 
   Store* const store_;
   WatchHub* const hub_;
   const std::string version_;
   const int64_t started_at_ms_;
   RateLimiter* const limiter_;
+  RateLimiter* const revoke_limiter_;
   std::unique_ptr<Metrics> metrics_;
   std::mutex streams_mu_;
   std::unordered_set<PublishStreamReactor*> streams_;  // guarded by streams_mu_

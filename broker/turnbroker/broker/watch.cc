@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "turnbroker/broker/refuse.h"
 #include "turnbroker/broker/wire.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/log.h"
@@ -15,14 +16,11 @@ namespace {
 using Marker = v1::WatchResponse::Marker;
 using Reason = v1::WatchResponse::SnapshotReason;
 
-// WatchResponse field numbers (proto/turnbroker/v1/broker.proto).
-enum : uint32_t {
-  kEvents = 1,
-  kRevision = 2,
-  kEpoch = 3,
-  kMarker = 4,
-  kSnapshotReason = 5,
-};
+constexpr uint32_t kEvents = v1::WatchResponse::kEventsFieldNumber;
+constexpr uint32_t kRevision = v1::WatchResponse::kRevisionFieldNumber;
+constexpr uint32_t kEpoch = v1::WatchResponse::kEpochFieldNumber;
+constexpr uint32_t kMarker = v1::WatchResponse::kMarkerFieldNumber;
+constexpr uint32_t kSnapshotReason = v1::WatchResponse::kSnapshotReasonFieldNumber;
 
 // Idle streams are checked for a PROGRESS marker this often (the hub
 // thread's only job; new revisions are pushed by Notify).
@@ -44,6 +42,16 @@ const char* ReasonName(Reason reason) {
 
 absl::Status ValidateWatchRequest(const v1::WatchRequest& r,
                                   const WatchOptions& options) {
+  // Bounded before anything walks them: a stream's filter is consulted for
+  // every event, on the commit thread.
+  if (static_cast<size_t>(r.realms_size()) > kMaxWatchRealms) {
+    return absl::InvalidArgumentError(StrCat("realms: ", r.realms_size(),
+                                             " entries, at most ", kMaxWatchRealms));
+  }
+  if (static_cast<size_t>(r.kinds_size()) > kMaxWatchKinds) {
+    return absl::InvalidArgumentError(
+        StrCat("kinds: ", r.kinds_size(), " entries, at most ", kMaxWatchKinds));
+  }
   for (int i = 0; i < r.realms_size(); ++i) {
     if (auto s = ValidateRealm(r.realms(i), StrCat("realms[", i, "]")); !s.ok())
       return s;
@@ -112,6 +120,9 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     for (int k : request_.kinds())
       if (k == v1::RECORD_KIND_LONG_TERM_CREDENTIAL) wants_credentials_ = true;
     if (request_.kinds().empty()) wants_credentials_ = true;
+    // A hash set: Wants() runs for every event, often on the commit thread,
+    // and must not cost more for a longer (client-chosen) list.
+    realms_.insert(request_.realms().begin(), request_.realms().end());
   }
 
   // Decides where the stream starts. Called once, before it is shared
@@ -148,13 +159,24 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   // Sends the next frame if none is in flight and there is one to send.
-  void Pump() {
+  // True if the stream has more to do than one call does (a snapshot whose
+  // last chunk of the live set held nothing for it): pump it again soon.
+  bool Pump() {
     std::lock_guard<std::mutex> lock(mu_);
+    return PumpLocked();
+  }
+
+  // For a new head revision, on the commit thread: live streams only. A
+  // stream in a snapshot walks the live set on the hub thread or after its
+  // own writes, never on the thread that commits.
+  void PumpLive() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (begin_pending_ || scanning_) return;
     PumpLocked();
   }
 
   // Ends the stream (broker shutting down).
-  void Close(grpc::Status status) {
+  void Close(absl::Status status) {
     std::lock_guard<std::mutex> lock(mu_);
     FinishLocked(std::move(status));
   }
@@ -170,7 +192,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       return;
     }
     if (!ok) {
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      FinishLocked(absl::UnavailableError("write failed"));
       return;
     }
     PumpLocked();
@@ -178,7 +200,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(mu_);
-    FinishLocked(grpc::Status::CANCELLED);
+    FinishLocked(absl::CancelledError("cancelled"));
   }
 
   void OnDone() override {
@@ -194,9 +216,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  private:
   bool Wants(const Record& r) const {
     if (!wants_credentials_) return false;
-    if (!request_.realms().empty() &&
-        std::find(request_.realms().begin(), request_.realms().end(),
-                  r.realm()) == request_.realms().end())
+    std::string_view realm = r.realm();
+    if (!realms_.empty() && !realms_.contains(absl::string_view(realm.data(), realm.size())))
       return false;
     if (r.scoped() && !request_.all_scopes() &&
         (request_.farm().empty() || !r.HasScope(request_.farm())))
@@ -265,7 +286,12 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
                            v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
         return true;
       }
-      if (scanning_) return BuildFrameLocked(out);  // examined, none wanted
+      // A chunk examined, none wanted: the next one on the next pump, so no
+      // call walks more than one chunk, whatever the filter lets through.
+      if (scanning_) {
+        more_ = true;
+        return false;
+      }
     }
     // Replay or live: events after cursor_.
     auto read = state_.VisitHistory(cursor_, [&](const Change& c) {
@@ -316,20 +342,21 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     return false;
   }
 
-  void PumpLocked() {
-    if (writing_ || finishing_) return;
+  bool PumpLocked() {
+    if (writing_ || finishing_) return false;
     std::string bytes;
     events_in_frame_ = 0;
+    more_ = false;
     bool built = BuildFrameLocked(&bytes);
     // The store replaced the state (a Redis dataset with a new epoch): what
     // was read may belong to either; the watcher resumes elsewhere or here
     // and gets a snapshot of the new epoch (docs/architecture.md).
     if (state_.generation() != generation_) {
-      FinishLocked(ToGrpcStatus(absl::UnavailableError(
-          "the store's dataset changed (new epoch); reconnect and resync")));
-      return;
+      FinishLocked(absl::UnavailableError(
+          "the store's dataset changed (new epoch); reconnect and resync"));
+      return false;
     }
-    if (!built) return;
+    if (!built) return more_;
     hub_->metrics_->frames->Inc();
     hub_->metrics_->events->Inc(events_in_frame_);
     hub_->metrics_->bytes->Inc(bytes.size());
@@ -338,9 +365,10 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     frame_ = ToByteBuffer(std::move(bytes));
     writing_ = true;
     StartWrite(&frame_);
+    return false;
   }
 
-  void FinishLocked(grpc::Status status) {
+  void FinishLocked(absl::Status status) {
     if (finishing_) return;
     finishing_ = true;
     status_ = std::move(status);
@@ -352,7 +380,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   void DoFinishLocked() {
     pending_finish_ = false;
-    Finish(status_);
+    Finish(ToGrpcStatus(status_));
   }
 
   WatchHub* const hub_;
@@ -362,13 +390,15 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const int64_t progress_interval_ms_;
   bool wants_credentials_ = false;
   uint64_t generation_ = 0;  // the state's, at Start()
+  absl::flat_hash_set<std::string> realms_;  // request_.realms(); empty: all
 
   std::mutex mu_;
   grpc::ByteBuffer frame_;
   bool writing_ = false;
   bool finishing_ = false;
   bool pending_finish_ = false;
-  grpc::Status status_;
+  bool more_ = false;  // set by BuildFrameLocked: pump again soon
+  absl::Status status_;
   // Where the stream is.
   bool begin_pending_ = false;  // SNAPSHOT_BEGIN is next
   Reason reason_ = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
@@ -382,17 +412,6 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   size_t events_in_frame_ = 0;
   uint64_t events_sent_ = 0;
 };
-
-namespace {
-
-// A reactor that only reports an error.
-class FailedWatch : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
- public:
-  explicit FailedWatch(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
-}  // namespace
 
 WatchHub::WatchHub(const CredentialState& state, WatchOptions options,
                    MetricsRegistry* metrics)
@@ -423,32 +442,30 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
     for (const auto& s : slices)
       bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
+  using Reactor = grpc::ServerWriteReactor<grpc::ByteBuffer>;
   if (!parsed.ParseFromString(bytes)) {
-    return new FailedWatch(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     "request: not a turnbroker.v1.WatchRequest"));
+    return Refuse<Reactor>(
+        absl::InvalidArgumentError("request: not a turnbroker.v1.WatchRequest"));
   }
   if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
-    return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                        std::string(s.message())));
+    LogInfo("watch refused").Kv("peer", context->peer()).Kv("error", s);
+    return Refuse<Reactor>(s);
   }
   auto* stream = new WatchStream(
       this, std::move(parsed),
-      StrCat(context->peer(), " ", PeerIdentity(*context->auth_context())));
+      StrCat(context->peer(), " ", PeerOf(*context->auth_context()).name));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    grpc::Status refused;
+    absl::Status refused;
     if (stopping_) {
-      refused = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                             "broker is shutting down");
+      refused = absl::UnavailableError("broker is shutting down");
     } else if (streams_.size() >= options_.max_watchers) {
-      refused = grpc::Status(
-          grpc::StatusCode::RESOURCE_EXHAUSTED,
+      refused = absl::ResourceExhaustedError(
           StrCat("too many watchers (", options_.max_watchers, ")"));
     }
     if (!refused.ok()) {
       delete stream;
-      return new FailedWatch(refused);
+      return Refuse<Reactor>(refused);
     }
     // The cursor is set before the stream is visible: Notify() and Loop()
     // pump every stream in streams_, and must never see one at cursor 0
@@ -466,7 +483,7 @@ void WatchHub::Notify() {
   // Pump here, on the committing thread: a thread hop per commit costs more
   // than building the frames (context switches are dear on small VMs).
   std::lock_guard<std::mutex> lock(mu_);
-  for (WatchStream* s : streams_) s->Pump();
+  for (WatchStream* s : streams_) s->PumpLive();
 }
 
 void WatchHub::Remove(WatchStream* stream) {
@@ -477,12 +494,16 @@ void WatchHub::Remove(WatchStream* stream) {
 
 void WatchHub::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
+  bool more = false;
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(kTickMs),
+    // Snapshots in progress go on at once (the wait still lets Open, Remove
+    // and Notify take the mutex); otherwise a tick for PROGRESS markers.
+    cv_.wait_for(lock, std::chrono::milliseconds(more ? 0 : kTickMs),
                  [this] { return stopping_; });
     if (stopping_) break;
+    more = false;
     // Streams cannot be removed (OnDone) while mu_ is held.
-    for (WatchStream* s : streams_) s->Pump();
+    for (WatchStream* s : streams_) more |= s->Pump();
   }
 }
 
@@ -491,8 +512,7 @@ void WatchHub::Shutdown() {
   if (!stopping_) {
     stopping_ = true;
     for (WatchStream* s : streams_) {
-      s->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            "broker is shutting down; reconnect and resume"));
+      s->Close(absl::UnavailableError("broker is shutting down; reconnect and resume"));
     }
   }
   cv_.notify_all();

@@ -21,11 +21,17 @@
 #include <thread>
 #include <unordered_set>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "turnbroker/broker/state.h"
 #include "turnbroker/common/metrics.h"
 
 namespace turnbroker::broker {
+
+// Bounds on a WatchRequest's lists (INVALID_ARGUMENT beyond). A TURN farm
+// serves a few realms; kinds has four values.
+inline constexpr size_t kMaxWatchRealms = 1'000;
+inline constexpr size_t kMaxWatchKinds = 16;
 
 struct WatchOptions {
   int64_t default_progress_interval_ms = 5'000;
@@ -48,9 +54,11 @@ class WatchHub {
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request);
 
-  // A new head revision was committed: streams with no write in flight build
-  // and start their next frame, on the calling thread (the commit thread: a
-  // thread hop per commit costs more than building eight frames).
+  // A new head revision was committed: live streams with no write in flight
+  // build and start their next frame, on the calling thread (the commit
+  // thread: a thread hop per commit costs more than building eight frames).
+  // Streams in a snapshot are left to the hub thread and their own writes,
+  // so a snapshot's walk of the live set never runs on the commit thread.
   void Notify();
 
   // Finishes every stream with UNAVAILABLE ("reconnect") and refuses new

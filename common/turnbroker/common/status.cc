@@ -13,9 +13,19 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return FromCodeNumber(static_cast<int32_t>(status.error_code()), status.error_message());
+}
+
+int32_t ToCodeNumber(const absl::Status& status) { return static_cast<int32_t>(status.code()); }
+
+absl::Status FromCodeNumber(int32_t code, std::string_view message) {
+  if (code == 0) return absl::OkStatus();
+  // google.rpc.Code runs 1..16 (UNAUTHENTICATED).
+  if (code < 1 || code > static_cast<int32_t>(absl::StatusCode::kUnauthenticated)) {
+    return absl::UnknownError(StrCat("status code ", code, ": ", message));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      absl::string_view(message.data(), message.size()));
 }
 
 std::string StatusLine(const absl::Status& status) {

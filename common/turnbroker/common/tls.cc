@@ -1,9 +1,18 @@
 #include "turnbroker/common/tls.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "turnbroker/common/credential.h"
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker {
@@ -50,6 +59,35 @@ uint32_t RoleFromName(std::string_view name) {
   return 0;
 }
 
+constexpr std::string_view kRoleUriPrefix = "urn:turnbroker:role:";
+constexpr std::string_view kIssuerUriPrefix = "urn:turnbroker:issuer:";
+
+std::string_view Asn1View(const ASN1_STRING* s) {
+  if (!s) return {};
+  return {reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+          static_cast<size_t>(ASN1_STRING_length(s))};
+}
+
+// A connection's certificate is the same on every call: parse it once. The
+// cache holds only certificates the CA signed (gRPC verified them), and is
+// emptied when it reaches kMaxCachedCertificates.
+constexpr size_t kMaxCachedCertificates = 1'024;
+
+CertificateClaims CachedClaims(std::string_view pem) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* cache = new absl::flat_hash_map<std::string, CertificateClaims>;
+  {
+    absl::MutexLock lock(&mu);
+    if (auto it = cache->find(absl::string_view(pem.data(), pem.size())); it != cache->end())
+      return it->second;
+  }
+  CertificateClaims claims = ParseCertificateClaims(pem).value_or(CertificateClaims{});
+  absl::MutexLock lock(&mu);
+  if (cache->size() >= kMaxCachedCertificates) cache->clear();
+  cache->emplace(std::string(pem), claims);
+  return claims;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
@@ -76,39 +114,90 @@ MakeChannelCredentials(const TlsFiles& files) {
   return grpc::SslCredentials(options);
 }
 
-uint32_t PeerRoles(const grpc::AuthContext& context) {
+absl::StatusOr<CertificateClaims> ParseCertificateClaims(std::string_view pem) {
+  if (pem.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError("certificate: too large");
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  if (!bio) return absl::ResourceExhaustedError("certificate: out of memory");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("certificate: not a PEM X.509 certificate");
+  }
+  CertificateClaims claims;
+  std::vector<std::string> issuers;
+  // URI SANs.
+  std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)> sans(
+      static_cast<GENERAL_NAMES*>(
+          X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)),
+      [](GENERAL_NAMES* n) { GENERAL_NAMES_free(n); });
+  for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
+    if (name->type != GEN_URI) continue;
+    std::string_view uri = Asn1View(name->d.uniformResourceIdentifier);
+    if (uri.starts_with(kRoleUriPrefix)) {
+      claims.roles |= RoleFromName(uri.substr(kRoleUriPrefix.size()));
+    } else if (uri.starts_with(kIssuerUriPrefix)) {
+      issuers.emplace_back(uri.substr(kIssuerUriPrefix.size()));
+    }
+  }
+  // Subject attributes, one entry at a time.
+  const X509_NAME* subject = X509_get_subject_name(cert.get());
+  std::vector<std::string> common_names;
+  for (int i = 0; subject && i < X509_NAME_entry_count(subject); ++i) {
+    const X509_NAME_ENTRY* entry = X509_NAME_get_entry(subject, i);
+    int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
+    std::string_view value = Asn1View(X509_NAME_ENTRY_get_data(entry));
+    if (nid == NID_organizationalUnitName) claims.roles |= RoleFromName(value);
+    if (nid == NID_commonName) common_names.emplace_back(value);
+  }
+  if (common_names.size() == 1) claims.common_name = common_names.front();
+  if (issuers.size() == 1) {
+    if (ValidateIssuer(issuers.front(), "issuer").ok()) claims.issuer = issuers.front();
+  } else if (issuers.empty() && !claims.common_name.empty() &&
+             ValidateIssuer(claims.common_name, "issuer").ok()) {
+    claims.issuer = claims.common_name;
+  }
+  return claims;
+}
+
+absl::StatusOr<CertificateClaims> ReadCertificateClaims(const std::string& path,
+                                                        std::string_view flag) {
+  auto pem = ReadPem(path, flag);
+  if (!pem.ok()) return pem.status();
+  auto claims = ParseCertificateClaims(*pem);
+  if (!claims.ok()) {
+    return absl::InvalidArgumentError(StrCat(flag, ": '", path, "': ", claims.status().message()));
+  }
+  return claims;
+}
+
+Peer PeerOf(const grpc::AuthContext& context) {
+  Peer peer;
   if (!context.IsPeerAuthenticated()) {
     // A TLS server requires and verifies client certificates, so an
     // unauthenticated peer is a plaintext one: development mode.
     auto type = context.FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
     bool tls = !type.empty() && std::string_view(type.front().data(), type.front().size()) ==
                                     GRPC_SSL_TRANSPORT_SECURITY_TYPE;
-    return tls ? 0u : static_cast<uint32_t>(kAllRoles);
+    peer.plaintext = !tls;
+    peer.roles = tls ? 0u : static_cast<uint32_t>(kAllRoles);
+    peer.name = tls ? "unnamed" : "plaintext";
+    return peer;
   }
-  uint32_t roles = 0;
-  for (const auto& uri : context.FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME)) {
-    std::string_view v(uri.data(), uri.size());
-    constexpr std::string_view kPrefix = "urn:turnbroker:role:";
-    if (v.starts_with(kPrefix)) roles |= RoleFromName(v.substr(kPrefix.size()));
+  auto pems = context.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  CertificateClaims claims;
+  if (!pems.empty()) {
+    std::string_view pem(pems.front().data(), pems.front().size());
+    claims = CachedClaims(pem);
   }
-  for (const auto& subject : context.FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME)) {
-    // e.g. "CN=pcscf-1,OU=publisher,O=Example"
-    std::string_view rest(subject.data(), subject.size());
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      std::string_view part = rest.substr(0, comma);
-      rest = comma == rest.npos ? std::string_view() : rest.substr(comma + 1);
-      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-      if (part.starts_with("OU=")) roles |= RoleFromName(part.substr(3));
-    }
-  }
-  return roles;
-}
-
-std::string PeerIdentity(const grpc::AuthContext& context) {
-  auto cn = context.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
-  if (!cn.empty()) return std::string(cn.front().data(), cn.front().size());
-  return context.IsPeerAuthenticated() ? "unnamed" : "plaintext";
+  peer.roles = claims.roles;
+  peer.issuer = std::move(claims.issuer);
+  peer.name = claims.common_name.empty() ? "unnamed" : std::move(claims.common_name);
+  return peer;
 }
 
 std::string RoleNames(uint32_t roles) {

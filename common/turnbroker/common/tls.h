@@ -1,10 +1,15 @@
-// mTLS for every gRPC hop, and the roles a client certificate carries.
+// mTLS for every gRPC hop, and the roles and identity a client certificate
+// carries.
 //
 // A role is named in the client certificate, either as a URI SAN
-// "urn:turnbroker:role:<role>" (preferred; several allowed) or as the
-// subject's OU=<role>. Roles: publisher (eP-CSCF: Publish, Revoke, and what
-// an operator may do), subscriber (TURN side: Watch, GetStatus), operator
-// (Get, List, Watch, GetStatus). See docs/security.md.
+// "urn:turnbroker:role:<role>" (preferred; several allowed) or as an OU
+// attribute of the subject. Roles: publisher (eP-CSCF: Publish, Revoke, and
+// Get, List, GetStatus), subscriber (TURN side: Watch, GetStatus), operator
+// (Get, List, Watch, GetStatus, and Publish/Revoke under any issuer when
+// also a publisher). A publisher's identity, the issuer id it may publish and
+// revoke under, is its URI SAN "urn:turnbroker:issuer:<id>", or else the
+// subject's common name. Everything is read from the parsed certificate
+// (OpenSSL), never from a printed subject string. See docs/security.md.
 #ifndef TURNBROKER_COMMON_TLS_H_
 #define TURNBROKER_COMMON_TLS_H_
 
@@ -46,11 +51,39 @@ enum Role : uint32_t {
   kAllRoles = 7,
 };
 
-// The roles of the peer of a call. A plaintext peer (development mode) has
-// every role; a TLS peer has the roles its certificate names.
-uint32_t PeerRoles(const grpc::AuthContext& context);
-// The peer's identity for logs: the certificate CN, or "plaintext".
-std::string PeerIdentity(const grpc::AuthContext& context);
+// What a client certificate grants.
+struct CertificateClaims {
+  uint32_t roles = 0;
+  // The issuer id this client publishes and revokes under: the one URI SAN
+  // urn:turnbroker:issuer:<id>, else the subject's one CN if it is a valid
+  // issuer id ([A-Za-z0-9._:-], see ValidateIssuer). Empty: none (several
+  // issuer SANs, or several CNs, are ambiguous and give none).
+  std::string issuer;
+  // For logs: the subject's CN ("" if none or several).
+  std::string common_name;
+};
+
+// Parses a PEM certificate's X.509 fields: URI SANs and the subject's
+// attributes, each as its own value (a ',' or "OU=" inside a CN or an O is
+// part of that value, not a new attribute). INVALID_ARGUMENT if it is not
+// a PEM certificate. Outside input: safe on any bytes.
+absl::StatusOr<CertificateClaims> ParseCertificateClaims(std::string_view pem);
+// The same for the first certificate of a PEM file (a client's own
+// --tls-cert, e.g. to name its issuer after it). Errors name `flag`.
+absl::StatusOr<CertificateClaims> ReadCertificateClaims(const std::string& path,
+                                                        std::string_view flag);
+
+// The peer of a call, from its auth context.
+struct Peer {
+  // A plaintext peer (development mode) has every role and acts as an
+  // operator; a TLS peer has what its certificate names.
+  uint32_t roles = 0;
+  std::string issuer;  // see CertificateClaims::issuer
+  // For logs and errors: the certificate CN, "unnamed", or "plaintext".
+  std::string name;
+  bool plaintext = false;
+};
+Peer PeerOf(const grpc::AuthContext& context);
 std::string RoleNames(uint32_t roles);
 
 // Whether a listen host is loopback ("127.0.0.1", "::1", "localhost").

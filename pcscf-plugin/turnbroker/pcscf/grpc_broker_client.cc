@@ -344,8 +344,7 @@ class GrpcBrokerClient final : public BrokerClient {
     absl::StatusOr<v1::PublishResponse> result =
         s->read.code() == 0
             ? absl::StatusOr<v1::PublishResponse>(std::move(*s->read.mutable_response()))
-            : FromGrpcStatus(
-                  grpc::Status(static_cast<grpc::StatusCode>(s->read.code()), s->read.message()));
+            : FromCodeNumber(s->read.code(), s->read.message());
     Callback<v1::PublishResponse> done;
     {
       std::lock_guard lock(mu_);

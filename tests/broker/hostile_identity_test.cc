@@ -1,0 +1,152 @@
+// Hostile peers with real certificates against the real turn-broker binary
+// (docs/security.md#broker): subjects forged to print like a role, and
+// publishers acting under another eP-CSCF's issuer.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "broker_client.h"
+#include "broker_process.h"
+#include "pki.h"
+#include "turnbroker/common/channel.h"
+
+namespace turnbroker::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class HostileIdentityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(MakeTestPki(dir_.path(), &pki_, &error)) << error;
+    broker_ = std::make_unique<BrokerProcess>(
+        dir_, std::vector<std::string>{"--ephemeral", "--tls-cert", pki_.Cert("server"),
+                                       "--tls-key", pki_.Key("server"), "--tls-ca", pki_.ca});
+  }
+
+  BrokerClient Client(const std::string& who) {
+    ChannelOptions o(broker_->address());
+    o.tls = {pki_.Cert(who), pki_.Key(who), pki_.ca};
+    auto ch = MakeChannel(o);
+    EXPECT_TRUE(ch.ok()) << ch.status();
+    return BrokerClient(*ch);
+  }
+
+  static v1::Credential Cred(const std::string& username, const std::string& issuer) {
+    v1::Credential c = TestCredential(username);
+    c.set_issuer(issuer);
+    return c;
+  }
+
+  grpc::Status RevokeBy(BrokerClient& client, const std::string& field, const std::string& value,
+                        v1::RevokeResponse* out = nullptr) {
+    v1::RevokeRequest req;
+    if (field == "issuer") req.mutable_selector()->set_issuer(value);
+    if (field == "subscriber") req.mutable_selector()->set_subscriber(value);
+    if (field == "username") req.mutable_selector()->mutable_username()->set_username(value);
+    return client.Revoke(req, out);
+  }
+
+  TempDir dir_;
+  Pki pki_;
+  std::unique_ptr<BrokerProcess> broker_;
+};
+
+TEST_F(HostileIdentityTest, ASubjectThatPrintsLikeARoleGrantsNone) {
+  for (const char* who : {"forged-cn", "forged-o"}) {
+    BrokerClient forged = Client(who);
+    grpc::Status s = forged.Publish({Cred(std::string("f-") + who, "turn-3")});
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << who;
+    EXPECT_THAT(s.error_message(), HasSubstr("has none")) << who;
+    v1::ListResponse lr;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    EXPECT_EQ(forged.stub()->List(&ctx, {}, &lr).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << who << ": operator role from O=Example\\, OU=operator";
+  }
+  EXPECT_TRUE(broker_->process().WaitForOutput("client=mallory", std::chrono::seconds(5)))
+      << "the refusal is logged with the caller";
+}
+
+TEST_F(HostileIdentityTest, APublisherPublishesOnlyUnderItsOwnIssuer) {
+  BrokerClient a = Client("publisher");  // CN pcscf-1
+  EXPECT_TRUE(a.Publish({Cred("a1", "pcscf-1")}).ok());
+  grpc::Status s = a.Publish({Cred("a2", "pcscf-1"), Cred("a3", "pcscf-2")});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("credentials[1].issuer: 'pcscf-2' is not this client's issuer 'pcscf-1'"));
+  EXPECT_EQ(a.Publish({Cred("a4", "")}).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << "an empty issuer would escape revoke-by-issuer";
+  EXPECT_EQ(a.Get("a2").error_code(), grpc::StatusCode::NOT_FOUND) << "nothing of it applied";
+
+  // The same over PublishStream: refused per request, the stream goes on.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = a.stub()->PublishStream(&ctx);
+  for (auto [id, issuer] : {std::pair{1, "pcscf-2"}, std::pair{2, "pcscf-1"}}) {
+    v1::PublishStreamRequest req;
+    req.set_id(id);
+    *req.mutable_request()->add_credentials() = Cred("s" + std::to_string(id), issuer);
+    ASSERT_TRUE(stream->Write(req));
+  }
+  stream->WritesDone();
+  v1::PublishStreamResponse answer;
+  ASSERT_TRUE(stream->Read(&answer));
+  EXPECT_EQ(answer.code(), static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
+  EXPECT_THAT(answer.message(), HasSubstr("'pcscf-2' is not this client's issuer"));
+  ASSERT_TRUE(stream->Read(&answer));
+  EXPECT_EQ(answer.code(), 0) << answer.message();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  // A URI SAN names the issuer when present (over the CN).
+  BrokerClient san = Client("publisher-san");
+  EXPECT_TRUE(san.Publish({Cred("n1", "pcscf-7")}).ok());
+  EXPECT_EQ(san.Publish({Cred("n2", "host-7.example.net")}).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A publisher that is also an operator acts for any issuer.
+  EXPECT_TRUE(Client("publisher-operator").Publish({Cred("o1", "pcscf-2")}).ok());
+}
+
+TEST_F(HostileIdentityTest, APublisherRevokesOnlyWhatItIssued) {
+  BrokerClient a = Client("publisher");   // pcscf-1
+  BrokerClient b = Client("publisher2");  // pcscf-2
+  v1::Credential a1 = Cred("a1", "pcscf-1"), b1 = Cred("b1", "pcscf-2");
+  b1.set_subscriber(a1.subscriber());  // the same subscriber through both
+  ASSERT_TRUE(a.Publish({a1}).ok());
+  ASSERT_TRUE(b.Publish({b1}).ok());
+
+  grpc::Status s = RevokeBy(a, "issuer", "pcscf-2");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("selector.issuer: 'pcscf-2' is not this client's"));
+  s = RevokeBy(a, "username", "b1");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("issued by 'pcscf-2'"));
+  EXPECT_EQ(RevokeBy(a, "subscriber", a1.subscriber()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(b.Get("b1").ok()) << "still live";
+
+  // An unknown username: nothing of this publisher's to revoke, nothing
+  // recorded (no event, no tombstone that would block it for a day).
+  uint64_t head = a.Status().revision();
+  v1::RevokeResponse r;
+  ASSERT_TRUE(RevokeBy(a, "username", "never-published", &r).ok());
+  EXPECT_EQ(r.revoked(), 0u);
+  EXPECT_EQ(a.Status().revision(), head);
+  EXPECT_EQ(a.Status().revoked_usernames(), 0u);
+
+  // Its own: yes; an operator: anyone's.
+  ASSERT_TRUE(RevokeBy(a, "username", "a1", &r).ok());
+  EXPECT_EQ(r.revoked(), 1u);
+  BrokerClient ops = Client("publisher-operator");
+  ASSERT_TRUE(RevokeBy(ops, "issuer", "pcscf-2", &r).ok());
+  EXPECT_EQ(r.revoked(), 1u);
+  // Every Revoke is logged with who asked.
+  EXPECT_TRUE(broker_->process().WaitForOutput("client=\"ops-tool", std::chrono::seconds(5)) ||
+              broker_->process().WaitForOutput("client=ops-tool", std::chrono::seconds(1)))
+      << broker_->process().Output();
+  EXPECT_THAT(broker_->process().Output(), HasSubstr("revoke refused"));
+}
+
+}  // namespace
+}  // namespace turnbroker::testing
