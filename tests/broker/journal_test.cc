@@ -1,6 +1,7 @@
 // The durable journal on a real SQLite file: recovery, history, compaction,
 // locking and corruption.
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -139,6 +140,58 @@ TEST_F(JournalTest, ACorruptRowStopsRecoveryWithAClearError) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("log row 1 is corrupt"));
+}
+
+// Runs SQL on the closed store's file.
+void Sql(const std::string& path, const char* sql) {
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+TEST_F(JournalTest, ACorruptHeadIsDataLossNotACrash) {
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000)}).ok());
+  store_.reset();
+  Sql(dir_.path() + "/data/turnbroker.db", "UPDATE meta SET v = 'x12' WHERE k = 'head'");
+  auto j = OpenSqliteJournal({dir_.path() + "/data", false});
+  ASSERT_TRUE(j.ok()) << j.status();
+  auto s = EmbeddedStore::Open(std::move(*j), options_, &clock_, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("meta 'head' is 'x12'"));
+}
+
+TEST_F(JournalTest, AnUnreadableMetaIsAnErrorNotANewStore) {
+  std::string epoch = state().epoch();
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000)}).ok());
+  store_.reset();
+  // meta can be written but reading it fails (an integer overflow raised
+  // while the row is computed): a read error, not an empty table.
+  Sql(dir_.path() + "/data/turnbroker.db",
+      "DROP TABLE meta;"
+      "CREATE VIEW meta(k, v) AS SELECT 'epoch', abs(-9223372036854775807 - 1);"
+      "CREATE TRIGGER meta_write INSTEAD OF INSERT ON meta BEGIN SELECT 1; END;");
+  auto j = OpenSqliteJournal({dir_.path() + "/data", false});
+  ASSERT_TRUE(j.ok()) << j.status();
+  auto s = EmbeddedStore::Open(std::move(*j), options_, &clock_, nullptr);
+  ASSERT_FALSE(s.ok()) << "read as a new store with epoch " << (*s)->state().epoch()
+                       << " (was " << epoch << ")";
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("meta"));
+}
+
+TEST_F(JournalTest, TheStoreIsReadableByItsOwnerOnly) {
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000)}).ok());
+  struct stat st;
+  ASSERT_EQ(stat((dir_.path() + "/data").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  for (const char* file : {"turnbroker.db", "turnbroker.db-wal", "turnbroker.db-shm", "LOCK"}) {
+    ASSERT_EQ(stat((dir_.path() + "/data/" + file).c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+  }
 }
 
 }  // namespace

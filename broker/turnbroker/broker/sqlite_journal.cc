@@ -8,13 +8,21 @@
 //
 // One connection belongs to the commit thread; a second one, on its own
 // thread, checkpoints the WAL so commits never wait for it. A lock file keeps
-// a second broker off the same directory.
+// a second broker off the same directory. The directory is 0700 and the
+// files 0600: they hold every live credential's key.
+//
+// Every failure is a status (nothing here throws): a write that fails (disk
+// full, I/O error) is rolled back and reported, and the next commit tries
+// again.
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -30,9 +38,13 @@ namespace {
 constexpr char kFormat[] = "1";
 constexpr int64_t kCheckpointIntervalMs = 500;
 
+// DATA_LOSS when the file is damaged (retrying cannot help), else
+// UNAVAILABLE (a full disk, an I/O error: the next commit tries again).
 absl::Status SqliteError(sqlite3* db, std::string_view what) {
-  return absl::UnavailableError(
-      StrCat("sqlite: ", what, ": ", db ? sqlite3_errmsg(db) : "cannot open"));
+  std::string message = StrCat("sqlite: ", what, ": ", db ? sqlite3_errmsg(db) : "cannot open");
+  int code = db ? (sqlite3_extended_errcode(db) & 0xff) : SQLITE_CANTOPEN;
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return absl::DataLossError(message);
+  return absl::UnavailableError(message);
 }
 
 // A prepared statement, finalized on destruction.
@@ -135,33 +147,54 @@ class SqliteJournal : public Journal {
   }
 
   absl::Status Recover(CredentialState* state) override {
-    std::string format = Meta("format"), epoch = Meta("epoch");
-    Revision head = 0;
+    auto format = Meta("format");
+    if (!format.ok()) return format.status();
+    auto stored_epoch = Meta("epoch");
+    if (!stored_epoch.ok()) return stored_epoch.status();
+    std::string epoch = *std::move(stored_epoch);
     if (epoch.empty()) {
       epoch = NewEpoch();
       if (auto s = Exec(db_, "BEGIN"); !s.ok()) return s;
-      SetMeta("format", kFormat);
-      SetMeta("epoch", epoch);
-      SetMeta("head", "0");
-      if (auto s = Exec(db_, "COMMIT"); !s.ok()) return s;
+      absl::Status s = SetMeta("format", kFormat);
+      if (s.ok()) s = SetMeta("epoch", epoch);
+      if (s.ok()) s = SetMeta("head", "0");
+      if (s.ok()) s = Exec(db_, "COMMIT");
+      if (!s.ok()) {
+        Exec(db_, "ROLLBACK").IgnoreError();
+        return s;
+      }
       LogInfo("store created").Kv("dir", dir_).Kv("epoch", epoch);
       state->Reset(epoch, 0);
       return absl::OkStatus();
     }
-    if (format != kFormat) {
+    if (*format != kFormat) {
       return absl::FailedPreconditionError(
-          StrCat("--data-dir: ", Path(), " has store format '", format,
+          StrCat("--data-dir: ", Path(), " has store format '", *format,
                  "', this broker reads format ", kFormat));
     }
     if (new_epoch_) {
-      std::string previous = std::exchange(epoch, NewEpoch());
-      SetMeta("epoch", epoch);
+      std::string renewed = NewEpoch();
+      if (auto s = SetMeta("epoch", renewed); !s.ok()) {
+        return absl::UnavailableError(
+            StrCat("--new-epoch: cannot record the new epoch: ", s.message()));
+      }
       LogWarn("store given a new epoch (--new-epoch): watchers resync from a snapshot")
           .Kv("dir", dir_)
-          .Kv("previous_epoch", previous)
-          .Kv("epoch", epoch);
+          .Kv("previous_epoch", epoch)
+          .Kv("epoch", renewed);
+      epoch = std::move(renewed);
     }
-    head = std::stoull(Meta("head").empty() ? "0" : Meta("head"));
+    auto head_text = Meta("head");
+    if (!head_text.ok()) return head_text.status();
+    Revision head = 0;
+    if (!head_text->empty()) {
+      const char* end = head_text->data() + head_text->size();
+      auto [p, ec] = std::from_chars(head_text->data(), end, head);
+      if (ec != std::errc() || p != end) {
+        return absl::DataLossError(StrCat("--data-dir: ", Path(), ": meta 'head' is '",
+                                          *head_text, "', not a revision"));
+      }
+    }
     {
       Statement q;
       if (auto s = q.Prepare(db_, "SELECT MAX(revision) FROM log"); !s.ok()) return s;
@@ -206,6 +239,12 @@ class SqliteJournal : public Journal {
       change.revision = revision;
       int64_t at_ms = 0;
       if (event.has_put()) {
+        // Records hold at most 64 KiB (validation keeps credentials far
+        // smaller): a larger one was not written by a broker.
+        if (event.put().ByteSizeLong() > 0xffff) {
+          return absl::DataLossError(StrCat("--data-dir: ", Path(), ": log row ", revision,
+                                            " is corrupt (a credential over 64 KiB)"));
+        }
         change.put = Record::Create(event.put(), revision);
         at_ms = event.put().issued_at_ms();
       } else if (event.has_revoke()) {
@@ -281,19 +320,27 @@ class SqliteJournal : public Journal {
     return absl::OkStatus();
   }
 
-  std::string Meta(const char* key) {
+  // The value of `key`, "" if there is none; an error if it cannot be read
+  // (which must never pass for "a new store").
+  absl::StatusOr<std::string> Meta(const char* key) {
     Statement q;
-    if (!q.Prepare(db_, "SELECT v FROM meta WHERE k = ?").ok()) return "";
+    if (auto s = q.Prepare(db_, "SELECT v FROM meta WHERE k = ?"); !s.ok()) return s;
     sqlite3_bind_text(q.get(), 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(q.get()) != SQLITE_ROW) return "";
-    return reinterpret_cast<const char*>(sqlite3_column_text(q.get(), 0));
+    int rc = sqlite3_step(q.get());
+    if (rc == SQLITE_DONE) return std::string();
+    if (rc != SQLITE_ROW) return SqliteError(db_, StrCat("reading meta '", key, "'"));
+    const unsigned char* v = sqlite3_column_text(q.get(), 0);
+    return v ? std::string(reinterpret_cast<const char*>(v)) : std::string();
   }
-  void SetMeta(const char* key, const std::string& value) {
+  absl::Status SetMeta(const char* key, const std::string& value) {
     Statement q;
-    if (!q.Prepare(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)").ok()) return;
+    if (auto s = q.Prepare(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)"); !s.ok())
+      return s;
     sqlite3_bind_text(q.get(), 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(q.get(), 2, value.c_str(), -1, SQLITE_STATIC);
-    sqlite3_step(q.get());
+    if (sqlite3_step(q.get()) != SQLITE_DONE)
+      return SqliteError(db_, StrCat("writing meta '", key, "'"));
+    return absl::OkStatus();
   }
 
   void CheckpointLoop(sqlite3* db) {
@@ -304,9 +351,15 @@ class SqliteJournal : public Journal {
       int log_frames = 0, done_frames = 0;
       int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                          &log_frames, &done_frames);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        LogWarn("wal checkpoint failed").Kv("error", sqlite3_errmsg(db));
+      // Logged when it starts failing and when it works again, not every
+      // 500 ms (a full disk can last).
+      bool failing = rc != SQLITE_OK && rc != SQLITE_BUSY;
+      if (failing && !checkpoint_failing_) {
+        LogWarn("wal checkpoint failing; retrying").Kv("error", sqlite3_errmsg(db));
+      } else if (!failing && rc == SQLITE_OK && checkpoint_failing_) {
+        LogInfo("wal checkpoint works again");
       }
+      if (rc != SQLITE_BUSY) checkpoint_failing_ = failing;
       lock.lock();
     }
     sqlite3_close(db);
@@ -323,6 +376,7 @@ class SqliteJournal : public Journal {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool checkpoint_failing_ = false;  // the checkpointer thread's
   std::thread checkpointer_;
 };
 
@@ -336,6 +390,18 @@ absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(
     return absl::FailedPreconditionError(StrCat(
         "--data-dir: cannot create '", options.data_dir, "': ", ec.message()));
   }
+  // The store holds every live key: only the broker's user reads it. (A
+  // mount point owned by someone else keeps its mode, with a warning.)
+  if (chmod(options.data_dir.c_str(), 0700) != 0) {
+    LogWarn("--data-dir: cannot make it 0700").Kv("dir", options.data_dir).Kv("errno", errno);
+  }
+  const std::string db_path = StrCat(options.data_dir, "/turnbroker.db");
+  // SQLite gives the -wal and -shm files the database file's mode.
+  if (int db_fd = open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); db_fd >= 0) {
+    fchmod(db_fd, 0600);
+    close(db_fd);
+  }
+  for (const char* suffix : {"-wal", "-shm"}) chmod(StrCat(db_path, suffix).c_str(), 0600);
   std::string lock_path = StrCat(options.data_dir, "/LOCK");
   int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -347,7 +413,7 @@ absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(
     return absl::FailedPreconditionError(StrCat(
         "--data-dir: '", options.data_dir, "' is in use by another broker"));
   }
-  auto db = OpenDb(StrCat(options.data_dir, "/turnbroker.db"), options.fsync);
+  auto db = OpenDb(db_path, options.fsync);
   if (!db.ok()) {
     close(fd);
     return db.status();
