@@ -47,7 +47,8 @@ TEST(CredentialValidationTest, RealmEmptyTooLongOrWrongCharset) {
 
 TEST(CredentialValidationTest, UsernameEmptyTooLongOrWrongCharset) {
   for (std::string u : {std::string(), std::string(513, 'u'), std::string("a/b"),
-                        std::string("a b"), std::string("a\"b"), std::string("a\nb")}) {
+                        std::string("a b"), std::string("a\"b"), std::string("a\nb"),
+                        std::string("a;b"), std::string("a,b")}) {
     auto c = Valid(kNow);
     c.set_username(u);
     ExpectInvalid(c, "username");
@@ -94,6 +95,20 @@ TEST(CredentialValidationTest, MinimumTtlCountsFromIssuedAtSoTransitTimeDoesNotR
   c.set_issued_at_ms(kNow - 60'000);
   c.set_expires_at_ms(kNow + CredentialLimits{}.max_ttl_ms + 1);
   ExpectInvalid(c, "expires_at_ms");
+}
+
+TEST(CredentialValidationTest, IssuedAtIsARecentTimeSoItCannotSlipUnderTheMinimumTtl) {
+  auto c = Valid(kNow);
+  c.set_expires_at_ms(kNow + 10);  // 10 ms left: under --min-ttl (1 s)
+  c.set_issued_at_ms(1);           // 1970: a lifetime of 53 years
+  ExpectInvalid(c, "issued_at_ms");
+  c.set_issued_at_ms(kNow - 60'000);  // a minute ago, yet 10 ms left
+  ExpectInvalid(c, "expires_at_ms");
+  c = Valid(kNow);
+  c.set_issued_at_ms(kNow + 3'600'000);  // the future
+  ExpectInvalid(c, "issued_at_ms");
+  c.set_issued_at_ms(kNow + 1'000);  // clock skew
+  EXPECT_TRUE(Check(c).ok());
 }
 
 TEST(CredentialValidationTest, OptionalFields) {

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker {
@@ -61,11 +63,11 @@ absl::Status ValidateRealm(std::string_view realm, std::string_view field) {
 
 absl::Status ValidateUsername(std::string_view username,
                               std::string_view field) {
-  // RFC 3986 unreserved / sub-delims / ":" / "@": safe in a Redis key, a
-  // quoted SIP header parameter and a log line.
-  return CheckToken(username, field, kMaxUsernameBytes,
-                    "-._~!$&'()*+,;=:@",
-                    "A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , ; = : @");
+  // RFC 3986 unreserved / sub-delims / ":" / "@", without ";" and ","
+  // (they separate parameters and header values in SIP, RFC 3261 §25.1):
+  // safe in a Redis key, a SIP header parameter and a log line.
+  return CheckToken(username, field, kMaxUsernameBytes, "-._~!$&'()*+=:@",
+                    "A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + = : @");
 }
 
 absl::Status ValidateKey(std::string_view key, std::string_view field) {
@@ -108,13 +110,25 @@ absl::Status ValidateCredential(const v1::Credential& c,
                    StrCat("is not in the future (", c.expires_at_ms(),
                                 " <= now ", now_ms, ")"));
   }
+  // issued_at, when set, is a recent time: not before the longest lifetime
+  // (a 1970 issued_at would stretch the lifetime below) and not ahead of
+  // this clock by more than clock skew.
+  if (c.issued_at_ms() != 0 &&
+      (c.issued_at_ms() < now_ms - limits.max_ttl_ms ||
+       c.issued_at_ms() > now_ms + kMaxIssuedAtSkewMs)) {
+    return Invalid(sub("issued_at_ms"),
+                   StrCat(c.issued_at_ms(), " is not a recent time (now ", now_ms,
+                          "); give 0 and the broker sets it"));
+  }
   // The shortest lifetime is the one the publisher gave (from issued_at,
   // when set), so a credential of exactly --min-ttl is not refused for the
-  // milliseconds it spent on its way here; the longest is counted from now.
+  // time it spent on its way here, up to kMaxTransitMs of it; the longest
+  // is counted from now.
   int64_t remaining = c.expires_at_ms() - now_ms;
-  int64_t lifetime = c.issued_at_ms() > 0 && c.issued_at_ms() <= now_ms
-                         ? c.expires_at_ms() - c.issued_at_ms()
-                         : remaining;
+  int64_t lifetime =
+      c.issued_at_ms() > 0
+          ? c.expires_at_ms() - std::max(c.issued_at_ms(), now_ms - kMaxTransitMs)
+          : remaining;
   if (lifetime < limits.min_ttl_ms || remaining > limits.max_ttl_ms) {
     return Invalid(sub("expires_at_ms"),
                    StrCat("lifetime ", lifetime < limits.min_ttl_ms ? lifetime : remaining,

@@ -25,6 +25,10 @@ inline constexpr size_t kMaxIssuerBytes = 128;
 inline constexpr size_t kMaxScopes = 16;
 inline constexpr size_t kMaxScopeBytes = 64;
 inline constexpr size_t kMaxReasonBytes = 128;
+// How far ahead of the broker's clock a publisher's issued_at_ms may be
+// (clock skew), and how much time in transit it may credit against --min-ttl.
+inline constexpr int64_t kMaxIssuedAtSkewMs = 5'000;
+inline constexpr int64_t kMaxTransitMs = 500;
 
 // Bounds a broker enforces on a credential's lifetime (expires_at - now).
 struct CredentialLimits {
