@@ -399,48 +399,72 @@ TEST_F(StoreTest, ShutdownRefusesNewWrites) {
 namespace turnbroker::broker::testing {
 namespace {
 
-// A journal that fails on demand, to see the store fail safe.
+// A journal that fails on demand with a given status, to see the store fail
+// safe.
 class FailingJournal : public Journal {
  public:
-  explicit FailingJournal(std::atomic<bool>* fail) : fail_(fail) {}
+  explicit FailingJournal(std::atomic<int>* fail) : fail_(fail) {}
   absl::Status Recover(CredentialState* state) override {
     state->Reset("test-epoch", 0);
     return absl::OkStatus();
   }
   absl::Status Commit(const std::vector<Change>&, const std::vector<Revision>&,
                       Revision) override {
-    return fail_->load() ? absl::UnavailableError("disk full")
-                         : absl::OkStatus();
+    switch (fail_->load()) {
+      case 1: return absl::UnavailableError("disk full");
+      case 2: return absl::DataLossError("file is damaged");
+      default: return absl::OkStatus();
+    }
   }
   std::string description() const override { return "failing"; }
   bool compacts() const override { return false; }
 
  private:
-  std::atomic<bool>* fail_;
+  std::atomic<int>* fail_;
 };
 
-TEST_F(StoreTest, AJournalFailureAppliesNothingAndFailsSafe) {
-  std::atomic<bool> fail{false};
-  std::atomic<int> failures{0};
-  store_.reset();
-  auto s = EmbeddedStore::Open(std::make_unique<FailingJournal>(&fail),
-                               options_, &clock_, nullptr,
-                               [&](const absl::Status&) { ++failures; });
-  ASSERT_TRUE(s.ok());
-  store_ = std::move(*s);
-  ASSERT_TRUE(Publish({MakeCredential("before", kStart + 60'000)}).ok());
-  fail = true;
+class FailingStoreTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    store_.reset();
+    auto s = EmbeddedStore::Open(std::make_unique<FailingJournal>(&fail_), options_, &clock_,
+                                 nullptr, [&](const absl::Status&) { ++failures_; });
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+    ASSERT_TRUE(Publish({MakeCredential("before", kStart + 60'000)}).ok());
+  }
+  std::atomic<int> fail_{0};
+  std::atomic<int> failures_{0};
+};
+
+TEST_F(FailingStoreTest, AFailedWriteAppliesNothingAndTheNextOneTriesAgain) {
+  fail_ = 1;  // e.g. a full disk
   auto p = Publish({MakeCredential("during", kStart + 60'000)});
   EXPECT_EQ(p.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(p.status().message()),
-              ::testing::HasSubstr("disk full"));
-  EXPECT_FALSE(store_->healthy());
-  EXPECT_EQ(failures.load(), 1);
+  EXPECT_THAT(std::string(p.status().message()), ::testing::HasSubstr("disk full"));
+  EXPECT_TRUE(store_->healthy()) << "no restart: reads and watchers go on";
+  EXPECT_EQ(failures_.load(), 0);
   EXPECT_EQ(state().head(), 1u);
   EXPECT_FALSE(state().Find("ims.example.org", "during"));
   EXPECT_TRUE(state().Find("ims.example.org", "before"));
-  // Refuses writes from now on (the process restarts and recovers).
-  fail = false;
+  EXPECT_EQ(RevokeUsername("before").status().code(), absl::StatusCode::kUnavailable);
+  // Space again: the next write commits, at the next revision.
+  fail_ = 0;
+  auto after = Publish({MakeCredential("after", kStart + 60'000)});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->revision(), 2u);
+  EXPECT_TRUE(state().Find("ims.example.org", "before"));
+}
+
+TEST_F(FailingStoreTest, ADamagedJournalFailsForGood) {
+  fail_ = 2;
+  EXPECT_EQ(Publish({MakeCredential("during", kStart + 60'000)}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(store_->healthy());
+  EXPECT_EQ(failures_.load(), 1);
+  // Refuses writes from now on (the process restarts and recovery reports
+  // the damage).
+  fail_ = 0;
   EXPECT_EQ(Publish({MakeCredential("after", kStart + 60'000)}).status().code(),
             absl::StatusCode::kUnavailable);
 }

@@ -39,10 +39,15 @@ struct EmbeddedStore::Metrics {
         failures(r->AddCounter("turnbroker_store_failures_total",
                                "Journal write failures")),
         queue(r->AddGauge("turnbroker_store_queue_depth",
-                          "Requests waiting for the commit thread")) {}
+                          "Requests waiting for the commit thread")),
+        writable(r->AddGauge("turnbroker_store_writable",
+                             "0 while journal writes fail (e.g. a full disk), else 1")) {
+    writable->Set(1);
+  }
   Histogram* commit_seconds;
   Counter *commit_groups, *changes, *compacted, *expired, *failures;
   Gauge* queue;
+  Gauge* writable;
 };
 
 absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(
@@ -175,15 +180,36 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
     absl::Status s = journal_->Commit(changes, compact, head);
     if (!s.ok()) {
       metrics_->failures->Inc();
-      LogError("store commit failed; refusing writes").Kv("error", s);
-      failure_ = s;
-      failed_.store(true);
-      if (on_failure_) on_failure_(s);
       dead_.insert(dead_.end(), compact.begin(), compact.end());
-      absl::Status refused = absl::UnavailableError(
-          StrCat("store failed (", s.message(), "); nothing of this request was applied"));
+      absl::Status refused;
+      if (s.code() == absl::StatusCode::kDataLoss) {
+        // A damaged file: retrying cannot help.
+        LogError("store damaged; refusing writes").Kv("error", s);
+        failure_ = s;
+        failed_.store(true);
+        if (on_failure_) on_failure_(s);
+        refused = absl::UnavailableError(
+            StrCat("store failed (", s.message(), "); nothing of this request was applied"));
+      } else {
+        // A full disk, an I/O error: nothing of the group was applied, and
+        // the next group tries again, so writes resume by themselves once
+        // the journal can write. Reads and watchers are served meanwhile.
+        if (!write_failing_) {
+          LogWarn("store cannot write; refusing writes until it can (every commit retries)")
+              .Kv("error", s);
+        }
+        write_failing_ = true;
+        metrics_->writable->Set(0);
+        refused = absl::UnavailableError(StrCat(
+            "store cannot write (", s.message(), "); the request was not applied: retry"));
+      }
       for (Op& op : ops) std::visit([&](auto& o) { o.done(refused); }, op);
       return;
+    }
+    if (write_failing_) {
+      LogInfo("store writes again");
+      write_failing_ = false;
+      metrics_->writable->Set(1);
     }
     metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start);
     metrics_->commit_groups->Inc();

@@ -40,8 +40,11 @@ struct EmbeddedStoreOptions {
 class EmbeddedStore : public Store {
  public:
   // Recovers the journal into a new state and starts the commit thread.
-  // `metrics` may be null. `on_failure` is called (once, on the commit
-  // thread) if the journal fails; the store then refuses writes.
+  // `metrics` may be null. A journal write that fails (a full disk, an I/O
+  // error) refuses its group with UNAVAILABLE and the next group tries
+  // again. `on_failure` is called (once, on the commit thread) if the
+  // journal reports DATA_LOSS (a damaged file); the store then refuses
+  // writes for good.
   static absl::StatusOr<std::unique_ptr<EmbeddedStore>> Open(
       std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
       const Clock* clock, MetricsRegistry* metrics,
@@ -103,6 +106,7 @@ class EmbeddedStore : public Store {
   std::thread thread_;  // guarded by join_mu_ once started
 
   // Commit thread only.
+  bool write_failing_ = false;  // the last journal write failed
   std::vector<Revision> dead_;
   int64_t next_maintenance_ms_ = 0;
   int64_t next_compaction_ms_ = 0;

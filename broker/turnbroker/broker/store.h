@@ -43,9 +43,10 @@ class Store {
   virtual void SetCommitListener(std::function<void()> listener) = 0;
   // "durable:<dir>", "ephemeral" or "redis:<address>".
   virtual std::string description() const = 0;
-  // False once the store failed for good (e.g. a disk write error); it then
-  // refuses writes and the process should restart. (A Redis store that lost
-  // its connection stays healthy: it refuses writes until Redis is back.)
+  // False once the store failed for good (e.g. a damaged journal file); it
+  // then refuses writes and the process should restart. (A store that cannot
+  // write for now, a full disk or a Redis store that lost its connection,
+  // stays healthy: it refuses writes until it can write again.)
   virtual bool healthy() const = 0;
   // Answers every queued request, then refuses new ones with UNAVAILABLE.
   virtual void Shutdown() = 0;
