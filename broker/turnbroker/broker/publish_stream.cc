@@ -2,8 +2,9 @@
 // goes to the store exactly like a Publish call, in the order read (so two
 // publishes of one username apply in the order sent); answers leave in that
 // same order, one write in flight at a time. Reading pauses while
-// kMaxUnanswered requests wait for the store: a fast client is slowed by
-// HTTP/2 flow control, never refused.
+// kMaxUnanswered requests, or kMaxUnansweredCredentials credentials, wait for
+// the store: a fast client is slowed by HTTP/2 flow control, never refused,
+// and a stream holds a bounded amount of requests whatever their size.
 #include "turnbroker/broker/service.h"
 
 #include <deque>
@@ -19,6 +20,7 @@ namespace turnbroker::broker {
 namespace {
 
 constexpr size_t kMaxUnanswered = 1000;
+constexpr size_t kMaxUnansweredCredentials = 100'000;
 
 using StreamReactor = grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>;
 
@@ -55,7 +57,8 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
         return;
       }
       slots_.push_back(slot);
-      read_more = slots_.size() < kMaxUnanswered && !closing_;
+      unanswered_credentials_ += slot->request.credentials_size();
+      read_more = RoomLocked() && !closing_;
       read_paused_ = !read_more && !closing_;
     }
     // To the store before the next read: the store keeps arrival order.
@@ -126,14 +129,20 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
     // In order: an answer leaves once every earlier one has.
     while (!slots_.empty() && slots_.front()->answered) {
       ready_.push_back(std::move(slots_.front()->answer));
+      unanswered_credentials_ -= slots_.front()->request.credentials_size();
       delete slots_.front();
       slots_.pop_front();
     }
     WriteNextLocked();
-    bool resume = read_paused_ && slots_.size() < kMaxUnanswered && !closing_ && !cancelled_;
+    bool resume = read_paused_ && RoomLocked() && !closing_ && !cancelled_;
     if (resume) read_paused_ = false;
     MaybeFinish(lock);
     if (resume) StartRead(&in_);
+  }
+
+  // Whether another request may be read (bounded by count and credentials).
+  bool RoomLocked() const {
+    return slots_.size() < kMaxUnanswered && unanswered_credentials_ < kMaxUnansweredCredentials;
   }
 
   void WriteNextLocked() {
@@ -166,6 +175,7 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
   std::deque<Slot*> slots_;                     // read, in order, not yet written
   std::deque<v1::PublishStreamResponse> ready_;  // answers to write, in order
   bool writing_ = false;
+  size_t unanswered_credentials_ = 0;           // in slots_
   bool read_paused_ = false;
   bool reads_done_ = false;
   bool closing_ = false;
