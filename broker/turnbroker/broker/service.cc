@@ -21,8 +21,7 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   if (!status.ok() && !method.empty()) {
     LogInfo("call refused")
         .Kv("method", method)
-        .Kv("client", PeerOf(*context->auth_context()).name)
-        .Kv("peer", context->peer())
+        .Kv("client", StrCat(PeerOf(*context->auth_context()).name, " ", context->peer()))
         .Kv("error", status);
   }
   auto* reactor = context->DefaultReactor();
@@ -311,9 +310,9 @@ grpc::ServerUnaryReactor* BrokerService::Get(grpc::CallbackServerContext* contex
     return Done(context, p.status(), "Get");
   const v1::CredentialRef& ref = request->ref();
   if (auto s = ValidateUsername(ref.username(), "ref.username"); !s.ok())
-    return Done(context, s);
+    return Done(context, s, "Get");
   if (!ref.realm().empty()) {
-    if (auto s = ValidateRealm(ref.realm(), "ref.realm"); !s.ok()) return Done(context, s);
+    if (auto s = ValidateRealm(ref.realm(), "ref.realm"); !s.ok()) return Done(context, s, "Get");
   }
   const CredentialState& state = store_->state();
   RecordRef r = ref.realm().empty() ? state.FindInAnyRealm(ref.username())
@@ -337,14 +336,14 @@ grpc::ServerUnaryReactor* BrokerService::List(grpc::CallbackServerContext* conte
   if (auto p = Authorize(context, kRoleOperator | kRolePublisher, "List"); !p.ok())
     return Done(context, p.status(), "List");
   if (!request->realm().empty()) {
-    if (auto s = ValidateRealm(request->realm(), "realm"); !s.ok()) return Done(context, s);
+    if (auto s = ValidateRealm(request->realm(), "realm"); !s.ok()) return Done(context, s, "List");
   }
   if (auto s = ValidateSubscriber(request->subscriber(), "subscriber"); !s.ok())
-    return Done(context, s);
-  if (auto s = ValidateIssuer(request->issuer(), "issuer"); !s.ok()) return Done(context, s);
+    return Done(context, s, "List");
+  if (auto s = ValidateIssuer(request->issuer(), "issuer"); !s.ok()) return Done(context, s, "List");
   if (request->page_size() > kMaxPageSize) {
-    return Done(context, absl::InvalidArgumentError(
-                             StrCat("page_size: at most ", kMaxPageSize)));
+    return Done(context, absl::InvalidArgumentError(StrCat("page_size: at most ", kMaxPageSize)),
+                "List");
   }
   Revision after = 0;
   if (!request->page_token().empty()) {
@@ -352,7 +351,8 @@ grpc::ServerUnaryReactor* BrokerService::List(grpc::CallbackServerContext* conte
                                    request->page_token().data() + request->page_token().size(),
                                    after);
     if (ec != std::errc() || p != request->page_token().data() + request->page_token().size()) {
-      return Done(context, absl::InvalidArgumentError("page_token: not a token from List"));
+      return Done(context, absl::InvalidArgumentError("page_token: not a token from List"),
+                  "List");
     }
   }
   uint32_t page = request->page_size() ? request->page_size() : kDefaultPageSize;

@@ -448,7 +448,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
         absl::InvalidArgumentError("request: not a turnbroker.v1.WatchRequest"));
   }
   if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
-    LogInfo("watch refused").Kv("peer", context->peer()).Kv("error", s);
+    LogInfo("call refused")
+        .Kv("method", "Watch")
+        .Kv("client", StrCat(PeerOf(*context->auth_context()).name, " ", context->peer()))
+        .Kv("error", s);
     return Refuse<Reactor>(s);
   }
   auto* stream = new WatchStream(
