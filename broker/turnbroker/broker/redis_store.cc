@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <fstream>
 
 #include "turnbroker/broker/journal.h"
 #include "turnbroker/broker/planner.h"
@@ -158,6 +159,53 @@ absl::StatusOr<Change> DecodeEntry(Revision revision, const RedisReply& fields) 
 
 absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text) {
   return ParseHostPortList(text, "--redis-sentinels");
+}
+
+absl::StatusOr<RedisTarget> RedisTargetFromFlags(const RedisFlags& flags) {
+  RedisTarget t;
+  if (flags.url.empty() == flags.sentinels.empty()) {
+    return absl::InvalidArgumentError(
+        "--store=redis: give --redis-url, or --redis-sentinels with --redis-master (one of them)");
+  }
+  if (!flags.url.empty()) {
+    auto url = ParseRedisUrl(flags.url, "--redis-url");
+    if (!url.ok()) return url.status();
+    t.url = *url;
+    t.password_flag = "--redis-url";
+    if (!flags.master.empty()) {
+      return absl::InvalidArgumentError("--redis-master: only with --redis-sentinels");
+    }
+  } else {
+    auto sentinels = ParseSentinels(flags.sentinels);
+    if (!sentinels.ok()) return sentinels.status();
+    t.sentinels = *sentinels;
+    if (flags.master.empty()) {
+      return absl::InvalidArgumentError(
+          "--redis-master: required with --redis-sentinels (the name Sentinel monitors)");
+    }
+    t.master = flags.master;
+  }
+  if (!flags.password_file.empty()) {
+    std::ifstream in(flags.password_file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+      return absl::InvalidArgumentError(
+          StrCat("--redis-password-file: cannot read ", flags.password_file));
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) {
+      return absl::InvalidArgumentError(
+          StrCat("--redis-password-file: ", flags.password_file, " is empty"));
+    }
+    if (size_t space = line.find(' '); space != line.npos) {
+      t.url.user = line.substr(0, space);
+      t.url.password = line.substr(space + 1);
+    } else {
+      t.url.password = line;
+    }
+    t.password_flag = "--redis-password-file";
+  }
+  return t;
 }
 
 // A connection to the current primary: found through Sentinel (and checked

@@ -88,6 +88,18 @@ struct RedisStoreOptions {
 // the flag.
 absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text);
 
+// The --store=redis flags as given on the command line.
+struct RedisFlags {
+  std::string url;            // --redis-url redis://[[USER]:PASSWORD@]HOST:PORT[/DB]
+  std::string sentinels;      // --redis-sentinels HOST:PORT,HOST:PORT
+  std::string master;         // --redis-master NAME
+  std::string password_file;  // --redis-password-file: "PASSWORD" or "USER PASSWORD"
+};
+// Checks and combines them: exactly one of --redis-url and --redis-sentinels
+// (the latter with --redis-master); the password file's first line wins over
+// a password in the URL. INVALID_ARGUMENT names the flag (a usage error).
+absl::StatusOr<RedisTarget> RedisTargetFromFlags(const RedisFlags& flags);
+
 class RedisStore : public Store {
  public:
   // Connects (through Sentinel if given), makes the epoch if the dataset is
