@@ -228,7 +228,7 @@ class RedisStore::Connection {
     }
     for (const RedisReply& r : *replies) {
       if (r.is_error() && (r.str.rfind("READONLY", 0) == 0 || r.str.rfind("LOADING", 0) == 0 ||
-                           r.str.rfind("MASTERDOWN", 0) == 0)) {
+                           r.str.rfind("MASTERDOWN", 0) == 0 || r.str.rfind("UNBLOCKED", 0) == 0)) {
         std::string where = address_;
         Drop();
         return absl::UnavailableError(StrCat("redis ", where, ": ", r.str));
@@ -242,6 +242,12 @@ class RedisStore::Connection {
     auto r = Execute(b);
     if (!r.ok()) return r.status();
     return std::move(r->front());
+  }
+
+  // Forgets the connection; the next call finds the primary again.
+  void Drop() {
+    client_.reset();
+    address_.clear();
   }
 
   // Set by every new connection; the owner clears it.
@@ -320,11 +326,6 @@ class RedisStore::Connection {
         StrCat("--redis-sentinels: no sentinel gave the primary of '", t.master, "' (", errors, ")"));
   }
 
-  void Drop() {
-    client_.reset();
-    address_.clear();
-  }
-
   RedisStore* const store_;
   const int io_timeout_ms_;
   std::unique_ptr<HiredisClient> client_;
@@ -370,8 +371,17 @@ absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Open(const RedisStoreOpt
                                                              MetricsRegistry* metrics) {
   std::unique_ptr<RedisStore> store(new RedisStore(options, clock, metrics));
   // At start an unreachable Redis or a wrong password is a configuration
-  // error: fail with its message instead of serving nothing.
-  if (auto s = store->Load(*store->log_conn_); !s.ok()) {
+  // error: fail with its message instead of serving nothing. Through
+  // Sentinel, a primary that is down or not yet promoted is a failover in
+  // progress: wait for it (up to 10 s).
+  absl::Status loaded = store->Load(*store->log_conn_);
+  for (int64_t until = NowMonotonicMs() + 10'000;
+       !loaded.ok() && absl::IsUnavailable(loaded) && !options.target.sentinels.empty() &&
+       NowMonotonicMs() < until;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
+    loaded = store->Load(*store->log_conn_);
+  }
+  if (auto s = loaded; !s.ok()) {
     if (absl::IsFailedPrecondition(s) && s.message().find("AUTH") != std::string_view::npos) {
       return absl::FailedPreconditionError(
           StrCat(options.target.password_flag, ": Redis refused the password (", s.message(), ")"));
@@ -771,6 +781,7 @@ absl::Status RedisStore::Load(Connection& c) {
   read_head_ = start;
   load_head_ = head;
   caught_up_ = start >= head;
+  c.reconnected = false;  // what was read is this connection's
   highest_applied_ = start;
   Applied();
   if (changed) metrics_->epochs->Inc();
@@ -793,6 +804,10 @@ absl::StatusOr<bool> RedisStore::Tail(Connection& c, int64_t block_ms) {
   }
   auto replies = c.Execute(b);
   if (!replies.ok()) return replies.status();
+  // A new connection may be to a new primary: what was read but not
+  // confirmed may not be in its log, and its log may hold other changes at
+  // those revisions. The log loop starts again from the state's head first.
+  if (c.reconnected) return true;
   const RedisReply& r = replies->front();
   if (r.is_error()) return absl::UnavailableError(StrCat("redis XREAD: ", r.str));
   if (r.is_nil() || r.elements.empty()) {
@@ -864,12 +879,19 @@ absl::Status RedisStore::ConfirmPending(Connection& c) {
 
 absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
   RedisBatch b;
+  b.Add({"ROLE"});
   b.Add({"MULTI"});
   b.Add({"GET", kEpochKey});
   b.Add({"GET", kHeadKey});
   b.Add({"EXEC"});
   auto replies = c.Execute(b);
   if (!replies.ok()) return replies.status();
+  const RedisReply& role = replies->front();
+  if (role.elements.empty() || role.elements[0].str != "master") {
+    // Demoted by a failover while connected: find the new primary.
+    c.Drop();
+    return absl::UnavailableError(StrCat("redis ", primary(), " is no longer the primary"));
+  }
   const RedisReply& exec = replies->back();
   if (exec.is_error() || exec.elements.size() != 2) {
     return absl::UnavailableError(StrCat("redis MULTI: ", exec.ToString()));
@@ -918,7 +940,13 @@ void RedisStore::LogLoop() {
       error = Load(*log_conn_);
       if (error.ok()) need_load = false;
     } else if (reload_.exchange(false) || log_conn_->reconnected || now >= next_check) {
-      log_conn_->reconnected = false;
+      if (log_conn_->reconnected) {
+        // Read again from what is applied (see Tail).
+        log_conn_->reconnected = false;
+        pending_.clear();
+        read_head_ = confirmed_ = state_->head();
+        last_id_ = StrCat(read_head_, "-0");
+      }
       next_check = now + options_.identity_check_interval_ms;
       auto same = CheckIdentity(*log_conn_);
       if (!same.ok()) error = same.status();
