@@ -244,6 +244,18 @@ class RedisStore::Connection {
     return std::move(r->front());
   }
 
+  // Connects if not connected; every 5 s asks again how many replicas the
+  // primary has (for the default --redis-min-replicas-ack).
+  absl::Status Ensure() {
+    if (!client_) return Connect();
+    if (NowMonotonicMs() - probed_ms_ < 5'000) return absl::OkStatus();
+    auto info = Command({"INFO", "replication"});
+    if (!info.ok()) return info.status();
+    replicas = CountReplicas(info->str);
+    probed_ms_ = NowMonotonicMs();
+    return absl::OkStatus();
+  }
+
   // Forgets the connection; the next call finds the primary again.
   void Drop() {
     client_.reset();
@@ -286,11 +298,8 @@ class RedisStore::Connection {
                  role.elements.empty() ? "?" : role.elements[0].str,
                  ", not the primary (waiting for Sentinel's failover)"));
     }
-    replicas = 0;
-    const std::string& info = (*replies)[1].str;
-    if (size_t at = info.find("connected_slaves:"); at != info.npos) {
-      replicas = std::atoi(info.c_str() + at + 17);
-    }
+    replicas = CountReplicas((*replies)[1].str);
+    probed_ms_ = NowMonotonicMs();
     client_ = std::move(client);
     address_ = address;
     reconnected = true;
@@ -326,8 +335,14 @@ class RedisStore::Connection {
         StrCat("--redis-sentinels: no sentinel gave the primary of '", t.master, "' (", errors, ")"));
   }
 
+  static int CountReplicas(const std::string& info) {
+    size_t at = info.find("connected_slaves:");
+    return at == info.npos ? 0 : std::atoi(info.c_str() + at + 17);
+  }
+
   RedisStore* const store_;
   const int io_timeout_ms_;
+  int64_t probed_ms_ = 0;
   std::unique_ptr<HiredisClient> client_;
   std::string address_;
 };
@@ -543,6 +558,19 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
       return;
     }
 
+    // Connected first: the default number of replicas to wait for is the
+    // primary's (a commit must never skip WAIT for want of knowing).
+    if (auto st = commit_conn_->Ensure(); !st.ok()) {
+      metrics_->errors->Inc();
+      if (!logged) LogWarn("redis commit failed").Kv("error", st);
+      logged = true;
+      if (NowMonotonicMs() + kRetryMs / 4 < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs / 4));
+        continue;
+      }
+      fail(absl::UnavailableError(StrCat(st.message(), "; nothing acknowledged, retry")));
+      return;
+    }
     int need = options_.min_replicas_ack;
     if (need < 0) need = commit_conn_->replicas > 0 ? 1 : 0;
     RedisArgs script{"EVAL", kCommitScript, "3", kHeadKey, kEpochKey, kLogKey, StrCat(base),
