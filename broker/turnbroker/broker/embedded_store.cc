@@ -16,11 +16,6 @@ constexpr int64_t kCompactionIntervalMs = 1'000;
 // Credentials expired per maintenance pass (bounds a pass's lock hold).
 constexpr size_t kMaxExpiryPerPass = 50'000;
 
-size_t Weight(const std::variant<const v1::PublishRequest*, const v1::RevokeRequest*>& r) {
-  if (auto* p = std::get_if<const v1::PublishRequest*>(&r))
-    return std::max(1, (*p)->credentials_size());
-  return 1;
-}
 
 }  // namespace
 
@@ -92,12 +87,8 @@ absl::Status EmbeddedStore::Enqueue(Op op) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return absl::UnavailableError("broker is shutting down");
-    if (queue_.size() >= options_.max_queue) {
-      return absl::ResourceExhaustedError(
-          StrCat("commit queue full (", options_.max_queue, " requests); retry with backoff"));
-    }
-    queue_.push_back(std::move(op));
+    if (auto s = PushWrite(queue_, std::move(op), stopping_, options_.max_queue); !s.ok())
+      return s;
     metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
   }
   cv_.notify_one();
@@ -140,13 +131,7 @@ void EmbeddedStore::CommitLoop() {
       });
       maintain_now.swap(maintain_now_);
       if (queue_.empty() && maintain_now.empty() && stopping_) break;
-      size_t weight = 0;
-      while (!queue_.empty() && weight < options_.max_group_credentials) {
-        Op& op = queue_.front();
-        weight += std::visit([](auto& o) { return Weight(o.request); }, op);
-        ops.push_back(std::move(op));
-        queue_.pop_front();
-      }
+      TakeGroup(queue_, options_.max_group_credentials, &ops);
       metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
     }
     if (!ops.empty()) CommitGroup(ops, {});
@@ -162,16 +147,11 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
   if (failed_.load()) {
     absl::Status s = absl::UnavailableError(
         StrCat("store failed (", failure_.message(), "); the broker is restarting"));
-    for (Op& op : ops) std::visit([&](auto& o) { o.done(s); }, op);
+    FailGroup(ops, s);
     return;
   }
   GroupPlanner planner(*state_, options_.limits, options_.max_batch);
-  std::vector<absl::StatusOr<v1::PublishResponse>> published;
-  std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
-  for (Op& op : ops) {
-    if (auto* p = std::get_if<PublishOp>(&op)) published.push_back(planner.Publish(*p->request));
-    else revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
-  }
+  PlannedGroup planned = PlanGroup(planner, ops);
   std::vector<Change> changes = planner.TakeChanges();
 
   if (!changes.empty() || !compact.empty()) {
@@ -203,7 +183,7 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
         refused = absl::UnavailableError(StrCat(
             "store cannot write (", s.message(), "); the request was not applied: retry"));
       }
-      for (Op& op : ops) std::visit([&](auto& o) { o.done(refused); }, op);
+      FailGroup(ops, refused);
       return;
     }
     if (write_failing_) {
@@ -218,19 +198,7 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
     state_->Apply(changes);
   }
 
-  const std::string& epoch = state_->epoch();
-  size_t pi = 0, ri = 0;
-  for (Op& op : ops) {
-    if (auto* p = std::get_if<PublishOp>(&op)) {
-      auto& r = published[pi++];
-      if (r.ok()) r->set_epoch(epoch);
-      p->done(std::move(r));
-    } else {
-      auto& r = revoked[ri++];
-      if (r.ok()) r->set_epoch(epoch);
-      std::get<RevokeOp>(op).done(std::move(r));
-    }
-  }
+  AnswerGroup(ops, planned, state_->epoch());
 }
 
 void EmbeddedStore::Maintain() {

@@ -19,6 +19,7 @@
 #include "turnbroker/broker/journal.h"
 #include "turnbroker/broker/state.h"
 #include "turnbroker/broker/store.h"
+#include "turnbroker/broker/write_group.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/metrics.h"
 
@@ -68,15 +69,7 @@ class EmbeddedStore : public Store {
   void MaintainNow();
 
  private:
-  struct PublishOp {
-    const v1::PublishRequest* request;
-    PublishDone done;
-  };
-  struct RevokeOp {
-    const v1::RevokeRequest* request;
-    RevokeDone done;
-  };
-  using Op = std::variant<PublishOp, RevokeOp>;
+  using Op = WriteOp;
   // Waiters of MaintainNow(), answered by the commit thread.
   struct Metrics;
 

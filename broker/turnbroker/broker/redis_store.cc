@@ -461,12 +461,7 @@ void RedisStore::Shutdown() {
 
 absl::Status RedisStore::Enqueue(Op op) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_) return absl::UnavailableError("broker is shutting down");
-  if (queue_.size() >= options_.max_queue) {
-    return absl::ResourceExhaustedError(
-        StrCat("commit queue full (", options_.max_queue, " requests); retry with backoff"));
-  }
-  queue_.push_back(std::move(op));
+  if (auto s = PushWrite(queue_, std::move(op), stopping_, options_.max_queue); !s.ok()) return s;
   metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
   cv_.notify_one();
   return absl::OkStatus();
@@ -487,19 +482,7 @@ void RedisStore::CommitLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty() && stopping_) break;
-      size_t weight = 0;
-      while (!queue_.empty() && weight < options_.max_group_credentials) {
-        Op& op = queue_.front();
-        weight += std::visit(
-            [](auto& o) -> size_t {
-              if constexpr (std::is_same_v<std::decay_t<decltype(o)>, PublishOp>)
-                return std::max(1, o.request->credentials_size());
-              return 1;
-            },
-            op);
-        ops.push_back(std::move(op));
-        queue_.pop_front();
-      }
+      TakeGroup(queue_, options_.max_group_credentials, &ops);
       metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
     }
     CommitGroup(ops);
@@ -508,9 +491,7 @@ void RedisStore::CommitLoop() {
 }
 
 void RedisStore::CommitGroup(std::vector<Op>& ops) {
-  auto fail = [&](const absl::Status& s) {
-    for (Op& op : ops) std::visit([&](auto& o) { o.done(s); }, op);
-  };
+  auto fail = [&](const absl::Status& s) { FailGroup(ops, s); };
   int64_t deadline = INT64_MAX;
   for (Op& op : ops) {
     deadline = std::min(deadline, std::visit([](auto& o) { return o.enqueued_ms; }, op) +
@@ -532,27 +513,9 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     const std::string epoch = state_->epoch();
     const Revision base = state_->head();
     GroupPlanner planner(*state_, options_.limits, options_.max_batch, base);
-    std::vector<absl::StatusOr<v1::PublishResponse>> published;
-    std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
-    for (Op& op : ops) {
-      if (auto* p = std::get_if<PublishOp>(&op)) published.push_back(planner.Publish(*p->request));
-      else revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
-    }
+    PlannedGroup planned = PlanGroup(planner, ops);
     std::vector<Change> changes = planner.TakeChanges();
-    auto answer = [&] {
-      size_t pi = 0, ri = 0;
-      for (Op& op : ops) {
-        if (auto* p = std::get_if<PublishOp>(&op)) {
-          auto& r = published[pi++];
-          if (r.ok()) r->set_epoch(epoch);
-          p->done(std::move(r));
-        } else {
-          auto& r = revoked[ri++];
-          if (r.ok()) r->set_epoch(epoch);
-          std::get<RevokeOp>(op).done(std::move(r));
-        }
-      }
-    };
+    auto answer = [&] { AnswerGroup(ops, planned, epoch); };
     if (changes.empty()) {
       answer();
       return;

@@ -48,6 +48,7 @@
 
 #include "turnbroker/broker/state.h"
 #include "turnbroker/broker/store.h"
+#include "turnbroker/broker/write_group.h"
 #include "turnbroker/common/credential.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/common/net.h"
@@ -123,17 +124,7 @@ class RedisStore : public Store {
   std::string primary() const;
 
  private:
-  struct PublishOp {
-    const v1::PublishRequest* request;
-    PublishDone done;
-    int64_t enqueued_ms;  // monotonic
-  };
-  struct RevokeOp {
-    const v1::RevokeRequest* request;
-    RevokeDone done;
-    int64_t enqueued_ms;
-  };
-  using Op = std::variant<PublishOp, RevokeOp>;
+  using Op = WriteOp;
   struct Metrics;
   class Connection;
 

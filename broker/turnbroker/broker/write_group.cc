@@ -1,0 +1,61 @@
+#include "turnbroker/broker/write_group.h"
+
+#include <algorithm>
+
+#include "turnbroker/common/strings.h"
+
+namespace turnbroker::broker {
+
+absl::Status PushWrite(std::deque<WriteOp>& queue, WriteOp op, bool stopping, size_t max_queue) {
+  if (stopping) return absl::UnavailableError("broker is shutting down");
+  if (queue.size() >= max_queue) {
+    return absl::ResourceExhaustedError(
+        StrCat("commit queue full (", max_queue, " requests); retry with backoff"));
+  }
+  queue.push_back(std::move(op));
+  return absl::OkStatus();
+}
+
+void TakeGroup(std::deque<WriteOp>& queue, size_t max_credentials, std::vector<WriteOp>* group) {
+  size_t weight = 0;
+  while (!queue.empty() && weight < max_credentials) {
+    if (auto* p = std::get_if<PublishOp>(&queue.front()))
+      weight += std::max(1, p->request->credentials_size());
+    else
+      weight += 1;
+    group->push_back(std::move(queue.front()));
+    queue.pop_front();
+  }
+}
+
+PlannedGroup PlanGroup(GroupPlanner& planner, const std::vector<WriteOp>& group) {
+  PlannedGroup out;
+  for (const WriteOp& op : group) {
+    if (auto* p = std::get_if<PublishOp>(&op))
+      out.published.push_back(planner.Publish(*p->request));
+    else
+      out.revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
+  }
+  return out;
+}
+
+void AnswerGroup(std::vector<WriteOp>& group, PlannedGroup& planned, const std::string& epoch) {
+  size_t pi = 0, ri = 0;
+  for (WriteOp& op : group) {
+    if (auto* p = std::get_if<PublishOp>(&op)) {
+      auto& r = planned.published[pi++];
+      if (r.ok()) r->set_epoch(epoch);
+      p->done(std::move(r));
+    } else {
+      auto& r = planned.revoked[ri++];
+      if (r.ok()) r->set_epoch(epoch);
+      std::get<RevokeOp>(op).done(std::move(r));
+    }
+  }
+}
+
+void FailGroup(std::vector<WriteOp>& group, const absl::Status& error) {
+  for (WriteOp& op : group) std::visit([&](auto& o) { o.done(error); }, op);
+}
+
+}  // namespace turnbroker::broker

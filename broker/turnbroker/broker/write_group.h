@@ -1,0 +1,54 @@
+// What both stores (embedded_store.h, redis_store.h) do alike with the
+// Publish and Revoke requests waiting for their commit thread: queue them
+// with a bound, take them in groups, plan a group, answer it.
+// Not thread-safe by itself: the queue is guarded by its store's mutex.
+#ifndef TURNBROKER_BROKER_WRITE_GROUP_H_
+#define TURNBROKER_BROKER_WRITE_GROUP_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "turnbroker/broker/planner.h"
+#include "turnbroker/broker/store.h"
+
+namespace turnbroker::broker {
+
+struct PublishOp {
+  const v1::PublishRequest* request;
+  Store::PublishDone done;
+  int64_t enqueued_ms = 0;  // monotonic; for stores with an ack deadline
+};
+struct RevokeOp {
+  const v1::RevokeRequest* request;
+  Store::RevokeDone done;
+  int64_t enqueued_ms = 0;
+};
+using WriteOp = std::variant<PublishOp, RevokeOp>;
+
+// Appends `op` unless `stopping` (UNAVAILABLE) or `queue` holds `max_queue`
+// (RESOURCE_EXHAUSTED); the caller answers the error.
+absl::Status PushWrite(std::deque<WriteOp>& queue, WriteOp op, bool stopping, size_t max_queue);
+
+// Moves requests from the front of `queue` to `group` until they carry
+// `max_credentials` credentials (a Revoke counts one).
+void TakeGroup(std::deque<WriteOp>& queue, size_t max_credentials, std::vector<WriteOp>* group);
+
+// The planner's answers to a group, in the group's order.
+struct PlannedGroup {
+  std::vector<absl::StatusOr<v1::PublishResponse>> published;
+  std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
+};
+PlannedGroup PlanGroup(GroupPlanner& planner, const std::vector<WriteOp>& group);
+
+// Answers every request of `group`: its planned answer (with `epoch` when
+// OK), or `error` for all when it is not OK.
+void AnswerGroup(std::vector<WriteOp>& group, PlannedGroup& planned, const std::string& epoch);
+void FailGroup(std::vector<WriteOp>& group, const absl::Status& error);
+
+}  // namespace turnbroker::broker
+
+#endif  // TURNBROKER_BROKER_WRITE_GROUP_H_
