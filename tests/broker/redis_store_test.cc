@@ -2,6 +2,8 @@
 // one dataset, failures of Redis, epochs, replica confirmation.
 #include "turnbroker/broker/redis_store.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,6 +13,7 @@
 #include "redis_sentinel.h"
 #include "redis_server.h"
 #include "store_fixture.h"
+#include "turnbroker/broker/store_flags.h"
 
 namespace turnbroker::broker::testing {
 namespace {
@@ -288,6 +291,33 @@ TEST(RedisFlagsTest, TheFlagsCombineOrNameWhatIsWrong) {
   EXPECT_NE(message({.url = "redis://127.0.0.1:6379", .password_file = dir.File("none")})
                 .find("--redis-password-file"),
             std::string::npos);
+}
+
+TEST(StoreFlagsTest, TheCommandLineChoosesTheStore) {
+  auto parse = [](std::vector<std::string> args, BrokerOptions* o) {
+    CLI::App app;
+    StoreFlags flags;
+    flags.Add(app, "TEST_");
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
+    return flags.Apply(o);
+  };
+  BrokerOptions o;
+  ASSERT_TRUE(parse({}, &o).ok());
+  EXPECT_FALSE(o.use_redis);
+  ASSERT_TRUE(parse({"--store=redis", "--redis-sentinels=127.0.0.1:1,127.0.0.1:2",
+                     "--redis-master=tb", "--redis-min-replicas-ack=2", "--redis-ack-timeout=800"},
+                    &o)
+                  .ok());
+  EXPECT_TRUE(o.use_redis);
+  EXPECT_EQ(o.redis.target.sentinels.size(), 2u);
+  EXPECT_EQ(o.redis.min_replicas_ack, 2);
+  EXPECT_EQ(o.redis.ack_timeout_ms, 800);
+  // Usage errors name the flag.
+  EXPECT_NE(parse({"--store=redis"}, &o).message().find("--redis-url"), std::string::npos);
+  EXPECT_NE(parse({"--redis-url=redis://127.0.0.1:1"}, &o).message().find("--store=redis"),
+            std::string::npos);
+  EXPECT_THROW(parse({"--store=cassandra"}, &o), CLI::ValidationError);
 }
 
 }  // namespace
