@@ -117,5 +117,19 @@ TEST_F(RedisReplicasTest, AClientGivenEveryReplicaFailsOverWhenItsReplicaStops) 
   EXPECT_EQ(b_.client->Status().live_credentials(), 2u);
 }
 
+TEST_F(RedisReplicasTest, RedisDownRefusesWritesQuicklyAndKeepsWatchersAndReadsGoing) {
+  ASSERT_TRUE(a_.client->Publish({Cred("mia")}).ok());
+  WatchClient w(b_.channel, v1::WatchRequest());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  redis_.Kill();
+  auto start = std::chrono::steady_clock::now();
+  grpc::Status refused = a_.client->Publish({Cred("noah")});
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1'500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1'500));
+  EXPECT_FALSE(w.finished().has_value());  // the stream stays open
+  EXPECT_EQ(b_.client->Status().live_credentials(), 1u);  // reads from memory
+}
+
 }  // namespace
 }  // namespace turnbroker::broker
