@@ -34,7 +34,7 @@ absl::Status RateLimiter::Take(const std::string& client, uint64_t n) {
   if (static_cast<double>(n) > burst_) {
     return absl::ResourceExhaustedError(
         StrCat(unit_, ": ", n, " in one request exceed this client's burst of ",
-               static_cast<uint64_t>(burst_), " (broker flag ", burst_flag_, ")"));
+               static_cast<uint64_t>(burst_), " (", burst_flag_, ")"));
   }
   if (b.tokens < static_cast<double>(n)) {
     int64_t wait_ms = static_cast<int64_t>(std::ceil((n - b.tokens) * 1000 / rate_));

@@ -17,10 +17,10 @@ namespace turnbroker::broker {
 
 class RateLimiter {
  public:
-  // rate 0: unlimited. `unit` and `burst_flag` name what is counted and the
-  // flag that sets the burst, in refusals.
+  // rate 0: unlimited. `unit` names what is counted and `burst_flag` where
+  // the burst is set, in refusals.
   RateLimiter(double rate, double burst, const Clock* clock, std::string unit = "credentials",
-              std::string burst_flag = "--max-publish-burst");
+              std::string burst_flag = "broker flag --max-publish-burst");
 
   // Takes `n` tokens for `client`, or returns RESOURCE_EXHAUSTED saying
   // when to retry. A request larger than the burst is refused outright.
