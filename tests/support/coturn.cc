@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 
 namespace turnbroker::testing {
 namespace {
@@ -31,25 +33,77 @@ bool TcpAccepts(int port) {
 
 }  // namespace
 
+const std::vector<std::string>& ChartCoturnFlags() {
+  static const auto* flags = new std::vector<std::string>{
+      "--no-auth-pings",
+      "--no-dynamic-ip-list",
+      "--no-dynamic-realms",
+      "--no-multicast-peers",
+      "--denied-peer-ip=0.0.0.0-0.255.255.255",
+      "--denied-peer-ip=127.0.0.0-127.255.255.255",
+      "--denied-peer-ip=::1",
+      "--denied-peer-ip=169.254.0.0-169.254.255.255",
+      "--denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+      "--denied-peer-ip=::ffff:0.0.0.0-::ffff:255.255.255.255",
+      "--denied-peer-ip=10.0.0.0-10.255.255.255",
+      "--denied-peer-ip=172.16.0.0-172.31.255.255",
+      "--denied-peer-ip=192.168.0.0-192.168.255.255",
+      "--denied-peer-ip=100.64.0.0-100.127.255.255",
+      "--denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"};
+  return *flags;
+}
+
+const std::string& PeerAddress() {
+  static const std::string* address = [] {
+    auto* found = new std::string;
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0) return found;
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+      auto* in = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+      if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
+      char text[INET_ADDRSTRLEN];
+      if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof text)) {
+        *found = text;
+        break;
+      }
+    }
+    freeifaddrs(list);
+    return found;
+  }();
+  return *address;
+}
+
 CoturnServer::CoturnServer(const TempDir& dir, CoturnOptions options)
     : options_(std::move(options)), port_(FreePort()) {
+  std::string config = dir.File("turnserver-" + std::to_string(port_) + ".conf");
   std::vector<std::string> argv = {
-      "turnserver", "-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
+      "turnserver", "-c", config, "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
       "--listening-port", std::to_string(port_),
       "--redis-userdb",
       "ip=127.0.0.1 port=" + std::to_string(options_.redis_port) + " dbname=0",
-      "--lt-cred-mech", "--realm", options_.realm, "--allow-loopback-peers",
+      "--lt-cred-mech", "--realm", options_.realm,
       "--no-tls", "--no-dtls", "--pidfile", dir.File("turn-" + std::to_string(port_) + ".pid"),
       "--log-file", "stdout", "--simple-log"};
-  if (options_.cli_password.empty()) {
-    argv.push_back("--no-cli");
-  } else {
+  if (options_.ipv6_relay) {
+    for (const char* a : {"--relay-ip", "::1"}) argv.push_back(a);
+  }
+  const auto& peer_flags = options_.peer_flags.empty() ? ChartCoturnFlags() : options_.peer_flags;
+  argv.insert(argv.end(), peer_flags.begin(), peer_flags.end());
+  if (options_.allow_echo_peer) {
+    // The allowed range wins over the denied ones (coturn checks it first).
+    argv.push_back(PeerAddress().empty() ? "--allow-loopback-peers"
+                                         : "--allowed-peer-ip=" + PeerAddress());
+  }
+  // The CLI password in the config file, as the chart and the stack do.
+  std::ofstream(config) << (options_.cli_password.empty()
+                                ? std::string("no-cli\n")
+                                : "cli-password=" + options_.cli_password + "\n");
+  if (!options_.cli_password.empty()) {
     cli_port_ = FreePort();
     for (const char* a : {"--cli-ip", "127.0.0.1"}) argv.push_back(a);
     argv.push_back("--cli-port");
     argv.push_back(std::to_string(cli_port_));
-    argv.push_back("--cli-password");
-    argv.push_back(options_.cli_password);
   }
   process_ = std::make_unique<Subprocess>(argv, LogName(dir, "turnserver"));
   bool up = process_->WaitForOutput("Total General servers", std::chrono::seconds(10)).has_value();
@@ -61,9 +115,10 @@ CoturnServer::CoturnServer(const TempDir& dir, CoturnOptions options)
 
 CoturnServer::~CoturnServer() = default;
 
-TurnPeer::TurnPeer(const TempDir& dir) : port_(FreePort()) {
+TurnPeer::TurnPeer(const TempDir& dir)
+    : port_(FreePort()), address_(PeerAddress().empty() ? "127.0.0.1" : PeerAddress()) {
   process_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{"turnutils_peer", "-L", "127.0.0.1", "-p", std::to_string(port_)},
+      std::vector<std::string>{"turnutils_peer", "-L", address_, "-p", std::to_string(port_)},
       LogName(dir, "turn-peer"));
 }
 
@@ -73,7 +128,7 @@ TurnClient::TurnClient(const TempDir& dir, const CoturnServer& server, const Tur
   // -n/-z keep the allocation busy (and refreshed) for the test's life.
   process_ = std::make_unique<Subprocess>(
       std::vector<std::string>{"turnutils_uclient", "-v", "-c", "-n", "100000", "-z", "100",
-                               "-u", username, "-w", password, "-e", "127.0.0.1", "-r",
+                               "-u", username, "-w", password, "-e", peer.address(), "-r",
                                std::to_string(peer.port()), "-p", std::to_string(server.port()),
                                "127.0.0.1"},
       LogName(dir, "turn-client"));

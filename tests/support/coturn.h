@@ -7,17 +7,35 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "process.h"
 
 namespace turnbroker::testing {
 
+// The peer restrictions of the chart (helm/turnbroker/templates/turn.yaml)
+// and the stack (scripts/stack.d/20-turn.sh): no KEYS scans of the user
+// database, no relay to loopback, link-local, private, IPv4-mapped IPv6
+// (CVE-2026-27624, coturn < 4.9) or multicast peers.
+const std::vector<std::string>& ChartCoturnFlags();
+
+// A non-loopback IPv4 address of this machine, for echo peers coturn may
+// relay to (the restrictions deny loopback); "" if there is none.
+const std::string& PeerAddress();
+
 struct CoturnOptions {
   std::string realm = "example.org";
   int redis_port = 0;
   // coturn's telnet CLI on a free loopback port, with this password; off
-  // when empty.
+  // when empty. It goes in a config file, not on the command line.
   std::string cli_password;
+  // The peer restrictions: ChartCoturnFlags() unless set.
+  std::vector<std::string> peer_flags = {};
+  // Also relay on ::1 (clients may ask for an IPv6 relay).
+  bool ipv6_relay = false;
+  // Let clients reach PeerAddress() (the echo peer) whatever peer_flags
+  // deny; without such an address, loopback peers are allowed instead.
+  bool allow_echo_peer = true;
 };
 
 class CoturnServer {
@@ -39,14 +57,17 @@ class CoturnServer {
   std::unique_ptr<Subprocess> process_;
 };
 
-// turnutils_peer: echoes what the relay sends (uclient needs it).
+// turnutils_peer on PeerAddress(): echoes what the relay sends (uclient
+// needs it).
 class TurnPeer {
  public:
   explicit TurnPeer(const TempDir& dir);
   int port() const { return port_; }
+  const std::string& address() const { return address_; }
 
  private:
   int port_;
+  std::string address_;
   std::unique_ptr<Subprocess> process_;
 };
 
