@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "pcscf_stack.h"
+#include "promtool.h"
 
 namespace turnbroker::pcscf::testing {
 namespace {
@@ -173,6 +174,7 @@ TEST_F(PcscfKamailioTest, ARetransmittedRegisterDoesNotRepeatTheAgentCall) {
   httplib::Client cli("127.0.0.1", stack.agent_port());
   auto m = cli.Get("/metrics");
   ASSERT_TRUE(m);
+  EXPECT_EQ(turnbroker::testing::PromtoolProblems(m->body), "") << m->body;
   EXPECT_NE(m->body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"2xx\"} 1\n"),
             std::string::npos)
       << m->body;

@@ -10,6 +10,7 @@
 
 #include "broker_process.h"
 #include "coturn.h"
+#include "promtool.h"
 #include "redis_server.h"
 #include "sync_fixture.h"
 #include "sync_process.h"
@@ -116,6 +117,7 @@ TEST_F(TurnE2eTest, HealthAndMetricsFollowRedis) {
   EXPECT_NE(body.find("turnbroker_sync_last_applied_revision 1"),
             std::string::npos);
   EXPECT_NE(body.find("turnbroker_sync_lag_seconds"), std::string::npos);
+  EXPECT_EQ(PromtoolProblems(body), "") << body;
 
   redis_.Kill();
   client_.Publish(kRealm, "m2", 60'000);  // a write that fails
