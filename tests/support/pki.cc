@@ -62,4 +62,10 @@ bool MakeTestPki(const std::string& dir, Pki* pki, std::string* error) {
          Issue(dir, "otherca", "stranger", "/CN=pcscf-evil", publisher, error);
 }
 
+bool IssueTestCertificate(const Pki& pki, const std::string& name, const std::string& subject,
+                          const std::string& extensions, std::string* error,
+                          const std::string& ca) {
+  return Issue(pki.dir, ca, name, subject, extensions, error);
+}
+
 }  // namespace turnbroker::testing

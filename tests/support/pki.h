@@ -30,6 +30,13 @@ struct Pki {
 // the openssl output in *error) on failure.
 bool MakeTestPki(const std::string& dir, Pki* pki, std::string* error);
 
+// Issues one more certificate in pki.dir, <name>.pem and <name>.key, signed
+// by the CA `ca` ("ca" or "otherca"), with `subject` (e.g. "/CN=x") and
+// openssl x509 `extensions` (e.g. "subjectAltName=IP:127.0.0.1").
+bool IssueTestCertificate(const Pki& pki, const std::string& name, const std::string& subject,
+                          const std::string& extensions, std::string* error,
+                          const std::string& ca = "ca");
+
 }  // namespace turnbroker::testing
 
 #endif  // TURNBROKER_TESTS_SUPPORT_PKI_H_

@@ -1,5 +1,8 @@
 #include "turnbroker/common/tls.h"
 
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -90,28 +93,53 @@ CertificateClaims CachedClaims(std::string_view pem) {
 
 }  // namespace
 
+namespace {
+
+// Both sides' credentials watch their files: gRPC rereads the three files
+// every kReloadIntervalS and uses what it read for the handshakes that
+// follow, while established connections keep theirs (a key that does not
+// match its certificate is skipped until it does). A renewed certificate
+// needs no restart (docs/security.md). The files are read once here first
+// so that a bad startup configuration is an error naming its flag.
+constexpr unsigned kReloadIntervalS = 5;
+
+absl::StatusOr<std::shared_ptr<grpc::experimental::CertificateProviderInterface>> WatchFiles(
+    const TlsFiles& files) {
+  auto pems = ReadPems(files);
+  if (!pems.ok()) return pems.status();
+  return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      files.key, files.cert, files.ca, kReloadIntervalS);
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& files) {
   if (!files.enabled()) return grpc::InsecureServerCredentials();
-  auto pems = ReadPems(files);
-  if (!pems.ok()) return pems.status();
-  grpc::SslServerCredentialsOptions options(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  options.pem_root_certs = pems->ca;
-  options.pem_key_cert_pairs.push_back({pems->key, pems->cert});
-  return grpc::SslServerCredentials(options);
+  auto provider = WatchFiles(files);
+  if (!provider.ok()) return provider.status();
+  grpc::experimental::TlsServerCredentialsOptions options(*provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 MakeChannelCredentials(const TlsFiles& files) {
   if (!files.enabled()) return grpc::InsecureChannelCredentials();
-  auto pems = ReadPems(files);
-  if (!pems.ok()) return pems.status();
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = pems->ca;
-  options.pem_private_key = pems->key;
-  options.pem_cert_chain = pems->cert;
-  return grpc::SslCredentials(options);
+  auto provider = WatchFiles(files);
+  if (!provider.ok()) return provider.status();
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(*provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  // The chain against `ca`, and the name (the target's host, or the
+  // channel's SSL target name override) against the certificate's SANs.
+  options.set_verify_server_certs(true);
+  options.set_certificate_verifier(
+      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
+  return grpc::experimental::TlsCredentials(options);
 }
 
 absl::StatusOr<CertificateClaims> ParseCertificateClaims(std::string_view pem) {
