@@ -66,9 +66,10 @@ out=$(buildah run --isolation chroot "$ctr" -- turnbroker-probe http://127.0.0.1
 grep -q "turnbroker-probe: http://127.0.0.1:1/" <<<"$out" || fail "turnbroker-probe: $out"
 
 # A broker inside, turnbrokerctl outside.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port) metrics=$(free_port)
 buildah run --isolation chroot "$ctr" -- turn-broker --listen "127.0.0.1:$port" --ephemeral \
-  --metrics-listen "127.0.0.1:0" >"$work/broker.log" 2>&1 &
+  --metrics-listen "127.0.0.1:$metrics" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 100); do
   grep -q "turn-broker listening on" "$work/broker.log" && break
@@ -84,5 +85,8 @@ echo "image-secret" | "$ctl" --broker "127.0.0.1:$port" publish --realm ims.exam
   >"$work/get.out" 2>&1 || { cat "$work/get.out"; fail "get"; }
 grep -q "image-test" "$work/get.out" || { cat "$work/get.out"; fail "the credential is not in the broker"; }
 echo "  turn-broker in the image: turnbrokerctl published and read back image-test"
+out=$(buildah run --isolation chroot "$ctr" -- turnbroker-probe "http://127.0.0.1:$metrics/healthz" 2>&1) ||
+  fail "turnbroker-probe of the broker's /healthz: $out"
+echo "  turnbroker-probe: the broker's /healthz answers"
 [[ $size -le 80000000 ]] || echo "WARNING: the image is over the 80 MB target"
 echo "image OK"
