@@ -19,8 +19,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 work=$(mktemp -d)
 ctr="" broker_pid=""
 cleanup() {
-  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  [[ -n $ctr ]] && buildah rm "$ctr" >/dev/null 2>&1
+  if [[ -n $broker_pid ]]; then kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi
+  if [[ -n $ctr ]]; then buildah rm "$ctr" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
