@@ -4,12 +4,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+
+#include "quiet_protobuf.h"
 #include <string>
 #include <string_view>
 
 #include "turnbroker/common/credential.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  turnbroker::fuzz::QuietProtobuf();
   using namespace turnbroker;
   std::string_view s(reinterpret_cast<const char*>(data), size);
   (void)ValidateRealm(s, "realm");

@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "quiet_protobuf.h"
+
 #include "turnbroker/broker/record.h"
 #include "turnbroker/common/credential.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  turnbroker::fuzz::QuietProtobuf();
   using namespace turnbroker;
   using namespace turnbroker::broker;
   v1::Event event;

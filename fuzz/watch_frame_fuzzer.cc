@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+
+#include "quiet_protobuf.h"
 #include <memory>
 
 #include "fake_redis.h"
@@ -16,6 +18,7 @@
 #include "turnbroker/turn/sync_metrics.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  turnbroker::fuzz::QuietProtobuf();
   using namespace turnbroker;
   using namespace turnbroker::turn;
   static MetricsRegistry* registry = new MetricsRegistry();

@@ -10,6 +10,8 @@
 # Usage: scripts/fuzz.sh [--seconds N | --runs N] [--build-dir DIR] [TARGET...]
 #   scripts/fuzz.sh --seconds 60                 every target for a minute
 #   scripts/fuzz.sh --runs 10000000 record_fuzzer
+# FUZZ_ARGS adds libFuzzer flags after the script's own (a later one wins),
+# e.g. FUZZ_ARGS='-jobs=2 -workers=2'.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
@@ -21,7 +23,7 @@ while (($#)); do
     --seconds) seconds=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -62,7 +64,7 @@ for t in "${targets[@]}"; do
   # UBSan findings are errors (the build has -fno-sanitize-recover).
   if ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
     "$build/fuzz/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$build/artifacts/$t-" "$work" "$seeds" >"$log" 2>&1; then
+    -artifact_prefix="$build/artifacts/$t-" ${FUZZ_ARGS:-} "$work" "$seeds" >"$log" 2>&1; then
     grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added)" \
       "$log" || tail -3 "$log"
   else

@@ -85,6 +85,10 @@ TEST(RecordTest, PutEventEncoding) {
   ASSERT_TRUE(e.ParseFromString(bytes));
   EXPECT_EQ(e.revision(), 300u);
   EXPECT_TRUE(MessageDifferencer::Equals(e.put(), Full()));
+  // Revision 0 is omitted from the encoding; the size says so too.
+  std::string zero;
+  AppendPutEvent(&zero, *r, 0);
+  EXPECT_EQ(zero.size(), PutEventSize(*r, 0));
 }
 
 TEST(RecordTest, ReferencesKeepTheRecordAlive) {

@@ -120,7 +120,9 @@ void Record::ToProto(v1::Credential* out, bool include_key) const {
 }
 
 size_t PutEventSize(const Record& record, Revision revision) {
-  return 1 + wire::VarintSize(revision) +
+  // Revision 0 is omitted like any proto3 default, as AppendPutEvent does
+  // (found by fuzz/record_fuzzer.cc).
+  return (revision ? 1 + wire::VarintSize(revision) : 0) +
          wire::BytesFieldSize(kEventPut, record.credential_wire().size());
 }
 
