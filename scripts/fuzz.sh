@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
 seconds=10 runs="" targets=()
 all=(http_request_fuzzer agent_api_fuzzer credential_fuzzer sip_header_fuzzer record_fuzzer
-  watch_frame_fuzzer)
+  watch_frame_fuzzer tls_claims_fuzzer)
 while (($#)); do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
