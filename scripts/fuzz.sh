@@ -60,7 +60,9 @@ for t in "${targets[@]}"; do
   limit=(-max_total_time="$seconds")
   [[ -n "$runs" ]] && limit=(-runs="$runs")
   log="$build/$t.log"
-  echo "== $t (${runs:+$runs runs}${runs:-$seconds s}), seeds: fuzz/corpus/$t ($(ls "$seeds" | wc -l) files)"
+  what="$seconds s"
+  [[ -n "$runs" ]] && what="$runs runs"
+  echo "== $t ($what), seeds: fuzz/corpus/$t ($(ls "$seeds" | wc -l) files)"
   # UBSan findings are errors (the build has -fno-sanitize-recover).
   if ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
     "$build/fuzz/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
