@@ -41,7 +41,8 @@ class Store {
   // new revisions applied, or the state reset to a new epoch (a Redis dataset
   // that lost acknowledged writes). Set it once, before the first write.
   virtual void SetCommitListener(std::function<void()> listener) = 0;
-  // "durable:<dir>", "ephemeral" or "redis:<address>".
+  // "durable:<dir>", "ephemeral", "redis:<host:port>" or
+  // "redis-sentinel:<master>@<primary host:port>".
   virtual std::string description() const = 0;
   // False once the store failed for good (e.g. a damaged journal file); it
   // then refuses writes and the process should restart. (A store that cannot
