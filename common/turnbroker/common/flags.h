@@ -7,11 +7,18 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker {
+
+// The log configuration a command line chose.
+struct LogOptions {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kText;
+};
 
 class LogFlags {
  public:
@@ -27,22 +34,25 @@ class LogFlags {
         ->check(CLI::IsMember({"text", "json"}));
   }
 
-  // After parsing: sets up logging for `app_name`, or INVALID_ARGUMENT
-  // naming the flag (a usage error: exit 2).
-  absl::Status Init(std::string_view app_name) const {
-    LogLevel level;
-    if (!ParseLogLevel(level_, &level)) {
+  // After parsing: the options, or INVALID_ARGUMENT naming the flag.
+  absl::StatusOr<LogOptions> Options() const {
+    LogOptions options;
+    if (!ParseLogLevel(level_, &options.level)) {
       return absl::InvalidArgumentError(
           StrCat("--log-level: '", level_, "' is not debug, info, warn or error"));
     }
-    InitLogging(app_name, level, format_ == "json" ? LogFormat::kJson : LogFormat::kText);
-    return absl::OkStatus();
+    options.format = format_ == "json" ? LogFormat::kJson : LogFormat::kText;
+    return options;
   }
 
  private:
   std::string level_ = "info";
   std::string format_ = "text";
 };
+
+// Prints "<program>: <message>" on stderr and returns 2, the exit code of a
+// usage error (a flag or its value is wrong).
+int UsageError(std::string_view program, const absl::Status& status);
 
 // A client of the broker: --broker (environment `broker_env`) and
 // --tls-cert/--tls-key/--tls-ca/--tls-server-name (<env_prefix>TLS_*).

@@ -1,5 +1,7 @@
 #include "turnbroker/common/net.h"
 
+#include <unistd.h>
+
 #include <charconv>
 
 #include "turnbroker/common/strings.h"
@@ -61,6 +63,23 @@ absl::StatusOr<std::vector<HostPort>> ParseHostPortList(std::string_view text,
     return absl::InvalidArgumentError(StrCat(field, ": give at least one HOST:PORT"));
   }
   return out;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+std::string HostNameAsId(std::string_view prefix, size_t max_chars, std::string_view fallback) {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return std::string(fallback);
+  std::string id(prefix);
+  for (const char* p = host; *p && id.size() < prefix.size() + max_chars; ++p) {
+    const char c = *p;
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    id.push_back(ok ? c : '-');
+  }
+  return id;
 }
 
 }  // namespace turnbroker

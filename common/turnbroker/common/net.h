@@ -31,6 +31,14 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
 absl::StatusOr<std::vector<HostPort>> ParseHostPortList(std::string_view text,
                                                         std::string_view field);
 
+// True for "localhost", "::1" and 127.0.0.0/8.
+bool IsLoopbackHost(std::string_view host);
+
+// This host's name made an identifier: `prefix` + the host name with every
+// character outside [A-Za-z0-9._-] replaced by '-', at most `max_chars` of
+// it; `fallback` when the host has no name.
+std::string HostNameAsId(std::string_view prefix, size_t max_chars, std::string_view fallback);
+
 }  // namespace turnbroker
 
 #endif  // TURNBROKER_COMMON_NET_H_

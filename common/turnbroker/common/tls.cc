@@ -238,8 +238,4 @@ std::string RoleNames(uint32_t roles) {
   return names.empty() ? "none" : names;
 }
 
-bool IsLoopbackHost(std::string_view host) {
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
-}
-
 }  // namespace turnbroker

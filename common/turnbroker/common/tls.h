@@ -86,8 +86,6 @@ struct Peer {
 Peer PeerOf(const grpc::AuthContext& context);
 std::string RoleNames(uint32_t roles);
 
-// Whether a listen host is loopback ("127.0.0.1", "::1", "localhost").
-bool IsLoopbackHost(std::string_view host);
 
 }  // namespace turnbroker
 

@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/redis.h"
-#include "turnbroker/turn/backoff.h"
+#include "turnbroker/common/backoff.h"
 #include "turnbroker/turn/coturn_admin.h"
 #include "turnbroker/turn/sync_metrics.h"
 #include "turnbroker/turn/userdb.h"

@@ -20,7 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "turnbroker/common/clock.h"
-#include "turnbroker/turn/backoff.h"
+#include "turnbroker/common/backoff.h"
 #include "turnbroker/turn/sync_metrics.h"
 #include "turnbroker/turn/userdb.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
