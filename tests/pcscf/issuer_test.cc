@@ -36,6 +36,17 @@ class IssuerTest : public ::testing::Test {
     publisher_.reset();
   }
 
+  // Polls `done`, moving the clock `step_ms` at each look, so that the
+  // issuer's scheduled work (overlaps, retries, status polls) comes due in
+  // the clock's time.
+  bool WaitMovingClock(const std::function<bool()>& done, int64_t step_ms = 100) {
+    return WaitFor([&] {
+      if (done()) return true;
+      clock_.Advance(step_ms);
+      return false;
+    });
+  }
+
   ManualClock clock_;
   FakeBrokerClient broker_;
   IssuerOptions options_;
@@ -95,7 +106,9 @@ TEST_F(IssuerTest, ReRegisterReusesWhileEnoughLifetimeIsLeftThenRotates) {
   ASSERT_TRUE(rotated.ok());
   EXPECT_FALSE(rotated->reused);
   EXPECT_NE(rotated->username, first->username);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(broker_.IsLive(first->username)) << "the old one overlaps for a while";
+  clock_.Advance(options_.overlap_ms);
   ASSERT_TRUE(WaitFor([&] { return !broker_.IsLive(first->username); }));
   EXPECT_TRUE(broker_.IsLive(rotated->username));
   EXPECT_EQ(broker_.revoked_usernames(), std::vector<std::string>{first->username});
@@ -189,11 +202,13 @@ TEST_F(IssuerTest, RotatesAtEveryRegisterWithoutReuse) {
     usernames.insert(c->username);
   }
   EXPECT_EQ(usernames.size(), 3u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  clock_.Advance(60'000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(broker_.revoked_usernames().empty());
 }
 
 TEST_F(IssuerTest, RefreshMintsANewOneAndRevokesTheOldAfterTheOverlap) {
+  options_.reuse_min_remaining_s = 300;  // the overlap below moves the clock
   Start();
   auto old = issuer_->Issue("sip:alice@example.org", "", 600);
   ASSERT_TRUE(old.ok());
@@ -202,6 +217,9 @@ TEST_F(IssuerTest, RefreshMintsANewOneAndRevokesTheOldAfterTheOverlap) {
   EXPECT_NE(fresh->username, old->username);
   EXPECT_EQ(fresh->subscriber, "sip:alice@example.org");
   EXPECT_EQ(fresh->expires_at_ms - fresh->issued_at_ms, 600'000) << "the old lifetime";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(broker_.IsLive(old->username)) << "the old one overlaps for a while";
+  clock_.Advance(options_.overlap_ms);
   ASSERT_TRUE(WaitFor([&] { return !broker_.IsLive(old->username); }));
   EXPECT_TRUE(broker_.IsLive(fresh->username));
   // The refreshed one is now the registration's current credential.
@@ -244,7 +262,7 @@ TEST_F(IssuerTest, BrokerDownHandsOutNothingAndRevokesWhatMayHaveLanded) {
   EXPECT_EQ(issuer_->pending_revocations(), 1u);
   broker_.SetUnavailable(false);
   // The background revocation of the unacknowledged username gets through.
-  ASSERT_TRUE(WaitFor([&] { return broker_.revoked_usernames().size() == 1; }));
+  ASSERT_TRUE(WaitMovingClock([&] { return broker_.revoked_usernames().size() == 1; }));
   ASSERT_TRUE(WaitFor([&] { return issuer_->pending_revocations() == 0; }));
   EXPECT_EQ(broker_.live_count(), 0u);
 }
@@ -257,7 +275,7 @@ TEST_F(IssuerTest, AnUnacknowledgedRevocationIsRetriedByUsername) {
   auto s = issuer_->RevokeSubscriber("sip:alice@example.org", "de-REGISTER");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
   broker_.SetUnavailable(false);
-  ASSERT_TRUE(WaitFor([&] { return !broker_.IsLive(c->username); }));
+  ASSERT_TRUE(WaitMovingClock([&] { return !broker_.IsLive(c->username); }));
   EXPECT_EQ(broker_.revoked_usernames(), std::vector<std::string>{c->username})
       << "retried by username, never by subscriber";
 }
@@ -271,7 +289,7 @@ TEST_F(IssuerTest, ReassertsLiveCredentialsWhenTheBrokerEpochChanges) {
   ASSERT_TRUE(issuer_->RevokeSubscriber("sip:bob@example.org", "de-REGISTER").ok());
   broker_.LoseState();
   // The status poll notices the new epoch and re-publishes what is live.
-  ASSERT_TRUE(WaitFor([&] { return broker_.IsLive(a->username); }));
+  ASSERT_TRUE(WaitMovingClock([&] { return broker_.IsLive(a->username); }, 20));
   EXPECT_FALSE(broker_.IsLive(b->username)) << "a revoked credential is never re-asserted";
 }
 

@@ -85,6 +85,49 @@ TEST_F(PublisherTest, RetriesATransientFailureWithinTheDeadline) {
   EXPECT_EQ(broker_.publish_calls(), 4);
 }
 
+// Deadlines and backoffs are kept in the publisher's clock: these run on a
+// ManualClock, so nothing depends on how fast this machine is.
+TEST_F(PublisherTest, AQueuedCredentialExpiresInTheClocksTimeNotBefore) {
+  ManualClock clock(1'800'000'000'000);
+  PublisherOptions o;
+  o.max_in_flight = 1;
+  Publisher p(&broker_, o, nullptr, &clock);
+  broker_.Hold();
+  std::promise<absl::Status> held, queued;
+  p.PublishAsync(Cred("held"), 60'000, [&](absl::Status s) { held.set_value(s); });
+  ASSERT_TRUE(WaitFor([&] { return broker_.publish_calls() == 1; }));
+  p.PublishAsync(Cred("queued"), 10'000, [&](absl::Status s) { queued.set_value(s); });
+  auto result = queued.get_future();
+  EXPECT_EQ(result.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  clock.Advance(9'999);
+  EXPECT_EQ(result.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  clock.Advance(1);
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(result.get().code(), absl::StatusCode::kDeadlineExceeded);
+  broker_.Release();
+  EXPECT_TRUE(held.get_future().get().ok());
+}
+
+TEST_F(PublisherTest, RetriesOnlyOnceTheBackoffPassedInTheClocksTime) {
+  ManualClock clock(1'800'000'000'000);
+  PublisherOptions o;
+  o.initial_backoff_ms = 40;
+  Publisher p(&broker_, o, nullptr, &clock);
+  ASSERT_TRUE(p.Publish(Cred("warm"), 1000).ok());
+  broker_.FailNextPublishes(1, absl::AbortedError("conflict"));
+  std::promise<absl::Status> done;
+  p.PublishAsync(Cred("u1"), 10'000, [&](absl::Status s) { done.set_value(s); });
+  ASSERT_TRUE(WaitFor([&] { return broker_.publish_calls() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(broker_.publish_calls(), 2) << "the backoff (20-40 ms) has not passed";
+  clock.Advance(40);
+  auto result = done.get_future();
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(result.get().ok());
+  EXPECT_EQ(broker_.publish_calls(), 3);
+  EXPECT_TRUE(broker_.IsLive("u1"));
+}
+
 TEST_F(PublisherTest, FailsAtOnceWhenTheBrokerIsKnownDown) {
   Publisher p(&broker_, PublisherOptions());
   broker_.SetUnavailable(true);

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "turnbroker/common/clock.h"
 #include "turnbroker/v1/broker.pb.h"
 
 namespace turnbroker::pcscf {
@@ -58,6 +59,10 @@ struct GrpcBrokerClientOptions {
   // --max-connection-age (whose GOAWAY lets streams run on for 30 s) moves
   // the client to a new connection without a failed publish. 0: never.
   int64_t stream_max_age_ms = 20'000;
+  // Stream requests' deadlines and the stream's age are kept in this clock's
+  // monotonic time (unary calls carry gRPC deadlines, in real time). Must
+  // outlive the client.
+  const Clock* clock = Clock::System();
 };
 
 // The gRPC client over `channel` (see MakeChannel in common/channel.h).

@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -39,17 +40,12 @@
 namespace turnbroker::pcscf {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// Monotonic µs of the client's clock (GrpcBrokerClientOptions::clock);
+// kNever: no wake-up due.
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 // A completion-queue tag: what to do when the operation completes.
 using Handler = std::function<void(bool ok)>;
 
-gpr_timespec ToGpr(Clock::time_point t) {
-  if (t == Clock::time_point::max()) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
-  const int64_t us =
-      std::chrono::duration_cast<std::chrono::microseconds>(t - Clock::now()).count();
-  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                      gpr_time_from_micros(std::max<int64_t>(us, 0), GPR_TIMESPAN));
-}
 
 class GrpcBrokerClient final : public BrokerClient {
  public:
@@ -95,12 +91,12 @@ class GrpcBrokerClient final : public BrokerClient {
       unary = !options_.publish_stream || unary_publish_;
       if (!unary && !stopping) {
         if (stream_ != nullptr && options_.stream_max_age_ms > 0 &&
-            Clock::now() - stream_->opened >= std::chrono::milliseconds(options_.stream_max_age_ms)) {
+            NowUs() - stream_->opened_us >= options_.stream_max_age_ms * 1000) {
           retire = RetireLocked(stream_);
         }
         if (stream_ == nullptr) open = stream_ = NewStreamLocked();
         const uint64_t id = next_id_++;
-        const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+        const int64_t deadline = NowUs() + timeout_ms * 1000;
         by_deadline_.emplace(deadline, id);
         WakeByLocked(deadline);
         pending_.emplace(
@@ -155,7 +151,7 @@ class GrpcBrokerClient final : public BrokerClient {
     bool reading = false;
     bool ended = false;      // no write starts any more
     bool finishing = false;  // Finish called: its tag is the last one
-    Clock::time_point opened = Clock::now();
+    int64_t opened_us = 0;  // the client's monotonic time
     // Past stream_max_age_ms: writes what it has, then WritesDone (which
     // counts as a write: `writing`), then reads until the broker ends it.
     bool retiring = false;
@@ -169,15 +165,24 @@ class GrpcBrokerClient final : public BrokerClient {
     // PublishStream gets it again as a unary call.
     v1::PublishRequest request;
     Callback<v1::PublishResponse> done;
-    Clock::time_point deadline;
+    int64_t deadline_us;  // the client's monotonic time
     int64_t timeout_ms;
     PublishStream* stream;
   };
 
+  int64_t NowUs() const { return options_.clock->MonotonicMicros(); }
+
+  // The completion queue's deadline for a wake-up at `wake` (NowUs() time).
+  gpr_timespec RealDeadline(int64_t wake) const {
+    if (wake == kNever) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    const int64_t wait_us = options_.clock->RealWaitMicros(std::max<int64_t>(wake - NowUs(), 0));
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_micros(wait_us, GPR_TIMESPAN));
+  }
+
   // The queue thread: completions, and the stream requests' deadlines.
   void RunQueue() {
     while (true) {
-      Clock::time_point wake;
+      int64_t wake;
       {
         std::lock_guard lock(mu_);
         // With nothing pending keep the last wake-up time: a publish with a
@@ -185,14 +190,14 @@ class GrpcBrokerClient final : public BrokerClient {
         // answered before its deadline, so the set is often empty).
         if (!by_deadline_.empty()) {
           wake_at_ = by_deadline_.begin()->first;
-        } else if (wake_at_ <= Clock::now()) {
-          wake_at_ = Clock::time_point::max();
+        } else if (wake_at_ <= NowUs()) {
+          wake_at_ = kNever;
         }
         wake = wake_at_;
       }
       void* tag = nullptr;
       bool ok = false;
-      const auto got = queue_.AsyncNext(&tag, &ok, ToGpr(wake));
+      const auto got = queue_.AsyncNext(&tag, &ok, RealDeadline(wake));
       if (got == grpc::CompletionQueue::SHUTDOWN) return;
       if (got == grpc::CompletionQueue::GOT_EVENT) (*static_cast<Handler*>(tag))(ok);
       ExpireDue();
@@ -203,9 +208,9 @@ class GrpcBrokerClient final : public BrokerClient {
   // `deadline`, or up to kDeadlineSlack after it. Deadlines arrive in ms
   // (rounded down), so one a little before the previous is common; the
   // slack spares the poke.
-  static constexpr std::chrono::milliseconds kDeadlineSlack{5};
-  void WakeByLocked(Clock::time_point deadline) {
-    if (deadline + kDeadlineSlack >= wake_at_) return;
+  static constexpr int64_t kDeadlineSlackUs = 5'000;
+  void WakeByLocked(int64_t deadline) {
+    if (deadline + kDeadlineSlackUs >= wake_at_) return;
     wake_at_ = deadline;
     if (poke_armed_) return;  // it wakes now and reads wake_at_ again
     poke_armed_ = true;
@@ -218,7 +223,7 @@ class GrpcBrokerClient final : public BrokerClient {
     std::vector<Pending> expired;
     {
       std::lock_guard lock(mu_);
-      const Clock::time_point now = Clock::now();
+      const int64_t now = NowUs();
       while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
         auto it = pending_.find(by_deadline_.begin()->second);
         expired.push_back(std::move(it->second));
@@ -231,6 +236,7 @@ class GrpcBrokerClient final : public BrokerClient {
 
   PublishStream* NewStreamLocked() {
     auto* s = new PublishStream;
+    s->opened_us = NowUs();
     s->on_start = [this, s](bool ok) { OnStreamStart(s, ok); };
     s->on_write = [this, s](bool ok) { OnStreamWrite(s, ok); };
     s->on_read = [this, s](bool ok) { OnStreamRead(s, ok); };
@@ -351,7 +357,7 @@ class GrpcBrokerClient final : public BrokerClient {
       // Not pending: it expired (its caller has DEADLINE_EXCEEDED already).
       if (auto it = pending_.find(id); it != pending_.end() && it->second.stream == s) {
         done = std::move(it->second.done);
-        by_deadline_.erase({it->second.deadline, id});
+        by_deadline_.erase({it->second.deadline_us, id});
         pending_.erase(it);
       }
     }
@@ -374,7 +380,7 @@ class GrpcBrokerClient final : public BrokerClient {
           ++it;
           continue;
         }
-        by_deadline_.erase({it->second.deadline, it->first});
+        by_deadline_.erase({it->second.deadline_us, it->first});
         left.push_back(std::move(it->second));
         it = pending_.erase(it);
       }
@@ -383,8 +389,7 @@ class GrpcBrokerClient final : public BrokerClient {
     const absl::Status failure =
         status.ok() ? absl::UnavailableError("publish stream ended") : FromGrpcStatus(status);
     for (Pending& p : left) {
-      const int64_t left_ms =
-          std::chrono::ceil<std::chrono::milliseconds>(p.deadline - Clock::now()).count();
+      const int64_t left_ms = (p.deadline_us - NowUs() + 999) / 1000;
       if (!resend) {
         p.done(failure);
       } else if (left_ms <= 0) {
@@ -481,7 +486,7 @@ class GrpcBrokerClient final : public BrokerClient {
   bool stopping_ = false;         // guarded by mu_
   // When the queue thread next looks at the deadlines; poke_ wakes it
   // earlier. All guarded by mu_.
-  Clock::time_point wake_at_ = Clock::time_point::max();
+  int64_t wake_at_ = kNever;
   grpc::Alarm poke_;
   bool poke_armed_ = false;
   Handler poke_handler_;
@@ -494,7 +499,7 @@ class GrpcBrokerClient final : public BrokerClient {
   std::unordered_set<PublishStream*> streams_;  // until Finish (ended ones too)
   uint64_t next_id_ = 1;
   std::map<uint64_t, Pending> pending_;
-  std::set<std::pair<Clock::time_point, uint64_t>> by_deadline_;
+  std::set<std::pair<int64_t, uint64_t>> by_deadline_;
 };
 
 }  // namespace

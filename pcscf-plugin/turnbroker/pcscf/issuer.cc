@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "turnbroker/common/backoff.h"
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/strings.h"
 #include "turnbroker/pcscf/sip_header.h"
@@ -13,7 +14,8 @@ absl::Status Invalid(std::string_view field, std::string_view problem) {
   return absl::InvalidArgumentError(StrCat(field, ": ", problem));
 }
 
-constexpr int64_t kMaxRevokeBackoffMs = 30'000;
+// A refused-for-now background revocation is retried after these delays.
+constexpr BackoffOptions kRevokeBackoff{500, 30'000, 2.0};
 constexpr int64_t kSweepIntervalMs = 10'000;
 constexpr int64_t kReassertTimeoutMs = 10'000;
 
@@ -74,7 +76,8 @@ Issuer::Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock,
       options_(std::move(options)),
       clock_(clock),
       minter_(options_.realm),
-      registry_(clock) {
+      registry_(clock),
+      scheduler_(clock) {
   if (metrics) metrics_ = std::make_unique<Metrics>(metrics, this);
   publisher_->SetEpochListener(
       [this](const std::string&, const std::string&) { Reassert(); });
@@ -350,8 +353,7 @@ void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms,
             }
           } else {
             if (metrics_) metrics_->revoke_retried->Inc();
-            int64_t backoff = std::min<int64_t>(kMaxRevokeBackoffMs,
-                                                500LL << std::min(attempt, 6));
+            const int64_t backoff = BackoffDelayMs(kRevokeBackoff, attempt + 1);
             ScheduleRevoke(username, expires_at_ms, reason, backoff, attempt + 1);
           }
           CallFinished();
@@ -431,10 +433,10 @@ absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
   auto ch = MakeChannel(channel);
   if (!ch.ok()) return ch.status();
   std::unique_ptr<CredentialService> service(new CredentialService);
-  service->client_ =
-      NewGrpcBrokerClient(*ch, GrpcBrokerClientOptions{.publish_stream = publisher.publish_stream});
+  service->client_ = NewGrpcBrokerClient(
+      *ch, GrpcBrokerClientOptions{.publish_stream = publisher.publish_stream, .clock = clock});
   service->publisher_ =
-      std::make_unique<Publisher>(service->client_.get(), publisher, metrics);
+      std::make_unique<Publisher>(service->client_.get(), publisher, metrics, clock);
   service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer,
                                               clock, metrics);
   return service;

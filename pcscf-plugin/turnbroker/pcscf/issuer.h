@@ -1,4 +1,4 @@
-// The eP-CSCF's side of the credential lifecycle (design §2, §6): issue at
+// The eP-CSCF's side of the credential lifecycle (docs/design.md, The credential lifecycle and The eP-CSCF side): issue at
 // REGISTER (reuse or rotate at re-REGISTER), refresh, revoke at de-REGISTER
 // or registration expiry, re-assert after the broker's epoch changed.
 #ifndef TURNBROKER_PCSCF_ISSUER_H_

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 
+#include "turnbroker/common/backoff.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/strings.h"
@@ -27,9 +28,9 @@ struct Publisher::Metrics {
   Histogram* latency;
 };
 
-Publisher::Publisher(BrokerClient* client, PublisherOptions options,
-                     MetricsRegistry* metrics)
-    : client_(client), options_(options) {
+Publisher::Publisher(BrokerClient* client, PublisherOptions options, MetricsRegistry* metrics,
+                     const Clock* clock)
+    : client_(client), options_(options), clock_(clock) {
   if (metrics) metrics_ = std::make_unique<Metrics>(metrics);
   worker_ = std::thread([this] { Run(); });
 }
@@ -71,7 +72,7 @@ void Publisher::PublishAsync(v1::Credential credential, int64_t timeout_ms,
                              Done done) {
   Pending p;
   p.credential = std::move(credential);
-  p.deadline_us = MonotonicMicros() + timeout_ms * 1000;
+  p.deadline_us = clock_->MonotonicMicros() + timeout_ms * 1000;
   p.done = std::move(done);
   std::unique_lock lock(mu_);
   if (stopping_) {
@@ -97,7 +98,7 @@ absl::Status Publisher::Publish(v1::Credential credential,
 
 void Publisher::DispatchLocked(std::unique_lock<std::mutex>& lock) {
   while (!stopping_ && !queue_.empty() && in_flight_ < options_.max_in_flight) {
-    int64_t now = MonotonicMicros();
+    int64_t now = clock_->MonotonicMicros();
     std::vector<Pending> batch;
     // Expired entries stay for the worker to fail.
     if (queue_.front().alone) {
@@ -140,7 +141,7 @@ void Publisher::DispatchLocked(std::unique_lock<std::mutex>& lock) {
 void Publisher::Run() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    int64_t now = MonotonicMicros();
+    int64_t now = clock_->MonotonicMicros();
     std::vector<Pending> expired;
     // Backoff over: back to the front of the queue, oldest first.
     std::sort(delayed_.begin(), delayed_.end(),
@@ -180,14 +181,15 @@ void Publisher::Run() {
     if (wake_at == INT64_MAX) {
       wake_.wait(lock);
     } else {
-      wake_.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(wake_at - now, 100)));
+      wake_.wait_for(lock, std::chrono::microseconds(
+                               clock_->RealWaitMicros(std::max<int64_t>(wake_at - now, 100))));
     }
   }
 }
 
 void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
                             absl::StatusOr<v1::PublishResponse> result) {
-  int64_t now = MonotonicMicros();
+  int64_t now = clock_->MonotonicMicros();
   Observe(result.status(), result.ok() ? result->epoch() : std::string());
   if (metrics_) {
     (result.ok() ? metrics_->calls_ok : metrics_->calls_failed)->Inc();
@@ -205,9 +207,8 @@ void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
       bool retry = result.status().code() != absl::StatusCode::kUnavailable ||
                    now - last_answer_us_ < options_.retry_unavailable_for_ms * 1000;
       for (auto& p : batch) {
-        int64_t backoff_ms = std::min<int64_t>(
-            options_.max_backoff_ms,
-            options_.initial_backoff_ms << std::min(p.attempts - 1, 10));
+        const int64_t backoff_ms = BackoffDelayMs(
+            {options_.initial_backoff_ms, options_.max_backoff_ms, 2.0}, p.attempts);
         if (retry && !stopping_ && now + backoff_ms * 1000 < p.deadline_us) {
           p.not_before_us = now + backoff_ms * 1000;
           if (metrics_) metrics_->retries->Inc();
@@ -255,7 +256,7 @@ void Publisher::Observe(const absl::Status& status, const std::string& epoch) {
       }
     }
     reachable_ = reached;
-    if (reached) last_answer_us_ = MonotonicMicros();
+    if (reached) last_answer_us_ = clock_->MonotonicMicros();
     if (!epoch.empty() && epoch != epoch_) {
       previous = epoch_;
       changed = !epoch_.empty();

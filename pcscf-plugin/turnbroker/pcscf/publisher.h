@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "turnbroker/common/clock.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/pcscf/broker_client.h"
 
@@ -35,7 +36,9 @@ struct PublisherOptions {
   bool publish_stream = true;
   // Deadline of one Publish call; a credential's own deadline may be shorter.
   int64_t call_timeout_ms = 500;
-  // Backoff between attempts of a credential whose call failed transiently.
+  // Backoff between attempts of a credential whose call failed transiently:
+  // doubling from the initial delay up to the maximum, with equal jitter
+  // (common/backoff.h).
   int64_t initial_backoff_ms = 20;
   int64_t max_backoff_ms = 200;
   // UNAVAILABLE is retried only while the broker answered within this long
@@ -61,8 +64,10 @@ class Publisher {
  public:
   using Done = std::function<void(absl::Status)>;
 
-  Publisher(BrokerClient* client, PublisherOptions options,
-            MetricsRegistry* metrics = nullptr);
+  // Deadlines, backoffs and the broker's reachability are kept in `clock`'s
+  // monotonic time; `clock` must outlive the publisher.
+  Publisher(BrokerClient* client, PublisherOptions options, MetricsRegistry* metrics = nullptr,
+            const Clock* clock = Clock::System());
   // Fails queued credentials with UNAVAILABLE and waits for calls in flight.
   ~Publisher();
   Publisher(const Publisher&) = delete;
@@ -120,6 +125,7 @@ class Publisher {
 
   BrokerClient* const client_;
   const PublisherOptions options_;
+  const Clock* const clock_;
   std::unique_ptr<Metrics> metrics_;
   std::mutex listener_mu_;  // held while the listener runs
   std::function<void(const std::string&, const std::string&)>

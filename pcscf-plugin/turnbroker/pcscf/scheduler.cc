@@ -1,10 +1,8 @@
 #include "turnbroker/pcscf/scheduler.h"
 
-#include "turnbroker/common/clock.h"
-
 namespace turnbroker::pcscf {
 
-Scheduler::Scheduler() : thread_([this] { Run(); }) {}
+Scheduler::Scheduler(const Clock* clock) : clock_(clock), thread_([this] { Run(); }) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -23,7 +21,7 @@ void Scheduler::Stop() {
 void Scheduler::RunAfter(int64_t delay_ms, std::function<void()> task) {
   std::lock_guard lock(mu_);
   if (stopping_) return;
-  tasks_.emplace(MonotonicMicros() + delay_ms * 1000, std::move(task));
+  tasks_.emplace(clock_->MonotonicMicros() + delay_ms * 1000, std::move(task));
   wake_.notify_one();
 }
 
@@ -39,10 +37,10 @@ void Scheduler::Run() {
       wake_.wait(lock);
       continue;
     }
-    int64_t now = MonotonicMicros();
+    const int64_t now = clock_->MonotonicMicros();
     auto first = tasks_.begin();
     if (first->first > now) {
-      wake_.wait_for(lock, std::chrono::microseconds(first->first - now));
+      wake_.wait_for(lock, std::chrono::microseconds(clock_->RealWaitMicros(first->first - now)));
       continue;
     }
     std::function<void()> task = std::move(first->second);

@@ -10,14 +10,17 @@
 #include <mutex>
 #include <thread>
 
+#include "turnbroker/common/clock.h"
+
 namespace turnbroker::pcscf {
 
-// Runs each task once, after its delay (monotonic time), in order of due
-// time, on its own thread. Tasks must not block for long: they delay every
+// Runs each task once, after its delay (the clock's monotonic time), in
+// order of due time, on its own thread. Tasks must not block for long: they delay every
 // task behind them. Thread-safe; a task may schedule further tasks.
 class Scheduler {
  public:
-  Scheduler();
+  // `clock` must outlive the scheduler.
+  explicit Scheduler(const Clock* clock = Clock::System());
   // Drops the tasks not yet run and waits for the running one.
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
@@ -33,6 +36,7 @@ class Scheduler {
  private:
   void Run();
 
+  const Clock* const clock_;
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::multimap<int64_t, std::function<void()>> tasks_;  // guarded by mu_
