@@ -1,7 +1,7 @@
 // Keys learned from an earlier broker epoch that the current broker has not
 // sent again. The broker no longer knows them, so its revocations do not list
 // them; a revocation's selector (username, subscriber, issuer) is applied to
-// them here instead (design §5). A mirror in memory of the sync's `legacy`
+// them here instead (docs/design.md, The TURN side). A mirror in memory of the sync's `legacy`
 // set and the owners of its members; it shrinks as they expire.
 //
 // Not thread-safe: used by the sync's one applying thread.

@@ -5,7 +5,7 @@
 //   * same epoch: they were revoked while the sync was away: delete them
 //     (keys of the legacy set excepted: the broker never knew them);
 //   * epoch changed, or the broker is behind the stored revision: the
-//     snapshot is no proof of revocation (design §5): keep them, as legacy
+//     snapshot is no proof of revocation (docs/design.md, The TURN side): keep them, as legacy
 //     keys, to which revocation selectors still apply.
 // Keys the sync never wrote are never in its index, so never touched.
 //

@@ -180,7 +180,7 @@ absl::Status CredentialSync::OnSnapshotBegin(const v1::WatchResponse& frame) {
   const auto reason = frame.snapshot_reason();
   // Only a snapshot of the same store proves that a key missing from it was
   // revoked; a new epoch, or a store behind what was applied, may simply
-  // have lost it (design §5).
+  // have lost it (docs/design.md, The TURN side).
   bool proof = !stored.epoch.empty() && stored.epoch == frame.epoch() &&
                reason != v1::WatchResponse::EPOCH_CHANGED &&
                reason != v1::WatchResponse::REVISION_AHEAD;
