@@ -64,6 +64,7 @@ class Connection {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
   }
+  void Shutdown() { shutdown(fd_, SHUT_RDWR); }
   bool Send(std::string_view data) {
     while (!data.empty()) {
       ssize_t n = send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
@@ -238,6 +239,27 @@ TEST_F(AgentHostileTest, IdleAndSlowlorisConnectionsDoNotLockOthersOut) {
   stop = true;
   loris.join();
   ExpectServed("127.0.0.1", "sip:after@example.org");
+}
+
+TEST_F(AgentHostileTest, PeersThatDoNotReadTheirAnswersDoNotHoldTheWorkers) {
+  // 40 connections (more than the 32 workers) each pipeline 2,000 requests
+  // for /metrics and never read: the answers pile up in their sockets.
+  std::string request = "GET /metrics HTTP/1.1\r\nHost: agent\r\n\r\n";
+  std::string burst;
+  for (int i = 0; i < 2000; ++i) burst += request;
+  std::vector<std::unique_ptr<Connection>> deaf;
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 40; ++i) {
+    deaf.push_back(std::make_unique<Connection>(agent_->port()));
+    ASSERT_TRUE(deaf.back()->connected());
+    senders.emplace_back([c = deaf.back().get(), &burst] { c->Send(burst); });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int i = 0; i < 5; ++i) {
+    ExpectServed("127.0.0.2", "sip:reader" + std::to_string(i) + "@example.org");
+  }
+  for (auto& c : deaf) c->Shutdown();  // unblocks a sender the agent still reads from
+  for (auto& t : senders) t.join();
 }
 
 TEST_F(AgentHostileTest, PerPeerCapRefusesTheNextConnectionWithJson) {

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -527,6 +528,15 @@ constexpr uint64_t kListenId = 0;
 constexpr uint64_t kWakeId = 1;
 constexpr size_t kDrainMax = 256 * 1024;   // read and dropped after an error
 constexpr int64_t kDrainMs = 1'000;
+// Answers written but not yet read by the peer, beyond which a connection
+// that keeps sending requests is closed rather than answered: a worker
+// would otherwise block on a peer that never reads (see Serve).
+constexpr int kMaxUnreadAnswerBytes = 256 * 1024;
+
+// Best effort, never blocks: for answers the I/O thread writes itself.
+void SendNow(int fd, std::string_view data) {
+  (void)::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
 
 std::string Serialize(const HttpResponse& r, bool head, bool keep_alive) {
   std::string out = StrCat("HTTP/1.1 ", r.status, " ", Reason(r.status), "\r\n");
@@ -622,7 +632,7 @@ struct HttpServer::Impl {
   // reset), then closes. Called by the thread that owns `c`.
   void FailConnection(Conn* c, const HttpResponse& r) {
     if (m_bad_requests) m_bad_requests->Inc();
-    WriteAll(c->fd, Serialize(r, false, false), 200);
+    SendNow(c->fd, Serialize(r, false, false));
     ::shutdown(c->fd, SHUT_WR);
     std::lock_guard<std::mutex> lock(mu);
     c->phase = Phase::kDraining;
@@ -673,8 +683,7 @@ struct HttpServer::Impl {
                              " open connections"),
             "connections");
         r.headers.emplace_back("Retry-After", "1");
-        std::string out = Serialize(r, false, false);
-        (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        SendNow(fd, Serialize(r, false, false));
         ::close(fd);
         LogWarn("HTTP connection refused").Kv("peer", peer).Kv("limit", refused);
         continue;
@@ -713,12 +722,16 @@ struct HttpServer::Impl {
     }
     if (c->parser.wants_continue() && !c->continue_sent) {
       c->continue_sent = true;
-      WriteAll(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 200);
+      SendNow(c->fd, "HTTP/1.1 100 Continue\r\n\r\n");
     }
     std::lock_guard<std::mutex> lock(mu);
     if (c->parser.started() && c->phase != Phase::kReading) {
       c->phase = Phase::kReading;
       c->deadline_ms = NowMs() + options.request_timeout_ms;
+    } else if (!c->parser.started() && c->phase == Phase::kBusy) {
+      // A worker's leftover was blank lines only: idle again.
+      c->phase = Phase::kIdle;
+      c->deadline_ms = NowMs() + options.idle_timeout_ms;
     }
     Arm(c);
     return false;
@@ -791,13 +804,11 @@ struct HttpServer::Impl {
         LogInfo("HTTP request not complete in time; closing")
             .Kv("peer", c->peer)
             .Kv("timeout_ms", options.request_timeout_ms);
-        std::string out = Serialize(
-            HttpJsonError(408,
-                          StrCat("request: not received whole within ",
-                                 options.request_timeout_ms, " ms"),
-                          "request"),
-            false, false);
-        (void)::send(c->fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        SendNow(c->fd, Serialize(HttpJsonError(408,
+                                               StrCat("request: not received whole within ",
+                                                      options.request_timeout_ms, " ms"),
+                                               "request"),
+                                 false, false));
       } else if (phase == Phase::kIdle && m_idle_timeouts) {
         m_idle_timeouts->Inc();
       }
@@ -855,6 +866,14 @@ struct HttpServer::Impl {
 
   void Serve(Conn* c) {
     while (true) {
+      // A peer that sends requests but does not read the answers (they pile
+      // up in the socket) would hold this worker in WriteAll: close instead.
+      int unread = 0;
+      if (::ioctl(c->fd, TIOCOUTQ, &unread) == 0 && unread > kMaxUnreadAnswerBytes) {
+        LogWarn("HTTP peer does not read its answers; closing").Kv("peer", c->peer);
+        Close(c->id);
+        return;
+      }
       HttpRequest& req = c->parser.request();
       HttpResponse res;
       try {
