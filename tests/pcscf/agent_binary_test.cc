@@ -30,7 +30,8 @@ TEST(AgentBinaryTest, HelpDocumentsEveryFlagWithItsEnvironmentVariable) {
         "--allow-remote", "--realm", "--turn-uri", "--scope", "--issuer", "--ttl", "--min-ttl",
         "--max-ttl", "--no-reuse", "--reuse-min-remaining", "--overlap", "--publish-timeout",
         "--revoke-timeout", "--status-interval", "--max-batch", "--max-in-flight",
-        "--http-threads", "--log-level", "--log-format", "--version"}) {
+        "--http-threads", "--http-idle-timeout", "--http-request-timeout",
+        "--http-max-connections", "--http-max-connections-per-peer", "--log-level", "--log-format", "--version"}) {
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
   }
   for (const char* env : {"PCSCF_TURN_AGENT_BROKER", "PCSCF_TURN_AGENT_LISTEN",

@@ -149,8 +149,8 @@ class AgentHostileTest : public ::testing::Test {
     agent_ = std::make_unique<AgentProcess>(dir_, broker_->address());
   }
   // A legitimate request from `source`, answered within Kamailio's 1 s.
-  void ExpectServed(const char* source, const std::string& impu) {
-    Connection c(agent_->port(), source);
+  void ExpectServed(const char* source, const std::string& impu, int port = 0) {
+    Connection c(port ? port : agent_->port(), source);
     ASSERT_TRUE(c.connected());
     int64_t start = MonotonicMicros();
     ASSERT_TRUE(c.Send(Post(json({{"impu", impu}}).dump())));
@@ -263,6 +263,27 @@ TEST_F(AgentHostileTest, PeersThatDoNotReadTheirAnswersDoNotHoldTheWorkers) {
 }
 
 TEST_F(AgentHostileTest, PerPeerCapRefusesTheNextConnectionWithJson) {
+  AgentProcess capped(dir_, broker_->address(), {"--http-max-connections-per-peer", "8"});
+  std::vector<std::unique_ptr<Connection>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(std::make_unique<Connection>(capped.port()));
+    ASSERT_TRUE(held.back()->connected());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Connection over(capped.port());
+  auto r = over.Read(std::chrono::seconds(2));
+  ASSERT_TRUE(r) << "the 9th connection from one peer must be refused with an answer";
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(json::parse(r->body)["field"], "connections");
+  EXPECT_TRUE(over.ClosedByPeer(std::chrono::seconds(1)));
+  // Another peer is not affected; a freed slot serves the first again.
+  ExpectServed("127.0.0.2", "sip:other@example.org", capped.port());
+  held.pop_back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ExpectServed("127.0.0.1", "sip:again@example.org", capped.port());
+}
+
+TEST_F(AgentHostileTest, TheDefaultPerPeerCapIs128) {
   std::vector<std::unique_ptr<Connection>> held;
   for (int i = 0; i < 128; ++i) {
     held.push_back(std::make_unique<Connection>(agent_->port()));
@@ -273,13 +294,6 @@ TEST_F(AgentHostileTest, PerPeerCapRefusesTheNextConnectionWithJson) {
   auto r = over.Read(std::chrono::seconds(2));
   ASSERT_TRUE(r) << "the 129th connection from one peer must be refused with an answer";
   EXPECT_EQ(r->status, 503) << r->body;
-  EXPECT_EQ(json::parse(r->body)["field"], "connections");
-  EXPECT_TRUE(over.ClosedByPeer(std::chrono::seconds(1)));
-  // Another peer is not affected; a freed slot serves the first again.
-  ExpectServed("127.0.0.2", "sip:other@example.org");
-  held.pop_back();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ExpectServed("127.0.0.1", "sip:again@example.org");
 }
 
 }  // namespace

@@ -111,6 +111,21 @@ AgentCommandLine::AgentCommandLine(CLI::App* app) {
                  "HTTP requests handled at once (each may wait for the broker's ack; idle "
                  "connections hold no thread); give at least the SIP server's worker count")
       ->envname(env("HTTP_THREADS"))->capture_default_str()->check(CLI::Range(1, 1024));
+  app->add_option("--http-idle-timeout", http_idle_timeout_s_,
+                  "Close a connection that sends no request byte for this long (new or "
+                  "keep-alive), s")
+      ->envname(env("HTTP_IDLE_TIMEOUT"))->capture_default_str()->check(CLI::PositiveNumber);
+  app->add_option("--http-request-timeout", http_request_timeout_s_,
+                  "A request must arrive whole within this long of its first byte (408), s")
+      ->envname(env("HTTP_REQUEST_TIMEOUT"))->capture_default_str()->check(CLI::PositiveNumber);
+  app->add_option("--http-max-connections", o_.http.max_connections,
+                  "Open HTTP connections in total; more are refused with 503")
+      ->envname(env("HTTP_MAX_CONNECTIONS"))->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
+  app->add_option("--http-max-connections-per-peer", o_.http.max_connections_per_peer,
+                  "Open HTTP connections per peer IP address; more are refused with 503")
+      ->envname(env("HTTP_MAX_CONNECTIONS_PER_PEER"))->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
   log_flags_.Add(*app, "PCSCF_TURN_AGENT_");
   app->set_version_flag("--version", TURNBROKER_VERSION);
 }
@@ -131,6 +146,8 @@ absl::StatusOr<AgentRunOptions> AgentCommandLine::Options() const {
     }
   }
   o.issuer.reuse = !no_reuse_;
+  o.http.idle_timeout_ms = Ms(http_idle_timeout_s_);
+  o.http.request_timeout_ms = Ms(http_request_timeout_s_);
   o.issuer.overlap_ms = overlap_s_ < 0 ? -1 : Ms(overlap_s_);
   o.issuer.publish_timeout_ms = Ms(publish_timeout_s_);
   o.issuer.revoke_timeout_ms = Ms(revoke_timeout_s_);
@@ -156,7 +173,7 @@ int RunAgent(const AgentRunOptions& o) {
   }
   AgentApi api(&(*service)->issuer(), &metrics);
   AgentServer server(&api);
-  if (auto s = server.Start(o.http); !s.ok()) {
+  if (auto s = server.Start(o.http, &metrics); !s.ok()) {
     std::fprintf(stderr, "pcscf-turn-agent: %s\n", std::string(s.message()).c_str());
     return 1;
   }
