@@ -124,6 +124,7 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
                  "replicas (0: never)")
       ->envname(env("MAX_CONNECTION_AGE"))
       ->capture_default_str();
+  store_flags_.Add(*app, "TURNBROKER_");
   log_flags_.Add(*app, "TURNBROKER_");
   app->set_version_flag("--version", TURNBROKER_VERSION);
 }
@@ -138,6 +139,7 @@ absl::StatusOr<BrokerRunOptions> BrokerCommandLine::Options() const {
   auto hp = ParseHostPort(listen_, "--listen", /*allow_port_zero=*/true);
   if (!hp.ok()) return hp.status();
   o.listen = *hp;
+  if (auto s = store_flags_.Apply(&o); !s.ok()) return s;
   if (min_ttl_s_ > max_ttl_s_) {
     return absl::InvalidArgumentError(
         StrCat("--min-ttl: ", min_ttl_s_, " is above --max-ttl ", max_ttl_s_));

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "turnbroker/broker/server.h"
+#include "turnbroker/broker/store_flags.h"
 #include "turnbroker/common/flags.h"
 
 namespace turnbroker::broker {
@@ -31,6 +32,7 @@ class BrokerCommandLine {
 
  private:
   BrokerOptions o_;
+  StoreFlags store_flags_;
   LogFlags log_flags_;
   std::string listen_ = "127.0.0.1:50051";
   int64_t min_ttl_s_ = 1, max_ttl_s_ = 86'400, history_max_age_s_ = 3'600;
