@@ -148,5 +148,16 @@ TEST_F(HostileIdentityTest, APublisherRevokesOnlyWhatItIssued) {
   EXPECT_THAT(broker_->process().Output(), HasSubstr("revoke refused"));
 }
 
+TEST(HostileRevokeTest, RevokeIsRateLimitedPerClient) {
+  TempDir dir;
+  BrokerProcess broker(dir, {"--ephemeral", "--max-revoke-rate", "1", "--max-revoke-burst", "3"});
+  BrokerClient client(*MakeChannel(ChannelOptions{broker.address()}));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.RevokeUsername("u" + std::to_string(i)).ok());
+  grpc::Status s = client.RevokeUsername("u3");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("over 1 revokes/s"));
+  EXPECT_EQ(client.Status().revision(), 3u) << "nothing recorded for the refused one";
+}
+
 }  // namespace
 }  // namespace turnbroker::testing

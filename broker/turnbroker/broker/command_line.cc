@@ -85,6 +85,16 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
       ->envname(env("MAX_PUBLISH_BURST"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app->add_option("--max-revoke-rate", o_.max_revoke_rate,
+                 "Revoke calls per second per client (certificate CN, or address); 0: unlimited")
+      ->envname(env("MAX_REVOKE_RATE"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--max-revoke-burst", o_.max_revoke_burst,
+                 "...and how many at once (at least the rate)")
+      ->envname(env("MAX_REVOKE_BURST"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_option("--max-queue", o_.store.max_queue,
                  "Write requests waiting to commit; beyond, RESOURCE_EXHAUSTED")
       ->envname(env("MAX_QUEUE"))

@@ -105,7 +105,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   if (options.max_revoke_rate > 0) {
     b->revoke_limiter_ = std::make_unique<RateLimiter>(
         options.max_revoke_rate, options.max_revoke_burst, clock, "revokes",
-        "BrokerOptions::max_revoke_burst");  // no flag yet
+        "broker flag --max-revoke-burst");
   }
   b->service_ = std::make_unique<BrokerService>(
       b->store_.get(), hub, b->registry_.get(), TURNBROKER_VERSION, started,
