@@ -23,9 +23,11 @@
 // marked [noisy]. Each is run --runs times on a fresh broker; medians are
 // printed (percentiles.h), and all samples go to --json.
 // Usage: broker_bench [--runs 3] [--quick] [--require-quiet]
+#include <google/protobuf/arena.h>
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
@@ -41,9 +43,6 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <google/protobuf/arena.h>
-
 #include "open_loop.h"
 #include "percentiles.h"
 #include "proc_usage.h"
@@ -52,8 +51,8 @@
 #include "status_floor.h"
 #include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
-#include "turnbroker/common/runtime.h"
 #include "turnbroker/common/clock.h"
+#include "turnbroker/common/runtime.h"
 #include "turnbroker/pcscf/broker_client.h"
 #include "turnbroker/pcscf/publisher.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
@@ -99,15 +98,20 @@ std::string g_external;  // --external: use this broker instead of starting one
 
 class Broker {
  public:
-  explicit Broker(const TempDir& dir, std::vector<std::string> extra = {}) : data_(dir.File("data")) {
+  explicit Broker(const TempDir& dir, std::vector<std::string> extra = {})
+      : data_(dir.File("data")) {
     if (!g_external.empty()) {
       external_ = g_external;
       return;
     }
     port_ = testing::FreePort();
-    std::vector<std::string> argv = {testing::BuiltBinary("turn-broker"), "--listen",
-                                     "127.0.0.1:" + std::to_string(port_), "--data-dir", data_,
-                                     "--log-level", "warn"};
+    std::vector<std::string> argv = {testing::BuiltBinary("turn-broker"),
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(port_),
+                                     "--data-dir",
+                                     data_,
+                                     "--log-level",
+                                     "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = std::make_unique<testing::Subprocess>(argv, dir.File("broker.log"));
     if (!process_->WaitForOutput("listening on", std::chrono::seconds(20))) {
@@ -161,7 +165,8 @@ class Watcher {
   }
   bool WaitSynced(int seconds = 60) {
     auto deadline = Clock::now() + std::chrono::seconds(seconds);
-    while (!synced_.load() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (!synced_.load() && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return synced_.load();
   }
   // Waits until `expect` puts arrived; returns the time of the last one.
@@ -260,7 +265,8 @@ LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publ
   Broker broker(dir, g_broker_flags);
   const size_t n = static_cast<size_t>(rate * seconds);
   std::vector<std::unique_ptr<Watcher>> ws;
-  for (int i = 0; i < watchers; ++i) ws.push_back(std::make_unique<Watcher>(broker.address(), n, true));
+  for (int i = 0; i < watchers; ++i)
+    ws.push_back(std::make_unique<Watcher>(broker.address(), n, true));
   for (auto& w : ws) w->WaitSynced();
 
   auto channel = NewChannel(broker.address());
@@ -301,8 +307,10 @@ LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publ
       v1::Credential c;
       FillCredential(&c, i, now_ms);
       library->PublishAsync(std::move(c), 30'000, [i, &acked, &done](absl::Status s) {
-        if (s.ok()) acked[i] = NowUs();
-        else fprintf(stderr, "publish failed: %s\n", std::string(s.message()).c_str());
+        if (s.ok())
+          acked[i] = NowUs();
+        else
+          fprintf(stderr, "publish failed: %s\n", std::string(s.message()).c_str());
         done.fetch_add(1);
       });
       continue;
@@ -317,12 +325,15 @@ LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publ
     auto* call = new Call;
     FillCredential(call->req.add_credentials(), i, now_ms);
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    stub->async()->Publish(&call->ctx, &call->req, &call->resp, [call, i, &acked, &done](grpc::Status s) {
-      if (s.ok()) acked[i] = NowUs();
-      else fprintf(stderr, "publish failed: %s\n", s.error_message().c_str());
-      delete call;
-      done.fetch_add(1);
-    });
+    stub->async()->Publish(&call->ctx, &call->req, &call->resp,
+                           [call, i, &acked, &done](grpc::Status s) {
+                             if (s.ok())
+                               acked[i] = NowUs();
+                             else
+                               fprintf(stderr, "publish failed: %s\n", s.error_message().c_str());
+                             delete call;
+                             done.fetch_add(1);
+                           });
   }
   int64_t sent_end = NowUs();
   while (done.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -366,7 +377,8 @@ LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publ
   r.acked = LatenciesFromSchedule(schedule, acked, warm);
   r.achieved_rate = n / ((sent_end - schedule.t0()) / 1e6);
   r.floor = OpenLoopStatus(stub.get(), rate, seconds);
-  if (delivered != n * watchers) fprintf(stderr, "warning: %zu of %zu deliveries\n", delivered, n * watchers);
+  if (delivered != n * watchers)
+    fprintf(stderr, "warning: %zu of %zu deliveries\n", delivered, n * watchers);
   ws.clear();
   broker.Stop();
   return r;
@@ -410,7 +422,8 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
   TempDir dir;
   Broker broker(dir, g_broker_flags);
   std::vector<std::unique_ptr<Watcher>> ws;
-  for (int i = 0; i < watchers; ++i) ws.push_back(std::make_unique<Watcher>(broker.address(), total, false));
+  for (int i = 0; i < watchers; ++i)
+    ws.push_back(std::make_unique<Watcher>(broker.address(), total, false));
   for (auto& w : ws) w->WaitSynced();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   int64_t rss0 = testing::ResidentKb(broker.pid());
@@ -463,7 +476,8 @@ BulkResult RunBulk(int watchers, size_t total, int batch, int inflight) {
     Watcher fresh(broker.address(), total, false);
     fresh.WaitSynced(120);
     r.snapshot_seconds = (fresh.synced_at_us() - snap_start) / 1e6;
-    if (fresh.received() != total) fprintf(stderr, "snapshot had %zu of %zu\n", fresh.received(), total);
+    if (fresh.received() != total)
+      fprintf(stderr, "snapshot had %zu of %zu\n", fresh.received(), total);
   }
   broker.Stop();
   r.disk_bytes_per_credential = static_cast<double>(DirBytes(broker.data())) / total;
@@ -501,9 +515,11 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::IsMember({"unary", "stream", "library", "library-unary"}))
       ->capture_default_str();
-  app.add_option("--latency-trace", g_latency_trace, "Write per-credential latencies of the first latency run here");
+  app.add_option("--latency-trace", g_latency_trace,
+                 "Write per-credential latencies of the first latency run here");
   app.add_flag("--quick", quick, "One short run of each (a smoke test)");
-  app.add_option("--broker-flag", g_broker_flags, "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
+  app.add_option("--broker-flag", g_broker_flags,
+                 "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
   AddQuietFlags(app, &quiet);
   CLI11_PARSE(app, argc, argv);
   if (quick) runs = 1, seconds = 1, total = 50'000;
@@ -514,12 +530,12 @@ int main(int argc, char** argv) {
                        double credentials) {
     if (!u) return;
     samples[key + "_broker_cpu_us_per_credential"].push_back(u->cpu_us / credentials);
-    samples[key + "_broker_voluntary_switches_per_credential"].push_back(
-        u->voluntary_switches / credentials);
-    samples[key + "_broker_involuntary_switches_per_credential"].push_back(
-        u->involuntary_switches / credentials);
+    samples[key + "_broker_voluntary_switches_per_credential"].push_back(u->voluntary_switches /
+                                                                         credentials);
+    samples[key + "_broker_involuntary_switches_per_credential"].push_back(u->involuntary_switches /
+                                                                           credentials);
   };
-  std::map<std::string, ProcessUsage> usage_sum;  // per key, over all runs
+  std::map<std::string, ProcessUsage> usage_sum;                  // per key, over all runs
   std::map<std::string, std::pair<double, double>> usage_amount;  // credentials, seconds
   auto sum_usage = [&](const std::string& key, const std::optional<ProcessUsage>& u,
                        double credentials, double seconds) {
@@ -549,8 +565,8 @@ int main(int argc, char** argv) {
       samples[k + "floor_p99_us"].push_back(l.floor.p99);
       add_usage(mode, l.broker_usage, l.credentials);
       sum_usage(mode, l.broker_usage, l.credentials, l.window_seconds);
-      fprintf(stderr, "run %d: %s: publish->watcher %s; ack %s; sent %.0f/s; broker %s\n",
-              run + 1, mode.c_str(),
+      fprintf(stderr, "run %d: %s: publish->watcher %s; ack %s; sent %.0f/s; broker %s\n", run + 1,
+              mode.c_str(),
               BesideFloor(l.delivered.p50, l.delivered.p99, l.floor.p50, l.floor.p99).c_str(),
               Format(l.acked, "ms", 1e-3).c_str(), l.achieved_rate,
               l.broker_usage
@@ -577,21 +593,20 @@ int main(int argc, char** argv) {
   // of /proc add up), per credential.
   auto broker_cost = [&](const std::string& key) {
     if (!usage_sum.count(key)) return std::string("n/a (external broker)");
-    return FormatPerCredential(usage_sum[key], usage_amount[key].first,
-                               usage_amount[key].second) +
+    return FormatPerCredential(usage_sum[key], usage_amount[key].first, usage_amount[key].second) +
            Mark();
   };
-  printf("turn-broker benchmark: %d runs, %d watchers, medians (figures beside the floor of "
-         "the same run)\n",
-         runs, watchers);
+  printf(
+      "turn-broker benchmark: %d runs, %d watchers, medians (figures beside the floor of "
+      "the same run)\n",
+      runs, watchers);
   printf("  one publish at a time (closed loop):  %s\n",
          BesideFloor(median("sequential_p50_us"), median("sequential_p99_us"),
                      median("sequential_floor_p50_us"), median("sequential_floor_p99_us"))
              .c_str());
   for (const std::string& mode : publishers) {
     const std::string k = mode + "_";
-    printf("  %s, %d/s (floor: GetStatus at %d/s on the same broker):\n", mode.c_str(), rate,
-           rate);
+    printf("  %s, %d/s (floor: GetStatus at %d/s on the same broker):\n", mode.c_str(), rate, rate);
     printf("    publish->watcher:  %s   (target p99 < 2 ms)\n",
            BesideFloor(median(k + "latency_p50_us"), median(k + "latency_p99_us"),
                        median(k + "floor_p50_us"), median(k + "floor_p99_us"))
@@ -603,9 +618,10 @@ int main(int argc, char** argv) {
     printf("    broker:            %s\n", broker_cost(mode).c_str());
   }
   if (!g_external.empty()) return CheckMachineAfterRun();
-  printf("  throughput, batches of %d:          %.0f credentials/s to every watcher (target >= "
-         "100000)%s\n",
-         batch, median("delivered_per_s"), Mark());
+  printf(
+      "  throughput, batches of %d:          %.0f credentials/s to every watcher (target >= "
+      "100000)%s\n",
+      batch, median("delivered_per_s"), Mark());
   printf("    broker:            %s\n", broker_cost("batch").c_str());
   printf("  memory at %zu live:              %.0f bytes RSS per credential (target < 300)%s\n",
          total, median("rss_bytes_per_credential"), Mark());
@@ -617,15 +633,16 @@ int main(int argc, char** argv) {
     std::ofstream out(json_path);
     // " [noisy]" -> "noisy", "" -> "quiet".
     const std::string mark = Mark();
-    out << "{\"machine\":\"" << (mark.empty() ? "quiet" : mark.substr(2, mark.size() - 3))
-        << "\"";
+    out << "{\"machine\":\"" << (mark.empty() ? "quiet" : mark.substr(2, mark.size() - 3)) << "\"";
     for (auto& [k, v] : samples) {
       out << ",\"" << k << "\":[";
       for (size_t i = 0; i < v.size(); ++i) {
         // JSON has no infinity: a lost figure is null.
         if (i) out << ",";
-        if (std::isfinite(v[i])) out << v[i];
-        else out << "null";
+        if (std::isfinite(v[i]))
+          out << v[i];
+        else
+          out << "null";
       }
       out << "]";
     }

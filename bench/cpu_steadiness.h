@@ -102,8 +102,8 @@ inline std::string FormatCpuSteadiness(const CpuSteadiness& s) {
   std::snprintf(buf, sizeof buf,
                 "a %.0f µs piece of work: p99 %.0f µs, max %.0f µs; %.1f %% of pieces took >= 3x; "
                 "%.1f %% of the time in %d slow stretches (longest %.1f ms)",
-                s.median_us, s.p99_us, s.max_us, 100 * s.slow_pieces_share,
-                100 * s.slow_time_share, s.slow_stretches, s.longest_stretch_ms);
+                s.median_us, s.p99_us, s.max_us, 100 * s.slow_pieces_share, 100 * s.slow_time_share,
+                s.slow_stretches, s.longest_stretch_ms);
   return buf;
 }
 

@@ -19,19 +19,23 @@
 // Usage: grpc_floor_bench [--rates 1000,2000,5000] [--runs 3] [--seconds 4]
 //                         [--cpu-seconds 3] [--require-quiet]
 #include <arpa/inet.h>
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <functional>
-#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -39,19 +43,14 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-
 #include "open_loop.h"
 #include "percentiles.h"
 #include "process.h"
 #include "report.h"
 #include "status_floor.h"
-#include "write_queue.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
+#include "write_queue.h"
 
 namespace turnbroker::bench {
 namespace {
@@ -68,8 +67,7 @@ grpc::ByteBuffer EncodeSeq(uint64_t seq) {
 // The sequence number a stream message carries, or UINT64_MAX.
 uint64_t DecodeSeq(const grpc::ByteBuffer& buffer) {
   grpc::Slice slice;
-  if (!buffer.DumpToSingleSlice(&slice).ok() || slice.size() != sizeof(uint64_t))
-    return UINT64_MAX;
+  if (!buffer.DumpToSingleSlice(&slice).ok() || slice.size() != sizeof(uint64_t)) return UINT64_MAX;
   uint64_t seq;
   std::memcpy(&seq, slice.begin(), sizeof seq);
   return seq;
@@ -292,8 +290,9 @@ Percentiles RunStream(const std::string& address, int rate, double seconds) {
 
 int main(int argc, char** argv) {
   using namespace turnbroker::bench;
-  CLI::App app{"grpc_floor_bench: latency of one no-op hop on this machine (raw TCP, gRPC unary, "
-               "gRPC stream), open loop"};
+  CLI::App app{
+      "grpc_floor_bench: latency of one no-op hop on this machine (raw TCP, gRPC unary, "
+      "gRPC stream), open loop"};
   std::vector<int> rates{1000, 2000, 5000};
   int runs = 3;
   double seconds = 4;
@@ -324,9 +323,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string address = "127.0.0.1:" + std::to_string(grpc_port);
-  std::printf("one no-op hop, open loop, %d runs of %.1f s (medians of p50 / p99; the gRPC "
-              "paths beside raw TCP, their floor)\n",
-              runs, seconds);
+  std::printf(
+      "one no-op hop, open loop, %d runs of %.1f s (medians of p50 / p99; the gRPC "
+      "paths beside raw TCP, their floor)\n",
+      runs, seconds);
   for (int rate : rates) {
     std::map<std::string, std::vector<double>> p50, p99;
     for (int run = 0; run < runs; ++run) {

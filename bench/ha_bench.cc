@@ -14,10 +14,10 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <optional>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -143,8 +143,7 @@ Setup Start(int replicas, testing::RedisServer* redis) {
       std::fprintf(stderr, "broker: %s\n", std::string(b.status().message()).c_str());
       std::exit(1);
     }
-    s.channels.push_back(
-        *MakeChannel(ChannelOptions("127.0.0.1:" + std::to_string((*b)->port()))));
+    s.channels.push_back(*MakeChannel(ChannelOptions("127.0.0.1:" + std::to_string((*b)->port()))));
     s.brokers.push_back(std::move(*b));
   }
   return s;
@@ -231,8 +230,9 @@ void Run(const char* name, const Options& o, testing::RedisServer* redis, int ro
         "credentials/s%s (errors %d) %s\n",
         name, n, o.batch_credentials, watchers.size(), n / secs, all ? "" : " (INCOMPLETE)",
         errors.load(), Mark());
-    std::printf("%s CPU per credential: this process (brokers and clients) %.1f us, Redis %.1f us %s\n",
-                name, static_cast<double>(cpu) / n, redis_cpu * 1e6 / n, Mark());
+    std::printf(
+        "%s CPU per credential: this process (brokers and clients) %.1f us, Redis %.1f us %s\n",
+        name, static_cast<double>(cpu) / n, redis_cpu * 1e6 / n, Mark());
   }
   for (auto& b : s.brokers) b->Shutdown();
 }
@@ -244,7 +244,8 @@ int main(int argc, char** argv) {
   using namespace turnbroker::bench;
   Options o;
   CLI::App app{"ha_bench: the Redis store (2 replicas) against the embedded store"};
-  app.add_option("--rate", o.rate, "publish->visible: credentials per second")->capture_default_str();
+  app.add_option("--rate", o.rate, "publish->visible: credentials per second")
+      ->capture_default_str();
   app.add_option("--seconds", o.seconds, "publish->visible: duration")->capture_default_str();
   app.add_option("--throughput-credentials", o.throughput_credentials,
                  "Credentials in the throughput phase")

@@ -94,8 +94,9 @@ std::vector<double> ResponseTimes(const std::string& path, size_t* failed) {
 int main(int argc, char** argv) {
   int rate = 1000, rounds = 2, workers = 8;
   double duration_s = 10;
-  CLI::App app{"pcscf_register_bench: REGISTER through Kamailio with and without the "
-               "credential step, sipp at a fixed rate (docs/pcscf-plugin.md#benchmarks)"};
+  CLI::App app{
+      "pcscf_register_bench: REGISTER through Kamailio with and without the "
+      "credential step, sipp at a fixed rate (docs/pcscf-plugin.md#benchmarks)"};
   app.add_option("--rate", rate, "REGISTER per second")->capture_default_str();
   app.add_option("--duration", duration_s, "Seconds per round and configuration")
       ->capture_default_str();
@@ -132,13 +133,11 @@ int main(int argc, char** argv) {
     c.port = FreePort();
     std::string run = dir.File("kamailio-" + std::to_string(c.port));
     std::vector<std::string> argv = {
-        "kamailio", "-DD", "-E", "-f", std::string(PCSCF_KAMAILIO_DIR) + "/kamailio.cfg",
-        "-Y", "/tmp", "-P", run + ".pid", "-m", "128", "-M", "16", "-x", memory_manager,
-        "-X", memory_manager,
-        "-A", "SIP_LISTEN_UDP=udp:127.0.0.1:" + std::to_string(c.port),
-        "-A", "SIP_LISTEN_TCP=tcp:127.0.0.1:" + std::to_string(c.port),
-        "-A", "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:" + std::to_string(aport) +
-                  ";timeout=1\"",
+        "kamailio", "-DD", "-E", "-f", std::string(PCSCF_KAMAILIO_DIR) + "/kamailio.cfg", "-Y",
+        "/tmp", "-P", run + ".pid", "-m", "128", "-M", "16", "-x", memory_manager, "-X",
+        memory_manager, "-A", "SIP_LISTEN_UDP=udp:127.0.0.1:" + std::to_string(c.port), "-A",
+        "SIP_LISTEN_TCP=tcp:127.0.0.1:" + std::to_string(c.port), "-A",
+        "AGENT_HTTPCON=\"turnagent=>http://127.0.0.1:" + std::to_string(aport) + ";timeout=1\"",
         "-A", "WORKERS=" + std::to_string(workers), "-A", "REG_MAX_EXPIRES=600",
         // Each call registers a new user, unauthenticated: the benchmark
         // measures the credential step, not digest authentication.
@@ -151,30 +150,51 @@ int main(int argc, char** argv) {
     }
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  std::printf("pcscf_register_bench: %d REGISTER/s for %.0f s per round, %d rounds, Kamailio "
-              "with %d workers, sipp over UDP; each REGISTER a new user\n",
-              rate, duration_s, rounds, workers);
+  std::printf(
+      "pcscf_register_bench: %d REGISTER/s for %.0f s per round, %d rounds, Kamailio "
+      "with %d workers, sipp over UDP; each REGISTER a new user\n",
+      rate, duration_s, rounds, workers);
   std::fflush(stdout);
 
   long calls = static_cast<long>(rate * duration_s);
   for (int round = 0; round < rounds; ++round) {
     for (auto& c : configs) {
-      std::string trace = dir.File("sipp-") + std::to_string(round) + "-" +
-                          std::to_string(c.port) + "-messages.log";
-      Subprocess sipp({"sipp", "-sf", std::string(PCSCF_KAMAILIO_DIR) + "/sipp/register_bench.xml",
-                  "-r", std::to_string(rate), "-m", std::to_string(calls), "-i", "127.0.0.1",
-                  "-p", std::to_string(FreePort()), "-nostdin", "-key", "user",
-                  "r" + std::to_string(round) + "u", "-key", "domain", "example.org", "-key",
-                  "expires", "600", "-trace_msg", "-message_file", trace, "-timeout",
-                  std::to_string(static_cast<int>(duration_s) + 30) + "s",
-                  "127.0.0.1:" + std::to_string(c.port)},
-                 trace + ".out");
+      std::string trace = dir.File("sipp-") + std::to_string(round) + "-" + std::to_string(c.port) +
+                          "-messages.log";
+      Subprocess sipp({"sipp",
+                       "-sf",
+                       std::string(PCSCF_KAMAILIO_DIR) + "/sipp/register_bench.xml",
+                       "-r",
+                       std::to_string(rate),
+                       "-m",
+                       std::to_string(calls),
+                       "-i",
+                       "127.0.0.1",
+                       "-p",
+                       std::to_string(FreePort()),
+                       "-nostdin",
+                       "-key",
+                       "user",
+                       "r" + std::to_string(round) + "u",
+                       "-key",
+                       "domain",
+                       "example.org",
+                       "-key",
+                       "expires",
+                       "600",
+                       "-trace_msg",
+                       "-message_file",
+                       trace,
+                       "-timeout",
+                       std::to_string(static_cast<int>(duration_s) + 30) + "s",
+                       "127.0.0.1:" + std::to_string(c.port)},
+                      trace + ".out");
       auto status = sipp.Wait(std::chrono::seconds(static_cast<int>(duration_s) + 60));
       int rc = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
       size_t failed = 0;
       std::vector<double> t = ResponseTimes(trace, &failed);
-      std::printf("round %d, %-25s sipp exit %d: %s (lost: unanswered)%s\n", round + 1, c.name,
-                  rc, Format(Summarize(t, failed), "ms").c_str(), Mark());
+      std::printf("round %d, %-25s sipp exit %d: %s (lost: unanswered)%s\n", round + 1, c.name, rc,
+                  Format(Summarize(t, failed), "ms").c_str(), Mark());
       std::fflush(stdout);
       c.times.insert(c.times.end(), t.begin(), t.end());
       c.failed += failed;
@@ -197,12 +217,13 @@ int main(int argc, char** argv) {
               Format(without, "ms").c_str(), Mark());
   // A difference with a lost side is lost.
   auto added = [](double a, double b) { return std::isinf(a) || std::isinf(b) ? INFINITY : a - b; };
-  std::printf("time added by the credential step (target p99 < 3 ms), beside the floor of its two "
-              "hops (HTTP service time + gRPC):\n  %s\n",
-              BesideFloor(added(with.p50, without.p50) * 1e3, added(with.p99, without.p99) * 1e3,
-                          floors.http.service.p50 * 1e3 + (floors.grpc ? floors.grpc->p50 : 0),
-                          floors.http.service.p99 * 1e3 + (floors.grpc ? floors.grpc->p99 : 0))
-                  .c_str());
+  std::printf(
+      "time added by the credential step (target p99 < 3 ms), beside the floor of its two "
+      "hops (HTTP service time + gRPC):\n  %s\n",
+      BesideFloor(added(with.p50, without.p50) * 1e3, added(with.p99, without.p99) * 1e3,
+                  floors.http.service.p50 * 1e3 + (floors.grpc ? floors.grpc->p50 : 0),
+                  floors.http.service.p99 * 1e3 + (floors.grpc ? floors.grpc->p99 : 0))
+          .c_str());
   const int machine = CheckMachineAfterRun();
   return configs[0].failed + configs[1].failed == 0 ? machine : 1;
 }

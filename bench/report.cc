@@ -109,8 +109,7 @@ MachineSample g_run_start;
 double g_run_start_s = 0;
 
 double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -182,8 +181,7 @@ int CheckMachineAfterRun() {
       "interrupts not counted): %s\n",
       NowSeconds() - g_run_start_s, FormatValue(others, 1, 1).c_str(),
       g_options.max_other_cpu_percent,
-      busy ? "BUSY: every figure above is noisy, whatever its mark; quote none of them"
-           : "quiet");
+      busy ? "BUSY: every figure above is noisy, whatever its mark; quote none of them" : "quiet");
   std::fflush(stdout);
   return busy && g_options.require_quiet ? 3 : 0;
 }

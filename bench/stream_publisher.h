@@ -15,8 +15,9 @@
 
 namespace turnbroker::bench {
 
-class StreamPublisher final : public grpc::ClientBidiReactor<turnbroker::v1::PublishStreamRequest,
-                                                              turnbroker::v1::PublishStreamResponse> {
+class StreamPublisher final
+    : public grpc::ClientBidiReactor<turnbroker::v1::PublishStreamRequest,
+                                     turnbroker::v1::PublishStreamResponse> {
  public:
   using OnAnswer = std::function<void(const turnbroker::v1::PublishStreamResponse&)>;
 

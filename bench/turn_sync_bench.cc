@@ -100,8 +100,10 @@ void WaitUntilUs(int64_t target_us) {
   for (;;) {
     int64_t left = target_us - NowUs();
     if (left <= 0) return;
-    if (left > 300) std::this_thread::sleep_for(std::chrono::microseconds(left - 200));
-    else std::this_thread::yield();
+    if (left > 300)
+      std::this_thread::sleep_for(std::chrono::microseconds(left - 200));
+    else
+      std::this_thread::yield();
   }
 }
 
@@ -210,9 +212,8 @@ class PipelinedSetter {
     close(fd_);
   }
   void Set(const std::string& key, const std::string& value, const std::string& px) {
-    std::string cmd = StrCat("*5\r\n$3\r\nSET\r\n$", key.size(), "\r\n", key, "\r\n$",
-                             value.size(), "\r\n", value, "\r\n$2\r\nPX\r\n$", px.size(),
-                             "\r\n", px, "\r\n");
+    std::string cmd = StrCat("*5\r\n$3\r\nSET\r\n$", key.size(), "\r\n", key, "\r\n$", value.size(),
+                             "\r\n", value, "\r\n$2\r\nPX\r\n$", px.size(), "\r\n", px, "\r\n");
     size_t off = 0;
     while (off < cmd.size()) {
       ssize_t n = send(fd_, cmd.data() + off, cmd.size() - off, MSG_NOSIGNAL);
@@ -253,9 +254,13 @@ v1::Credential MakeCredential(int run, int i, int64_t ttl_ms) {
 }
 
 std::unique_ptr<Subprocess> StartBroker(const TempDir& dir, bool durable, int port) {
-  std::vector<std::string> argv = {BuiltBinary("turn-broker"), "--listen",
-                                   StrCat("127.0.0.1:", port), "--log-level", "warn",
-                                   "--max-queue", "100000"};
+  std::vector<std::string> argv = {BuiltBinary("turn-broker"),
+                                   "--listen",
+                                   StrCat("127.0.0.1:", port),
+                                   "--log-level",
+                                   "warn",
+                                   "--max-queue",
+                                   "100000"};
   if (durable) {
     argv.push_back("--data-dir");
     argv.push_back(dir.File(StrCat("broker-", port)));
@@ -388,15 +393,16 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
   std::vector<v1::PublishRequest> batches;
   for (int i = 0; i < n; i += per_window) {
     v1::PublishRequest req;
-    for (int k = i; k < std::min(n, i + per_window); ++k) *req.add_credentials() = requests[k].credentials(0);
+    for (int k = i; k < std::min(n, i + per_window); ++k)
+      *req.add_credentials() = requests[k].credentials(0);
     batches.push_back(std::move(req));
   }
   // --stream-publisher: each Publish a request on one PublishStream, its id
   // the index of its first credential.
   std::unique_ptr<StreamPublisher> streamer;
   if (o.stream_publisher && !library) {
-    streamer = std::make_unique<StreamPublisher>(
-        stub.get(), [&](const v1::PublishStreamResponse& a) {
+    streamer =
+        std::make_unique<StreamPublisher>(stub.get(), [&](const v1::PublishStreamResponse& a) {
           const int first = static_cast<int>(a.id());
           const int count = batches[first / per_window].credentials_size();
           if (a.code() != 0)
@@ -466,16 +472,16 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
   Percentiles turn_side = Summarize(after_ack, after_ack_lost);
   result.p = LatenciesFromSchedule(schedule, visible, first);
   result.floor = OpenLoopStatus(stub.get(), static_cast<int>(o.rate), o.duration_s);
-  std::printf("  %-15s        publish acknowledged: %s\n"
-              "  %-15s        acknowledged -> visible in all: %s%s\n"
-              "  %-15s        broker: %s%s\n",
-              scenario, BesideFloor(ack.p50, ack.p99, result.floor->p50, result.floor->p99).c_str(),
-              scenario, Format(turn_side, "ms", 1e-3).c_str(), Mark(), scenario,
-              result.broker_usage ? FormatPerCredential(*result.broker_usage, n,
-                                                        result.window_seconds)
-                                        .c_str()
-                                  : "n/a (/proc not readable)",
-              Mark());
+  std::printf(
+      "  %-15s        publish acknowledged: %s\n"
+      "  %-15s        acknowledged -> visible in all: %s%s\n"
+      "  %-15s        broker: %s%s\n",
+      scenario, BesideFloor(ack.p50, ack.p99, result.floor->p50, result.floor->p99).c_str(),
+      scenario, Format(turn_side, "ms", 1e-3).c_str(), Mark(), scenario,
+      result.broker_usage
+          ? FormatPerCredential(*result.broker_usage, n, result.window_seconds).c_str()
+          : "n/a (/proc not readable)",
+      Mark());
   return result;
 }
 
@@ -587,9 +593,10 @@ bool Wants(const Options& o, const std::string& scenario) {
 int main(int argc, char** argv) {
   using namespace turnbroker::bench;
   Options o;
-  CLI::App app{"turn_sync_bench: publish -> key visible in the TURN Redis (broker + "
-               "turn-credential-sync vs. do-it-yourself SET PX vs. Redis replication), and "
-               "the cold sync of many credentials."};
+  CLI::App app{
+      "turn_sync_bench: publish -> key visible in the TURN Redis (broker + "
+      "turn-credential-sync vs. do-it-yourself SET PX vs. Redis replication), and "
+      "the cold sync of many credentials."};
   app.add_option("--rate", o.rate, "Credentials per second (open loop)")->capture_default_str();
   app.add_option("--duration", o.duration_s, "Seconds of load per run")->capture_default_str();
   app.add_option("--runs", o.runs, "Runs per scenario (the median is reported)")
@@ -620,9 +627,10 @@ int main(int argc, char** argv) {
     double credentials = 0, seconds = 0;
   };
   std::vector<Row> rows;
-  std::printf("rate=%.0f/s duration=%.1fs runs=%d syncs=%d (latency: scheduled send -> visible "
-              "in all %d Redis; warm-up %.1fs left out)\n",
-              o.rate, o.duration_s, o.runs, o.syncs, o.syncs, o.warmup_s);
+  std::printf(
+      "rate=%.0f/s duration=%.1fs runs=%d syncs=%d (latency: scheduled send -> visible "
+      "in all %d Redis; warm-up %.1fs left out)\n",
+      o.rate, o.duration_s, o.runs, o.syncs, o.syncs, o.warmup_s);
   int run_id = 1;
   std::vector<double> floors50, floors99;  // every broker run's floor
   for (const char* scenario :
@@ -639,8 +647,10 @@ int main(int argc, char** argv) {
         res = RunBroker(o, scenario, run_id++, false, Publishing::kLibrary);
       else if (s == "broker-durable")
         res = RunBroker(o, scenario, run_id++, true, Publishing::kPerCredential);
-      else if (s == "diy") res = RunDiy(o, run_id++);
-      else res = RunReplication(o, run_id++);
+      else if (s == "diy")
+        res = RunDiy(o, run_id++);
+      else
+        res = RunReplication(o, run_id++);
       std::printf("  %-15s run %d: %s; sent %.0f/s", scenario, r + 1,
                   Format(res.p, "ms", 1e-3).c_str(), res.achieved_rate);
       if (res.floor) {
@@ -709,14 +719,15 @@ int main(int argc, char** argv) {
       if (info.ok()) {
         for (const char* field : {"used_cpu_user:", "used_cpu_sys:"}) {
           size_t at = info->str.find(field);
-          if (at != std::string::npos) redis_cpu += std::atof(info->str.c_str() + at + strlen(field));
+          if (at != std::string::npos)
+            redis_cpu += std::atof(info->str.c_str() + at + strlen(field));
         }
       }
-      std::printf("  cold-sync       run %d: %.2f s  (%.0f keys/s, DBSIZE %lld; CPU s: sync %.2f, "
-                  "redis %.2f, broker %.2f)%s\n",
-                  r + 1, secs, o.cold / secs,
-                  size.ok() ? static_cast<long long>(size->integer) : -1LL, sync_cpu, redis_cpu,
-                  broker_cpu, Mark());
+      std::printf(
+          "  cold-sync       run %d: %.2f s  (%.0f keys/s, DBSIZE %lld; CPU s: sync %.2f, "
+          "redis %.2f, broker %.2f)%s\n",
+          r + 1, secs, o.cold / secs, size.ok() ? static_cast<long long>(size->integer) : -1LL,
+          sync_cpu, redis_cpu, broker_cpu, Mark());
       std::fflush(stdout);
       cold.push_back(secs);
     }
@@ -724,8 +735,8 @@ int main(int argc, char** argv) {
 
   std::printf("\nsummary (median of runs; ms; the floor: GetStatus at %.0f/s, same run)%s\n",
               o.rate, Mark());
-  std::printf("  %-15s %9s %9s %9s %8s %6s %10s %10s %8s\n", "path", "p50", "p99", "max",
-              "sent/s", "lost", "floor p50", "floor p99", "p99/fl");
+  std::printf("  %-15s %9s %9s %9s %8s %6s %10s %10s %8s\n", "path", "p50", "p99", "max", "sent/s",
+              "lost", "floor p50", "floor p99", "p99/fl");
   double diy50 = 0, diy99 = 0, rep50 = 0, rep99 = 0;
   for (auto& row : rows) {
     if (row.name == "diy") diy50 = Median(row.p50), diy99 = Median(row.p99);

@@ -4,11 +4,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-
-#include "quiet_protobuf.h"
 #include <string>
 #include <string_view>
 
+#include "quiet_protobuf.h"
 #include "turnbroker/common/credential.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

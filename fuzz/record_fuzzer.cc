@@ -7,7 +7,6 @@
 #include <cstdlib>
 
 #include "quiet_protobuf.h"
-
 #include "turnbroker/broker/record.h"
 #include "turnbroker/common/credential.h"
 

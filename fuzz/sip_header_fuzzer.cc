@@ -19,8 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto again = ParseTurnCredentialHeader(*formatted);
   if (!again.ok()) std::abort();
   if (again->username != h->username || again->password != h->password ||
-      again->ttl_s != h->ttl_s || again->expires_at_s != h->expires_at_s ||
-      again->urls != h->urls)
+      again->ttl_s != h->ttl_s || again->expires_at_s != h->expires_at_s || again->urls != h->urls)
     std::abort();
   return 0;
 }

@@ -30,8 +30,8 @@ void Check(std::string_view pem) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(std::string_view(reinterpret_cast<const char*>(data), size));
   std::string b64(4 * ((size + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), data,
-                          static_cast<int>(size));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), data, static_cast<int>(size));
   b64.resize(static_cast<size_t>(n));
   std::string pem = "-----BEGIN CERTIFICATE-----\n";
   for (size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";

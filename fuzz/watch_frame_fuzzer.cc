@@ -7,11 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-
-#include "quiet_protobuf.h"
 #include <memory>
 
 #include "fake_redis.h"
+#include "quiet_protobuf.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/turn/sync.h"

@@ -36,9 +36,9 @@ typedef enum pcscf_turn_status {
   PCSCF_TURN_OK = 0,
   PCSCF_TURN_INVALID_ARGUMENT = 3, /* a field is wrong; the message names it */
   PCSCF_TURN_DEADLINE_EXCEEDED = 4,
-  PCSCF_TURN_NOT_FOUND = 5,        /* refresh of a username not held */
+  PCSCF_TURN_NOT_FOUND = 5, /* refresh of a username not held */
   PCSCF_TURN_ALREADY_EXISTS = 6,
-  PCSCF_TURN_PERMISSION_DENIED = 7,   /* the broker refused this client */
+  PCSCF_TURN_PERMISSION_DENIED = 7, /* the broker refused this client */
   PCSCF_TURN_RESOURCE_EXHAUSTED = 8,
   PCSCF_TURN_FAILED_PRECONDITION = 9,
   PCSCF_TURN_INTERNAL = 13,
@@ -50,25 +50,25 @@ typedef enum pcscf_turn_status {
 typedef struct pcscf_turn pcscf_turn; /* opaque handle */
 
 typedef struct pcscf_turn_options {
-  size_t struct_size;         /* sizeof(pcscf_turn_options) */
-  const char* broker;         /* "HOST:PORT" of turn-broker; required */
-  const char* realm;          /* TURN realm; required */
+  size_t struct_size;           /* sizeof(pcscf_turn_options) */
+  const char* broker;           /* "HOST:PORT" of turn-broker; required */
+  const char* realm;            /* TURN realm; required */
   const char* const* turn_uris; /* NULL-terminated, at least one
                                    ("turn:host:3478?transport=udp") */
-  const char* issuer;         /* this eP-CSCF instance; NULL: none */
-  const char* tls_cert;       /* PEM files for mTLS; all NULL: plaintext */
+  const char* issuer;           /* this eP-CSCF instance; NULL: none */
+  const char* tls_cert;         /* PEM files for mTLS; all NULL: plaintext */
   const char* tls_key;
   const char* tls_ca;
-  int64_t default_ttl_s;      /* 0: 3600 */
-  int64_t min_ttl_s;          /* 0: 60 */
-  int64_t max_ttl_s;          /* 0: 86400 */
-  int32_t reuse;              /* re-REGISTER reuses a credential: 1 yes, 0 no
-                                 (rotate every time), -1 default (yes) */
+  int64_t default_ttl_s;         /* 0: 3600 */
+  int64_t min_ttl_s;             /* 0: 60 */
+  int64_t max_ttl_s;             /* 0: 86400 */
+  int32_t reuse;                 /* re-REGISTER reuses a credential: 1 yes, 0 no
+                                    (rotate every time), -1 default (yes) */
   int64_t reuse_min_remaining_s; /* reuse only with this much left; 0: 600 */
-  int64_t overlap_ms;         /* old credential revoked this long after a
-                                 refresh/rotation; 0: 30000; <0: never */
-  int64_t publish_timeout_ms; /* 0: 800 */
-  int64_t revoke_timeout_ms;  /* 0: 800 */
+  int64_t overlap_ms;            /* old credential revoked this long after a
+                                    refresh/rotation; 0: 30000; <0: never */
+  int64_t publish_timeout_ms;    /* 0: 800 */
+  int64_t revoke_timeout_ms;     /* 0: 800 */
 } pcscf_turn_options;
 
 /* One issued credential, filled by pcscf_turn_issue/refresh; release its
@@ -82,11 +82,11 @@ typedef struct pcscf_turn_credential {
   char* username;
   char* password;
   char* realm;
-  char* header;            /* TURN-Credential header value
-                              (docs/sip-header.md), without the name */
-  int64_t expires_at_ms;   /* absolute, Unix ms */
-  int64_t ttl_s;           /* seconds left */
-  int32_t reused;          /* 1: handed out again at re-REGISTER */
+  char* header;          /* TURN-Credential header value
+                            (docs/sip-header.md), without the name */
+  int64_t expires_at_ms; /* absolute, Unix ms */
+  int64_t ttl_s;         /* seconds left */
+  int32_t reused;        /* 1: handed out again at re-REGISTER */
 } pcscf_turn_credential;
 
 /* pcscf_turn_credential c = PCSCF_TURN_CREDENTIAL_INIT; (every field, so
@@ -100,8 +100,8 @@ const char* pcscf_turn_version(void);
 const char* pcscf_turn_header_name(void);
 
 /* Creates a handle (does not wait for the broker). On error *out is NULL. */
-pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* options,
-                                  pcscf_turn** out, char* err, size_t err_len);
+pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* options, pcscf_turn** out, char* err,
+                                  size_t err_len);
 /* Waits for calls in flight, then frees. NULL is a no-op. */
 void pcscf_turn_close(pcscf_turn* handle);
 
@@ -111,26 +111,20 @@ void pcscf_turn_close(pcscf_turn* handle);
  * the one it was issued to (NULL matches only NULL): call this only after the
  * REGISTER was authenticated. On success fills *out (clear it later); out->struct_size
  * must be set (INVALID_ARGUMENT naming out.struct_size otherwise). */
-pcscf_turn_status pcscf_turn_issue(pcscf_turn* handle, const char* impu,
-                                   const char* impi, int64_t ttl_s,
-                                   pcscf_turn_credential* out, char* err,
+pcscf_turn_status pcscf_turn_issue(pcscf_turn* handle, const char* impu, const char* impi,
+                                   int64_t ttl_s, pcscf_turn_credential* out, char* err,
                                    size_t err_len);
 /* A new credential replacing `username`; the old one is revoked after the
  * overlap. ttl_s 0: the old one's lifetime. */
-pcscf_turn_status pcscf_turn_refresh(pcscf_turn* handle, const char* username,
-                                     int64_t ttl_s, pcscf_turn_credential* out,
-                                     char* err, size_t err_len);
+pcscf_turn_status pcscf_turn_refresh(pcscf_turn* handle, const char* username, int64_t ttl_s,
+                                     pcscf_turn_credential* out, char* err, size_t err_len);
 /* Revokes one username, or every credential of one IMPU (de-REGISTER,
  * registration expiry). `reason` may be NULL. On UNAVAILABLE the revocation
  * is retried in the background. */
-pcscf_turn_status pcscf_turn_revoke_username(pcscf_turn* handle,
-                                             const char* username,
-                                             const char* reason, char* err,
-                                             size_t err_len);
-pcscf_turn_status pcscf_turn_revoke_subscriber(pcscf_turn* handle,
-                                               const char* impu,
-                                               const char* reason, char* err,
-                                               size_t err_len);
+pcscf_turn_status pcscf_turn_revoke_username(pcscf_turn* handle, const char* username,
+                                             const char* reason, char* err, size_t err_len);
+pcscf_turn_status pcscf_turn_revoke_subscriber(pcscf_turn* handle, const char* impu,
+                                               const char* reason, char* err, size_t err_len);
 
 /* 1 if the broker answered a status request within timeout_ms, else 0. */
 int pcscf_turn_broker_reachable(pcscf_turn* handle, int64_t timeout_ms);

@@ -25,8 +25,7 @@ using ::testing::StartsWith;
 using testing::WatchClient;
 using Marker = v1::WatchResponse;
 
-v1::Credential Cred(const std::string& username,
-                    const std::string& realm = "ims.example.org") {
+v1::Credential Cred(const std::string& username, const std::string& realm = "ims.example.org") {
   return testing::TestCredential(username, realm, 600'000);
 }
 
@@ -42,8 +41,7 @@ class GrpcTest : public ::testing::Test {
     auto s = BrokerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
-    auto ch = MakeChannel(
-        ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
+    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
     ASSERT_TRUE(ch.ok());
     channel_ = *ch;
     stub_ = v1::CredentialBroker::NewStub(channel_);
@@ -54,8 +52,7 @@ class GrpcTest : public ::testing::Test {
                        v1::PublishResponse* out = nullptr) {
     return client_->Publish(creds, out);
   }
-  grpc::Status Revoke(const std::string& username,
-                      v1::RevokeResponse* out = nullptr) {
+  grpc::Status Revoke(const std::string& username, v1::RevokeResponse* out = nullptr) {
     return client_->RevokeUsername(username, out);
   }
   v1::GetStatusResponse Status() { return client_->Status(); }
@@ -81,8 +78,7 @@ class GrpcTest : public ::testing::Test {
 
 TEST_F(GrpcTest, PublishThenWatchReceivesIt) {
   WatchClient w(channel_, v1::WatchRequest());
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto rs = w.responses();
   EXPECT_EQ(rs.front().marker(), Marker::SNAPSHOT_BEGIN);
   EXPECT_EQ(rs.front().snapshot_reason(), Marker::NO_RESUME_POINT);
@@ -96,43 +92,36 @@ TEST_F(GrpcTest, PublishThenWatchReceivesIt) {
   EXPECT_EQ(last.epoch(), ack.epoch());
   ASSERT_EQ(last.events_size(), 1);
   EXPECT_EQ(last.events(0).put().username(), "alice");
-  EXPECT_EQ(last.events(0).put().key(),
-            std::string(16, 'k'));  // watchers get the key
+  EXPECT_EQ(last.events(0).put().key(), std::string(16, 'k'));  // watchers get the key
 }
 
 TEST_F(GrpcTest, WatchFromAnOldRevisionReplaysExactlyTheMissedEvents) {
-  for (int i = 1; i <= 5; ++i)
-    ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
   ASSERT_TRUE(Revoke("u1").ok());
   std::string epoch = Status().epoch();
   WatchClient w(channel_, Resume(2, epoch));
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto rs = w.responses();
   EXPECT_EQ(WatchClient::Count(rs, Marker::SNAPSHOT_BEGIN), 0);
   auto events = WatchClient::Events(rs);
   ASSERT_EQ(events.size(), 4u);
-  for (size_t i = 0; i < events.size(); ++i)
-    EXPECT_EQ(events[i].revision(), i + 3);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].revision(), i + 3);
   EXPECT_TRUE(events[3].has_revoke());
   EXPECT_EQ(WatchClient::Last(rs, Marker::SYNCED)->revision(), 6u);
   // ...then live events.
   ASSERT_TRUE(Publish({Cred("u6")}).ok());
-  ASSERT_TRUE(
-      w.WaitFor([](auto& rs) { return WatchClient::Events(rs).size() == 5; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Events(rs).size() == 5; }));
   EXPECT_EQ(WatchClient::Events(w.responses()).back().revision(), 7u);
 }
 
 TEST_F(GrpcTest, ResumeOlderThanHistoryGetsSnapshotThenSyncedThenLive) {
   options_.store.state.history_max_events = 3;
   Start();
-  for (int i = 1; i <= 6; ++i)
-    ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(Publish({Cred("u" + std::to_string(i))}).ok());
   ASSERT_TRUE(Revoke("u2").ok());  // revision 7; history holds 5..7
   std::string epoch = Status().epoch();
   WatchClient w(channel_, Resume(1, epoch));
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto rs = w.responses();
   ASSERT_EQ(rs.front().marker(), Marker::SNAPSHOT_BEGIN);
   EXPECT_EQ(rs.front().snapshot_reason(), Marker::HISTORY_COMPACTED);
@@ -154,12 +143,9 @@ TEST_F(GrpcTest, AnotherEpochOrARevisionAheadGetsASnapshot) {
   WatchClient other_epoch(channel_, Resume(1, "0123456789abcdef"));
   WatchClient ahead(channel_, Resume(99, epoch));
   for (auto* w : {&other_epoch, &ahead})
-    ASSERT_TRUE(w->WaitFor(
-        [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  EXPECT_EQ(other_epoch.responses().front().snapshot_reason(),
-            Marker::EPOCH_CHANGED);
-  EXPECT_EQ(ahead.responses().front().snapshot_reason(),
-            Marker::REVISION_AHEAD);
+    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  EXPECT_EQ(other_epoch.responses().front().snapshot_reason(), Marker::EPOCH_CHANGED);
+  EXPECT_EQ(ahead.responses().front().snapshot_reason(), Marker::REVISION_AHEAD);
   EXPECT_EQ(PutNames(ahead.responses()), std::vector<std::string>{"a"});
 }
 
@@ -168,9 +154,8 @@ TEST_F(GrpcTest, ProgressArrivesOnAnIdleStream) {
   v1::WatchRequest r = Resume(1, Status().epoch());
   r.set_progress_interval_ms(200);
   WatchClient w(channel_, r);
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::PROGRESS) >= 2; },
-      std::chrono::seconds(5)));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::PROGRESS) >= 2; },
+                        std::chrono::seconds(5)));
   EXPECT_EQ(WatchClient::Last(w.responses(), Marker::PROGRESS)->revision(), 1u);
 }
 
@@ -179,14 +164,11 @@ TEST_F(GrpcTest, FilteredWatcherAdvancesThroughProgress) {
   r.add_realms("b.example.org");
   r.set_progress_interval_ms(100);
   WatchClient w(channel_, r);
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  ASSERT_TRUE(
-      Publish({Cred("x", "a.example.org"), Cred("y", "b.example.org")}).ok());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(Publish({Cred("x", "a.example.org"), Cred("y", "b.example.org")}).ok());
   ASSERT_TRUE(Publish({Cred("z", "a.example.org")}).ok());
   ASSERT_TRUE(w.WaitFor([](auto& rs) {
-    return !rs.empty() && rs.back().marker() == Marker::PROGRESS &&
-           rs.back().revision() == 3;
+    return !rs.empty() && rs.back().marker() == Marker::PROGRESS && rs.back().revision() == 3;
   }));
   EXPECT_EQ(PutNames(w.responses()), std::vector<std::string>{"y"});
 }
@@ -201,17 +183,14 @@ TEST_F(GrpcTest, ScopedCredentialsGoOnlyToTheirFarms) {
   all.set_all_scopes(true);
   WatchClient wa(channel_, a), wb(channel_, b), wall(channel_, all);
   for (auto* w : {&wa, &wb, &wall})
-    ASSERT_TRUE(w->WaitFor(
-        [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   auto sorted = [](std::vector<std::string> v) {
     std::sort(v.begin(), v.end());
     return v;
   };
-  EXPECT_EQ(sorted(PutNames(wa.responses())),
-            (std::vector<std::string>{"open", "s"}));
+  EXPECT_EQ(sorted(PutNames(wa.responses())), (std::vector<std::string>{"open", "s"}));
   EXPECT_EQ(PutNames(wb.responses()), std::vector<std::string>{"open"});
-  EXPECT_EQ(sorted(PutNames(wall.responses())),
-            (std::vector<std::string>{"open", "s"}));
+  EXPECT_EQ(sorted(PutNames(wall.responses())), (std::vector<std::string>{"open", "s"}));
 }
 
 TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
@@ -252,15 +231,13 @@ TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
   w1.add_realms("bad realm");
   WatchClient bad_watch(channel_, w1);
   ASSERT_TRUE(bad_watch.WaitForEnd());
-  EXPECT_EQ(bad_watch.finished()->error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(bad_watch.finished()->error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(bad_watch.finished()->error_message(), StartsWith("realms[0]:"));
   v1::WatchRequest w2;
   w2.set_resume_revision(3);
   WatchClient no_epoch(channel_, w2);
   ASSERT_TRUE(no_epoch.WaitForEnd());
-  EXPECT_THAT(no_epoch.finished()->error_message(),
-              StartsWith("resume_epoch:"));
+  EXPECT_THAT(no_epoch.finished()->error_message(), StartsWith("resume_epoch:"));
 
   auto st = Status();
   EXPECT_EQ(st.revision(), 1u);
@@ -268,8 +245,7 @@ TEST_F(GrpcTest, BadInputGetsInvalidArgumentNamingTheFieldAndChangesNothing) {
 }
 
 TEST_F(GrpcTest, GetAndListNeverReturnKeys) {
-  ASSERT_TRUE(
-      Publish({Cred("a"), Cred("b"), Cred("c", "other.example.org")}).ok());
+  ASSERT_TRUE(Publish({Cred("a"), Cred("b"), Cred("c", "other.example.org")}).ok());
   v1::GetRequest get;
   get.mutable_ref()->set_username("a");
   v1::GetResponse gr;
@@ -297,8 +273,7 @@ TEST_F(GrpcTest, GetAndListNeverReturnKeys) {
 
   get.mutable_ref()->set_username("zz");
   grpc::ClientContext c2;
-  EXPECT_EQ(stub_->Get(&c2, get, &gr).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub_->Get(&c2, get, &gr).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
@@ -308,8 +283,7 @@ TEST_F(GrpcTest, PublishersAreRateLimitedPerClient) {
   std::vector<v1::Credential> batch;
   for (int i = 0; i < 100; ++i) batch.push_back(Cred("r" + std::to_string(i)));
   ASSERT_TRUE(Publish(batch).ok());
-  grpc::Status s =
-      Publish({Cred("more1"), Cred("more2"), Cred("more3"), Cred("more4")});
+  grpc::Status s = Publish({Cred("more1"), Cred("more2"), Cred("more3"), Cred("more4")});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(s.error_message(), HasSubstr("rate limit: client"));
   EXPECT_EQ(Status().live_credentials(), 100u);
@@ -330,9 +304,8 @@ TEST_F(GrpcTest, ShutdownFinishesAStreamWhoseWriteIsBlocked) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  auto small_window =
-      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                grpc::InsecureChannelCredentials(), args);
+  auto small_window = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                                grpc::InsecureChannelCredentials(), args);
   WatchClient stalled(small_window, v1::WatchRequest(), /*start_paused=*/true);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_EQ(Status().watchers(), 1u);
@@ -350,17 +323,16 @@ TEST_F(GrpcTest, ShutdownFinishesAStreamWhoseWriteIsBlocked) {
 //   ServerReflectionRequest{list_services = 7: ""}
 //   ServerReflectionResponse{list_services_response = 6:
 //       ListServiceResponse{service = 1: ServiceResponse{name = 1}}}
-std::vector<std::string> ReflectedServices(
-    const std::shared_ptr<grpc::Channel>& channel, grpc::Status* status) {
+std::vector<std::string> ReflectedServices(const std::shared_ptr<grpc::Channel>& channel,
+                                           grpc::Status* status) {
   static const grpc::internal::RpcMethod kMethod(
       "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
       grpc::internal::RpcMethod::BIDI_STREAMING);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
-      stream(grpc::internal::ClientReaderWriterFactory<
-             grpc::ByteBuffer, grpc::ByteBuffer>::Create(channel.get(), kMethod,
-                                                         &ctx));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(), kMethod, &ctx));
   const std::string request("\x3a\x00", 2);
   grpc::Slice slice(request);
   grpc::ByteBuffer out(&slice, 1);
@@ -370,22 +342,19 @@ std::vector<std::string> ReflectedServices(
     std::vector<grpc::Slice> slices;
     std::string bytes;
     if (in.Dump(&slices).ok())
-      for (const auto& s : slices)
-        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
     google::protobuf::UnknownFieldSet response;
     if (response.ParseFromString(bytes)) {
       for (int i = 0; i < response.field_count(); ++i) {
         const auto& f = response.field(i);
-        if (f.number() != 6 ||
-            f.type() != google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+        if (f.number() != 6 || f.type() != google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
           continue;
         google::protobuf::UnknownFieldSet list;
         if (!list.ParseFromString(f.length_delimited())) continue;
         for (int j = 0; j < list.field_count(); ++j) {
           if (list.field(j).number() != 1) continue;
           google::protobuf::UnknownFieldSet service;
-          if (!service.ParseFromString(list.field(j).length_delimited()))
-            continue;
+          if (!service.ParseFromString(list.field(j).length_delimited())) continue;
           for (int k = 0; k < service.field_count(); ++k)
             if (service.field(k).number() == 1)
               names.push_back(service.field(k).length_delimited());
@@ -416,8 +385,7 @@ TEST_F(GrpcTest, HealthAndReflectionAreServed) {
 }
 
 TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
-  constexpr int kMatching =
-      2 * static_cast<int>(kMaxCredentialsPerRevocation) + 5'000;
+  constexpr int kMatching = 2 * static_cast<int>(kMaxCredentialsPerRevocation) + 5'000;
   for (int first = 0; first < kMatching; first += 10'000) {
     std::vector<v1::Credential> batch;
     for (int i = first; i < std::min(kMatching, first + 10'000); ++i) {
@@ -428,8 +396,7 @@ TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
   }
   const uint64_t before = kMatching;
   WatchClient w(channel_, Resume(before, Status().epoch()));
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
 
   v1::RevokeRequest by_issuer;
   by_issuer.mutable_selector()->set_issuer("pcscf-1");
@@ -438,8 +405,7 @@ TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
   EXPECT_EQ(ack.revoked(), static_cast<uint32_t>(kMatching));
   EXPECT_EQ(ack.revision(), before + 3);
 
-  ASSERT_TRUE(
-      w.WaitFor([&](auto& rs) { return WatchClient::Events(rs).size() == 3; }));
+  ASSERT_TRUE(w.WaitFor([&](auto& rs) { return WatchClient::Events(rs).size() == 3; }));
   auto events = WatchClient::Events(w.responses());
   std::set<std::string> revoked;
   for (size_t i = 0; i < events.size(); ++i) {
@@ -447,8 +413,7 @@ TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
     ASSERT_TRUE(events[i].has_revoke());
     EXPECT_LE(static_cast<size_t>(events[i].revoke().credentials_size()),
               kMaxCredentialsPerRevocation);
-    for (const auto& ref : events[i].revoke().credentials())
-      revoked.insert(ref.username());
+    for (const auto& ref : events[i].revoke().credentials()) revoked.insert(ref.username());
   }
   EXPECT_EQ(revoked.size(), static_cast<size_t>(kMatching));
   EXPECT_EQ(w.responses().back().revision(), ack.revision());
@@ -456,8 +421,7 @@ TEST_F(GrpcTest, AWatcherReceivesEveryPartOfALargeRevocation) {
 
 TEST_F(GrpcTest, ShutdownEndsStreamsWithUnavailable) {
   WatchClient w(channel_, v1::WatchRequest());
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   server_->Shutdown();
   ASSERT_TRUE(w.WaitForEnd());
   EXPECT_EQ(w.finished()->error_code(), grpc::StatusCode::UNAVAILABLE);
@@ -559,7 +523,8 @@ TEST_F(GrpcTest, ARateLimitedRequestIsCountedOnceWhetherUnaryOrStreamed) {
   ASSERT_TRUE(stream->WritesDone());
   EXPECT_TRUE(stream->Finish().ok());
   std::string metrics = server_->metrics().Render();
-  EXPECT_THAT(metrics, HasSubstr("turnbroker_requests_total{method=\"publish\",result=\"ok\"} 2\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("turnbroker_requests_total{method=\"publish\",result=\"ok\"} 2\n"));
   EXPECT_THAT(metrics,
               HasSubstr("turnbroker_requests_total{method=\"publish\",result=\"error\"} 2\n"));
   EXPECT_THAT(metrics, HasSubstr("turnbroker_rate_limited_total{method=\"publish\"} 2\n"));

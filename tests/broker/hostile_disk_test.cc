@@ -7,9 +7,8 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker_client.h"
 #include "broker_process.h"
@@ -28,7 +27,8 @@ class HostileDiskTest : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a tmpfs (CI runs as root)";
     mnt_ = dir_.File("mnt");
     ASSERT_EQ(mkdir(mnt_.c_str(), 0700), 0);
-    RunResult r = turnbroker::testing::Run({"mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt_});
+    RunResult r =
+        turnbroker::testing::Run({"mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt_});
     ASSERT_EQ(r.exit_code, 0) << "mount: " << r.output;
     mounted_ = true;
   }
@@ -63,13 +63,14 @@ class HostileDiskTest : public ::testing::Test {
 };
 
 TEST_F(HostileDiskTest, AFullDiskRefusesPublishesAndRecoversByItself) {
-  broker_ = std::make_unique<BrokerProcess>(
-      dir_, std::vector<std::string>{"--data-dir", mnt_ + "/data"});
+  broker_ =
+      std::make_unique<BrokerProcess>(dir_, std::vector<std::string>{"--data-dir", mnt_ + "/data"});
   auto channel = *MakeChannel(ChannelOptions{broker_->address()});
   BrokerClient client(channel);
   ASSERT_TRUE(client.Publish(Batch(0, 100)).ok());
   WatchClient watcher(channel, v1::WatchRequest());
-  ASSERT_TRUE(watcher.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(
+      watcher.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
 
   std::string filler = Fill();
   // Publish until the store cannot write any more (pages already in its
@@ -82,8 +83,8 @@ TEST_F(HostileDiskTest, AFullDiskRefusesPublishesAndRecoversByItself) {
     if (refused.ok()) accepted += batch.size();
   }
   ASSERT_FALSE(refused.ok()) << "the disk never filled";
-  EXPECT_THAT(refused.error_code(), AnyOf(grpc::StatusCode::UNAVAILABLE,
-                                          grpc::StatusCode::RESOURCE_EXHAUSTED))
+  EXPECT_THAT(refused.error_code(),
+              AnyOf(grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::RESOURCE_EXHAUSTED))
       << refused.error_message();
   // Still serving: no exit, no crash loop. Reads and watchers work.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -61,8 +61,7 @@ TEST_F(HostileIdentityTest, ASubjectThatPrintsLikeARoleGrantsNone) {
     v1::ListResponse lr;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    EXPECT_EQ(forged.stub()->List(&ctx, {}, &lr).error_code(),
-              grpc::StatusCode::PERMISSION_DENIED)
+    EXPECT_EQ(forged.stub()->List(&ctx, {}, &lr).error_code(), grpc::StatusCode::PERMISSION_DENIED)
         << who << ": operator role from O=Example\\, OU=operator";
   }
   EXPECT_TRUE(broker_->process().WaitForOutput("client=\"mallory ", std::chrono::seconds(5)))

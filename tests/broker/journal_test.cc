@@ -1,10 +1,9 @@
 // The durable journal on a real SQLite file: recovery, history, compaction,
 // locking and corruption.
-#include <sqlite3.h>
-#include <sys/stat.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "process.h"
 #include "store_fixture.h"
@@ -63,8 +62,8 @@ TEST_F(JournalTest, NewEpochKeepsTheDataAndChangesTheEpoch) {
   ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000, "r")}).ok());
   ASSERT_TRUE(RevokeUsername("gone").ok());
   store_.reset();
-  auto j = OpenSqliteJournal(
-      {.data_dir = dir_.path() + "/data", .fsync = false, .new_epoch = true});
+  auto j =
+      OpenSqliteJournal({.data_dir = dir_.path() + "/data", .fsync = false, .new_epoch = true});
   ASSERT_TRUE(j.ok()) << j.status();
   Open(std::move(*j));
   EXPECT_NE(state().epoch(), epoch);
@@ -79,9 +78,9 @@ TEST_F(JournalTest, NewEpochKeepsTheDataAndChangesTheEpoch) {
 }
 
 TEST_F(JournalTest, ExpiredWhileDownIsNotRecovered) {
-  ASSERT_TRUE(Publish({MakeCredential("short", kStart + 5'000),
-                       MakeCredential("long", kStart + 60'000)})
-                  .ok());
+  ASSERT_TRUE(
+      Publish({MakeCredential("short", kStart + 5'000), MakeCredential("long", kStart + 60'000)})
+          .ok());
   clock_.Advance(10'000);
   Reopen();
   EXPECT_EQ(state().stats().live, 1u);
@@ -130,8 +129,8 @@ TEST_F(JournalTest, ACorruptRowStopsRecoveryWithAClearError) {
   store_.reset();
   sqlite3* db;
   ASSERT_EQ(sqlite3_open((dir_.path() + "/data/turnbroker.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE log SET event = x'ffff' WHERE revision = 1", nullptr,
-                         nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE log SET event = x'ffff' WHERE revision = 1", nullptr, nullptr,
+                         nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto j = OpenSqliteJournal({dir_.path() + "/data", false});
@@ -177,8 +176,8 @@ TEST_F(JournalTest, AnUnreadableMetaIsAnErrorNotANewStore) {
   auto j = OpenSqliteJournal({dir_.path() + "/data", false});
   ASSERT_TRUE(j.ok()) << j.status();
   auto s = EmbeddedStore::Open(std::move(*j), options_, &clock_, nullptr);
-  ASSERT_FALSE(s.ok()) << "read as a new store with epoch " << (*s)->state().epoch()
-                       << " (was " << epoch << ")";
+  ASSERT_FALSE(s.ok()) << "read as a new store with epoch " << (*s)->state().epoch() << " (was "
+                       << epoch << ")";
   EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("meta"));
 }

@@ -19,9 +19,7 @@ namespace {
 using Marker = v1::WatchResponse;
 using ::testing::HasSubstr;
 
-v1::Credential Cred(const std::string& username) {
-  return TestCredential(username);
-}
+v1::Credential Cred(const std::string& username) { return TestCredential(username); }
 
 class ProcessTest : public ::testing::Test {
  protected:
@@ -33,12 +31,8 @@ class ProcessTest : public ::testing::Test {
                        v1::PublishResponse* out = nullptr) {
     return client_->Publish(creds, out);
   }
-  grpc::Status Revoke(const std::string& username) {
-    return client_->RevokeUsername(username);
-  }
-  grpc::Status Get(const std::string& username) {
-    return client_->Get(username);
-  }
+  grpc::Status Revoke(const std::string& username) { return client_->RevokeUsername(username); }
+  grpc::Status Get(const std::string& username) { return client_->Get(username); }
 
   TempDir dir_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -49,11 +43,9 @@ TEST_F(ProcessTest, SigtermWithOpenStreamsExitsCleanly) {
   BrokerProcess broker(dir_, {"--data-dir", dir_.File("data")});
   Connect(broker);
   ASSERT_TRUE(Publish({Cred("a")}).ok());
-  WatchClient w1(channel_, v1::WatchRequest()),
-      w2(channel_, v1::WatchRequest());
+  WatchClient w1(channel_, v1::WatchRequest()), w2(channel_, v1::WatchRequest());
   for (auto* w : {&w1, &w2})
-    ASSERT_TRUE(w->WaitFor(
-        [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+    ASSERT_TRUE(w->WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   broker.process().Signal(SIGTERM);
   auto status = broker.process().Wait(std::chrono::seconds(15));
   ASSERT_TRUE(status.has_value()) << "did not exit after SIGTERM";
@@ -67,8 +59,7 @@ TEST_F(ProcessTest, SigtermWithOpenStreamsExitsCleanly) {
   EXPECT_THAT(broker.process().Output(), HasSubstr("broker stopped"));
 }
 
-TEST_F(ProcessTest,
-       SigkillAndRestartKeepsEverythingAcknowledgedAndWatchersResume) {
+TEST_F(ProcessTest, SigkillAndRestartKeepsEverythingAcknowledgedAndWatchersResume) {
   BrokerProcess broker(dir_, {"--data-dir", dir_.File("data")});
   Connect(broker);
   WatchClient w(channel_, v1::WatchRequest());
@@ -76,11 +67,9 @@ TEST_F(ProcessTest,
   for (int i = 0; i < 200; ++i) batch.push_back(Cred("c" + std::to_string(i)));
   v1::PublishResponse ack;
   ASSERT_TRUE(Publish(batch, &ack).ok());
-  for (int i = 0; i < 50; ++i)
-    ASSERT_TRUE(Revoke("c" + std::to_string(i)).ok());
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Revoke("c" + std::to_string(i)).ok());
   ASSERT_TRUE(Revoke("never-published").ok());
-  ASSERT_TRUE(w.WaitFor(
-      [](auto& rs) { return !rs.empty() && rs.back().revision() == 251; }));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return !rs.empty() && rs.back().revision() == 251; }));
   uint64_t seen = w.responses().back().revision();
 
   kill(broker.process().pid(), SIGKILL);
@@ -91,29 +80,23 @@ TEST_F(ProcessTest,
 
   for (int i = 0; i < 200; ++i) {
     grpc::Status s = Get("c" + std::to_string(i));
-    EXPECT_EQ(s.error_code(),
-              i < 50 ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::OK)
-        << i;
+    EXPECT_EQ(s.error_code(), i < 50 ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::OK) << i;
   }
   // Revocations survived: no republish of a revoked username.
-  EXPECT_EQ(Publish({Cred("c1")}).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Publish({Cred("never-published")}).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Publish({Cred("c1")}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Publish({Cred("never-published")}).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 
   v1::WatchRequest resume;
   resume.set_resume_revision(seen);
   resume.set_resume_epoch(ack.epoch());
   WatchClient again(channel_, resume);
-  ASSERT_TRUE(again.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(again.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   EXPECT_EQ(WatchClient::Count(again.responses(), Marker::SNAPSHOT_BEGIN), 0)
       << "resumed without a snapshot";
   ASSERT_TRUE(Publish({Cred("after")}).ok());
   ASSERT_TRUE(again.WaitFor([](auto& rs) {
     auto e = WatchClient::Events(rs);
-    return e.size() == 1 && e[0].revision() == 252 &&
-           e[0].put().username() == "after";
+    return e.size() == 1 && e[0].revision() == 252 && e[0].put().username() == "after";
   }));
 }
 
@@ -128,8 +111,7 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
   WatchClient slow(channel_, v1::WatchRequest(), /*start_paused=*/true);
   auto fast_channel = *MakeChannel(ChannelOptions{broker.address()});
   WatchClient fast(fast_channel, v1::WatchRequest());
-  ASSERT_TRUE(fast.WaitFor(
-      [](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  ASSERT_TRUE(fast.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
 
   constexpr int kBatches = 100, kBatch = 1000;
   int64_t worst_ack_us = 0;
@@ -143,9 +125,8 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
   }
   const uint64_t head = 1 + kBatches * kBatch;
   // The fast watcher has everything promptly.
-  ASSERT_TRUE(fast.WaitFor(
-      [&](auto& rs) { return !rs.empty() && rs.back().revision() == head; },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(fast.WaitFor([&](auto& rs) { return !rs.empty() && rs.back().revision() == head; },
+                           std::chrono::seconds(10)));
   EXPECT_LT(worst_ack_us, 2'000'000) << "a publish waited for the slow watcher";
 
   // Memory: the live set and retained history, not a buffer for the slow
@@ -157,19 +138,17 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
   // The slow watcher fell behind the retained history: when it reads again
   // it is given a snapshot, and ends up with the whole live set.
   slow.Resume();
-  ASSERT_TRUE(slow.WaitFor(
-      [&](auto& rs) { return !rs.empty() && rs.back().revision() == head; },
-      std::chrono::seconds(20)));
+  ASSERT_TRUE(slow.WaitFor([&](auto& rs) { return !rs.empty() && rs.back().revision() == head; },
+                           std::chrono::seconds(20)));
   auto rs = slow.responses();
   bool too_slow = false;
   for (const auto& r : rs)
-    too_slow |= r.marker() == Marker::SNAPSHOT_BEGIN &&
-                r.snapshot_reason() == Marker::WATCHER_TOO_SLOW;
+    too_slow |=
+        r.marker() == Marker::SNAPSHOT_BEGIN && r.snapshot_reason() == Marker::WATCHER_TOO_SLOW;
   EXPECT_TRUE(too_slow);
   std::set<std::string> names;
   for (size_t i = 0; i < rs.size(); ++i) {
-    if (rs[i].marker() == Marker::SNAPSHOT_BEGIN)
-      names.clear();  // a snapshot starts anew
+    if (rs[i].marker() == Marker::SNAPSHOT_BEGIN) names.clear();  // a snapshot starts anew
     for (const auto& e : rs[i].events())
       if (e.has_put()) names.insert(e.put().username());
   }
@@ -177,8 +156,7 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
 }
 
 // The lines of `output` that start with `prefix`.
-std::vector<std::string> LinesStartingWith(const std::string& output,
-                                           const std::string& prefix) {
+std::vector<std::string> LinesStartingWith(const std::string& output, const std::string& prefix) {
   std::vector<std::string> lines;
   size_t pos = 0;
   while (pos < output.size()) {
@@ -193,10 +171,9 @@ std::vector<std::string> LinesStartingWith(const std::string& output,
 
 TEST_F(ProcessTest, ASecondBrokerOnTheSameDataDirExitsWithAClearMessage) {
   BrokerProcess first(dir_, {"--data-dir", dir_.File("data")});
-  RunResult second =
-      turnbroker::testing::Run({BuiltBinary("turn-broker"), "--listen",
-                                "127.0.0.1:0", "--data-dir", dir_.File("data")},
-                               std::chrono::seconds(15));
+  RunResult second = turnbroker::testing::Run(
+      {BuiltBinary("turn-broker"), "--listen", "127.0.0.1:0", "--data-dir", dir_.File("data")},
+      std::chrono::seconds(15));
   // Exit 1, not a signal (-1): the half-built broker is torn down cleanly.
   EXPECT_EQ(second.exit_code, 1) << second.output;
   auto message = LinesStartingWith(second.output, "turn-broker: ");
@@ -214,8 +191,7 @@ TEST_F(ProcessTest, ABrokerOnABusyListenPortExitsWithAClearMessage) {
   // A durable store this time: the store is open when listening fails, and
   // must be closed cleanly on the way out.
   RunResult second = turnbroker::testing::Run(
-      {BuiltBinary("turn-broker"), "--listen", first.address(), "--data-dir",
-       dir_.File("second")},
+      {BuiltBinary("turn-broker"), "--listen", first.address(), "--data-dir", dir_.File("second")},
       std::chrono::seconds(15));
   EXPECT_EQ(second.exit_code, 1) << second.output;
   auto message = LinesStartingWith(second.output, "turn-broker: ");

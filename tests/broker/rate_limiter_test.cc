@@ -14,7 +14,8 @@ TEST(RateLimiterTest, RefillsAtTheRateUpToTheBurst) {
   EXPECT_TRUE(limiter.Take("pcscf-1", 200).ok());
   absl::Status s = limiter.Take("pcscf-1", 1);
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("client 'pcscf-1' is over 100 credentials/s; retry in 10 ms"));
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("client 'pcscf-1' is over 100 credentials/s; retry in 10 ms"));
   EXPECT_TRUE(limiter.Take("pcscf-2", 50).ok()) << "buckets are per client";
   clock.Advance(500);
   EXPECT_TRUE(limiter.Take("pcscf-1", 50).ok());

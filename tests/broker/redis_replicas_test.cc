@@ -62,7 +62,8 @@ TEST_F(RedisReplicasTest, AWatcherOfOneReplicaSeesPublishesOnTheOther) {
   ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
   v1::PublishResponse ack;
   ASSERT_TRUE(a_.client->Publish({Cred("alice")}, &ack).ok());
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return PutNames(rs) == std::vector<std::string>{"alice"}; }));
+  ASSERT_TRUE(
+      w.WaitFor([](auto& rs) { return PutNames(rs) == std::vector<std::string>{"alice"}; }));
   EXPECT_EQ(b_.client->Status().epoch(), ack.epoch());
   EXPECT_EQ(b_.client->Status().store().rfind("redis:", 0), 0u) << b_.client->Status().store();
 }
@@ -127,7 +128,7 @@ TEST_F(RedisReplicasTest, RedisDownRefusesWritesQuicklyAndKeepsWatchersAndReadsG
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1'500));
   std::this_thread::sleep_for(std::chrono::milliseconds(1'500));
-  EXPECT_FALSE(w.finished().has_value());  // the stream stays open
+  EXPECT_FALSE(w.finished().has_value());                 // the stream stays open
   EXPECT_EQ(b_.client->Status().live_credentials(), 1u);  // reads from memory
 }
 

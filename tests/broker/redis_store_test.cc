@@ -2,10 +2,9 @@
 // one dataset, failures of Redis, epochs, replica confirmation.
 #include "turnbroker/broker/redis_store.h"
 
-#include <algorithm>
-
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -173,17 +172,19 @@ TEST_F(RedisStoreTest, RedisDownAnswersUnavailableWithinTheAckTimeout) {
   // Reads go on from memory.
   EXPECT_TRUE(a->state().Find("ims.example.org", "erin"));
   redis_.Start();  // empty: a new epoch, and writes work again
-  EXPECT_TRUE(Eventually([&] { return PublishSync(*a, One("frank")).ok(); },
-                         std::chrono::seconds(10)));
+  EXPECT_TRUE(
+      Eventually([&] { return PublishSync(*a, One("frank")).ok(); }, std::chrono::seconds(10)));
 }
 
 TEST_F(RedisStoreTest, WritesWaitForTheReplicasAsked) {
   RedisServer primary(dir_, {"--repl-diskless-sync-delay", "0"});
   RedisServer replica(dir_, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
-  ASSERT_TRUE(Eventually([&] {
-    return primary.Command({"INFO", "replication"}).str.find("state=online") !=
-           std::string::npos;
-  }, std::chrono::seconds(10)));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return primary.Command({"INFO", "replication"}).str.find("state=online") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)));
   RedisStoreOptions o = Options(primary);
   auto a = Open(o);  // default: 1 when the primary has replicas
   auto r = PublishSync(*a, One("grace"));
@@ -235,12 +236,14 @@ TEST_F(RedisStoreTest, SentinelFindsThePrimaryAndTheStoreFollowsAFailover) {
   RedisServer primary(dir_, {"--repl-diskless-sync-delay", "0"});
   RedisServer r1(dir_, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
   RedisServer r2(dir_, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
-  ASSERT_TRUE(Eventually([&] {
-    std::string info = primary.Command({"INFO", "replication"}).str;
-    return info.find("slave1:") != std::string::npos &&
-           info.find("state=wait_bgsave") == std::string::npos &&
-           info.find("state=send_bulk") == std::string::npos;
-  }, std::chrono::seconds(10)));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::string info = primary.Command({"INFO", "replication"}).str;
+        return info.find("slave1:") != std::string::npos &&
+               info.find("state=wait_bgsave") == std::string::npos &&
+               info.find("state=send_bulk") == std::string::npos;
+      },
+      std::chrono::seconds(10)));
   std::vector<std::unique_ptr<turnbroker::testing::RedisSentinel>> sentinels;
   RedisStoreOptions o;
   o.target.master = "tb";
@@ -259,8 +262,8 @@ TEST_F(RedisStoreTest, SentinelFindsThePrimaryAndTheStoreFollowsAFailover) {
   primary.Kill();
   // Publishers get UNAVAILABLE until the failover, then succeed on the new
   // primary; the acknowledged write survived, so the epoch is the same.
-  ASSERT_TRUE(Eventually([&] { return PublishSync(*a, One("judy")).ok(); },
-                         std::chrono::seconds(30)));
+  ASSERT_TRUE(
+      Eventually([&] { return PublishSync(*a, One("judy")).ok(); }, std::chrono::seconds(30)));
   EXPECT_NE(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
   EXPECT_TRUE(a->state().Find("ims.example.org", "ivan"));
   EXPECT_EQ(a->state().epoch(), epoch);
@@ -283,7 +286,8 @@ TEST(RedisFlagsTest, TheFlagsCombineOrNameWhatIsWrong) {
   TempDir dir;
   std::string file = dir.File("password");
   std::ofstream(file) << "broker s3cret\n";
-  auto withfile = RedisTargetFromFlags({.url = "redis://:old@127.0.0.1:6379", .password_file = file});
+  auto withfile =
+      RedisTargetFromFlags({.url = "redis://:old@127.0.0.1:6379", .password_file = file});
   ASSERT_TRUE(withfile.ok()) << withfile.status();
   EXPECT_EQ(withfile->url.user, "broker");
   EXPECT_EQ(withfile->url.password, "s3cret");

@@ -32,14 +32,16 @@ inline v1::Credential MakeCredential(const std::string& username, int64_t expire
 inline absl::StatusOr<v1::PublishResponse> PublishSync(Store& store,
                                                        const v1::PublishRequest& request) {
   std::promise<absl::StatusOr<v1::PublishResponse>> done;
-  store.Publish(&request, [&](absl::StatusOr<v1::PublishResponse> r) { done.set_value(std::move(r)); });
+  store.Publish(&request,
+                [&](absl::StatusOr<v1::PublishResponse> r) { done.set_value(std::move(r)); });
   return done.get_future().get();
 }
 
 inline absl::StatusOr<v1::RevokeResponse> RevokeSync(Store& store,
                                                      const v1::RevokeRequest& request) {
   std::promise<absl::StatusOr<v1::RevokeResponse>> done;
-  store.Revoke(&request, [&](absl::StatusOr<v1::RevokeResponse> r) { done.set_value(std::move(r)); });
+  store.Revoke(&request,
+               [&](absl::StatusOr<v1::RevokeResponse> r) { done.set_value(std::move(r)); });
   return done.get_future().get();
 }
 

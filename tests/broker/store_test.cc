@@ -15,18 +15,15 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 TEST_F(StoreTest, RevisionsAreGapFreeAndOrdered) {
-  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000),
-                       MakeCredential("b", kStart + 60'000)})
-                  .ok());
+  ASSERT_TRUE(
+      Publish({MakeCredential("a", kStart + 60'000), MakeCredential("b", kStart + 60'000)}).ok());
   ASSERT_TRUE(RevokeUsername("a").ok());
   ASSERT_TRUE(Publish({MakeCredential("c", kStart + 60'000)}).ok());
   auto history = History();
   ASSERT_EQ(history.size(), 4u);
-  for (size_t i = 0; i < history.size(); ++i)
-    EXPECT_EQ(history[i].revision, i + 1);
+  for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i].revision, i + 1);
   EXPECT_EQ(state().head(), 4u);
-  EXPECT_TRUE(history[0].put && history[1].put && history[2].revoke &&
-              history[3].put);
+  EXPECT_TRUE(history[0].put && history[1].put && history[2].revoke && history[3].put);
 }
 
 TEST_F(StoreTest, ConcurrentPublishersGetDistinctConsecutiveRevisions) {
@@ -38,8 +35,7 @@ TEST_F(StoreTest, ConcurrentPublishersGetDistinctConsecutiveRevisions) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
         auto r = Publish(
-            {MakeCredential("t" + std::to_string(t) + "-" + std::to_string(i),
-                            kStart + 60'000)});
+            {MakeCredential("t" + std::to_string(t) + "-" + std::to_string(i), kStart + 60'000)});
         ASSERT_TRUE(r.ok()) << r.status();
         std::lock_guard<std::mutex> lock(mu);
         acked.push_back(r->revision());
@@ -76,8 +72,7 @@ TEST_F(StoreTest, RepublishWithNewExpiryIsAnUpdate) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->applied(), 1u);
   EXPECT_EQ(r->revision(), 2u);
-  EXPECT_EQ(state().Find("ims.example.org", "alice")->expires_at_ms(),
-            kStart + 120'000);
+  EXPECT_EQ(state().Find("ims.example.org", "alice")->expires_at_ms(), kStart + 120'000);
   EXPECT_EQ(state().stats().live, 1u);
 }
 
@@ -87,22 +82,19 @@ TEST_F(StoreTest, AnotherKeyForALiveUsernameIsRefused) {
   c.set_key(std::string(16, 'z'));
   auto r = Publish({c});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(std::string(r.status().message()),
-              StartsWith("credentials[0].username:"));
+  EXPECT_THAT(std::string(r.status().message()), StartsWith("credentials[0].username:"));
   // The same username in another realm is another credential.
   c.set_realm("other.example.org");
   EXPECT_TRUE(Publish({c}).ok());
 }
 
 TEST_F(StoreTest, RevokeByUsernameSubscriberAndIssuer) {
-  ASSERT_TRUE(
-      Publish(
-          {MakeCredential("u1", kStart + 60'000, "r1", "sip:a@x", "pcscf-1"),
-           MakeCredential("u2", kStart + 60'000, "r1", "sip:a@x", "pcscf-2"),
-           MakeCredential("u3", kStart + 60'000, "r1", "sip:b@x", "pcscf-1"),
-           MakeCredential("u4", kStart + 60'000, "r2", "sip:c@x", "pcscf-2"),
-           MakeCredential("u1", kStart + 60'000, "r2", "sip:d@x", "pcscf-2")})
-          .ok());
+  ASSERT_TRUE(Publish({MakeCredential("u1", kStart + 60'000, "r1", "sip:a@x", "pcscf-1"),
+                       MakeCredential("u2", kStart + 60'000, "r1", "sip:a@x", "pcscf-2"),
+                       MakeCredential("u3", kStart + 60'000, "r1", "sip:b@x", "pcscf-1"),
+                       MakeCredential("u4", kStart + 60'000, "r2", "sip:c@x", "pcscf-2"),
+                       MakeCredential("u1", kStart + 60'000, "r2", "sip:d@x", "pcscf-2")})
+                  .ok());
   v1::RevokeRequest by_subscriber;
   by_subscriber.mutable_selector()->set_subscriber("sip:a@x");
   auto r = Revoke(by_subscriber);
@@ -140,19 +132,16 @@ TEST_F(StoreTest, RevokeByUsernameSubscriberAndIssuer) {
 TEST_F(StoreTest, ALargeRevocationIsSplitIntoConsecutiveEvents) {
   // 25,000 credentials of one issuer (in batches of --max-batch), and one of
   // another issuer that must survive.
-  constexpr int kMatching =
-      2 * static_cast<int>(kMaxCredentialsPerRevocation) + 5'000;
+  constexpr int kMatching = 2 * static_cast<int>(kMaxCredentialsPerRevocation) + 5'000;
   for (int first = 0; first < kMatching; first += 10'000) {
     v1::PublishRequest batch;
     for (int i = first; i < std::min(kMatching, first + 10'000); ++i)
-      *batch.add_credentials() =
-          MakeCredential("u" + std::to_string(i), kStart + 60'000,
-                         "ims.example.org", "", "pcscf-1");
+      *batch.add_credentials() = MakeCredential("u" + std::to_string(i), kStart + 60'000,
+                                                "ims.example.org", "", "pcscf-1");
     ASSERT_TRUE(Publish(batch).ok());
   }
-  ASSERT_TRUE(Publish({MakeCredential("other", kStart + 60'000,
-                                      "ims.example.org", "", "pcscf-2")})
-                  .ok());
+  ASSERT_TRUE(
+      Publish({MakeCredential("other", kStart + 60'000, "ims.example.org", "", "pcscf-2")}).ok());
   const Revision before = state().head();
   ASSERT_EQ(before, static_cast<Revision>(kMatching + 1));
 
@@ -173,8 +162,7 @@ TEST_F(StoreTest, ALargeRevocationIsSplitIntoConsecutiveEvents) {
     EXPECT_EQ(history[i].revision, before + 1 + i);
     ASSERT_TRUE(history[i].revoke);
     const v1::Revocation& rev = history[i].revoke->revocation;
-    EXPECT_LE(static_cast<size_t>(rev.credentials_size()),
-              kMaxCredentialsPerRevocation);
+    EXPECT_LE(static_cast<size_t>(rev.credentials_size()), kMaxCredentialsPerRevocation);
     EXPECT_EQ(rev.selector().issuer(), "pcscf-1");
     EXPECT_EQ(rev.reason(), "pcscf-1 restarted");
     EXPECT_EQ(rev.revoked_at_ms(), kStart);
@@ -187,15 +175,13 @@ TEST_F(StoreTest, ALargeRevocationIsSplitIntoConsecutiveEvents) {
   }
   EXPECT_EQ(history[0].revoke->revocation.credentials_size(), 10'000);
   EXPECT_EQ(history[2].revoke->revocation.credentials_size(), 5'000);
-  EXPECT_EQ(revoked.size(), static_cast<size_t>(kMatching))
-      << "a username listed twice";
+  EXPECT_EQ(revoked.size(), static_cast<size_t>(kMatching)) << "a username listed twice";
   EXPECT_EQ(state().stats().live, 1u);
   EXPECT_TRUE(state().Find("ims.example.org", "other"));
   // Revoked in every part, the last included.
   EXPECT_EQ(Publish({MakeCredential("u0", kStart + 60'000)}).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Publish({MakeCredential("u" + std::to_string(kMatching - 1),
-                                    kStart + 60'000)})
+  EXPECT_EQ(Publish({MakeCredential("u" + std::to_string(kMatching - 1), kStart + 60'000)})
                 .status()
                 .code(),
             absl::StatusCode::kFailedPrecondition);
@@ -226,9 +212,9 @@ TEST_F(StoreTest, RevokedUsernameCannotBeRepublishedUntilItsExpiry) {
 }
 
 TEST_F(StoreTest, ExpiredCredentialsVanishWithoutAnEvent) {
-  ASSERT_TRUE(Publish({MakeCredential("short", kStart + 5'000),
-                       MakeCredential("long", kStart + 60'000)})
-                  .ok());
+  ASSERT_TRUE(
+      Publish({MakeCredential("short", kStart + 5'000), MakeCredential("long", kStart + 60'000)})
+          .ok());
   clock_.Advance(5'000);
   // Invisible at once, even before the sweep.
   EXPECT_FALSE(state().Find("ims.example.org", "short"));
@@ -241,15 +227,12 @@ TEST_F(StoreTest, ExpiredCredentialsVanishWithoutAnEvent) {
 }
 
 TEST_F(StoreTest, SnapshotScanHoldsLiveUnexpiredCredentialsOnly) {
-  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000),
-                       MakeCredential("b", kStart + 5'000),
-                       MakeCredential("c", kStart + 60'000),
-                       MakeCredential("d", kStart + 60'000)})
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 60'000), MakeCredential("b", kStart + 5'000),
+                       MakeCredential("c", kStart + 60'000), MakeCredential("d", kStart + 60'000)})
                   .ok());
   ASSERT_TRUE(RevokeUsername("c").ok());
-  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 90'000)})
-                  .ok());  // update: revision 6
-  clock_.Advance(5'000);   // b expired
+  ASSERT_TRUE(Publish({MakeCredential("a", kStart + 90'000)}).ok());  // update: revision 6
+  clock_.Advance(5'000);                                              // b expired
   std::vector<RecordRef> records;
   Revision next = 0;
   do {
@@ -267,26 +250,20 @@ TEST_F(StoreTest, HistoryIsTrimmedByCountAndAge) {
   options_.state.history_max_age_ms = 10'000;
   Open();
   for (int i = 0; i < 5; ++i)
-    ASSERT_TRUE(
-        Publish({MakeCredential("u" + std::to_string(i), kStart + 60'000)})
-            .ok());
+    ASSERT_TRUE(Publish({MakeCredential("u" + std::to_string(i), kStart + 60'000)}).ok());
   EXPECT_EQ(state().history_first(), 3u);
   std::vector<Change> out;
-  EXPECT_EQ(state().ReadHistory(1, 10, &out),
-            CredentialState::HistoryRead::kCompacted);
-  EXPECT_EQ(state().ReadHistory(2, 10, &out),
-            CredentialState::HistoryRead::kOk);
+  EXPECT_EQ(state().ReadHistory(1, 10, &out), CredentialState::HistoryRead::kCompacted);
+  EXPECT_EQ(state().ReadHistory(2, 10, &out), CredentialState::HistoryRead::kOk);
   EXPECT_EQ(out.size(), 3u);
   clock_.Advance(10'001);
   Expire();
   EXPECT_EQ(state().stats().history_events, 0u);
   EXPECT_EQ(state().history_first(), 6u);  // head + 1: resuming at head is fine
   out.clear();
-  EXPECT_EQ(state().ReadHistory(5, 10, &out),
-            CredentialState::HistoryRead::kOk);
+  EXPECT_EQ(state().ReadHistory(5, 10, &out), CredentialState::HistoryRead::kOk);
   EXPECT_TRUE(out.empty());
-  EXPECT_EQ(state().ReadHistory(4, 10, &out),
-            CredentialState::HistoryRead::kCompacted);
+  EXPECT_EQ(state().ReadHistory(4, 10, &out), CredentialState::HistoryRead::kCompacted);
 }
 
 TEST_F(StoreTest, ABatchIsAllOrNothing) {
@@ -298,8 +275,7 @@ TEST_F(StoreTest, ABatchIsAllOrNothing) {
   *r.add_credentials() = bad;
   auto p = Publish(r);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(p.status().message()),
-              StartsWith("credentials[2].key:"));
+  EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials[2].key:"));
   EXPECT_EQ(state().stats().live, 0u);
   EXPECT_EQ(state().head(), 0u);
 }
@@ -311,26 +287,20 @@ TEST_F(StoreTest, BadInputChangesNothingAlreadyAccepted) {
     std::string field;
   };
   std::vector<Case> cases = {
-      {[](v1::Credential* c) { c->set_username(std::string(513, 'x')); },
-       "username"},
+      {[](v1::Credential* c) { c->set_username(std::string(513, 'x')); }, "username"},
       {[](v1::Credential* c) { c->set_username("bad/name"); }, "username"},
       {[](v1::Credential* c) { c->set_realm("bad realm"); }, "realm"},
       {[](v1::Credential* c) { c->set_key(std::string(17, 'k')); }, "key"},
-      {[](v1::Credential* c) { c->set_expires_at_ms(kStart - 1); },
-       "expires_at_ms"},
-      {[](v1::Credential* c) {
-         c->set_expires_at_ms(kStart + 400LL * 86'400'000);
-       },
+      {[](v1::Credential* c) { c->set_expires_at_ms(kStart - 1); }, "expires_at_ms"},
+      {[](v1::Credential* c) { c->set_expires_at_ms(kStart + 400LL * 86'400'000); },
        "expires_at_ms"},
   };
   for (const auto& tc : cases) {
     auto c = MakeCredential("new", kStart + 60'000);
     tc.mutate(&c);
     auto p = Publish({c});
-    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument)
-        << tc.field;
-    EXPECT_THAT(std::string(p.status().message()),
-                StartsWith("credentials[0]." + tc.field + ":"));
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << tc.field;
+    EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials[0]." + tc.field + ":"));
   }
   v1::PublishRequest empty;
   auto p = Publish(empty);
@@ -339,8 +309,7 @@ TEST_F(StoreTest, BadInputChangesNothingAlreadyAccepted) {
 
   v1::PublishRequest big;
   for (size_t i = 0; i <= options_.max_batch; ++i)
-    *big.add_credentials() =
-        MakeCredential("b" + std::to_string(i), kStart + 60'000);
+    *big.add_credentials() = MakeCredential("b" + std::to_string(i), kStart + 60'000);
   p = Publish(big);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials:"));
@@ -350,8 +319,7 @@ TEST_F(StoreTest, BadInputChangesNothingAlreadyAccepted) {
   *twice.add_credentials() = MakeCredential("dup", kStart + 60'000);
   p = Publish(twice);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(p.status().message()),
-              StartsWith("credentials[1].username:"));
+  EXPECT_THAT(std::string(p.status().message()), StartsWith("credentials[1].username:"));
 
   v1::RevokeRequest no_selector;
   auto rv = Revoke(no_selector);
@@ -408,12 +376,14 @@ class FailingJournal : public Journal {
     state->Reset("test-epoch", 0);
     return absl::OkStatus();
   }
-  absl::Status Commit(const std::vector<Change>&, const std::vector<Revision>&,
-                      Revision) override {
+  absl::Status Commit(const std::vector<Change>&, const std::vector<Revision>&, Revision) override {
     switch (fail_->load()) {
-      case 1: return absl::UnavailableError("disk full");
-      case 2: return absl::DataLossError("file is damaged");
-      default: return absl::OkStatus();
+      case 1:
+        return absl::UnavailableError("disk full");
+      case 2:
+        return absl::DataLossError("file is damaged");
+      default:
+        return absl::OkStatus();
     }
   }
   std::string description() const override { return "failing"; }

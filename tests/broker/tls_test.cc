@@ -1,13 +1,13 @@
 // mTLS and roles, with certificates made at test time.
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "broker_client.h"
 #include "pki.h"
 #include "turnbroker/broker/server.h"
 #include "turnbroker/common/channel.h"
-#include "broker_client.h"
 #include "watch_client.h"
 
 namespace turnbroker::broker {
@@ -44,7 +44,8 @@ class TlsTest : public ::testing::Test {
 
   grpc::Status Publish(v1::CredentialBroker::Stub* stub, const std::string& username) {
     v1::PublishRequest req;
-    *req.add_credentials() = turnbroker::testing::TestCredential(username, "ims.example.org", 60'000);
+    *req.add_credentials() =
+        turnbroker::testing::TestCredential(username, "ims.example.org", 60'000);
     req.mutable_credentials(0)->set_issuer("pcscf-1");  // the publisher certificate's CN
     v1::PublishResponse resp;
     grpc::ClientContext ctx;
@@ -82,7 +83,8 @@ TEST_F(TlsTest, RolesComeFromTheClientCertificate) {
   EXPECT_TRUE(Publish(publisher.get(), "a").ok());
   grpc::Status s = Publish(subscriber.get(), "b");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_THAT(s.error_message(), HasSubstr("Publish needs role publisher; client 'turn-1' has subscriber"));
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("Publish needs role publisher; client 'turn-1' has subscriber"));
   EXPECT_EQ(Publish(operator_.get(), "c").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Publish(norole.get(), "d").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   // PublishStream: the same role, checked once for the stream.

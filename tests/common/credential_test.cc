@@ -29,9 +29,7 @@ void ExpectInvalid(const v1::Credential& c, const std::string& field) {
       << "message should start with the field: " << s.message();
 }
 
-TEST(CredentialValidationTest, AcceptsAValidCredential) {
-  EXPECT_TRUE(Check(Valid(kNow)).ok());
-}
+TEST(CredentialValidationTest, AcceptsAValidCredential) { EXPECT_TRUE(Check(Valid(kNow)).ok()); }
 
 TEST(CredentialValidationTest, RealmEmptyTooLongOrWrongCharset) {
   for (std::string realm : {std::string(), std::string(128, 'a'), std::string("ex/ample"),
@@ -46,9 +44,9 @@ TEST(CredentialValidationTest, RealmEmptyTooLongOrWrongCharset) {
 }
 
 TEST(CredentialValidationTest, UsernameEmptyTooLongOrWrongCharset) {
-  for (std::string u : {std::string(), std::string(513, 'u'), std::string("a/b"),
-                        std::string("a b"), std::string("a\"b"), std::string("a\nb"),
-                        std::string("a;b"), std::string("a,b")}) {
+  for (std::string u :
+       {std::string(), std::string(513, 'u'), std::string("a/b"), std::string("a b"),
+        std::string("a\"b"), std::string("a\nb"), std::string("a;b"), std::string("a,b")}) {
     auto c = Valid(kNow);
     c.set_username(u);
     ExpectInvalid(c, "username");

@@ -15,7 +15,8 @@ TEST(MetricsTest, RendersPrometheusText) {
   h->ObserveMicros(5000);
   h->ObserveMicros(50000);
   std::string text = r.Render();
-  EXPECT_NE(text.find("# TYPE x_total counter\nx_total{kind=\"a\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE x_total counter\nx_total{kind=\"a\"} 3\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("y -2\n"), std::string::npos);
   EXPECT_NE(text.find("z_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("z_seconds_bucket{le=\"0.01\"} 2\n"), std::string::npos);

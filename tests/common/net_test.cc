@@ -21,8 +21,8 @@ TEST(HostPortTest, ParsesHostsAndPorts) {
 }
 
 TEST(HostPortTest, RejectsBadInputNamingTheFlag) {
-  for (const char* bad : {"", "host", ":80", "host:", "host:x", "host:70000", "::1:80",
-                          "[::1]80", "host:0"}) {
+  for (const char* bad :
+       {"", "host", ":80", "host:", "host:x", "host:70000", "::1:80", "[::1]80", "host:0"}) {
     auto hp = ParseHostPort(bad, "--broker");
     ASSERT_FALSE(hp.ok()) << bad;
     EXPECT_EQ(std::string(hp.status().message()).rfind("--broker: ", 0), 0u) << bad;

@@ -40,13 +40,13 @@ TEST(RedisBatchTest, EncodesRespAndDecodesBack) {
   EXPECT_EQ(batch.name(0), "SET k");
   EXPECT_EQ(batch.name(1), "HSET h");
   EXPECT_EQ(batch.Decode(), (std::vector<RedisCommand>{{"SET", "k", "v\r\n", "PXAT", "123"},
-                                                      {"HSET", "h", "f", ""}}));
+                                                       {"HSET", "h", "f", ""}}));
 }
 
 TEST(RedisUrlTest, RefusesBadUrlsWithoutEchoingThem) {
-  for (const char* bad : {"http://h:1/0", "redis://", "redis://h:0/0", "redis://h:99999/0",
-                          "redis://h:1/x", "redis://nopass@h:1/0", "redis://:@h:1/0",
-                          "redis://h:/0", "redis://[::1/0"}) {
+  for (const char* bad :
+       {"http://h:1/0", "redis://", "redis://h:0/0", "redis://h:99999/0", "redis://h:1/x",
+        "redis://nopass@h:1/0", "redis://:@h:1/0", "redis://h:/0", "redis://[::1/0"}) {
     auto u = ParseRedisUrl(bad, "--redis-url");
     EXPECT_FALSE(u.ok()) << bad;
     EXPECT_NE(u.status().message().find("--redis-url"), std::string::npos);

@@ -30,7 +30,8 @@ class VerbsTest : public ::testing::Test {
 
 TEST_F(VerbsTest, PublishRefusesATtlWhoseExpiryWouldOverflow) {
   PublishArgs args = Args();
-  for (int64_t ttl : {int64_t{0}, int64_t{-5}, kMaxTtlSeconds + 1, int64_t{9'223'372'036'854'775}}) {
+  for (int64_t ttl :
+       {int64_t{0}, int64_t{-5}, kMaxTtlSeconds + 1, int64_t{9'223'372'036'854'775}}) {
     args.ttl_s = ttl;
     EXPECT_EQ(Publish(broker_, args, &clock_, &input_, out_), kUsage) << ttl;
   }
@@ -48,9 +49,7 @@ TEST_F(VerbsTest, PublishNeedsAPasswordOrAWellFormedKey) {
   EXPECT_EQ(Publish(broker_, args, &clock_, &input_, out_), kUsage);
 }
 
-TEST_F(VerbsTest, RevokeNeedsASelector) {
-  EXPECT_EQ(Revoke(broker_, RevokeArgs{}, out_), kUsage);
-}
+TEST_F(VerbsTest, RevokeNeedsASelector) { EXPECT_EQ(Revoke(broker_, RevokeArgs{}, out_), kUsage); }
 
 }  // namespace
 }  // namespace turnbroker::ctl

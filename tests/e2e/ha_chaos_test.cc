@@ -22,9 +22,9 @@
 #include "sync_process.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/clock.h"
-#include "turnbroker/v1/broker.grpc.pb.h"
 #include "turnbroker/pcscf/broker_client.h"
 #include "turnbroker/pcscf/publisher.h"
+#include "turnbroker/v1/broker.grpc.pb.h"
 
 namespace turnbroker {
 namespace {
@@ -204,16 +204,18 @@ class HaChaosTest : public ::testing::Test {
   void SetUp() override {
     data_.push_back(std::make_unique<RedisServer>(
         dir_, std::vector<std::string>{"--repl-diskless-sync-delay", "0"}));
-    for (int i = 0; i < 2; ++i) data_.push_back(std::make_unique<RedisServer>(dir_, ReplicaOf(data_[0]->port())));
+    for (int i = 0; i < 2; ++i)
+      data_.push_back(std::make_unique<RedisServer>(dir_, ReplicaOf(data_[0]->port())));
     for (int i = 0; i < 3; ++i) {
       sentinels_.push_back(std::make_unique<RedisSentinel>(dir_, kMaster, data_[0]->port()));
       sentinel_list_ += (i ? "," : "") + sentinels_.back()->address();
     }
     for (int i = 0; i < kBrokers; ++i) {
       brokers_.push_back(std::make_unique<BrokerProcess>(
-          dir_, std::vector<std::string>{"--store=redis", "--redis-sentinels=" + sentinel_list_,
-                                         "--redis-master=" + std::string(kMaster),
-                                         "--redis-ack-timeout=1000", "--redis-min-replicas-ack=2"}));
+          dir_,
+          std::vector<std::string>{"--store=redis", "--redis-sentinels=" + sentinel_list_,
+                                   "--redis-master=" + std::string(kMaster),
+                                   "--redis-ack-timeout=1000", "--redis-min-replicas-ack=2"}));
       broker_list_ += (i ? "," : "") + brokers_.back()->address();
     }
     for (int i = 0; i < kSyncs; ++i) {
@@ -343,7 +345,8 @@ TEST_F(HaChaosTest, NothingAcknowledgedIsLostUnderFaults) {
   const auto per_fault = std::chrono::milliseconds(kFaultWindow) / kFaults;
   int faults = 0;
   for (int kind : kinds) {
-    auto at = start + per_fault * faults + std::chrono::milliseconds(rng() % (per_fault.count() / 2));
+    auto at =
+        start + per_fault * faults + std::chrono::milliseconds(rng() % (per_fault.count() / 2));
     std::this_thread::sleep_until(at);
     std::string what = Fault(kind, rng);
     ++faults;
@@ -427,13 +430,16 @@ TEST_F(HaChaosTest, NothingAcknowledgedIsLostUnderFaults) {
         g.mutable_ref()->set_realm(kRealm);
         v1::GetResponse resp;
         grpc::Status st = stub->Get(&ctx, g, &resp);
-        where += " broker " + std::to_string(b->port()) + (st.ok() ? ": live" : ": " + st.error_message());
+        where += " broker " + std::to_string(b->port()) +
+                 (st.ok() ? ": live" : ": " + st.error_message());
       }
       for (auto& d : data_) {
         std::string key = std::string("{turnbroker}:c:") + kRealm + "/" + u;
-        where += " redis " + std::to_string(d->port()) + ": c " +
-                 std::to_string(d->Command({"EXISTS", key}).integer) + " t " +
-                 std::to_string(d->Command({"EXISTS", std::string("{turnbroker}:t:") + kRealm + "/" + u}).integer);
+        where +=
+            " redis " + std::to_string(d->port()) + ": c " +
+            std::to_string(d->Command({"EXISTS", key}).integer) + " t " +
+            std::to_string(
+                d->Command({"EXISTS", std::string("{turnbroker}:t:") + kRealm + "/" + u}).integer);
       }
       std::printf("acked, not revoked, not live in the broker: %s;%s\n", u.c_str(), where.c_str());
     }
@@ -449,7 +455,8 @@ TEST_F(HaChaosTest, NothingAcknowledgedIsLostUnderFaults) {
     for (auto& b : brokers_) {
       std::string out = b->process().Output();
       size_t epochs = 0;
-      for (size_t at = out.find("new epoch"); at != out.npos; at = out.find("new epoch", at + 1)) ++epochs;
+      for (size_t at = out.find("new epoch"); at != out.npos; at = out.find("new epoch", at + 1))
+        ++epochs;
       std::printf("broker %d: %zu 'new epoch' lines\n", b->port(), epochs);
     }
     for (size_t i = 0; i < syncs_.size(); ++i) {

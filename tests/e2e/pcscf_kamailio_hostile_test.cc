@@ -14,8 +14,8 @@ namespace turnbroker::pcscf::testing {
 namespace {
 
 using ::turnbroker::testing::RegisterRequest;
-using ::turnbroker::testing::SipUdpSocket;
 using ::turnbroker::testing::SippResult;
+using ::turnbroker::testing::SipUdpSocket;
 using ::turnbroker::testing::TempDir;
 
 std::string Dump(const SippResult& r) {

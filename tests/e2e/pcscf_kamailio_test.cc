@@ -1,13 +1,12 @@
 // End to end on the eP-CSCF side: sipp -> Kamailio (reference config) ->
 // pcscf-turn-agent -> turn-broker, all real. The TURN half (sync, Redis,
 // coturn) is in pcscf_turn_flow_test.cc.
+#include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "pcscf_stack.h"
 #include "promtool.h"
@@ -97,8 +96,7 @@ TEST_F(PcscfKamailioTest, RegistrationExpiryRevokes) {
   auto h = HeaderIn(r.log.at(0));
   ASSERT_TRUE(h) << Dump(r);
   EXPECT_TRUE(stack.view().IsLive(h->username));
-  EXPECT_TRUE(WaitFor([&] { return !stack.view().IsLive(h->username); }))
-      << stack.kamailio().Log();
+  EXPECT_TRUE(WaitFor([&] { return !stack.view().IsLive(h->username); })) << stack.kamailio().Log();
 }
 
 TEST_F(PcscfKamailioTest, AgentDownUnderRegisterPolicyRegistersWithoutCredential) {

@@ -12,9 +12,7 @@ namespace turnbroker::pcscf::testing {
 
 using ::turnbroker::testing::FreePort;
 
-std::string ReferenceKamailioConfig() {
-  return std::string(PCSCF_KAMAILIO_DIR) + "/kamailio.cfg";
-}
+std::string ReferenceKamailioConfig() { return std::string(PCSCF_KAMAILIO_DIR) + "/kamailio.cfg"; }
 
 std::string SippScenario(const std::string& name) {
   return std::string(PCSCF_KAMAILIO_DIR) + "/sipp/" + name;
@@ -23,8 +21,8 @@ std::string SippScenario(const std::string& name) {
 std::string SipPassword(const std::string& user) { return "pw-" + user + "-7Qx"; }
 
 const std::vector<std::string>& SipUsers() {
-  static const std::vector<std::string> users = {
-      "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "wic"};
+  static const std::vector<std::string> users = {"alice", "bob",   "carol", "dave", "erin", "frank",
+                                                 "grace", "heidi", "ivan",  "judy", "wic"};
   return users;
 }
 
@@ -35,8 +33,7 @@ namespace {
 std::string WriteSubscriberTable(const ::turnbroker::testing::TempDir& dir) {
   std::string path = dir.File("subscribers");
   std::filesystem::create_directories(path);
-  std::filesystem::copy_file(std::string(PCSCF_KAMAILIO_DIR) + "/dbtext/version",
-                             path + "/version",
+  std::filesystem::copy_file(std::string(PCSCF_KAMAILIO_DIR) + "/dbtext/version", path + "/version",
                              std::filesystem::copy_options::overwrite_existing);
   std::ofstream table(path + "/subscriber");
   table << "id(int,auto) username(string) domain(string) password(string,null) ha1(string) "
@@ -63,8 +60,8 @@ PcscfStack::PcscfStack(const ::turnbroker::testing::TempDir& dir, PcscfStackOpti
   if (o.start_agent) StartAgent(o.agent_args);
   ::turnbroker::testing::KamailioOptions k;
   k.config = ReferenceKamailioConfig();
-  k.defines = {{"AGENT_HTTPCON", "\"turnagent=>http://127.0.0.1:" +
-                                     std::to_string(agent_port_) + ";timeout=1\""},
+  k.defines = {{"AGENT_HTTPCON",
+                "\"turnagent=>http://127.0.0.1:" + std::to_string(agent_port_) + ";timeout=1\""},
                {"WORKERS", "2"},
                {"AUTH_DB_URL", WriteSubscriberTable(dir)}};
   k.defines.insert(k.defines.end(), o.kamailio_defines.begin(), o.kamailio_defines.end());
@@ -72,8 +69,7 @@ PcscfStack::PcscfStack(const ::turnbroker::testing::TempDir& dir, PcscfStackOpti
 }
 
 void PcscfStack::StartAgent(std::vector<std::string> args) {
-  agent_ = std::make_unique<AgentProcess>(dir_, broker_->address(), std::move(args),
-                                          agent_port_);
+  agent_ = std::make_unique<AgentProcess>(dir_, broker_->address(), std::move(args), agent_port_);
 }
 
 ::turnbroker::testing::SippResult PcscfStack::Sipp(const std::string& scenario,

@@ -54,9 +54,8 @@ class PcscfStack {
   // Runs a scenario of pcscf-plugin/kamailio/sipp for user@example.org,
   // authenticating as `user` with SipPassword(user) unless `extra` gives
   // its own -au / -ap.
-  ::turnbroker::testing::SippResult Sipp(const std::string& scenario,
-                                         const std::string& user, int expires,
-                                         std::vector<std::string> extra = {});
+  ::turnbroker::testing::SippResult Sipp(const std::string& scenario, const std::string& user,
+                                         int expires, std::vector<std::string> extra = {});
 
  private:
   const ::turnbroker::testing::TempDir& dir_;

@@ -39,14 +39,13 @@ const char kCliPassword[] = "pcscf-e2e-cli";
 
 std::unique_ptr<SyncProcess> StartSync(const TempDir& dir, const std::string& broker,
                                        const RedisServer& redis, int cli_port) {
-  return std::make_unique<SyncProcess>(
-      dir, redis,
-      SyncProcessOptions{.broker = broker,
-                         .realm = kRealm,
-                         .name = "pcscf-e2e",
-                         .coturn_cli_port = cli_port,
-                         .coturn_cli_password = kCliPassword,
-                         .extra_args = {}});
+  return std::make_unique<SyncProcess>(dir, redis,
+                                       SyncProcessOptions{.broker = broker,
+                                                          .realm = kRealm,
+                                                          .name = "pcscf-e2e",
+                                                          .coturn_cli_port = cli_port,
+                                                          .coturn_cli_password = kCliPassword,
+                                                          .extra_args = {}});
 }
 
 class PcscfTurnFlowTest : public ::testing::Test {
@@ -129,9 +128,8 @@ TEST_F(PcscfTurnFlowTest, BrokerDownNoCredentialReachesTheWicThatCoturnWouldRefu
   auto ok = stack.Sipp("register.xml", "bob", 600);
   auto cred = HeaderIn(ok.log.at(0));
   ASSERT_TRUE(cred);
-  EXPECT_TRUE(WaitFor([&] {
-    return TryAllocate(dir_, coturn, peer, cred->username, cred->password);
-  }));
+  EXPECT_TRUE(
+      WaitFor([&] { return TryAllocate(dir_, coturn, peer, cred->username, cred->password); }));
   stack.broker().process().Kill();
   auto down = stack.Sipp("register.xml", "carol", 600);
   ASSERT_EQ(down.exit_code, 0) << down.output;

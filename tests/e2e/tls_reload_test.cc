@@ -69,16 +69,14 @@ class TlsReloadTest : public ::testing::Test {
         << error;
     broker_files_ = Live("broker", "server", {pki_.ca});
     broker_metrics_port_ = FreePort();
-    broker_ = std::make_unique<BrokerProcess>(
-        dir_, [&] {
-          std::vector<std::string> args = broker_files_.Flags();
-          for (const std::string& a :
-               {std::string("--ephemeral"), std::string("--metrics-listen"),
-                "127.0.0.1:" + std::to_string(broker_metrics_port_)}) {
-            args.push_back(a);
-          }
-          return args;
-        }());
+    broker_ = std::make_unique<BrokerProcess>(dir_, [&] {
+      std::vector<std::string> args = broker_files_.Flags();
+      for (const std::string& a : {std::string("--ephemeral"), std::string("--metrics-listen"),
+                                   "127.0.0.1:" + std::to_string(broker_metrics_port_)}) {
+        args.push_back(a);
+      }
+      return args;
+    }());
   }
 
   // A live folder for `part`, holding the certificate `name` and `cas`.
@@ -128,8 +126,8 @@ TEST_F(TlsReloadTest, BrokerServesARenewedCertificateWithoutRestart) {
   EXPECT_EQ(cn, "turn-broker");
   pid_t pid = broker_->process().pid();
   Renew(broker_files_, "server-renewed");
-  EXPECT_TRUE(WaitUntil([&] { return Status("operator", &cn).ok() && cn == "turn-broker-renewed"; },
-                        20s))
+  EXPECT_TRUE(
+      WaitUntil([&] { return Status("operator", &cn).ok() && cn == "turn-broker-renewed"; }, 20s))
       << "still " << cn;
   EXPECT_EQ(broker_->process().pid(), pid);
   EXPECT_TRUE(broker_->process().running());
@@ -187,10 +185,14 @@ TEST_F(TlsReloadTest, AgentPresentsARenewedCertificateWithoutRestart) {
   LiveFiles live = Live("agent", "stranger", {pki_.ca});
   int port = FreePort();
   std::vector<std::string> argv = {BuiltBinary("pcscf-turn-agent"),
-                                   "--broker", "localhost:" + std::to_string(broker_->port()),
-                                   "--listen", "127.0.0.1:" + std::to_string(port),
-                                   "--realm", "ims.example.org",
-                                   "--turn-uri", "turn:turn.example.org:3478?transport=udp"};
+                                   "--broker",
+                                   "localhost:" + std::to_string(broker_->port()),
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   "--realm",
+                                   "ims.example.org",
+                                   "--turn-uri",
+                                   "turn:turn.example.org:3478?transport=udp"};
   for (const auto& f : live.Flags()) argv.push_back(f);
   Subprocess agent(argv, dir_.File("agent.log"));
   auto healthy = [&] {
@@ -200,10 +202,13 @@ TEST_F(TlsReloadTest, AgentPresentsARenewedCertificateWithoutRestart) {
     auto res = http.Get("/healthz");
     return res && res->status == 200;
   };
-  ASSERT_TRUE(WaitUntil([&] {
-    httplib::Client http("127.0.0.1", port);
-    return static_cast<bool>(http.Get("/healthz"));
-  }, 10s)) << agent.Output();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        httplib::Client http("127.0.0.1", port);
+        return static_cast<bool>(http.Get("/healthz"));
+      },
+      10s))
+      << agent.Output();
   EXPECT_FALSE(healthy()) << agent.Output();
   Renew(live, "publisher");
   EXPECT_TRUE(WaitUntil(healthy, 30s)) << agent.Output();

@@ -42,18 +42,16 @@ std::string Shell(const std::string& command, int* status) {
 std::vector<std::string> ChartPeerFlags(const TempDir& dir, std::string* error) {
   int status = 0;
   std::string log = dir.File("install-tools.log");
-  std::string tools = Shell(std::string(TURNBROKER_SOURCE_DIR) +
-                                "/tests/helm/install-tools.sh 2>" + log,
-                            &status);
+  std::string tools =
+      Shell(std::string(TURNBROKER_SOURCE_DIR) + "/tests/helm/install-tools.sh 2>" + log, &status);
   while (!tools.empty() && tools.back() == '\n') tools.pop_back();
   if (status != 0 || tools.empty()) {
     *error = "tests/helm/install-tools.sh failed: " + Shell("cat " + log, &status);
     return {};
   }
-  std::string manifest =
-      Shell(tools + "/bin/helm template rel " TURNBROKER_SOURCE_DIR
-                    "/helm/turnbroker --show-only templates/turn.yaml 2>&1",
-            &status);
+  std::string manifest = Shell(tools + "/bin/helm template rel " TURNBROKER_SOURCE_DIR
+                                       "/helm/turnbroker --show-only templates/turn.yaml 2>&1",
+                               &status);
   if (status != 0) {
     *error = "helm template failed: " + manifest;
     return {};
@@ -102,15 +100,14 @@ class TurnPeerRestrictionsTest : public ::testing::Test {
     flags_ = ChartPeerFlags(dir_, &error);
     ASSERT_FALSE(flags_.empty()) << error;
     redis_.Set(turn::UserKeyName(kRealm, "alice"),
-               HexLower(std::string_view(
-                   reinterpret_cast<const char*>(DeriveLongTermKey("alice", kRealm, "s3cret").data()),
-                   kKeyBytes)));
-    coturn_ = std::make_unique<CoturnServer>(
-        dir_, CoturnOptions{.realm = kRealm,
-                            .redis_port = redis_.port(),
-                            .cli_password = "",
-                            .peer_flags = flags_,
-                            .ipv6_relay = HasIpv6Loopback()});
+               HexLower(std::string_view(reinterpret_cast<const char*>(
+                                             DeriveLongTermKey("alice", kRealm, "s3cret").data()),
+                                         kKeyBytes)));
+    coturn_ = std::make_unique<CoturnServer>(dir_, CoturnOptions{.realm = kRealm,
+                                                                 .redis_port = redis_.port(),
+                                                                 .cli_password = "",
+                                                                 .peer_flags = flags_,
+                                                                 .ipv6_relay = HasIpv6Loopback()});
   }
 
   // One allocation (IPv6 relay when `ipv6`) and a ChannelBind to `peer`.

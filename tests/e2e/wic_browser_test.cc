@@ -70,39 +70,32 @@ class WicStack {
         ws_port_(FreePort()) {
     PcscfStackOptions o;
     o.start_agent = start_agent;
-    o.agent_args = {"--realm", kRealm,      "--turn-uri",
-                    TurnUri(), "--min-ttl", "1"};
-    o.kamailio_defines = {
-        {"WITH_WEBSOCKET", ""},
-        {"WS_LISTEN", "tcp:127.0.0.1:" + std::to_string(ws_port_)},
-        {"TURN_TTL", std::to_string(turn_ttl_s)}};
+    o.agent_args = {"--realm", kRealm, "--turn-uri", TurnUri(), "--min-ttl", "1"};
+    o.kamailio_defines = {{"WITH_WEBSOCKET", ""},
+                          {"WS_LISTEN", "tcp:127.0.0.1:" + std::to_string(ws_port_)},
+                          {"TURN_TTL", std::to_string(turn_ttl_s)}};
     pcscf_ = std::make_unique<PcscfStack>(dir, o);
-    sync_ = std::make_unique<SyncProcess>(
-        dir, redis_,
-        SyncProcessOptions{.broker = pcscf_->broker().address(),
-                           .realm = kRealm,
-                           .name = "wic-e2e",
-                           .coturn_cli_port = coturn_.cli_port(),
-                           .coturn_cli_password = kCliPassword,
-                           .extra_args = {}});
+    sync_ = std::make_unique<SyncProcess>(dir, redis_,
+                                          SyncProcessOptions{.broker = pcscf_->broker().address(),
+                                                             .realm = kRealm,
+                                                             .name = "wic-e2e",
+                                                             .coturn_cli_port = coturn_.cli_port(),
+                                                             .coturn_cli_password = kCliPassword,
+                                                             .extra_args = {}});
   }
 
   std::string TurnUri() const {
-    return "turn:127.0.0.1:" + std::to_string(coturn_.port()) +
-           "?transport=udp";
+    return "turn:127.0.0.1:" + std::to_string(coturn_.port()) + "?transport=udp";
   }
-  std::string WsUrl() const {
-    return "ws://127.0.0.1:" + std::to_string(ws_port_);
-  }
+  std::string WsUrl() const { return "ws://127.0.0.1:" + std::to_string(ws_port_); }
   bool KeyInRedis(const std::string& username) {
-    return redis_
-        .Get(std::string("turn/realm/") + kRealm + "/user/" + username + "/key")
+    return redis_.Get(std::string("turn/realm/") + kRealm + "/user/" + username + "/key")
         .has_value();
   }
   // What every part logged, for failure messages.
   std::string Logs() {
-    return "--- kamailio:\n" + Tail(pcscf_->kamailio().Log()) +
-           "\n--- sync:\n" + Tail(sync_->process().Output()) + "\n--- turnserver:\n" +
+    return "--- kamailio:\n" + Tail(pcscf_->kamailio().Log()) + "\n--- sync:\n" +
+           Tail(sync_->process().Output()) + "\n--- turnserver:\n" +
            Tail(coturn_.process().Output());
   }
 
@@ -119,33 +112,27 @@ class WicBrowserTest : public ::testing::Test {
   // Once per run: Chromium (or the reason to skip) and the npm packages.
   static void SetUpTestSuite() {
     std::string root = TURNBROKER_SOURCE_DIR;
-    if (access(kChromium, X_OK) != 0 || !HasCommand("node") ||
-        !HasCommand("npm")) {
-      RunResult setup = turnbroker::testing::Run(
-          {root + "/scripts/setup.sh", "--with-browser"}, 180s);
+    if (access(kChromium, X_OK) != 0 || !HasCommand("node") || !HasCommand("npm")) {
+      RunResult setup =
+          turnbroker::testing::Run({root + "/scripts/setup.sh", "--with-browser"}, 180s);
       if (access(kChromium, X_OK) != 0) {
-        skip_reason_ =
-            std::string("Chromium cannot be installed on this machine (") +
-            kChromium + " missing after scripts/setup.sh --with-browser):\n" +
-            Tail(setup.output, 1500);
+        skip_reason_ = std::string("Chromium cannot be installed on this machine (") + kChromium +
+                       " missing after scripts/setup.sh --with-browser):\n" +
+                       Tail(setup.output, 1500);
         return;
       }
     }
-    RunResult install =
-        turnbroker::testing::Run({root + "/examples/wic/install.sh",
-                                  std::string(TURNBROKER_BINARY_DIR) + "/wic"},
-                                 90s);
+    RunResult install = turnbroker::testing::Run(
+        {root + "/examples/wic/install.sh", std::string(TURNBROKER_BINARY_DIR) + "/wic"}, 90s);
     if (install.exit_code != 0) {
-      install_error_ =
-          "examples/wic/install.sh (npm ci) failed:\n" + Tail(install.output);
+      install_error_ = "examples/wic/install.sh (npm ci) failed:\n" + Tail(install.output);
       return;
     }
     modules_dir_ = std::string(TURNBROKER_BINARY_DIR) + "/wic/node_modules";
   }
 
   static bool HasCommand(const std::string& name) {
-    return turnbroker::testing::Run({"sh", "-c", "command -v " + name}, 5s)
-               .exit_code == 0;
+    return turnbroker::testing::Run({"sh", "-c", "command -v " + name}, 5s).exit_code == 0;
   }
 
   void SetUp() override {
@@ -155,12 +142,12 @@ class WicBrowserTest : public ::testing::Test {
 
   // Runs the page once in Chromium; returns drive.js's JSON. The steps it
   // printed go to the test's output.
-  json Drive(const WicStack& stack, const std::string& impu,
-             const std::string& check, const std::string& screenshot) {
+  json Drive(const WicStack& stack, const std::string& impu, const std::string& check,
+             const std::string& screenshot) {
     std::string root = TURNBROKER_SOURCE_DIR;
     RunResult r = turnbroker::testing::Run(
-        {"node", root + "/examples/wic/drive.js", "--modules", modules_dir_,
-         "--param", "ws=" + stack.WsUrl(), "--param", "impu=" + impu,
+        {"node", root + "/examples/wic/drive.js", "--modules", modules_dir_, "--param",
+         "ws=" + stack.WsUrl(), "--param", "impu=" + impu,
          // The digest password Kamailio challenges for (the stack's table).
          "--param", "password=" + SipPassword(impu.substr(4, impu.find('@') - 4)), "--param",
          "check=" + check, "--param", "gather_timeout_ms=8000", "--screenshot",
@@ -178,8 +165,7 @@ class WicBrowserTest : public ::testing::Test {
       }
     }
     json result = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    EXPECT_TRUE(result.is_object()) << "drive.js printed no result:\n"
-                                    << r.output;
+    EXPECT_TRUE(result.is_object()) << "drive.js printed no result:\n" << r.output;
     return result.is_object() ? result : json::object();
   }
 
@@ -208,12 +194,10 @@ class WicBrowserTest : public ::testing::Test {
     EXPECT_FALSE(Has401(relay)) << relay.dump(2);
   }
 
-  static void ExpectRefusedWith401(const json& result,
-                                   const std::string& name) {
+  static void ExpectRefusedWith401(const json& result, const std::string& name) {
     json refused = Step(result, name);
     EXPECT_EQ(refused.value("status", ""), "ok") << refused.dump(2);
-    EXPECT_TRUE(refused.value("relay", json::array()).empty())
-        << refused.dump(2);
+    EXPECT_TRUE(refused.value("relay", json::array()).empty()) << refused.dump(2);
     EXPECT_TRUE(Has401(refused)) << refused.dump(2);
   }
 
@@ -223,32 +207,25 @@ class WicBrowserTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(WicBrowserTest,
-       RegisterGivesRelayCandidateAndDeRegisterRevokesTheCredential) {
+TEST_F(WicBrowserTest, RegisterGivesRelayCandidateAndDeRegisterRevokesTheCredential) {
   WicStack stack(dir_, 600);
-  json r = Drive(stack, "sip:alice@example.org", "revoked",
-                 "wic_register_relay_revoked.png");
+  json r = Drive(stack, "sip:alice@example.org", "revoked", "wic_register_relay_revoked.png");
 
-  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok")
-      << r.dump(2) << stack.Logs();
+  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok") << r.dump(2) << stack.Logs();
   json credential = Step(r, "credential");
   ASSERT_EQ(credential.value("status", ""), "ok") << r.dump(2) << stack.Logs();
   std::string username = credential["credential"].value("username", "");
   EXPECT_GE(username.size(), 16u);  // >= 96 random bits, base64url
   EXPECT_EQ(credential["credential"]["urls"], json::array({stack.TurnUri()}));
   EXPECT_NEAR(credential["credential"].value("ttl", 0), 600, 5);
-  EXPECT_EQ(r.value("passwordShown", true), false)
-      << "the page showed the TURN password";
+  EXPECT_EQ(r.value("passwordShown", true), false) << "the page showed the TURN password";
 
   ExpectRelayGathered(r);
   EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
   ExpectRefusedWith401(r, "revoked");
-  EXPECT_FALSE(stack.KeyInRedis(username))
-      << "de-REGISTER left the key in coturn's Redis";
+  EXPECT_FALSE(stack.KeyInRedis(username)) << "de-REGISTER left the key in coturn's Redis";
   EXPECT_TRUE(r.value("ok", false)) << r.dump(2) << stack.Logs();
-  EXPECT_GT(std::filesystem::file_size(
-                ArtifactPath("wic_register_relay_revoked.png")),
-            1000u);
+  EXPECT_GT(std::filesystem::file_size(ArtifactPath("wic_register_relay_revoked.png")), 1000u);
 }
 
 TEST_F(WicBrowserTest, ExpiredCredentialIsRefusedWith401) {
@@ -263,24 +240,19 @@ TEST_F(WicBrowserTest, ExpiredCredentialIsRefusedWith401) {
   EXPECT_LE(credential["credential"].value("ttl", 0), 3);
   ExpectRelayGathered(r);
   ExpectRefusedWith401(r, "expired");
-  EXPECT_FALSE(
-      stack.KeyInRedis(credential["credential"].value("username", "")));
+  EXPECT_FALSE(stack.KeyInRedis(credential["credential"].value("username", "")));
   EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
   EXPECT_TRUE(r.value("ok", false)) << r.dump(2) << stack.Logs();
 }
 
-TEST_F(WicBrowserTest,
-       PageSaysSoWhenTheOkCarriesNoCredentialAndStillUnregisters) {
+TEST_F(WicBrowserTest, PageSaysSoWhenTheOkCarriesNoCredentialAndStillUnregisters) {
   WicStack stack(dir_, 600, /*start_agent=*/false);
-  json r =
-      Drive(stack, "sip:carol@example.org", "revoked", "wic_no_credential.png");
+  json r = Drive(stack, "sip:carol@example.org", "revoked", "wic_no_credential.png");
 
-  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok")
-      << r.dump(2) << stack.Logs();
+  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok") << r.dump(2) << stack.Logs();
   json credential = Step(r, "credential");
   EXPECT_EQ(credential.value("status", ""), "fail") << r.dump(2);
-  EXPECT_NE(credential.value("text", "").find("no TURN-Credential header"),
-            std::string::npos)
+  EXPECT_NE(credential.value("text", "").find("no TURN-Credential header"), std::string::npos)
       << credential.dump(2);
   EXPECT_TRUE(Step(r, "relay").empty()) << r.dump(2);
   EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);

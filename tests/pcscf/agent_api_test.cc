@@ -138,15 +138,15 @@ TEST_F(AgentApiTest, BrokerRefusalsMapToGatewayAndConflictCodes) {
   Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 502);
   broker_.FailNextPublishes(1, absl::FailedPreconditionError("credentials[0].username: revoked"));
   Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 409);
-  broker_.FailNextPublishes(1, absl::InvalidArgumentError("credentials[0].expires_at_ms: lifetime"));
+  broker_.FailNextPublishes(1,
+                            absl::InvalidArgumentError("credentials[0].expires_at_ms: lifetime"));
   Error(Call("POST", "/v1/credentials", R"({"impu":"sip:a@x"})"), 400);
 }
 
 TEST_F(AgentApiTest, AnUnexpectedBrokerErrorIs500AndHandsOutNothing) {
   // Neither transient (retried, 503) nor a refusal with a mapping of its own.
   broker_.FailNextPublishes(1, absl::DataLossError("fake: store damaged"));
-  ApiResponse r =
-      Call("POST", "/v1/credentials", R"({"impu":"sip:alice@example.org"})");
+  ApiResponse r = Call("POST", "/v1/credentials", R"({"impu":"sip:alice@example.org"})");
   json j = Error(r, 500);
   EXPECT_EQ(j["code"], "INTERNAL");
   EXPECT_EQ(j["error"], "fake: store damaged");
@@ -156,11 +156,8 @@ TEST_F(AgentApiTest, AnUnexpectedBrokerErrorIs500AndHandsOutNothing) {
   EXPECT_EQ(issuer_->live_credentials(), 0u);
   // The same for a refresh.
   std::string u = Issue("sip:bob@example.org");
-  broker_.FailNextPublishes(1,
-                            absl::UnimplementedError("fake: no Publish here"));
-  EXPECT_EQ(
-      Error(Call("POST", "/v1/credentials/" + u + "/refresh"), 500)["code"],
-      "INTERNAL");
+  broker_.FailNextPublishes(1, absl::UnimplementedError("fake: no Publish here"));
+  EXPECT_EQ(Error(Call("POST", "/v1/credentials/" + u + "/refresh"), 500)["code"], "INTERNAL");
   EXPECT_NE(Call("GET", "/metrics")
                 .body.find("pcscf_turn_agent_requests_total{route=\"issue\","
                            "code=\"5xx\"} 1"),
@@ -176,8 +173,8 @@ TEST_F(AgentApiTest, RefreshAnswers201WithANewCredential) {
   EXPECT_LE(j["ttl"].get<int>(), 120);
   ASSERT_TRUE(testing::WaitFor([&] { return !broker_.IsLive(u); })) << "old revoked after overlap";
   // An empty body keeps the old lifetime.
-  EXPECT_EQ(Call("POST", "/v1/credentials/" + j["username"].get<std::string>() + "/refresh")
-                .status, 201);
+  EXPECT_EQ(Call("POST", "/v1/credentials/" + j["username"].get<std::string>() + "/refresh").status,
+            201);
 }
 
 TEST_F(AgentApiTest, RefreshErrors) {
@@ -220,7 +217,8 @@ TEST_F(AgentApiTest, PostRevokeIsTheSameRevocationForGetPostOnlyClients) {
   EXPECT_EQ(Call("POST", "/v1/credentials/revoke", json({{"username", a}}).dump()).status, 204);
   EXPECT_FALSE(broker_.IsLive(a));
   EXPECT_EQ(Call("POST", "/v1/credentials/revoke",
-                 R"({"impu":"sip:bob@example.org","reason":"de-REGISTER"})").status,
+                 R"({"impu":"sip:bob@example.org","reason":"de-REGISTER"})")
+                .status,
             204);
   EXPECT_FALSE(broker_.IsLive(b));
 }
@@ -249,14 +247,13 @@ TEST_F(AgentApiTest, UnknownPathsAre404AndWrongMethods405WithAllow) {
     const char* path;
     const char* allow;
   };
-  for (const Case& c :
-       {Case{"GET", "/v1/credentials", "POST, DELETE"},
-        Case{"PUT", "/v1/credentials/revoke", "POST"},
-        Case{"DELETE", "/v1/credentials/revoke", "POST"},
-        Case{"GET", "/v1/credentials/revoke", "POST"},
-        Case{"GET", "/v1/credentials/u1/refresh", "POST"},
-        Case{"POST", "/v1/credentials/u1", "DELETE"},
-        Case{"POST", "/healthz", "GET"}, Case{"DELETE", "/metrics", "GET"}}) {
+  for (const Case& c : {Case{"GET", "/v1/credentials", "POST, DELETE"},
+                        Case{"PUT", "/v1/credentials/revoke", "POST"},
+                        Case{"DELETE", "/v1/credentials/revoke", "POST"},
+                        Case{"GET", "/v1/credentials/revoke", "POST"},
+                        Case{"GET", "/v1/credentials/u1/refresh", "POST"},
+                        Case{"POST", "/v1/credentials/u1", "DELETE"},
+                        Case{"POST", "/healthz", "GET"}, Case{"DELETE", "/metrics", "GET"}}) {
     ApiResponse r = Call(c.method, c.path);
     EXPECT_EQ(FieldOf(r, 405), "method") << c.method << " " << c.path;
     ASSERT_EQ(r.headers.size(), 1u);
@@ -272,10 +269,8 @@ TEST_F(AgentApiTest, DeleteOnTheRevokeVerbIs405AndRevokesNothing) {
   EXPECT_EQ(j["code"], "METHOD_NOT_ALLOWED");
   EXPECT_EQ(j["field"], "method");
   ASSERT_EQ(r.headers.size(), 1u);
-  EXPECT_EQ(r.headers[0],
-            (std::pair<std::string, std::string>("Allow", "POST")));
-  EXPECT_TRUE(broker_.revoked_usernames().empty())
-      << "no revocation of a user named revoke";
+  EXPECT_EQ(r.headers[0], (std::pair<std::string, std::string>("Allow", "POST")));
+  EXPECT_TRUE(broker_.revoked_usernames().empty()) << "no revocation of a user named revoke";
   EXPECT_TRUE(broker_.IsLive(a));
 }
 
@@ -297,7 +292,8 @@ TEST_F(AgentApiTest, MetricsCountRequestsByRouteAndClass) {
   ASSERT_EQ(m.status, 200);
   EXPECT_EQ(m.content_type, "text/plain; version=0.0.4");
   EXPECT_NE(m.body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"2xx\"} 1"),
-            std::string::npos) << m.body;
+            std::string::npos)
+      << m.body;
   EXPECT_NE(m.body.find("pcscf_turn_agent_requests_total{route=\"issue\",code=\"4xx\"} 1"),
             std::string::npos);
   EXPECT_NE(m.body.find("pcscf_turn_live_credentials 1"), std::string::npos);

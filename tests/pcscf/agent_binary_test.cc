@@ -1,10 +1,9 @@
 // pcscf-turn-agent's command line: documented flags, environment variables,
 // refusals of a broken configuration, clean exit.
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
-
-#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
@@ -25,18 +24,41 @@ std::string Agent() { return BuiltBinary("pcscf-turn-agent"); }
 TEST(AgentBinaryTest, HelpDocumentsEveryFlagWithItsEnvironmentVariable) {
   auto r = ::turnbroker::testing::Run({Agent(), "--help"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* flag :
-       {"--broker", "--tls-cert", "--tls-key", "--tls-ca", "--tls-server-name", "--listen",
-        "--allow-remote", "--realm", "--turn-uri", "--scope", "--issuer", "--ttl", "--min-ttl",
-        "--max-ttl", "--no-reuse", "--reuse-min-remaining", "--overlap", "--publish-timeout",
-        "--revoke-timeout", "--status-interval", "--max-batch", "--max-in-flight",
-        "--http-threads", "--http-idle-timeout", "--http-request-timeout",
-        "--http-max-connections", "--http-max-connections-per-peer", "--log-level", "--log-format", "--version"}) {
+  for (const char* flag : {"--broker",
+                           "--tls-cert",
+                           "--tls-key",
+                           "--tls-ca",
+                           "--tls-server-name",
+                           "--listen",
+                           "--allow-remote",
+                           "--realm",
+                           "--turn-uri",
+                           "--scope",
+                           "--issuer",
+                           "--ttl",
+                           "--min-ttl",
+                           "--max-ttl",
+                           "--no-reuse",
+                           "--reuse-min-remaining",
+                           "--overlap",
+                           "--publish-timeout",
+                           "--revoke-timeout",
+                           "--status-interval",
+                           "--max-batch",
+                           "--max-in-flight",
+                           "--http-threads",
+                           "--http-idle-timeout",
+                           "--http-request-timeout",
+                           "--http-max-connections",
+                           "--http-max-connections-per-peer",
+                           "--log-level",
+                           "--log-format",
+                           "--version"}) {
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
   }
-  for (const char* env : {"PCSCF_TURN_AGENT_BROKER", "PCSCF_TURN_AGENT_LISTEN",
-                          "PCSCF_TURN_AGENT_REALM", "PCSCF_TURN_AGENT_TURN_URI",
-                          "PCSCF_TURN_AGENT_TTL", "PCSCF_TURN_AGENT_NO_REUSE"}) {
+  for (const char* env :
+       {"PCSCF_TURN_AGENT_BROKER", "PCSCF_TURN_AGENT_LISTEN", "PCSCF_TURN_AGENT_REALM",
+        "PCSCF_TURN_AGENT_TURN_URI", "PCSCF_TURN_AGENT_TTL", "PCSCF_TURN_AGENT_NO_REUSE"}) {
     EXPECT_NE(r.output.find(env), std::string::npos) << env;
   }
 }
@@ -55,8 +77,7 @@ TEST(AgentBinaryTest, RefusesABrokenConfigurationNamingTheFlag) {
       {{"--realm", "example.org", "--turn-uri", "turn:a", "--listen", "0.0.0.0:8480"},
        "not a loopback address"},
       {{"--realm", "example.org", "--turn-uri", "turn:a", "--listen", "nonsense"}, "--listen"},
-      {{"--realm", "example.org", "--turn-uri", "turn:a", "--log-level", "loud"},
-       "--log-level"},
+      {{"--realm", "example.org", "--turn-uri", "turn:a", "--log-level", "loud"}, "--log-level"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> argv = {Agent()};
@@ -72,12 +93,12 @@ TEST(AgentBinaryTest, TakesItsSettingsFromTheEnvironmentAndExitsCleanlyOnSigterm
   TempDir dir;
   BrokerProcess broker(dir, {"--ephemeral"});
   int port = FreePort();
-  Subprocess agent({Agent()}, dir.File("agent.log"),
-                   {"PCSCF_TURN_AGENT_BROKER=" + broker.address(),
-                    "PCSCF_TURN_AGENT_LISTEN=127.0.0.1:" + std::to_string(port),
-                    "PCSCF_TURN_AGENT_REALM=env.example.org",
-                    "PCSCF_TURN_AGENT_TURN_URI=turn:a:3478,turns:b:5349",
-                    "PCSCF_TURN_AGENT_TTL=120"});
+  Subprocess agent(
+      {Agent()}, dir.File("agent.log"),
+      {"PCSCF_TURN_AGENT_BROKER=" + broker.address(),
+       "PCSCF_TURN_AGENT_LISTEN=127.0.0.1:" + std::to_string(port),
+       "PCSCF_TURN_AGENT_REALM=env.example.org",
+       "PCSCF_TURN_AGENT_TURN_URI=turn:a:3478,turns:b:5349", "PCSCF_TURN_AGENT_TTL=120"});
   ASSERT_TRUE(agent.WaitForOutput("pcscf-turn-agent listening on", std::chrono::seconds(10)))
       << agent.Output();
   httplib::Client cli("127.0.0.1", port);

@@ -4,13 +4,12 @@
 // and slowloris connections that must not lock a legitimate client out, and
 // the per-peer connection cap.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -167,8 +166,9 @@ class AgentHostileTest : public ::testing::Test {
 TEST_F(AgentHostileTest, ChunkedBodyIsCutOffAtTheLimitNotReadWhole) {
   Connection c(agent_->port());
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("POST /v1/credentials HTTP/1.1\r\nHost: agent\r\n"
-                     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /v1/credentials HTTP/1.1\r\nHost: agent\r\n"
+             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
   // 64 MiB in 64 KiB chunks; the agent must stop reading long before.
   const std::string chunk = "10000\r\n" + std::string(0x10000, ' ') + "\r\n";
   size_t sent = 0;
@@ -186,8 +186,7 @@ TEST_F(AgentHostileTest, CompressedBodyIsRefusedNotInflated) {
   std::string bomb = Gzip(R"({"impu":"sip:bomb@example.org","ttl":600,"x":")" +
                           std::string(16 << 20, 'a') + "\"}");
   ASSERT_LT(bomb.size(), 64u << 10);
-  for (const std::string& body :
-       {bomb, Gzip(R"({"impu":"sip:gzip@example.org"})")}) {
+  for (const std::string& body : {bomb, Gzip(R"({"impu":"sip:gzip@example.org"})")}) {
     Connection c(agent_->port());
     ASSERT_TRUE(c.Send(Post(body, "Content-Encoding: gzip\r\n")));
     auto r = c.Read(std::chrono::seconds(5));
@@ -199,8 +198,9 @@ TEST_F(AgentHostileTest, CompressedBodyIsRefusedNotInflated) {
 
 TEST_F(AgentHostileTest, PostWithoutContentLengthGets411NamingIt) {
   Connection c(agent_->port());
-  ASSERT_TRUE(c.Send("POST /v1/credentials HTTP/1.1\r\nHost: agent\r\n"
-                     "Content-Type: application/json\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /v1/credentials HTTP/1.1\r\nHost: agent\r\n"
+             "Content-Type: application/json\r\n\r\n"));
   auto r = c.Read(std::chrono::seconds(5));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 411) << r->body;

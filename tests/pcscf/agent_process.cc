@@ -12,7 +12,9 @@ using ::turnbroker::testing::Subprocess;
 
 AgentProcess::AgentProcess(const ::turnbroker::testing::TempDir& dir, std::string broker,
                            std::vector<std::string> args, int port)
-    : dir_(dir), broker_(std::move(broker)), args_(std::move(args)),
+    : dir_(dir),
+      broker_(std::move(broker)),
+      args_(std::move(args)),
       port_(port ? port : FreePort()) {
   Launch();
 }
@@ -20,8 +22,13 @@ AgentProcess::AgentProcess(const ::turnbroker::testing::TempDir& dir, std::strin
 AgentProcess::~AgentProcess() = default;
 
 void AgentProcess::Launch() {
-  std::vector<std::string> argv = {BuiltBinary("pcscf-turn-agent"), "--broker", broker_,
-                                   "--listen", address(), "--log-level", "debug"};
+  std::vector<std::string> argv = {BuiltBinary("pcscf-turn-agent"),
+                                   "--broker",
+                                   broker_,
+                                   "--listen",
+                                   address(),
+                                   "--log-level",
+                                   "debug"};
   auto has = [&](const char* flag) {
     return std::find(args_.begin(), args_.end(), flag) != args_.end();
   };
@@ -31,9 +38,8 @@ void AgentProcess::Launch() {
   }
   argv.insert(argv.end(), args_.begin(), args_.end());
   process_.reset();
-  process_ = std::make_unique<Subprocess>(
-      argv, dir_.File("agent-" + std::to_string(port_) + "-" +
-                      std::to_string(generation_++) + ".log"));
+  process_ = std::make_unique<Subprocess>(argv, dir_.File("agent-" + std::to_string(port_) + "-" +
+                                                          std::to_string(generation_++) + ".log"));
   if (!process_->WaitForOutput("pcscf-turn-agent listening on", std::chrono::seconds(10))) {
     ADD_FAILURE() << "pcscf-turn-agent did not start:\n" << process_->Output();
   }

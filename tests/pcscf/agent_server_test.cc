@@ -1,13 +1,12 @@
 // pcscf-turn-agent as built, over real HTTP, against a real turn-broker:
 // acknowledgement before 201, keep-alive, limits, a UNIX socket, a broker
 // that is down, frozen (ack lost) or restarted with a new epoch.
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
@@ -72,9 +71,10 @@ std::vector<int> OnOneConnection(int port, int n, const std::string& body) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string pending;
   for (int i = 0; i < n; ++i) {
-    std::string req = "POST /v1/credentials HTTP/1.1\r\nHost: agent\r\n"
-                      "Content-Type: application/json\r\nContent-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string req =
+        "POST /v1/credentials HTTP/1.1\r\nHost: agent\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) break;
     // Read one response: headers, then Content-Length bytes.
     while (true) {
@@ -110,8 +110,7 @@ TEST_F(AgentServerTest, KeepsTheConnectionAliveAcrossRequests) {
   for (size_t i = 1; i < codes.size(); ++i) EXPECT_EQ(codes[i], 200) << "reused at " << i;
 }
 
-TEST_F(AgentServerTest,
-       ReRegisterAfterAnOperatorRevocationGetsANewCredentialTheBrokerHolds) {
+TEST_F(AgentServerTest, ReRegisterAfterAnOperatorRevocationGetsANewCredentialTheBrokerHolds) {
   BrokerProcess broker(dir_, {"--ephemeral"});
   AgentProcess agent(dir_, broker.address(), {"--issuer", "pcscf-op"});
   BrokerView view(broker.address());
@@ -124,8 +123,7 @@ TEST_F(AgentServerTest,
             1);  // out of band, behind the agent's back
   auto second = Post(agent, "/v1/credentials", body);
   ASSERT_TRUE(second);
-  ASSERT_EQ(second->status, 201)
-      << "a new credential, not the revoked one: " << second->body;
+  ASSERT_EQ(second->status, 201) << "a new credential, not the revoked one: " << second->body;
   std::string u2 = json::parse(second->body)["username"];
   EXPECT_NE(u2, u1);
   EXPECT_EQ(json::parse(second->body)["reused"], false);
@@ -176,7 +174,10 @@ TEST_F(AgentServerTest, ServesOnAUnixSocket) {
   BrokerProcess broker(dir_, {"--ephemeral"});
   std::string path = dir_.File("agent.sock");
   // A stale socket file from an earlier run does not stop it.
-  { FILE* f = fopen(path.c_str(), "w"); if (f) fclose(f); }
+  {
+    FILE* f = fopen(path.c_str(), "w");
+    if (f) fclose(f);
+  }
   ::turnbroker::testing::Subprocess agent(
       {::turnbroker::testing::BuiltBinary("pcscf-turn-agent"), "--broker", broker.address(),
        "--listen", "unix:" + path, "--realm", "example.org", "--turn-uri", "turn:127.0.0.1:3478"},

@@ -68,8 +68,7 @@ class BrokerView {
   int Revoke(v1::RevokeRequest& req) {
     req.set_reason("operator");
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(2));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     v1::RevokeResponse resp;
     if (!stub_->Revoke(&ctx, req, &resp).ok()) return -1;
     return static_cast<int>(resp.revoked());

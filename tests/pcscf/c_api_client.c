@@ -16,8 +16,8 @@ int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len) {
   o.realm = "example.org";
   o.turn_uris = uris;
   o.issuer = "c-client";
-  o.overlap_ms = 1; /* revoke the old credential right after a refresh */
-  o.reuse = -1;     /* the default: reuse at re-REGISTER... */
+  o.overlap_ms = 1;             /* revoke the old credential right after a refresh */
+  o.reuse = -1;                 /* the default: reuse at re-REGISTER... */
   o.reuse_min_remaining_s = 60; /* ...while a minute is left */
 
   pcscf_turn* h = NULL;
@@ -44,14 +44,13 @@ int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len) {
              strstr(first.header, first.password) == NULL || first.ttl_s < 599) {
     snprintf(err, err_len, "unexpected credential: %s", first.header);
     step = 4;
-  } else if (pcscf_turn_issue(h, "sip:carol@example.org", "carol@example.org", 600, &again,
-                              err, err_len) != PCSCF_TURN_OK) {
+  } else if (pcscf_turn_issue(h, "sip:carol@example.org", "carol@example.org", 600, &again, err,
+                              err_len) != PCSCF_TURN_OK) {
     step = 5;
   } else if (strcmp(again.username, first.username) != 0 || again.reused != 1) {
     snprintf(err, err_len, "re-REGISTER did not reuse");
     step = 6;
-  } else if (pcscf_turn_refresh(h, first.username, 0, &fresh, err, err_len) !=
-             PCSCF_TURN_OK) {
+  } else if (pcscf_turn_refresh(h, first.username, 0, &fresh, err, err_len) != PCSCF_TURN_OK) {
     step = 7;
   } else if (strcmp(fresh.username, first.username) == 0) {
     snprintf(err, err_len, "refresh returned the same username");
@@ -59,8 +58,8 @@ int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len) {
   } else if (pcscf_turn_revoke_username(h, fresh.username, "c test", err, err_len) !=
              PCSCF_TURN_OK) {
     step = 9;
-  } else if (pcscf_turn_revoke_subscriber(h, "sip:carol@example.org", NULL, err,
-                                          err_len) != PCSCF_TURN_OK) {
+  } else if (pcscf_turn_revoke_subscriber(h, "sip:carol@example.org", NULL, err, err_len) !=
+             PCSCF_TURN_OK) {
     step = 10;
   }
   pcscf_turn_credential_clear(&first);

@@ -157,8 +157,7 @@ struct LaterCredential {
   int64_t later_field;
 };
 
-TEST(CApiTest,
-     ALaterCallersLargerCredentialIsFilledOnlyAsFarAsTheLibraryKnows) {
+TEST(CApiTest, ALaterCallersLargerCredentialIsFilledOnlyAsFarAsTheLibraryKnows) {
   TempDir dir;
   BrokerProcess broker(dir, {"--ephemeral"});
   pcscf_turn_options o = Options(broker.address());
@@ -170,14 +169,12 @@ TEST(CApiTest,
   std::memset(&later, 0, sizeof later);
   later.v1.struct_size = sizeof later;
   later.later_field = 0x5eed;
-  ASSERT_EQ(pcscf_turn_issue(h, "sip:later@example.org", nullptr, 0, &later.v1,
-                             err, sizeof err),
+  ASSERT_EQ(pcscf_turn_issue(h, "sip:later@example.org", nullptr, 0, &later.v1, err, sizeof err),
             PCSCF_TURN_OK)
       << err;
   EXPECT_EQ(std::strlen(later.v1.username), 16u);
   EXPECT_EQ(std::strlen(later.v1.password), 24u);
-  EXPECT_EQ(later.v1.struct_size, sizeof later)
-      << "struct_size is the caller's";
+  EXPECT_EQ(later.v1.struct_size, sizeof later) << "struct_size is the caller's";
   EXPECT_EQ(later.later_field, 0x5eed) << "a field this library does not know";
   pcscf_turn_credential_clear(&later.v1);
   EXPECT_EQ(later.v1.username, nullptr);
@@ -185,8 +182,7 @@ TEST(CApiTest,
   EXPECT_EQ(later.v1.struct_size, sizeof later);
   EXPECT_EQ(later.later_field, 0x5eed);
   // Cleared, it can be filled again.
-  ASSERT_EQ(pcscf_turn_issue(h, "sip:later@example.org", nullptr, 0, &later.v1,
-                             err, sizeof err),
+  ASSERT_EQ(pcscf_turn_issue(h, "sip:later@example.org", nullptr, 0, &later.v1, err, sizeof err),
             PCSCF_TURN_OK)
       << err;
   EXPECT_EQ(later.v1.reused, 1);

@@ -3,8 +3,8 @@
 #include <thread>
 
 #include "turnbroker/common/clock.h"
-#include "turnbroker/common/random.h"
 #include "turnbroker/common/credential.h"
+#include "turnbroker/common/random.h"
 
 namespace turnbroker::pcscf::testing {
 

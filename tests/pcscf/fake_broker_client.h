@@ -25,8 +25,7 @@ class FakeBrokerClient : public BrokerClient {
                Callback<v1::PublishResponse> done) override;
   void Revoke(v1::RevokeRequest request, int64_t timeout_ms,
               Callback<v1::RevokeResponse> done) override;
-  void GetStatus(int64_t timeout_ms,
-                 Callback<v1::GetStatusResponse> done) override;
+  void GetStatus(int64_t timeout_ms, Callback<v1::GetStatusResponse> done) override;
 
   // --- knobs ---
   // Every call fails with UNAVAILABLE (as when the channel cannot connect).

@@ -53,9 +53,9 @@ std::unique_ptr<BrokerClient> NewClient(int port, bool publish_stream = true,
   o.max_reconnect_backoff_ms = 200;  // a restarted broker is found again quickly
   auto channel = MakeChannel(o);
   EXPECT_TRUE(channel.ok()) << channel.status();
-  return NewGrpcBrokerClient(*channel, GrpcBrokerClientOptions{
-                                          .publish_stream = publish_stream,
-                                          .stream_max_age_ms = stream_max_age_ms});
+  return NewGrpcBrokerClient(*channel,
+                             GrpcBrokerClientOptions{.publish_stream = publish_stream,
+                                                     .stream_max_age_ms = stream_max_age_ms});
 }
 
 // `threads` threads publish `each` credentials apiece without waiting, a

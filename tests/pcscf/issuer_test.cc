@@ -97,8 +97,7 @@ TEST_F(IssuerTest, ReRegisterReusesWhileEnoughLifetimeIsLeftThenRotates) {
   EXPECT_TRUE(again->reused);
   EXPECT_EQ(again->username, first->username);
   EXPECT_EQ(again->password, first->password);
-  EXPECT_EQ(broker_.publish_calls(), 2)
-      << "reuse publishes the same record again";
+  EXPECT_EQ(broker_.publish_calls(), 2) << "reuse publishes the same record again";
   EXPECT_EQ(broker_.live_count(), 1u) << "an idempotent no-op at the broker";
 
   clock_.Advance(1'100'000);  // 500 s left < 600: rotate
@@ -138,8 +137,7 @@ TEST_F(IssuerTest, ReRegisterAfterAnOperatorRevokedTheCredentialMintsANewOne) {
   auto again = issuer_->Issue("sip:alice@example.org", "", 0);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_FALSE(again->reused);
-  EXPECT_NE(again->username, first->username)
-      << "never hands out a revoked credential";
+  EXPECT_NE(again->username, first->username) << "never hands out a revoked credential";
   EXPECT_NE(again->password, first->password);
   EXPECT_TRUE(broker_.IsLive(again->username));
   EXPECT_FALSE(broker_.IsLive(first->username));
@@ -152,18 +150,15 @@ TEST_F(IssuerTest, ReRegisterAfterAnOperatorRevokedTheCredentialMintsANewOne) {
   EXPECT_EQ(third->username, again->username);
 }
 
-TEST_F(IssuerTest,
-       ReRegisterWithTheBrokerDownHandsOutNothingAndKeepsTheCredential) {
+TEST_F(IssuerTest, ReRegisterWithTheBrokerDownHandsOutNothingAndKeepsTheCredential) {
   options_.publish_timeout_ms = 200;
   Start();
   auto first = issuer_->Issue("sip:alice@example.org", "", 0);
   ASSERT_TRUE(first.ok());
   broker_.SetUnavailable(true);
   auto down = issuer_->Issue("sip:alice@example.org", "", 0);
-  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable)
-      << down.status();
-  EXPECT_EQ(std::string(down.status().message()).find(first->password),
-            std::string::npos);
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable) << down.status();
+  EXPECT_EQ(std::string(down.status().message()).find(first->password), std::string::npos);
   EXPECT_EQ(issuer_->live_credentials(), 1u);
   EXPECT_EQ(issuer_->pending_revocations(), 0u)
       << "the WIC still holds it from the previous REGISTER: not revoked";
@@ -179,12 +174,10 @@ TEST_F(IssuerTest, ReRegisterRefusedForAnotherReasonIsThatError) {
   Start();
   auto first = issuer_->Issue("sip:alice@example.org", "", 0);
   ASSERT_TRUE(first.ok());
-  broker_.FailNextPublishes(
-      1, absl::PermissionDeniedError("Publish needs role publisher"));
+  broker_.FailNextPublishes(1, absl::PermissionDeniedError("Publish needs role publisher"));
   auto refused = issuer_->Issue("sip:alice@example.org", "", 0);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(broker_.publish_calls(), 2)
-      << "no new credential minted behind a refusal";
+  EXPECT_EQ(broker_.publish_calls(), 2) << "no new credential minted behind a refusal";
   auto again = issuer_->Issue("sip:alice@example.org", "", 0);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->username, first->username);

@@ -155,7 +155,8 @@ TEST_F(PublisherTest, ARefusedBatchIsSplitSoOnlyTheBadCredentialFails) {
   PublisherOptions o;
   o.max_in_flight = 1;
   Publisher p(&broker_, o);
-  broker_.RefuseUsername("bad", absl::AlreadyExistsError("credentials[3].username: live with another key"));
+  broker_.RefuseUsername(
+      "bad", absl::AlreadyExistsError("credentials[3].username: live with another key"));
   broker_.Hold();
   std::mutex mu;
   std::map<std::string, absl::Status> results;

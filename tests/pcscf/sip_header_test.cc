@@ -53,15 +53,21 @@ TEST(SipHeaderTest, ParserToleratesSpacesCaseAndUnknownParameters) {
 
 TEST(SipHeaderTest, ParserNamesTheMissingOrBadParameter) {
   EXPECT_EQ(ParseTurnCredentialHeader("password=\"p\";ttl=1;expires_at=2;urls=\"turn:a\"")
-                .status().message(), "username: is missing");
-  EXPECT_EQ(ParseTurnCredentialHeader("username=u;ttl=1;expires_at=2;urls=\"turn:a\"")
-                .status().message(), "password: is missing");
+                .status()
+                .message(),
+            "username: is missing");
+  EXPECT_EQ(
+      ParseTurnCredentialHeader("username=u;ttl=1;expires_at=2;urls=\"turn:a\"").status().message(),
+      "password: is missing");
   EXPECT_EQ(ParseTurnCredentialHeader("username=u;password=p;ttl=x;expires_at=2;urls=turn:a")
-                .status().message(), "ttl: is not a number");
-  EXPECT_EQ(ParseTurnCredentialHeader("username=u;password=p;ttl=1;urls=turn:a")
-                .status().message(), "expires_at: is missing");
-  EXPECT_EQ(ParseTurnCredentialHeader("username=u;password=p;ttl=1;expires_at=2")
-                .status().message(), "urls: is missing");
+                .status()
+                .message(),
+            "ttl: is not a number");
+  EXPECT_EQ(ParseTurnCredentialHeader("username=u;password=p;ttl=1;urls=turn:a").status().message(),
+            "expires_at: is missing");
+  EXPECT_EQ(
+      ParseTurnCredentialHeader("username=u;password=p;ttl=1;expires_at=2").status().message(),
+      "urls: is missing");
 }
 
 TEST(SipHeaderTest, RefusesValuesTheSyntaxCannotCarry) {
@@ -74,8 +80,7 @@ TEST(SipHeaderTest, RefusesValuesTheSyntaxCannotCarry) {
   }
   TurnCredentialHeader h = Example();
   h.urls.clear();
-  EXPECT_EQ(FormatTurnCredentialHeader(h).status().message(),
-            "urls: must have at least one URL");
+  EXPECT_EQ(FormatTurnCredentialHeader(h).status().message(), "urls: must have at least one URL");
   h = Example();
   h.urls[1] = "http://x";
   EXPECT_EQ(FormatTurnCredentialHeader(h).status().message(),

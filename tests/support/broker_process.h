@@ -15,8 +15,7 @@ class BrokerProcess {
   // Starts turn-broker on a free loopback port with `args` added (e.g.
   // {"--ephemeral"} or {"--data-dir", dir}); waits until it listens. Aborts
   // the test (ADD_FAILURE and port 0) if it does not start within 10 s.
-  BrokerProcess(const TempDir& dir, std::vector<std::string> args,
-                int port = 0);
+  BrokerProcess(const TempDir& dir, std::vector<std::string> args, int port = 0);
   ~BrokerProcess();
 
   int port() const { return port_; }

@@ -78,13 +78,27 @@ CoturnServer::CoturnServer(const TempDir& dir, CoturnOptions options)
     : options_(std::move(options)), port_(FreePort()) {
   std::string config = dir.File("turnserver-" + std::to_string(port_) + ".conf");
   std::vector<std::string> argv = {
-      "turnserver", "-c", config, "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
-      "--listening-port", std::to_string(port_),
+      "turnserver",
+      "-c",
+      config,
+      "--listening-ip",
+      "127.0.0.1",
+      "--relay-ip",
+      "127.0.0.1",
+      "--listening-port",
+      std::to_string(port_),
       "--redis-userdb",
       "ip=127.0.0.1 port=" + std::to_string(options_.redis_port) + " dbname=0",
-      "--lt-cred-mech", "--realm", options_.realm,
-      "--no-tls", "--no-dtls", "--pidfile", dir.File("turn-" + std::to_string(port_) + ".pid"),
-      "--log-file", "stdout", "--simple-log"};
+      "--lt-cred-mech",
+      "--realm",
+      options_.realm,
+      "--no-tls",
+      "--no-dtls",
+      "--pidfile",
+      dir.File("turn-" + std::to_string(port_) + ".pid"),
+      "--log-file",
+      "stdout",
+      "--simple-log"};
   if (options_.ipv6_relay) {
     for (const char* a : {"--relay-ip", "::1"}) argv.push_back(a);
   }
@@ -127,8 +141,8 @@ TurnClient::TurnClient(const TempDir& dir, const CoturnServer& server, const Tur
   // -v prints "Received relay addr" on success; -c: no RTCP allocation;
   // -n/-z keep the allocation busy (and refreshed) for the test's life.
   process_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{"turnutils_uclient", "-v", "-c", "-n", "100000", "-z", "100",
-                               "-u", username, "-w", password, "-e", peer.address(), "-r",
+      std::vector<std::string>{"turnutils_uclient", "-v", "-c", "-n", "100000", "-z", "100", "-u",
+                               username, "-w", password, "-e", peer.address(), "-r",
                                std::to_string(peer.port()), "-p", std::to_string(server.port()),
                                "127.0.0.1"},
       LogName(dir, "turn-client"));

@@ -52,8 +52,9 @@ bool MakeTestPki(const std::string& dir, Pki* pki, std::string* error) {
          Issue(dir, "ca", "operator", "/CN=ops",
                client + "subjectAltName=URI:urn:turnbroker:role:operator", error) &&
          Issue(dir, "ca", "publisher-operator", "/CN=ops-tool",
-               client + "subjectAltName=URI:urn:turnbroker:role:publisher,"
-                        "URI:urn:turnbroker:role:operator",
+               client +
+                   "subjectAltName=URI:urn:turnbroker:role:publisher,"
+                   "URI:urn:turnbroker:role:operator",
                error) &&
          Issue(dir, "ca", "norole", "/CN=nobody", client, error) &&
          // Subjects that print like a role: a ',' inside one attribute's value.

@@ -58,8 +58,8 @@ int FreePort() {
   for (int attempt = 0; attempt < 1000; ++attempt) {
     int port = 20000 + static_cast<int>(rng() % 12000);
     if (std::find(used.begin(), used.end(), port) != used.end()) continue;
-    if (CanBind(SOCK_STREAM, port) && CanBind(SOCK_DGRAM, port) &&
-        CanBind(SOCK_STREAM, port + 1) && CanBind(SOCK_DGRAM, port + 1)) {
+    if (CanBind(SOCK_STREAM, port) && CanBind(SOCK_DGRAM, port) && CanBind(SOCK_STREAM, port + 1) &&
+        CanBind(SOCK_DGRAM, port + 1)) {
       used.push_back(port);
       used.push_back(port + 1);
       return port;

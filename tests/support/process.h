@@ -35,8 +35,7 @@ int FreePort();
 std::string BuiltBinary(const std::string& name);
 
 // Polls `done` every 10 ms until it returns true or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& done,
-               std::chrono::milliseconds timeout);
+bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
 // A child process whose stdout and stderr go to `log_path`. Killed
 // (SIGKILL, whole process group) at destruction if still running; it also

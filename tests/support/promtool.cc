@@ -15,9 +15,10 @@ std::string PromtoolProblems(const std::string& text) {
   if (fd < 0) return "cannot make a temporary file";
   close(fd);
   std::ofstream(path, std::ios::binary) << text;
-  RunResult r = Run({"sh", "-c", "command -v promtool >/dev/null || { echo 'promtool is missing "
-                                 "(scripts/setup.sh installs prometheus)'; exit 2; };"
-                                 " promtool check metrics <\"$0\"",
+  RunResult r = Run({"sh", "-c",
+                     "command -v promtool >/dev/null || { echo 'promtool is missing "
+                     "(scripts/setup.sh installs prometheus)'; exit 2; };"
+                     " promtool check metrics <\"$0\"",
                      path});
   unlink(path);
   return r.exit_code == 0 ? "" : r.output.empty() ? "promtool failed" : r.output;

@@ -20,9 +20,9 @@ RedisSentinel::RedisSentinel(const TempDir& dir, const std::string& master, int 
         << "sentinel failover-timeout " << master << " 10000\n"
         << "sentinel parallel-syncs " << master << " 2\n";
   }
-  process_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{"redis-server", config, "--sentinel"},
-      dir.File("sentinel-" + std::to_string(port_) + ".log"));
+  process_ =
+      std::make_unique<Subprocess>(std::vector<std::string>{"redis-server", config, "--sentinel"},
+                                   dir.File("sentinel-" + std::to_string(port_) + ".log"));
   if (!process_->WaitForOutput("+monitor master", std::chrono::seconds(10))) {
     ADD_FAILURE() << "redis sentinel did not start:\n" << process_->Output();
   }

@@ -17,8 +17,8 @@ class RedisSentinel {
  public:
   // Starts a sentinel watching 127.0.0.1:`primary_port` as `master`;
   // waits until it monitors it. ADD_FAILURE if it does not start in 10 s.
-  RedisSentinel(const TempDir& dir, const std::string& master, int primary_port,
-                int quorum = 2, int down_after_ms = 1'000);
+  RedisSentinel(const TempDir& dir, const std::string& master, int primary_port, int quorum = 2,
+                int down_after_ms = 1'000);
   ~RedisSentinel();
 
   int port() const { return port_; }

@@ -11,9 +11,7 @@ RedisServer::RedisServer(const TempDir& dir, std::vector<std::string> args, int 
 
 RedisServer::~RedisServer() = default;
 
-std::string RedisServer::url() const {
-  return "redis://127.0.0.1:" + std::to_string(port_) + "/0";
-}
+std::string RedisServer::url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
 
 turnbroker::RedisUrl RedisServer::redis_url() const {
   turnbroker::RedisUrl u;
@@ -23,14 +21,23 @@ turnbroker::RedisUrl RedisServer::redis_url() const {
 }
 
 void RedisServer::Start() {
-  std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_),
-                                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                   "--dir", dir_.path(), "--daemonize", "no"};
+  std::vector<std::string> argv = {"redis-server",
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   dir_.path(),
+                                   "--daemonize",
+                                   "no"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   process_.reset();
-  process_ = std::make_unique<Subprocess>(
-      argv, dir_.File("redis-" + std::to_string(port_) + "-" + std::to_string(generation_++) +
-                      ".log"));
+  process_ = std::make_unique<Subprocess>(argv, dir_.File("redis-" + std::to_string(port_) + "-" +
+                                                          std::to_string(generation_++) + ".log"));
   if (!process_->WaitForOutput("Ready to accept connections", std::chrono::seconds(10))) {
     ADD_FAILURE() << "redis-server did not start:\n" << process_->Output();
   }
@@ -62,7 +69,9 @@ std::optional<std::string> RedisServer::Get(const std::string& key) {
   return r.str;
 }
 
-int64_t RedisServer::ExpiryMs(const std::string& key) { return Command({"PEXPIRETIME", key}).integer; }
+int64_t RedisServer::ExpiryMs(const std::string& key) {
+  return Command({"PEXPIRETIME", key}).integer;
+}
 
 void RedisServer::Set(const std::string& key, const std::string& value) {
   Command({"SET", key, value});

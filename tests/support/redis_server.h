@@ -19,8 +19,7 @@ class RedisServer {
   // Starts redis-server on a free port (or `port`) with `args` added (e.g.
   // {"--replicaof", "127.0.0.1", "6379"}); waits until it accepts
   // connections. ADD_FAILURE if it does not start within 10 s.
-  explicit RedisServer(const TempDir& dir, std::vector<std::string> args = {},
-                       int port = 0);
+  explicit RedisServer(const TempDir& dir, std::vector<std::string> args = {}, int port = 0);
   ~RedisServer();
 
   int port() const { return port_; }

@@ -10,11 +10,25 @@ SippResult RunSipp(const TempDir& dir, const SippOptions& o) {
   std::string n = std::to_string(++runs);
   std::string log_file = dir.File("sipp-" + n + "-log.txt");
   std::string err_file = dir.File("sipp-" + n + "-errors.txt");
-  std::vector<std::string> argv = {
-      "sipp", "-sf", o.scenario, "-m", std::to_string(o.calls), "-i", "127.0.0.1",
-      "-p", std::to_string(FreePort()), "-nostdin", "-trace_logs", "-log_file", log_file,
-      "-trace_err", "-error_file", err_file, "-timeout",
-      std::to_string(o.timeout.count()) + "s", "-timeout_error"};
+  std::vector<std::string> argv = {"sipp",
+                                   "-sf",
+                                   o.scenario,
+                                   "-m",
+                                   std::to_string(o.calls),
+                                   "-i",
+                                   "127.0.0.1",
+                                   "-p",
+                                   std::to_string(FreePort()),
+                                   "-nostdin",
+                                   "-trace_logs",
+                                   "-log_file",
+                                   log_file,
+                                   "-trace_err",
+                                   "-error_file",
+                                   err_file,
+                                   "-timeout",
+                                   std::to_string(o.timeout.count()) + "s",
+                                   "-timeout_error"};
   for (const auto& [k, v] : o.keys) argv.insert(argv.end(), {"-key", k, v});
   argv.insert(argv.end(), o.extra.begin(), o.extra.end());
   argv.push_back(o.target);

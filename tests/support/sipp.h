@@ -17,14 +17,14 @@ struct SippOptions {
   std::string target;    // HOST:PORT
   // -key NAME VALUE: [NAME] in the scenario.
   std::vector<std::pair<std::string, std::string>> keys;
-  int calls = 1;                 // -m
+  int calls = 1;                   // -m
   std::vector<std::string> extra;  // more arguments, e.g. {"-d", "200"}
   std::chrono::seconds timeout{20};
 };
 
 struct SippResult {
-  int exit_code = -1;  // 0: every call succeeded
-  std::string output;  // sipp's own output (and its error log on failure)
+  int exit_code = -1;            // 0: every call succeeded
+  std::string output;            // sipp's own output (and its error log on failure)
   std::vector<std::string> log;  // the lines <log> actions wrote, in order
 };
 

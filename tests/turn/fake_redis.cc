@@ -133,7 +133,9 @@ RedisReply FakeRedis::Execute(const RedisCommand& c) {
     return Status("QUEUED");
   }
   const std::string key = c.size() > 1 ? c[1] : "";
-  auto wrong_type = [] { return Error("WRONGTYPE Operation against a key holding the wrong kind of value"); };
+  auto wrong_type = [] {
+    return Error("WRONGTYPE Operation against a key holding the wrong kind of value");
+  };
 
   if (name == "PING") return Status("PONG");
   if (name == "SET") {
@@ -187,8 +189,10 @@ RedisReply FakeRedis::Execute(const RedisCommand& c) {
     std::vector<RedisReply> out;
     for (size_t i = 2; i < c.size(); ++i) {
       auto it = v ? v->zset.find(c[i]) : decltype(v->zset.end())();
-      if (v && it != v->zset.end()) out.push_back(Str(Score(it->second)));
-      else out.push_back(RedisReply{});
+      if (v && it != v->zset.end())
+        out.push_back(Str(Score(it->second)));
+      else
+        out.push_back(RedisReply{});
     }
     return Array(std::move(out));
   }
@@ -284,8 +288,10 @@ RedisReply FakeRedis::Execute(const RedisCommand& c) {
     std::vector<RedisReply> out;
     for (size_t i = 2; i < c.size(); ++i) {
       auto it = v ? v->hash.find(c[i]) : decltype(v->hash.end())();
-      if (v && it != v->hash.end()) out.push_back(Str(it->second));
-      else out.push_back(RedisReply{});
+      if (v && it != v->hash.end())
+        out.push_back(Str(it->second));
+      else
+        out.push_back(RedisReply{});
     }
     return Array(std::move(out));
   }

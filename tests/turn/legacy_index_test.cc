@@ -21,7 +21,8 @@ TEST(LegacyIndexTest, MatchesSelectorsAndForgets) {
     std::sort(v.begin(), v.end());
     return v;
   };
-  EXPECT_EQ(sorted(index.Match(ByUsername("u1"), 1'000)), (std::vector<std::string>{"r1/u1", "r2/u1"}));
+  EXPECT_EQ(sorted(index.Match(ByUsername("u1"), 1'000)),
+            (std::vector<std::string>{"r1/u1", "r2/u1"}));
   EXPECT_EQ(index.Match(ByUsername("u1", "r2"), 1'000), (std::vector<std::string>{"r2/u1"}));
   EXPECT_EQ(sorted(index.Match(BySubscriber("sip:b@x"), 1'000)),
             (std::vector<std::string>{"r1/u2", "r2/u1"}));

@@ -79,8 +79,8 @@ class SyncRunner {
     ro.io_timeout_ms = 2'000;
     redis_ = std::make_unique<HiredisClient>(ro);
     metrics_ = std::make_unique<SyncMetrics>(&registry_, Clock::System());
-    sync_ = std::make_unique<CredentialSync>(options_, redis_.get(), Clock::System(),
-                                             metrics_.get());
+    sync_ =
+        std::make_unique<CredentialSync>(options_, redis_.get(), Clock::System(), metrics_.get());
     ChannelOptions co;
     co.target = broker;
     co.initial_reconnect_backoff_ms = 50;
@@ -110,8 +110,7 @@ class SyncRunner {
   bool WaitForRevision(uint64_t revision,
                        std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     return turnbroker::testing::WaitUntil(
-        [&] { return metrics_->synced.load() && sync_->position().revision >= revision; },
-        timeout);
+        [&] { return metrics_->synced.load() && sync_->position().revision >= revision; }, timeout);
   }
 
  private:

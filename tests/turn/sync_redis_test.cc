@@ -3,7 +3,6 @@
 // epoch change, bad records from the stream, two syncs on one Redis.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <condition_variable>
@@ -253,8 +252,9 @@ TEST_F(SyncRedisTest, BadRecordsFromTheStreamAreRefusedAndTheSyncGoesOn) {
   bad_name.set_username("has space/and slash");
   ScriptedBroker service({
       SnapshotBegin("e1", v1::WatchResponse::NO_RESUME_POINT),
-      Events("e1", 0, {Put(1, Cred("not-served.org", "other", exp)), Put(2, malformed),
-                       Put(3, bad_name), Put(4, Cred(kRealm, "good", exp))}),
+      Events("e1", 0,
+             {Put(1, Cred("not-served.org", "other", exp)), Put(2, malformed), Put(3, bad_name),
+              Put(4, Cred(kRealm, "good", exp))}),
       Synced("e1", 4),
       Events("e1", 5, {Put(5, Cred(kRealm, "good-too", exp))}),
   });
@@ -305,10 +305,10 @@ TEST_F(SyncRedisTest, AFrozenBrokerIsDetectedAndTheStreamReopened) {
 TEST_F(SyncRedisTest, KeepaliveDetectsAFrozenBrokerOnAnIdleStream) {
   // The idle watchdog out of the way (10 min): only HTTP/2 keepalive (a ping
   // every second, 1 s to answer) can tell the broker is gone.
-  ExpectAFrozenBrokerNoticed(SyncRunnerTiming{.idle_timeout_ms = 600'000,
-                                              .keepalive_time_ms = 1'000,
-                                              .keepalive_timeout_ms = 1'000},
-                             8s);
+  ExpectAFrozenBrokerNoticed(
+      SyncRunnerTiming{
+          .idle_timeout_ms = 600'000, .keepalive_time_ms = 1'000, .keepalive_timeout_ms = 1'000},
+      8s);
 }
 
 TEST_F(SyncRedisTest, UnreachableBrokerIsRetriedUntilItComes) {

@@ -20,8 +20,7 @@ constexpr int64_t kExp = kNow + 600'000;
 const std::string kRealm = "example.org";
 const std::string kEpoch = "epoch-1";
 
-std::string UserKey(const std::string& user,
-                    const std::string& realm = kRealm) {
+std::string UserKey(const std::string& user, const std::string& realm = kRealm) {
   return UserKeyName(realm, user);
 }
 
@@ -29,8 +28,8 @@ class SyncTest : public ::testing::Test {
  protected:
   SyncTest() { Make(); }
 
-  void Make(std::vector<std::string> realms = {kRealm},
-            std::string farm = "farm-a", bool cancel = false) {
+  void Make(std::vector<std::string> realms = {kRealm}, std::string farm = "farm-a",
+            bool cancel = false) {
     SyncOptions o;
     o.name = "node-1";
     o.realms = std::move(realms);
@@ -43,16 +42,13 @@ class SyncTest : public ::testing::Test {
   void Apply(const WR& frame) { ASSERT_TRUE(sync_->OnFrame(frame).ok()); }
 
   // First start: an empty snapshot, then SYNCED at `revision`.
-  void StartSynced(uint64_t revision = 0,
-                   const std::vector<v1::Event>& snapshot = {}) {
+  void StartSynced(uint64_t revision = 0, const std::vector<v1::Event>& snapshot = {}) {
     Apply(SnapshotBegin(kEpoch, WR::NO_RESUME_POINT));
     if (!snapshot.empty()) Apply(Events(kEpoch, 0, snapshot));
     Apply(Synced(kEpoch, revision));
   }
 
-  std::string Hex(const std::string& user) {
-    return HexLower(KeyOf(user, kRealm, "pw-" + user));
-  }
+  std::string Hex(const std::string& user) { return HexLower(KeyOf(user, kRealm, "pw-" + user)); }
 
   ManualClock clock_{kNow};
   FakeRedis redis_{&clock_};
@@ -64,9 +60,7 @@ class SyncTest : public ::testing::Test {
 
 TEST_F(SyncTest, PutWritesHexKeyWithAbsoluteExpiryAndIndexesIt) {
   StartSynced();
-  Apply(
-      Events(kEpoch, 1,
-             {Put(1, Cred(kRealm, "alice", kExp, "sip:alice@x", "pcscf-1"))}));
+  Apply(Events(kEpoch, 1, {Put(1, Cred(kRealm, "alice", kExp, "sip:alice@x", "pcscf-1"))}));
 
   EXPECT_EQ(redis_.Get(UserKey("alice")), Hex("alice"));
   EXPECT_EQ(redis_.ExpiryMs(UserKey("alice")), kExp);
@@ -80,27 +74,22 @@ TEST_F(SyncTest, PutWritesHexKeyWithAbsoluteExpiryAndIndexesIt) {
 TEST_F(SyncTest, FrameIsOneTransactionWithItsPosition) {
   StartSynced();
   redis_.log.clear();
-  Apply(Events(
-      kEpoch, 2,
-      {Put(1, Cred(kRealm, "a", kExp)), Put(2, Cred(kRealm, "b", kExp))}));
+  Apply(Events(kEpoch, 2, {Put(1, Cred(kRealm, "a", kExp)), Put(2, Cred(kRealm, "b", kExp))}));
   ASSERT_GE(redis_.log.size(), 4u);
   EXPECT_EQ(redis_.log.front().front(), "MULTI");
   EXPECT_EQ(redis_.log.back().front(), "EXEC");
   std::vector<std::string> names;
   for (auto& c : redis_.log) names.push_back(c.front());
   // Two SETs, one HSET of the index for both, then the position.
-  EXPECT_EQ(names, (std::vector<std::string>{"MULTI", "SET", "SET", "HSET",
-                                             "HSET", "EXEC"}));
-  EXPECT_EQ(redis_.log[1], (RedisCommand{"SET", UserKey("a"), Hex("a"), "PXAT",
-                                         std::to_string(kExp)}));
+  EXPECT_EQ(names, (std::vector<std::string>{"MULTI", "SET", "SET", "HSET", "HSET", "EXEC"}));
+  EXPECT_EQ(redis_.log[1],
+            (RedisCommand{"SET", UserKey("a"), Hex("a"), "PXAT", std::to_string(kExp)}));
 }
 
 TEST_F(SyncTest, RevokeDeletesListedKeyAndForgetsIt) {
   StartSynced();
   Apply(Events(kEpoch, 1, {Put(1, Cred(kRealm, "alice", kExp))}));
-  Apply(Events(
-      kEpoch, 2,
-      {Revoke(2, ByUsername("alice", kRealm), {Ref(kRealm, "alice", kExp)})}));
+  Apply(Events(kEpoch, 2, {Revoke(2, ByUsername("alice", kRealm), {Ref(kRealm, "alice", kExp)})}));
   EXPECT_FALSE(redis_.Get(UserKey("alice")));
   EXPECT_TRUE(redis_.Hash(keys_.managed).empty());
   EXPECT_EQ(metrics_.keys_deleted_revoked->value(), 1u);
@@ -109,19 +98,15 @@ TEST_F(SyncTest, RevokeDeletesListedKeyAndForgetsIt) {
 TEST_F(SyncTest, RevokeNeverDeletesAKeyItDidNotWrite) {
   redis_.Set(UserKey("static-user"), "00112233445566778899aabbccddeeff");
   StartSynced();
-  Apply(Events(
-      kEpoch, 1,
-      {Revoke(1, ByUsername("static-user"), {Ref(kRealm, "static-user")})}));
-  EXPECT_EQ(redis_.Get(UserKey("static-user")),
-            "00112233445566778899aabbccddeeff");
+  Apply(Events(kEpoch, 1, {Revoke(1, ByUsername("static-user"), {Ref(kRealm, "static-user")})}));
+  EXPECT_EQ(redis_.Get(UserKey("static-user")), "00112233445566778899aabbccddeeff");
 }
 
 TEST_F(SyncTest, PutThenRevokeInOneFrameEndsDeleted) {
   StartSynced();
-  Apply(Events(
-      kEpoch, 2,
-      {Put(1, Cred(kRealm, "bob", kExp)),
-       Revoke(2, BySubscriber("sip:bob@x"), {Ref(kRealm, "bob", kExp)})}));
+  Apply(Events(kEpoch, 2,
+               {Put(1, Cred(kRealm, "bob", kExp)),
+                Revoke(2, BySubscriber("sip:bob@x"), {Ref(kRealm, "bob", kExp)})}));
   EXPECT_FALSE(redis_.Get(UserKey("bob")));
 }
 
@@ -130,8 +115,7 @@ TEST_F(SyncTest, RevocationOfAnotherRealmIsIgnored) {
   StartSynced();
   Apply(Events(kEpoch, 1, {Put(1, Cred(kRealm, "carol", kExp))}));
   Apply(Events(kEpoch, 2,
-               {Revoke(2, ByUsername("carol", "third.org"),
-                       {Ref("third.org", "carol")})}));
+               {Revoke(2, ByUsername("carol", "third.org"), {Ref("third.org", "carol")})}));
   EXPECT_TRUE(redis_.Get(UserKey("carol")));
 }
 
@@ -139,8 +123,7 @@ TEST_F(SyncTest, UsernameSelectorWithoutRealmCoversEveryServedRealm) {
   Make({kRealm, "other.org"});
   StartSynced();
   Apply(Events(kEpoch, 2,
-               {Put(1, Cred(kRealm, "dave", kExp)),
-                Put(2, Cred("other.org", "dave", kExp))}));
+               {Put(1, Cred(kRealm, "dave", kExp)), Put(2, Cred("other.org", "dave", kExp))}));
   Apply(Events(kEpoch, 3, {Revoke(3, ByUsername("dave"))}));
   EXPECT_FALSE(redis_.Get(UserKey("dave")));
   EXPECT_FALSE(redis_.Get(UserKey("dave", "other.org")));
@@ -156,9 +139,8 @@ TEST_F(SyncTest, RefusesBadRecordsWithoutStopping) {
   ASSERT_TRUE(sync_
                   ->OnFrame(Events(
                       kEpoch, 5,
-                      {Put(1, Cred("unserved.org", "eve", kExp)),
-                       Put(2, short_key), Put(3, other_farm), Put(4, bad_user),
-                       Put(5, Cred(kRealm, "ok", kExp))}))
+                      {Put(1, Cred("unserved.org", "eve", kExp)), Put(2, short_key),
+                       Put(3, other_farm), Put(4, bad_user), Put(5, Cred(kRealm, "ok", kExp))}))
                   .ok());
   EXPECT_EQ(metrics_.events_refused->value(), 4u);
   EXPECT_TRUE(redis_.Get(UserKey("ok")));
@@ -185,15 +167,13 @@ TEST_F(SyncTest, ExpiredPutRemovesTheKey) {
 }
 
 TEST_F(SyncTest, SnapshotOfSameEpochDeletesKeysRevokedWhileAway) {
-  StartSynced(2, {Put(1, Cred(kRealm, "stays", kExp)),
-                  Put(2, Cred(kRealm, "revoked", kExp))});
+  StartSynced(2, {Put(1, Cred(kRealm, "stays", kExp)), Put(2, Cred(kRealm, "revoked", kExp))});
   redis_.Set(UserKey("foreign"), "ffffffffffffffffffffffffffffffff");
   // Reconnect after a gap: the broker's history no longer reaches revision 2.
   ASSERT_TRUE(sync_->Prepare().ok());
   Apply(SnapshotBegin(kEpoch, WR::HISTORY_COMPACTED));
-  Apply(Events(kEpoch, 0,
-               {Put(1, Cred(kRealm, "stays", kExp)),
-                Put(7, Cred(kRealm, "new", kExp))}));
+  Apply(
+      Events(kEpoch, 0, {Put(1, Cred(kRealm, "stays", kExp)), Put(7, Cred(kRealm, "new", kExp))}));
   Apply(Synced(kEpoch, 9));
 
   EXPECT_TRUE(redis_.Get(UserKey("stays")));
@@ -208,8 +188,7 @@ TEST_F(SyncTest, SnapshotOfSameEpochDeletesKeysRevokedWhileAway) {
 TEST_F(SyncTest, KeysRevokedDuringTheSnapshotAreNotDeletedTwice) {
   StartSynced(1, {Put(1, Cred(kRealm, "x", kExp))});
   Apply(SnapshotBegin(kEpoch, WR::WATCHER_TOO_SLOW));
-  Apply(Events(kEpoch, 0,
-               {Revoke(2, ByUsername("x", kRealm), {Ref(kRealm, "x")})}));
+  Apply(Events(kEpoch, 0, {Revoke(2, ByUsername("x", kRealm), {Ref(kRealm, "x")})}));
   Apply(Synced(kEpoch, 2));
   EXPECT_EQ(metrics_.keys_deleted_revoked->value(), 1u);
   EXPECT_EQ(metrics_.keys_deleted_reconciled->value(), 0u);
@@ -223,11 +202,9 @@ TEST_F(SyncTest, SnapshotOfNewEpochKeepsMissingKeysAndSelectorsStillApply) {
   // The broker lost its store: a new epoch with only d1 re-asserted.
   ASSERT_TRUE(sync_->Prepare().ok());
   Apply(SnapshotBegin("epoch-2", WR::EPOCH_CHANGED));
-  Apply(Events("epoch-2", 0,
-               {Put(1, Cred(kRealm, "d1", kExp, "sip:d@x", "pcscf-3"))}));
+  Apply(Events("epoch-2", 0, {Put(1, Cred(kRealm, "d1", kExp, "sip:d@x", "pcscf-3"))}));
   Apply(Synced("epoch-2", 1));
-  for (const char* u : {"a1", "b1", "c1", "d1"})
-    EXPECT_TRUE(redis_.Get(UserKey(u))) << u;
+  for (const char* u : {"a1", "b1", "c1", "d1"}) EXPECT_TRUE(redis_.Get(UserKey(u))) << u;
   EXPECT_EQ(sync_->legacy_size(), 3u);
   EXPECT_EQ(metrics_.keys_retained->value(), 3u);
   EXPECT_EQ(redis_.ZSet(keys_.legacy).size(), 3u);
@@ -264,8 +241,7 @@ TEST_F(SyncTest, ReassertedLegacyKeyIsNoLongerLegacy) {
   Apply(SnapshotBegin("epoch-2", WR::EPOCH_CHANGED));
   Apply(Synced("epoch-2", 0));
   ASSERT_EQ(sync_->legacy_size(), 1u);
-  Apply(Events("epoch-2", 1,
-               {Put(1, Cred(kRealm, "k", kExp + 1000, "sip:k@x"))}));
+  Apply(Events("epoch-2", 1, {Put(1, Cred(kRealm, "k", kExp + 1000, "sip:k@x"))}));
   EXPECT_EQ(sync_->legacy_size(), 0u);
   EXPECT_TRUE(redis_.ZSet(keys_.legacy).empty());
   EXPECT_EQ(redis_.ExpiryMs(UserKey("k")), kExp + 1000);
@@ -281,9 +257,7 @@ TEST_F(SyncTest, RevisionAheadIsTreatedLikeAnEpochChange) {
 
 TEST_F(SyncTest, FrameOfAnotherEpochWithoutSnapshotIsRejected) {
   StartSynced(1);
-  EXPECT_FALSE(
-      sync_->OnFrame(Events("epoch-x", 2, {Put(2, Cred(kRealm, "z", kExp))}))
-          .ok());
+  EXPECT_FALSE(sync_->OnFrame(Events("epoch-x", 2, {Put(2, Cred(kRealm, "z", kExp))})).ok());
   EXPECT_FALSE(redis_.Get(UserKey("z")));
   EXPECT_EQ(sync_->position(), (Position{kEpoch, 1}));
 }
@@ -291,10 +265,8 @@ TEST_F(SyncTest, FrameOfAnotherEpochWithoutSnapshotIsRejected) {
 TEST_F(SyncTest, RedisDownFailsTheFrameAndKeepsThePosition) {
   StartSynced(1);
   redis_.down = true;
-  EXPECT_EQ(
-      sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "late", kExp))}))
-          .code(),
-      absl::StatusCode::kUnavailable);
+  EXPECT_EQ(sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "late", kExp))})).code(),
+            absl::StatusCode::kUnavailable);
   EXPECT_FALSE(metrics_.redis_up.load());
   EXPECT_EQ(metrics_.redis_errors->value(), 1u);
   // Nothing else runs until the state is reloaded.
@@ -309,9 +281,7 @@ TEST_F(SyncTest, RedisDownFailsTheFrameAndKeepsThePosition) {
 TEST_F(SyncTest, LostExecReplyResumesFromWhatRedisHas) {
   StartSynced(1);
   redis_.fail_after_apply = true;
-  EXPECT_FALSE(
-      sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "w", kExp))}))
-          .ok());
+  EXPECT_FALSE(sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "w", kExp))})).ok());
   auto from = sync_->Prepare();
   ASSERT_TRUE(from.ok());
   EXPECT_EQ(from->revision, 2u);  // the transaction did commit
@@ -344,8 +314,7 @@ TEST_F(SyncTest, IdleProgressNoticesThatRedisLostItsState) {
 TEST_F(SyncTest, IdleProgressWithRedisDownFailsAndKeepsThePosition) {
   StartSynced(1);
   redis_.down = true;
-  EXPECT_EQ(sync_->OnFrame(Frame(kEpoch, 1, WR::PROGRESS)).code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(sync_->OnFrame(Frame(kEpoch, 1, WR::PROGRESS)).code(), absl::StatusCode::kUnavailable);
   EXPECT_FALSE(metrics_.redis_up.load());
   EXPECT_FALSE(sync_->Prepare().ok());
   redis_.down = false;
@@ -358,10 +327,8 @@ TEST_F(SyncTest, LiveEventsIntoARedisThatLostItsStateResyncFromNothing) {
   StartSynced(1, {Put(1, Cred(kRealm, "alice", kExp))});
   redis_.FlushAll();
   // The frame's own position would hide the loss: HSET reports it new.
-  EXPECT_EQ(
-      sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "bob", kExp))}))
-          .code(),
-      absl::StatusCode::kDataLoss);
+  EXPECT_EQ(sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "bob", kExp))})).code(),
+            absl::StatusCode::kDataLoss);
   auto from = sync_->Prepare();
   ASSERT_TRUE(from.ok());
   EXPECT_EQ(*from, Position{});
@@ -373,9 +340,7 @@ TEST_F(SyncTest, PartlyFailedTransactionDoesNotAdvanceThePosition) {
   // Another tool wrote the index key with the wrong type: EXEC runs the
   // other commands, the position's HSET included (Redis does not roll back).
   redis_.Set(keys_.managed, "not a hash");
-  EXPECT_FALSE(
-      sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "w", kExp))}))
-          .ok());
+  EXPECT_FALSE(sync_->OnFrame(Events(kEpoch, 2, {Put(2, Cred(kRealm, "w", kExp))})).ok());
   EXPECT_EQ(redis_.Hash(keys_.position).at("revision"), "1");
   auto from = sync_->Prepare();
   ASSERT_TRUE(from.ok());
@@ -405,8 +370,7 @@ TEST_F(SyncTest, RevocationQueuesSessionCancellationWhenEnabled) {
   sync_->SetCancellationListener([&] { ++notified; });
   StartSynced();
   Apply(Events(kEpoch, 1, {Put(1, Cred(kRealm, "u", kExp))}));
-  Apply(Events(kEpoch, 2,
-               {Revoke(2, ByUsername("u", kRealm), {Ref(kRealm, "u", kExp)})}));
+  Apply(Events(kEpoch, 2, {Revoke(2, ByUsername("u", kRealm), {Ref(kRealm, "u", kExp)})}));
   EXPECT_EQ(redis_.ZSet(keys_.cancel).at("example.org/u"), kExp);
   EXPECT_EQ(notified, 1);
 }

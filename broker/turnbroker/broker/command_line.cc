@@ -23,49 +23,44 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
   app->get_formatter()->column_width(42);
   auto env = [](const char* name) { return std::string("TURNBROKER_") + name; };
 
-  app->add_option("--listen", listen_,
-                 "gRPC address HOST:PORT (port 0: any free port)")
+  app->add_option("--listen", listen_, "gRPC address HOST:PORT (port 0: any free port)")
       ->envname(env("LISTEN"))
       ->capture_default_str();
-  app->add_option("--tls-cert", o_.tls.cert,
-                 "PEM certificate chain of this broker (enables mTLS)")
+  app->add_option("--tls-cert", o_.tls.cert, "PEM certificate chain of this broker (enables mTLS)")
       ->envname(env("TLS_CERT"));
   app->add_option("--tls-key", o_.tls.key, "PEM private key of --tls-cert")
       ->envname(env("TLS_KEY"));
-  app->add_option("--tls-ca", o_.tls.ca,
-                 "PEM CA bundle that client certificates must chain to")
+  app->add_option("--tls-ca", o_.tls.ca, "PEM CA bundle that client certificates must chain to")
       ->envname(env("TLS_CA"));
   app->add_flag("--insecure", o_.insecure,
-               "Allow plaintext on a non-loopback --listen (development only)")
+                "Allow plaintext on a non-loopback --listen (development only)")
       ->envname(env("INSECURE"));
   app->add_option("--data-dir", o_.data_dir, "Directory of the durable store")
       ->envname(env("DATA_DIR"))
       ->default_str(DefaultDataDir());
   app->add_flag("--ephemeral", o_.ephemeral,
-               "Keep everything in memory only: a new epoch at every start "
-               "(development, tests)")
+                "Keep everything in memory only: a new epoch at every start "
+                "(development, tests)")
       ->envname(env("EPHEMERAL"));
   // Two flags, not "--fsync,!--no-fsync": CLI11 shows that one as
   // "--fsync,--no-fsync{false}", which reads as if fsync were off.
   app->add_flag("--fsync", o_.fsync,
-               "fsync each group commit (survives power loss). Default: on; "
-               "TURNBROKER_FSYNC=false turns it off")
+                "fsync each group commit (survives power loss). Default: on; "
+                "TURNBROKER_FSYNC=false turns it off")
       ->envname(env("FSYNC"));
   app->add_flag_callback(
       "--no-fsync", [this] { o_.fsync = false; },
       "Do not fsync: survives a crash of the broker, not of the host "
       "(wins over --fsync and TURNBROKER_FSYNC)");
   app->add_flag("--new-epoch", o_.new_epoch,
-               "Give the data directory's store a new epoch at start: after "
-               "restoring a backup, so watchers resync instead of resuming")
+                "Give the data directory's store a new epoch at start: after "
+                "restoring a backup, so watchers resync instead of resuming")
       ->envname(env("NEW_EPOCH"));
-  app->add_option("--min-ttl", min_ttl_s_,
-                 "Shortest credential lifetime accepted, seconds")
+  app->add_option("--min-ttl", min_ttl_s_, "Shortest credential lifetime accepted, seconds")
       ->envname(env("MIN_TTL"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app->add_option("--max-ttl", max_ttl_s_,
-                 "Longest credential lifetime accepted, seconds")
+  app->add_option("--max-ttl", max_ttl_s_, "Longest credential lifetime accepted, seconds")
       ->envname(env("MAX_TTL"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -74,64 +69,61 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
   app->add_option("--max-publish-rate", o_.max_publish_rate,
-                 "Published credentials per second per client (certificate CN, "
-                 "or address); "
-                 "0: unlimited")
+                  "Published credentials per second per client (certificate CN, "
+                  "or address); "
+                  "0: unlimited")
       ->envname(env("MAX_PUBLISH_RATE"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app->add_option("--max-publish-burst", o_.max_publish_burst,
-                 "...and how many at once (at least the rate)")
+                  "...and how many at once (at least the rate)")
       ->envname(env("MAX_PUBLISH_BURST"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app->add_option("--max-revoke-rate", o_.max_revoke_rate,
-                 "Revoke calls per second per client (certificate CN, or address); 0: unlimited")
+                  "Revoke calls per second per client (certificate CN, or address); 0: unlimited")
       ->envname(env("MAX_REVOKE_RATE"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app->add_option("--max-revoke-burst", o_.max_revoke_burst,
-                 "...and how many at once (at least the rate)")
+                  "...and how many at once (at least the rate)")
       ->envname(env("MAX_REVOKE_BURST"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app->add_option("--max-queue", o_.store.max_queue,
-                 "Write requests waiting to commit; beyond, RESOURCE_EXHAUSTED")
+                  "Write requests waiting to commit; beyond, RESOURCE_EXHAUSTED")
       ->envname(env("MAX_QUEUE"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app->add_option("--history-max-events", o_.store.state.history_max_events,
-                 "Events retained so watchers resume without a snapshot")
+                  "Events retained so watchers resume without a snapshot")
       ->envname(env("HISTORY_MAX_EVENTS"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app->add_option("--history-max-age", history_max_age_s_,
-                 "...and at most this old, seconds")
+  app->add_option("--history-max-age", history_max_age_s_, "...and at most this old, seconds")
       ->envname(env("HISTORY_MAX_AGE"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app->add_option("--progress-interval", o_.watch.default_progress_interval_ms,
-                 "PROGRESS marker on idle Watch streams, milliseconds")
+                  "PROGRESS marker on idle Watch streams, milliseconds")
       ->envname(env("PROGRESS_INTERVAL"))
       ->capture_default_str()
       ->check(CLI::Range(100, 3'600'000));
-  app->add_option("--max-watchers", o_.watch.max_watchers,
-                 "Open Watch streams at most")
+  app->add_option("--max-watchers", o_.watch.max_watchers, "Open Watch streams at most")
       ->envname(env("MAX_WATCHERS"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app->add_option("--metrics-listen", o_.metrics_listen,
-                 "Prometheus /metrics and /healthz on HOST:PORT (empty: off)")
+                  "Prometheus /metrics and /healthz on HOST:PORT (empty: off)")
       ->envname(env("METRICS_LISTEN"));
-  app->add_option("--keepalive", keepalive_s_,
-                 "HTTP/2 keepalive ping interval, seconds")
+  app->add_option("--keepalive", keepalive_s_, "HTTP/2 keepalive ping interval, seconds")
       ->envname(env("KEEPALIVE"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app->add_option("--max-connection-age", max_connection_age_s_,
-                 "Ask clients to reconnect after this long, seconds, to "
-                 "rebalance across "
-                 "replicas (0: never)")
+                  "Ask clients to reconnect after this long, seconds, to "
+                  "rebalance across "
+                  "replicas (0: never)")
       ->envname(env("MAX_CONNECTION_AGE"))
       ->capture_default_str();
   store_flags_.Add(*app, "TURNBROKER_");
@@ -168,10 +160,11 @@ int RunBroker(const BrokerRunOptions& options) {
   TerminationSignals signals;
   // A failed store ends the process like a signal does, with exit code 1.
   std::atomic<bool> store_failed{false};
-  auto server = BrokerServer::Start(options.broker, Clock::System(), [&store_failed](const absl::Status&) {
-    store_failed = true;
-    kill(getpid(), SIGTERM);
-  });
+  auto server =
+      BrokerServer::Start(options.broker, Clock::System(), [&store_failed](const absl::Status&) {
+        store_failed = true;
+        kill(getpid(), SIGTERM);
+      });
   if (!server.ok()) {
     LogError("cannot start").Kv("error", StatusLine(server.status()));
     std::fprintf(stderr, "turn-broker: %s\n", std::string(server.status().message()).c_str());

@@ -16,25 +16,21 @@ constexpr int64_t kCompactionIntervalMs = 1'000;
 // Credentials expired per maintenance pass (bounds a pass's lock hold).
 constexpr size_t kMaxExpiryPerPass = 50'000;
 
-
 }  // namespace
 
 struct EmbeddedStore::Metrics {
   explicit Metrics(MetricsRegistry* r)
       : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
                                        "Time to write and sync one commit group")),
-        commit_groups(r->AddCounter("turnbroker_store_commit_groups_total",
-                                    "Commit groups written")),
-        changes(r->AddCounter("turnbroker_store_changes_total",
-                              "Changes (revisions) committed")),
+        commit_groups(
+            r->AddCounter("turnbroker_store_commit_groups_total", "Commit groups written")),
+        changes(r->AddCounter("turnbroker_store_changes_total", "Changes (revisions) committed")),
         compacted(r->AddCounter("turnbroker_store_compacted_rows_total",
                                 "Journal rows deleted by compaction")),
-        expired(r->AddCounter("turnbroker_store_expired_total",
-                              "Credentials removed at expiry")),
-        failures(r->AddCounter("turnbroker_store_failures_total",
-                               "Journal write failures")),
-        queue(r->AddGauge("turnbroker_store_queue_depth",
-                          "Requests waiting for the commit thread")),
+        expired(r->AddCounter("turnbroker_store_expired_total", "Credentials removed at expiry")),
+        failures(r->AddCounter("turnbroker_store_failures_total", "Journal write failures")),
+        queue(
+            r->AddGauge("turnbroker_store_queue_depth", "Requests waiting for the commit thread")),
         writable(r->AddGauge("turnbroker_store_writable",
                              "0 while journal writes fail (e.g. a full disk), else 1")) {
     writable->Set(1);
@@ -46,18 +42,16 @@ struct EmbeddedStore::Metrics {
 };
 
 absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(
-    std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
-    const Clock* clock, MetricsRegistry* metrics,
-    std::function<void(const absl::Status&)> on_failure) {
-  std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(
-      std::move(journal), options, clock, metrics, std::move(on_failure)));
+    std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options, const Clock* clock,
+    MetricsRegistry* metrics, std::function<void(const absl::Status&)> on_failure) {
+  std::unique_ptr<EmbeddedStore> store(
+      new EmbeddedStore(std::move(journal), options, clock, metrics, std::move(on_failure)));
   if (auto s = store->journal_->Recover(store->state_.get()); !s.ok()) return s;
   store->thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
   return store;
 }
 
-EmbeddedStore::EmbeddedStore(std::unique_ptr<Journal> journal,
-                             const EmbeddedStoreOptions& options,
+EmbeddedStore::EmbeddedStore(std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
                              const Clock* clock, MetricsRegistry* metrics,
                              std::function<void(const absl::Status&)> on_failure)
     : options_(options),
@@ -87,8 +81,7 @@ absl::Status EmbeddedStore::Enqueue(Op op) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto s = PushWrite(queue_, std::move(op), stopping_, options_.max_queue); !s.ok())
-      return s;
+    if (auto s = PushWrite(queue_, std::move(op), stopping_, options_.max_queue); !s.ok()) return s;
     metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
   }
   cv_.notify_one();
@@ -124,11 +117,9 @@ void EmbeddedStore::CommitLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      int64_t wait_ms = std::max<int64_t>(
-          0, next_maintenance_ms_ - state_->clock()->NowMs());
-      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] {
-        return !queue_.empty() || !maintain_now_.empty() || stopping_;
-      });
+      int64_t wait_ms = std::max<int64_t>(0, next_maintenance_ms_ - state_->clock()->NowMs());
+      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                   [this] { return !queue_.empty() || !maintain_now_.empty() || stopping_; });
       maintain_now.swap(maintain_now_);
       if (queue_.empty() && maintain_now.empty() && stopping_) break;
       TakeGroup(queue_, options_.max_group_credentials, &ops);
@@ -142,8 +133,7 @@ void EmbeddedStore::CommitLoop() {
   }
 }
 
-void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
-                                const std::vector<Revision>& compact) {
+void EmbeddedStore::CommitGroup(std::vector<Op>& ops, const std::vector<Revision>& compact) {
   if (failed_.load()) {
     absl::Status s = absl::UnavailableError(
         StrCat("store failed (", failure_.message(), "); the broker is restarting"));
@@ -180,8 +170,8 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops,
         }
         write_failing_ = true;
         metrics_->writable->Set(0);
-        refused = absl::UnavailableError(StrCat(
-            "store cannot write (", s.message(), "); the request was not applied: retry"));
+        refused = absl::UnavailableError(
+            StrCat("store cannot write (", s.message(), "); the request was not applied: retry"));
       }
       FailGroup(ops, refused);
       return;
@@ -214,8 +204,7 @@ void EmbeddedStore::Maintain() {
   next_compaction_ms_ = now + kCompactionIntervalMs;
   // Rows that hold nothing live, below the retained history, can go.
   Revision floor = state_->history_first();
-  auto mid = std::partition(dead_.begin(), dead_.end(),
-                            [floor](Revision r) { return r >= floor; });
+  auto mid = std::partition(dead_.begin(), dead_.end(), [floor](Revision r) { return r >= floor; });
   size_t n = std::min<size_t>(dead_.end() - mid, kMaxCompactionPerCommit);
   if (n == 0) return;
   std::vector<Revision> compact(dead_.end() - n, dead_.end());

@@ -47,9 +47,8 @@ class EmbeddedStore : public Store {
   // journal reports DATA_LOSS (a damaged file); the store then refuses
   // writes for good.
   static absl::StatusOr<std::unique_ptr<EmbeddedStore>> Open(
-      std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
-      const Clock* clock, MetricsRegistry* metrics,
-      std::function<void(const absl::Status&)> on_failure = nullptr);
+      std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options, const Clock* clock,
+      MetricsRegistry* metrics, std::function<void(const absl::Status&)> on_failure = nullptr);
   ~EmbeddedStore() override;  // Shutdown()
 
   // `done` is called inline when the request is refused at once (shutting
@@ -73,9 +72,8 @@ class EmbeddedStore : public Store {
   // Waiters of MaintainNow(), answered by the commit thread.
   struct Metrics;
 
-  EmbeddedStore(std::unique_ptr<Journal> journal,
-                const EmbeddedStoreOptions& options, const Clock* clock,
-                MetricsRegistry* metrics,
+  EmbeddedStore(std::unique_ptr<Journal> journal, const EmbeddedStoreOptions& options,
+                const Clock* clock, MetricsRegistry* metrics,
                 std::function<void(const absl::Status&)> on_failure);
   absl::Status Enqueue(Op op);
   void CommitLoop();
@@ -92,9 +90,9 @@ class EmbeddedStore : public Store {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Op> queue_;  // guarded by mu_
+  std::deque<Op> queue_;                             // guarded by mu_
   std::vector<std::function<void()>> maintain_now_;  // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  bool stopping_ = false;                            // guarded by mu_
   std::mutex join_mu_;
   std::thread thread_;  // guarded by join_mu_ once started
 

@@ -25,8 +25,7 @@ class Journal {
   // In one transaction: appends `changes` (consecutive revisions ending at
   // `head`) and deletes the rows of `dead` revisions. Durable when it returns
   // OK (per the journal's sync setting); on error nothing of it happened.
-  virtual absl::Status Commit(const std::vector<Change>& changes,
-                              const std::vector<Revision>& dead,
+  virtual absl::Status Commit(const std::vector<Change>& changes, const std::vector<Revision>& dead,
                               Revision head) = 0;
 
   virtual std::string description() const = 0;
@@ -50,8 +49,7 @@ struct SqliteJournalOptions {
   bool new_epoch = false;
 };
 // The durable journal: SQLite in WAL mode in `data_dir`/turnbroker.db.
-absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(
-    const SqliteJournalOptions& options);
+absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(const SqliteJournalOptions& options);
 
 // A new random epoch: 128 bits, hex.
 std::string NewEpoch();

@@ -11,8 +11,7 @@ class MemoryJournal : public Journal {
     state->Reset(NewEpoch(), 0);
     return absl::OkStatus();
   }
-  absl::Status Commit(const std::vector<Change>&, const std::vector<Revision>&,
-                      Revision) override {
+  absl::Status Commit(const std::vector<Change>&, const std::vector<Revision>&, Revision) override {
     return absl::OkStatus();
   }
   std::string description() const override { return "ephemeral"; }
@@ -21,9 +20,7 @@ class MemoryJournal : public Journal {
 
 }  // namespace
 
-std::unique_ptr<Journal> NewMemoryJournal() {
-  return std::make_unique<MemoryJournal>();
-}
+std::unique_ptr<Journal> NewMemoryJournal() { return std::make_unique<MemoryJournal>(); }
 
 std::string NewEpoch() { return HexLower(RandomBytes(16)); }
 

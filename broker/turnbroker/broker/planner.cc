@@ -11,8 +11,7 @@ bool SelectorMatches(const v1::Selector& selector, const Record& record) {
   switch (selector.by_case()) {
     case v1::Selector::kUsername:
       return record.username() == selector.username().username() &&
-             (selector.username().realm().empty() ||
-              record.realm() == selector.username().realm());
+             (selector.username().realm().empty() || record.realm() == selector.username().realm());
     case v1::Selector::kSubscriber:
       return record.subscriber() == selector.subscriber();
     case v1::Selector::kIssuer:
@@ -23,28 +22,25 @@ bool SelectorMatches(const v1::Selector& selector, const Record& record) {
   return false;
 }
 
-GroupPlanner::GroupPlanner(const CredentialState& state,
-                           const CredentialLimits& limits, size_t max_batch)
+GroupPlanner::GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
+                           size_t max_batch)
     : GroupPlanner(state, limits, max_batch, state.head()) {}
 
-GroupPlanner::GroupPlanner(const CredentialState& state,
-                           const CredentialLimits& limits, size_t max_batch,
-                           Revision base)
+GroupPlanner::GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
+                           size_t max_batch, Revision base)
     : state_(state),
       limits_(limits),
       max_batch_(max_batch),
       now_(state.clock()->NowMs()),
       base_(base) {}
 
-RecordRef GroupPlanner::Current(std::string_view realm,
-                                std::string_view username) const {
+RecordRef GroupPlanner::Current(std::string_view realm, std::string_view username) const {
   auto it = overlay_.find(Key{realm, username});
   if (it != overlay_.end()) return it->second.record;
   return state_.Find(realm, username);
 }
 
-bool GroupPlanner::Revoked(std::string_view realm,
-                           std::string_view username) const {
+bool GroupPlanner::Revoked(std::string_view realm, std::string_view username) const {
   for (const Key& key : {Key{realm, username}, Key{"", username}}) {
     auto it = overlay_.find(key);
     if (it != overlay_.end() && it->second.revoked_until > now_) return true;
@@ -52,16 +48,14 @@ bool GroupPlanner::Revoked(std::string_view realm,
   return state_.IsRevoked(realm, username);
 }
 
-absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
-    const v1::PublishRequest& request) {
+absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(const v1::PublishRequest& request) {
   const int n = request.credentials_size();
   if (n == 0) {
     return absl::InvalidArgumentError("credentials: must not be empty");
   }
   if (static_cast<size_t>(n) > max_batch_) {
-    return absl::ResourceExhaustedError(
-        StrCat("credentials: ", n, " in one request, at most ", max_batch_,
-               " (broker flag --max-batch)"));
+    return absl::ResourceExhaustedError(StrCat("credentials: ", n, " in one request, at most ",
+                                               max_batch_, " (broker flag --max-batch)"));
   }
   // (credential, issued_at) pairs that change the live set.
   std::vector<std::pair<const v1::Credential*, int64_t>> planned;
@@ -74,9 +68,9 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
     if (auto s = ValidateCredential(c, limits_, now_, field); !s.ok()) return s;
     auto [dup, inserted] = seen.emplace(Key{c.realm(), c.username()}, i);
     if (!inserted) {
-      return absl::InvalidArgumentError(
-          StrCat(field, ".username: '", c.username(),
-                 "' appears twice (also credentials[", dup->second, "])"));
+      return absl::InvalidArgumentError(StrCat(field, ".username: '", c.username(),
+                                               "' appears twice (also credentials[", dup->second,
+                                               "])"));
     }
     if (Revoked(c.realm(), c.username())) {
       return absl::FailedPreconditionError(
@@ -90,13 +84,12 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
                                               : now_;
     if (current) {
       if (current->key() != c.key()) {
-        return absl::AlreadyExistsError(
-            StrCat(field, ".username: '", c.username(), "' is live in realm '",
-                   c.realm(), "' with another key; revoke it first"));
+        return absl::AlreadyExistsError(StrCat(field, ".username: '", c.username(),
+                                               "' is live in realm '", c.realm(),
+                                               "' with another key; revoke it first"));
       }
       // Re-published: a no-op if nothing changed (idempotent publish).
-      if (current->credential_wire() ==
-          Record::Create(c, 0, issued_at)->credential_wire()) {
+      if (current->credential_wire() == Record::Create(c, 0, issued_at)->credential_wire()) {
         ++unchanged;
         continue;
       }
@@ -111,17 +104,14 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(
     overlay_[Key{record->realm(), record->username()}] = Pending{record, 0};
     changes_.push_back(Change{revision, std::move(record), nullptr});
   }
-  response.set_revision(planned.empty() ? Next() - 1
-                                        : changes_.back().revision);
+  response.set_revision(planned.empty() ? Next() - 1 : changes_.back().revision);
   response.set_applied(static_cast<uint32_t>(planned.size()));
   response.set_unchanged(unchanged);
   return response;
 }
 
-absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
-    const v1::RevokeRequest& request) {
-  if (auto s = ValidateSelector(request.selector(), "selector"); !s.ok())
-    return s;
+absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest& request) {
+  if (auto s = ValidateSelector(request.selector(), "selector"); !s.ok()) return s;
   if (auto s = ValidateReason(request.reason(), "reason"); !s.ok()) return s;
   const v1::Selector& selector = request.selector();
 
@@ -137,16 +127,13 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
   }
   for (const auto& [key, pending] : overlay_) {
     if (pending.record && pending.record->expires_at_ms() > now_ &&
-        SelectorMatches(selector, *pending.record) &&
-        taken.insert(key).second) {
+        SelectorMatches(selector, *pending.record) && taken.insert(key).second) {
       matches.push_back(pending.record);
     }
   }
-  std::sort(matches.begin(), matches.end(),
-            [](const RecordRef& a, const RecordRef& b) {
-              return std::pair(a->realm(), a->username()) <
-                     std::pair(b->realm(), b->username());
-            });
+  std::sort(matches.begin(), matches.end(), [](const RecordRef& a, const RecordRef& b) {
+    return std::pair(a->realm(), a->username()) < std::pair(b->realm(), b->username());
+  });
 
   // A revocation of many credentials (by issuer, by subscriber) is split into
   // consecutive Revocation events of at most kMaxCredentialsPerRevocation
@@ -160,16 +147,14 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(
     *revocation.mutable_selector() = selector;
     revocation.set_reason(request.reason());
     revocation.set_revoked_at_ms(now_);
-    const size_t end =
-        std::min(matches.size(), next + kMaxCredentialsPerRevocation);
+    const size_t end = std::min(matches.size(), next + kMaxCredentialsPerRevocation);
     for (; next < end; ++next) {
       const RecordRef& r = matches[next];
       v1::CredentialRef* ref = revocation.add_credentials();
       ref->set_realm(std::string(r->realm()));
       ref->set_username(std::string(r->username()));
       ref->set_expires_at_ms(r->expires_at_ms());
-      overlay_[Key{ref->realm(), ref->username()}] =
-          Pending{RecordRef(), r->expires_at_ms()};
+      overlay_[Key{ref->realm(), ref->username()}] = Pending{RecordRef(), r->expires_at_ms()};
     }
     Revision revision = Next();
     v1::Event event;

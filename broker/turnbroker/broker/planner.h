@@ -26,12 +26,11 @@ inline constexpr size_t kMaxCredentialsPerRevocation = 10'000;
 class GroupPlanner {
  public:
   // Plans revisions from state.head() + 1 on.
-  GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
-               size_t max_batch);
+  GroupPlanner(const CredentialState& state, const CredentialLimits& limits, size_t max_batch);
   // Plans revisions from base + 1 on (a store whose state is written by
   // another thread reads the head once and commits only if it still holds).
-  GroupPlanner(const CredentialState& state, const CredentialLimits& limits,
-               size_t max_batch, Revision base);
+  GroupPlanner(const CredentialState& state, const CredentialLimits& limits, size_t max_batch,
+               Revision base);
 
   // INVALID_ARGUMENT names the field ("credentials[3].key: ..."),
   // ALREADY_EXISTS: the username is live with another key,
@@ -39,8 +38,7 @@ class GroupPlanner {
   // too large. The response's epoch is left for the caller. A Revoke plans
   // one change per kMaxCredentialsPerRevocation matches (at least one); its
   // response has the last revision and the total revoked.
-  absl::StatusOr<v1::PublishResponse> Publish(
-      const v1::PublishRequest& request);
+  absl::StatusOr<v1::PublishResponse> Publish(const v1::PublishRequest& request);
   absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request);
 
   const std::vector<Change>& changes() const { return changes_; }

@@ -5,11 +5,10 @@
 // kMaxUnanswered requests, or kMaxUnansweredCredentials credentials, wait for
 // the store: a fast client is slowed by HTTP/2 flow control, never refused,
 // and a stream holds a bounded amount of requests whatever their size.
-#include "turnbroker/broker/service.h"
-
 #include <deque>
 
 #include "turnbroker/broker/refuse.h"
+#include "turnbroker/broker/service.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/status.h"
@@ -66,9 +65,9 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
     if (!refused.ok()) {
       Answer(slot, refused);
     } else {
-      service_->store_->Publish(&slot->request, [this, slot](absl::StatusOr<v1::PublishResponse> r) {
-        Answer(slot, std::move(r));
-      });
+      service_->store_->Publish(
+          &slot->request,
+          [this, slot](absl::StatusOr<v1::PublishResponse> r) { Answer(slot, std::move(r)); });
     }
     if (read_more) StartRead(&in_);
   }
@@ -167,15 +166,15 @@ class BrokerService::PublishStreamReactor final : public StreamReactor {
 
   BrokerService* const service_;
   const Peer peer_;
-  const std::string caller_;  // for logs
-  const std::string client_;  // the rate limit's key
+  const std::string caller_;     // for logs
+  const std::string client_;     // the rate limit's key
   v1::PublishStreamRequest in_;  // the read in flight
 
   std::mutex mu_;
-  std::deque<Slot*> slots_;                     // read, in order, not yet written
+  std::deque<Slot*> slots_;                      // read, in order, not yet written
   std::deque<v1::PublishStreamResponse> ready_;  // answers to write, in order
   bool writing_ = false;
-  size_t unanswered_credentials_ = 0;           // in slots_
+  size_t unanswered_credentials_ = 0;  // in slots_
   bool read_paused_ = false;
   bool reads_done_ = false;
   bool closing_ = false;

@@ -38,9 +38,9 @@ absl::Status RateLimiter::Take(const std::string& client, uint64_t n) {
   }
   if (b.tokens < static_cast<double>(n)) {
     int64_t wait_ms = static_cast<int64_t>(std::ceil((n - b.tokens) * 1000 / rate_));
-    return absl::ResourceExhaustedError(
-        StrCat("rate limit: client '", client, "' is over ", static_cast<uint64_t>(rate_), " ",
-               unit_, "/s; retry in ", wait_ms, " ms"));
+    return absl::ResourceExhaustedError(StrCat("rate limit: client '", client, "' is over ",
+                                               static_cast<uint64_t>(rate_), " ", unit_,
+                                               "/s; retry in ", wait_ms, " ms"));
   }
   b.tokens -= static_cast<double>(n);
   return absl::OkStatus();

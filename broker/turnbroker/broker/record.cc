@@ -26,16 +26,16 @@ static_assert(kExpiresAt < 16 && kIssuedAt < 16 && kEventRevision < 16);
 
 }  // namespace
 
-RecordRef Record::Create(const v1::Credential& c, Revision revision,
-                         int64_t issued_at_ms) {
+RecordRef Record::Create(const v1::Credential& c, Revision revision, int64_t issued_at_ms) {
   // Size first, then encode straight into the record's own allocation.
-  size_t size = wire::BytesFieldSize(kRealm, c.realm().size()) +
-                wire::BytesFieldSize(kUsername, c.username().size()) +
-                wire::BytesFieldSize(kKey, c.key().size()) +
-                (c.expires_at_ms() ? 1 + wire::VarintSize(c.expires_at_ms()) : 0) +
-                (issued_at_ms ? 1 + wire::VarintSize(issued_at_ms) : 0) +
-                (c.subscriber().empty() ? 0 : wire::BytesFieldSize(kSubscriber, c.subscriber().size())) +
-                (c.issuer().empty() ? 0 : wire::BytesFieldSize(kIssuer, c.issuer().size()));
+  size_t size =
+      wire::BytesFieldSize(kRealm, c.realm().size()) +
+      wire::BytesFieldSize(kUsername, c.username().size()) +
+      wire::BytesFieldSize(kKey, c.key().size()) +
+      (c.expires_at_ms() ? 1 + wire::VarintSize(c.expires_at_ms()) : 0) +
+      (issued_at_ms ? 1 + wire::VarintSize(issued_at_ms) : 0) +
+      (c.subscriber().empty() ? 0 : wire::BytesFieldSize(kSubscriber, c.subscriber().size())) +
+      (c.issuer().empty() ? 0 : wire::BytesFieldSize(kIssuer, c.issuer().size()));
   for (const auto& scope : c.scopes()) size += wire::BytesFieldSize(kScopes, scope.size());
   if (size > 0xffff) {
     std::fputs("fatal: credential encoding exceeds 64 KiB\n", stderr);
@@ -126,8 +126,7 @@ size_t PutEventSize(const Record& record, Revision revision) {
          wire::BytesFieldSize(kEventPut, record.credential_wire().size());
 }
 
-void AppendPutEvent(std::string* out, const Record& record,
-                    Revision revision) {
+void AppendPutEvent(std::string* out, const Record& record, Revision revision) {
   wire::PutVarintField(out, kEventRevision, revision);
   wire::PutBytesAlways(out, kEventPut, record.credential_wire());
 }

@@ -36,13 +36,9 @@ class Record {
   int64_t expires_at_ms() const { return expires_at_ms_; }
   int64_t issued_at_ms() const;
   std::string_view realm() const { return View(realm_off_, realm_len_); }
-  std::string_view username() const {
-    return View(username_off_, username_len_);
-  }
+  std::string_view username() const { return View(username_off_, username_len_); }
   std::string_view key() const { return View(key_off_, 16); }
-  std::string_view subscriber() const {
-    return View(subscriber_off_, subscriber_len_);
-  }
+  std::string_view subscriber() const { return View(subscriber_off_, subscriber_len_); }
   std::string_view issuer() const { return View(issuer_off_, issuer_len_); }
   bool scoped() const { return num_scopes_ > 0; }
   // Whether `farm` is one of the scopes (false for an unscoped record).
@@ -52,9 +48,7 @@ class Record {
   std::string_view credential_wire() const { return {wire_, wire_len_}; }
 
   // Same realm, username, key, expiry and metadata.
-  bool SameAs(const Record& other) const {
-    return credential_wire() == other.credential_wire();
-  }
+  bool SameAs(const Record& other) const { return credential_wire() == other.credential_wire(); }
 
   // Decodes into a message; without the key unless asked (operators never
   // see key material).
@@ -65,9 +59,7 @@ class Record {
 
  private:
   Record() = default;
-  std::string_view View(uint16_t off, uint16_t len) const {
-    return {wire_ + off, len};
-  }
+  std::string_view View(uint16_t off, uint16_t len) const { return {wire_ + off, len}; }
 
   mutable std::atomic<uint32_t> refs_{1};
   Revision revision_ = 0;
@@ -118,8 +110,7 @@ class RecordRef {
 };
 
 // Appends the encoding of Event{revision, put = record} to `out`.
-void AppendPutEvent(std::string* out, const Record& record,
-                    Revision revision);
+void AppendPutEvent(std::string* out, const Record& record, Revision revision);
 size_t PutEventSize(const Record& record, Revision revision);
 
 }  // namespace turnbroker::broker

@@ -111,8 +111,7 @@ bool ParseUint(std::string_view s, uint64_t* out) {
 Revision IdRevision(std::string_view id, uint64_t* seq = nullptr) {
   size_t dash = id.find('-');
   uint64_t r = 0, q = 0;
-  if (dash == id.npos || !ParseUint(id.substr(0, dash), &r) ||
-      !ParseUint(id.substr(dash + 1), &q))
+  if (dash == id.npos || !ParseUint(id.substr(0, dash), &r) || !ParseUint(id.substr(dash + 1), &q))
     return 0;
   if (seq) *seq = q;
   return r;
@@ -293,10 +292,9 @@ class RedisStore::Connection {
       return absl::UnavailableError(StrCat("redis ", address, ": ROLE: ", role.str));
     }
     if (role.elements.empty() || role.elements[0].str != "master") {
-      return absl::UnavailableError(
-          StrCat("redis ", address, " is a ",
-                 role.elements.empty() ? "?" : role.elements[0].str,
-                 ", not the primary (waiting for Sentinel's failover)"));
+      return absl::UnavailableError(StrCat("redis ", address, " is a ",
+                                           role.elements.empty() ? "?" : role.elements[0].str,
+                                           ", not the primary (waiting for Sentinel's failover)"));
     }
     replicas = CountReplicas((*replies)[1].str);
     probed_ms_ = NowMonotonicMs();
@@ -331,8 +329,8 @@ class RedisStore::Connection {
       if (!ParseUint(r->elements[1].str, &port) || port == 0 || port > 65535) continue;
       return HostPort{r->elements[0].str, static_cast<uint16_t>(port)};
     }
-    return absl::UnavailableError(
-        StrCat("--redis-sentinels: no sentinel gave the primary of '", t.master, "' (", errors, ")"));
+    return absl::UnavailableError(StrCat("--redis-sentinels: no sentinel gave the primary of '",
+                                         t.master, "' (", errors, ")"));
   }
 
   static int CountReplicas(const std::string& info) {
@@ -351,8 +349,8 @@ struct RedisStore::Metrics {
   explicit Metrics(MetricsRegistry* r)
       : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
                                        "Time to commit one group in Redis and have it confirmed")),
-        commit_groups(r->AddCounter("turnbroker_store_commit_groups_total",
-                                    "Commit groups written")),
+        commit_groups(
+            r->AddCounter("turnbroker_store_commit_groups_total", "Commit groups written")),
         changes(r->AddCounter("turnbroker_store_changes_total", "Changes (revisions) committed")),
         conflicts(r->AddCounter("turnbroker_store_redis_conflicts_total",
                                 "Commit groups planned again because another replica committed")),
@@ -365,7 +363,8 @@ struct RedisStore::Metrics {
         applied(r->AddCounter("turnbroker_store_log_entries_total",
                               "Log entries applied from the Redis stream")),
         expired(r->AddCounter("turnbroker_store_expired_total", "Credentials removed at expiry")),
-        queue(r->AddGauge("turnbroker_store_queue_depth", "Requests waiting for the commit thread")) {}
+        queue(r->AddGauge("turnbroker_store_queue_depth",
+                          "Requests waiting for the commit thread")) {}
   Histogram* commit_seconds;
   Counter *commit_groups, *changes, *conflicts, *errors, *unconfirmed, *epochs, *applied, *expired;
   Gauge* queue;
@@ -390,9 +389,9 @@ absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Open(const RedisStoreOpt
   // Sentinel, a primary that is down or not yet promoted is a failover in
   // progress: wait for it (up to 10 s).
   absl::Status loaded = store->Load(*store->log_conn_);
-  for (int64_t until = NowMonotonicMs() + 10'000;
-       !loaded.ok() && absl::IsUnavailable(loaded) && !options.target.sentinels.empty() &&
-       NowMonotonicMs() < until;) {
+  for (int64_t until = NowMonotonicMs() + 10'000; !loaded.ok() && absl::IsUnavailable(loaded) &&
+                                                  !options.target.sentinels.empty() &&
+                                                  NowMonotonicMs() < until;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
     loaded = store->Load(*store->log_conn_);
   }
@@ -494,8 +493,8 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
   auto fail = [&](const absl::Status& s) { FailGroup(ops, s); };
   int64_t deadline = INT64_MAX;
   for (Op& op : ops) {
-    deadline = std::min(deadline, std::visit([](auto& o) { return o.enqueued_ms; }, op) +
-                                      options_.ack_timeout_ms);
+    deadline = std::min(
+        deadline, std::visit([](auto& o) { return o.enqueued_ms; }, op) + options_.ack_timeout_ms);
   }
   const int64_t start_us = MonotonicMicros();
   bool logged = false;  // one warning per group
@@ -536,8 +535,16 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     }
     int need = options_.min_replicas_ack;
     if (need < 0) need = commit_conn_->replicas > 0 ? 1 : 0;
-    RedisArgs script{"EVAL", kCommitScript, "3", kHeadKey, kEpochKey, kLogKey, StrCat(base),
-                     epoch, StrCat(log_max_entries()), need > 0 ? "0" : "1"};
+    RedisArgs script{"EVAL",
+                     kCommitScript,
+                     "3",
+                     kHeadKey,
+                     kEpochKey,
+                     kLogKey,
+                     StrCat(base),
+                     epoch,
+                     StrCat(log_max_entries()),
+                     need > 0 ? "0" : "1"};
     for (const Change& c : changes) {
       std::string rev = StrCat(c.revision);
       if (c.put) {
@@ -615,15 +622,16 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
       auto acked = commit_conn_->Command({"WAIT", StrCat(need), StrCat(wait_ms)});
       if (!acked.ok() || acked->type != RedisReply::Type::kInteger || acked->integer < need) {
         metrics_->unconfirmed->Inc();
-        fail(absl::UnavailableError(StrCat(
-            "redis: committed at revision ", last, " but confirmed by ",
-            acked.ok() ? StrCat(acked->integer) : std::string(acked.status().message()), " of ",
-            need, " replicas within --redis-ack-timeout (", options_.ack_timeout_ms,
-            " ms); retry (publishing or revoking again is harmless)")));
+        fail(absl::UnavailableError(
+            StrCat("redis: committed at revision ", last, " but confirmed by ",
+                   acked.ok() ? StrCat(acked->integer) : std::string(acked.status().message()),
+                   " of ", need, " replicas within --redis-ack-timeout (", options_.ack_timeout_ms,
+                   " ms); retry (publishing or revoking again is harmless)")));
         return;
       }
       // Confirmed: now the replicas may apply it (and every change before).
-      auto mark = commit_conn_->Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, StrCat(last)});
+      auto mark =
+          commit_conn_->Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, StrCat(last)});
       if (!mark.ok() || mark->is_error()) {
         metrics_->errors->Inc();
         fail(absl::UnavailableError(StrCat("redis: committed at revision ", last,
@@ -634,9 +642,8 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
       }
     }
     if (!WaitApplied(last, generation, deadline) || state_->generation() != generation) {
-      fail(absl::UnavailableError(
-          StrCat("redis: committed at revision ", last,
-                 " but not yet applied (or the dataset changed); retry")));
+      fail(absl::UnavailableError(StrCat("redis: committed at revision ", last,
+                                         " but not yet applied (or the dataset changed); retry")));
       return;
     }
     metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start_us);
@@ -749,9 +756,9 @@ absl::Status RedisStore::Load(Connection& c) {
           size_t slash = name.find('/');
           uint64_t until = 0;
           if (slash == name.npos || !ParseUint(v, &until)) continue;
-          tombstones.push_back({{std::string(name.substr(0, slash)),
-                                 std::string(name.substr(slash + 1))},
-                                static_cast<int64_t>(until)});
+          tombstones.push_back(
+              {{std::string(name.substr(0, slash)), std::string(name.substr(slash + 1))},
+               static_cast<int64_t>(until)});
         }
       }
     } while (cursor != "0");
@@ -858,8 +865,8 @@ absl::Status RedisStore::ConfirmPending(Connection& c) {
     auto acked = c.Command({"WAIT", StrCat(need), StrCat(options_.ack_timeout_ms)});
     if (!acked.ok()) return acked.status();
     if (acked->type != RedisReply::Type::kInteger || acked->integer < need) {
-      return absl::UnavailableError(StrCat("redis: ", acked->integer, " of ", need,
-                                           " replicas confirmed pending changes"));
+      return absl::UnavailableError(
+          StrCat("redis: ", acked->integer, " of ", need, " replicas confirmed pending changes"));
     }
   }
   auto mark = c.Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, head->str});
@@ -940,15 +947,19 @@ void RedisStore::LogLoop() {
       }
       next_check = now + options_.identity_check_interval_ms;
       auto same = CheckIdentity(*log_conn_);
-      if (!same.ok()) error = same.status();
-      else if (!*same) need_load = true;
+      if (!same.ok())
+        error = same.status();
+      else if (!*same)
+        need_load = true;
     } else if (!pending_.empty() && now - pending_since_ms_ > options_.ack_timeout_ms) {
       error = ConfirmPending(*log_conn_);
       pending_since_ms_ = NowMonotonicMs();  // tail again before the next try
     } else {
       auto more = Tail(*log_conn_, std::min<int64_t>(kTailBlockMs, kExpiryIntervalMs));
-      if (!more.ok()) error = more.status();
-      else if (!*more) need_load = true;
+      if (!more.ok())
+        error = more.status();
+      else if (!*more)
+        need_load = true;
     }
     if (need_load && error.ok()) continue;
     if (!error.ok()) {

@@ -43,16 +43,15 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(
     journal = NewMemoryJournal();
   } else {
     SqliteJournalOptions jo;
-    jo.data_dir =
-        options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
+    jo.data_dir = options.data_dir.empty() ? DefaultDataDir() : options.data_dir;
     jo.fsync = options.fsync;
     jo.new_epoch = options.new_epoch;
     auto j = OpenSqliteJournal(jo);
     if (!j.ok()) return j.status();
     journal = std::move(*j);
   }
-  auto store = EmbeddedStore::Open(std::move(journal), options.store, clock,
-                                   metrics, std::move(on_failure));
+  auto store =
+      EmbeddedStore::Open(std::move(journal), options.store, clock, metrics, std::move(on_failure));
   if (!store.ok()) return store.status();
   return std::unique_ptr<Store>(std::move(*store));
 }
@@ -60,12 +59,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     const BrokerOptions& options, const Clock* clock,
     std::function<void(const absl::Status&)> on_store_failure) {
-  if (!options.tls.enabled() && !options.insecure &&
-      !IsLoopbackHost(options.listen.host)) {
-    return absl::InvalidArgumentError(StrCat(
-        "--listen: ", options.listen.ToString(),
-        " is not loopback; give --tls-cert/--tls-key/--tls-ca (mTLS), or "
-        "--insecure to serve plaintext (development only)"));
+  if (!options.tls.enabled() && !options.insecure && !IsLoopbackHost(options.listen.host)) {
+    return absl::InvalidArgumentError(
+        StrCat("--listen: ", options.listen.ToString(),
+               " is not loopback; give --tls-cert/--tls-key/--tls-ca (mTLS), or "
+               "--insecure to serve plaintext (development only)"));
   }
   auto creds = MakeServerCredentials(options.tls);
   if (!creds.ok()) return creds.status();
@@ -74,22 +72,18 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   b->options_ = options;
   b->registry_ = std::make_unique<MetricsRegistry>();
 
-  auto store = OpenStore(options, clock, b->registry_.get(),
-                         std::move(on_store_failure));
+  auto store = OpenStore(options, clock, b->registry_.get(), std::move(on_store_failure));
   if (!store.ok()) return store.status();
   b->store_ = std::move(*store);
-  b->hub_ = std::make_unique<WatchHub>(b->store_->state(), options.watch,
-                                       b->registry_.get());
+  b->hub_ = std::make_unique<WatchHub>(b->store_->state(), options.watch, b->registry_.get());
   WatchHub* hub = b->hub_.get();
   b->store_->SetCommitListener([hub] { hub->Notify(); });
 
   const CredentialState* state = &b->store_->state();
-  b->registry_->AddGaugeFunction(
-      "turnbroker_live_credentials", "Live credentials",
-      [state] { return static_cast<double>(state->stats().live); });
-  b->registry_->AddGaugeFunction(
-      "turnbroker_revision", "Head revision",
-      [state] { return static_cast<double>(state->head()); });
+  b->registry_->AddGaugeFunction("turnbroker_live_credentials", "Live credentials",
+                                 [state] { return static_cast<double>(state->stats().live); });
+  b->registry_->AddGaugeFunction("turnbroker_revision", "Head revision",
+                                 [state] { return static_cast<double>(state->head()); });
   b->registry_->AddGaugeFunction(
       "turnbroker_revoked_usernames", "Revoked usernames not yet expired",
       [state] { return static_cast<double>(state->stats().tombstones); });
@@ -99,17 +93,17 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
 
   int64_t started = clock->NowMs();
   if (options.max_publish_rate > 0) {
-    b->limiter_ = std::make_unique<RateLimiter>(
-        options.max_publish_rate, options.max_publish_burst, clock);
+    b->limiter_ =
+        std::make_unique<RateLimiter>(options.max_publish_rate, options.max_publish_burst, clock);
   }
   if (options.max_revoke_rate > 0) {
-    b->revoke_limiter_ = std::make_unique<RateLimiter>(
-        options.max_revoke_rate, options.max_revoke_burst, clock, "revokes",
-        "broker flag --max-revoke-burst");
+    b->revoke_limiter_ =
+        std::make_unique<RateLimiter>(options.max_revoke_rate, options.max_revoke_burst, clock,
+                                      "revokes", "broker flag --max-revoke-burst");
   }
-  b->service_ = std::make_unique<BrokerService>(
-      b->store_.get(), hub, b->registry_.get(), TURNBROKER_VERSION, started,
-      b->limiter_.get(), b->revoke_limiter_.get());
+  b->service_ =
+      std::make_unique<BrokerService>(b->store_.get(), hub, b->registry_.get(), TURNBROKER_VERSION,
+                                      started, b->limiter_.get(), b->revoke_limiter_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -127,8 +121,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
                              static_cast<int>(options.keepalive_timeout_ms));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Clients (watchers) may ping every 5 s without being told off.
-  builder.AddChannelArgument(
-      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   if (options.max_connection_age_ms > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
@@ -137,8 +130,7 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   }
   b->server_ = builder.BuildAndStart();
   if (!b->server_ || b->port_ == 0) {
-    return absl::UnavailableError(
-        StrCat("--listen: cannot listen on ", options.listen.ToString()));
+    return absl::UnavailableError(StrCat("--listen: cannot listen on ", options.listen.ToString()));
   }
   b->server_->GetHealthCheckService()->SetServingStatus(true);
 
@@ -146,15 +138,12 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     auto hp = ParseHostPort(options.metrics_listen, "--metrics-listen", true);
     if (!hp.ok()) return hp.status();
     const Store* s = b->store_.get();
-    if (auto st = b->metrics_.Start(*hp, b->registry_.get(),
-                                    [s] { return s->healthy(); });
+    if (auto st = b->metrics_.Start(*hp, b->registry_.get(), [s] { return s->healthy(); });
         !st.ok())
       return st;
   }
   LogInfo("broker serving")
-      .Kv("listen",
-          HostPort{options.listen.host, static_cast<uint16_t>(b->port_)}
-              .ToString())
+      .Kv("listen", HostPort{options.listen.host, static_cast<uint16_t>(b->port_)}.ToString())
       .Kv("tls", options.tls.enabled())
       .Kv("store", b->store_->description())
       .Kv("epoch", b->store_->state().epoch())
@@ -185,8 +174,7 @@ void BrokerServer::Shutdown() {
     LogDebug("watchers closed");
     // Writes and streams are done; what remains are short reads. (Waiting
     // longer would only wait for idle client connections to go away.)
-    server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::seconds(1));
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     LogDebug("grpc server stopped");
   }
   metrics_.Stop();

@@ -40,9 +40,8 @@ absl::StatusOr<Peer> Authorize(grpc::CallbackServerContext* context, uint32_t ne
                                std::string_view method) {
   Peer peer = PeerOf(*context->auth_context());
   if (peer.roles & needed) return peer;
-  return absl::PermissionDeniedError(StrCat(method, " needs role ", RoleNames(needed),
-                                            "; client '", peer.name, "' has ",
-                                            RoleNames(peer.roles)));
+  return absl::PermissionDeniedError(StrCat(method, " needs role ", RoleNames(needed), "; client '",
+                                            peer.name, "' has ", RoleNames(peer.roles)));
 }
 
 absl::Status CheckPublishIssuers(const Peer& peer, const v1::PublishRequest& request) {
@@ -108,22 +107,22 @@ struct BrokerService::Metrics {
                                 StrCat("method=\"", method, "\",result=\"error\""));
     }
     for (int i = 0; i < 2; ++i) {
-      latency[i] = r->AddHistogram("turnbroker_request_seconds",
-                                   "Write request latency, until committed",
-                                   StrCat("method=\"", i == 0 ? "publish" : "revoke", "\""));
+      latency[i] =
+          r->AddHistogram("turnbroker_request_seconds", "Write request latency, until committed",
+                          StrCat("method=\"", i == 0 ? "publish" : "revoke", "\""));
     }
     credentials = r->AddCounter("turnbroker_published_credentials_total",
                                 "Credentials made live or updated by Publish");
-    revoked = r->AddCounter("turnbroker_revoked_credentials_total",
-                            "Live credentials removed by Revoke");
-    rate_limited = r->AddCounter("turnbroker_rate_limited_total",
-                                 "Requests refused by the per-client rate limits",
-                                 "method=\"publish\"");
-    revoke_rate_limited = r->AddCounter("turnbroker_rate_limited_total",
-                                        "Requests refused by the per-client rate limits",
-                                        "method=\"revoke\"");
-    publish_streams_opened = r->AddCounter("turnbroker_publish_streams_opened_total",
-                                           "PublishStream calls opened");
+    revoked =
+        r->AddCounter("turnbroker_revoked_credentials_total", "Live credentials removed by Revoke");
+    rate_limited =
+        r->AddCounter("turnbroker_rate_limited_total",
+                      "Requests refused by the per-client rate limits", "method=\"publish\"");
+    revoke_rate_limited =
+        r->AddCounter("turnbroker_rate_limited_total",
+                      "Requests refused by the per-client rate limits", "method=\"revoke\"");
+    publish_streams_opened =
+        r->AddCounter("turnbroker_publish_streams_opened_total", "PublishStream calls opened");
     publish_streams = r->AddGauge("turnbroker_publish_streams", "PublishStream calls open");
   }
   Counter* ok[2];
@@ -138,8 +137,8 @@ struct BrokerService::Metrics {
 };
 
 BrokerService::BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
-                             std::string version, int64_t started_at_ms,
-                             RateLimiter* limiter, RateLimiter* revoke_limiter)
+                             std::string version, int64_t started_at_ms, RateLimiter* limiter,
+                             RateLimiter* revoke_limiter)
     : store_(store),
       hub_(hub),
       version_(std::move(version)),
@@ -152,7 +151,7 @@ BrokerService::~BrokerService() = default;
 
 template <typename Response>
 void BrokerService::Account(int method, int64_t start_us, const absl::StatusOr<Response>& r,
-                           const std::string& peer) {
+                            const std::string& peer) {
   metrics_->latency[method]->ObserveMicros(MonotonicMicros() - start_us);
   if (!r.ok()) {
     metrics_->failed[method]->Inc();
@@ -167,10 +166,7 @@ void BrokerService::Account(int method, int64_t start_us, const absl::StatusOr<R
   } else {
     metrics_->revoked->Inc(r->revoked());
     // Every revocation is on record with who asked for it.
-    LogInfo("revoked")
-        .Kv("client", peer)
-        .Kv("revision", r->revision())
-        .Kv("revoked", r->revoked());
+    LogInfo("revoked").Kv("client", peer).Kv("revision", r->revision()).Kv("revoked", r->revoked());
   }
 }
 
@@ -190,19 +186,19 @@ std::string BrokerService::CallerName(grpc::CallbackServerContext* context, cons
 // Finishes a write call once the store answered; counts and logs it.
 template <typename Response>
 std::function<void(absl::StatusOr<Response>)> BrokerService::Answer(
-    grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-    Response* response, int method) {
-  return [this, reactor, response, method, start = MonotonicMicros(),
-          peer = CallerName(context, PeerOf(*context->auth_context()))](
-             absl::StatusOr<Response> r) {
-    Account(method, start, r, peer);
-    if (!r.ok()) {
-      reactor->Finish(ToGrpcStatus(r.status()));
-      return;
-    }
-    *response = *std::move(r);
-    reactor->Finish(grpc::Status::OK);
-  };
+    grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, Response* response,
+    int method) {
+  return
+      [this, reactor, response, method, start = MonotonicMicros(),
+       peer = CallerName(context, PeerOf(*context->auth_context()))](absl::StatusOr<Response> r) {
+        Account(method, start, r, peer);
+        if (!r.ok()) {
+          reactor->Finish(ToGrpcStatus(r.status()));
+          return;
+        }
+        *response = *std::move(r);
+        reactor->Finish(grpc::Status::OK);
+      };
 }
 
 std::string BrokerService::ClientKey(grpc::CallbackServerContext* context, const Peer& peer) {
@@ -226,9 +222,9 @@ absl::Status BrokerService::CheckPublish(const Peer& peer, const std::string& cl
   return Limit(client, request.credentials_size());
 }
 
-grpc::ServerUnaryReactor* BrokerService::Publish(
-    grpc::CallbackServerContext* context, const v1::PublishRequest* request,
-    v1::PublishResponse* response) {
+grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
+                                                 const v1::PublishRequest* request,
+                                                 v1::PublishResponse* response) {
   int64_t start = MonotonicMicros();
   auto peer = Authorize(context, kRolePublisher, "Publish");
   if (!peer.ok()) return Done(context, peer.status(), "Publish");
@@ -256,9 +252,9 @@ BrokerService::PublishStream(grpc::CallbackServerContext* context) {
   return OpenPublishStream(context, *std::move(peer));
 }
 
-grpc::ServerUnaryReactor* BrokerService::Revoke(
-    grpc::CallbackServerContext* context, const v1::RevokeRequest* request,
-    v1::RevokeResponse* response) {
+grpc::ServerUnaryReactor* BrokerService::Revoke(grpc::CallbackServerContext* context,
+                                                const v1::RevokeRequest* request,
+                                                v1::RevokeResponse* response) {
   int64_t start = MonotonicMicros();
   auto peer = Authorize(context, kRolePublisher, "Revoke");
   if (!peer.ok()) return Done(context, peer.status(), "Revoke");
@@ -319,11 +315,10 @@ grpc::ServerUnaryReactor* BrokerService::Get(grpc::CallbackServerContext* contex
                                     : state.Find(ref.realm(), ref.username());
   if (!r) {
     bool revoked = !ref.realm().empty() && state.IsRevoked(ref.realm(), ref.username());
-    return Done(context,
-                absl::NotFoundError(StrCat(
-                    "ref: no live credential '", ref.username(), "'",
-                    ref.realm().empty() ? "" : StrCat(" in realm '", ref.realm(), "'"),
-                    revoked ? " (revoked)" : " (unknown, expired or revoked)")));
+    return Done(context, absl::NotFoundError(StrCat(
+                             "ref: no live credential '", ref.username(), "'",
+                             ref.realm().empty() ? "" : StrCat(" in realm '", ref.realm(), "'"),
+                             revoked ? " (revoked)" : " (unknown, expired or revoked)")));
   }
   r->ToProto(response->mutable_credential()->mutable_credential(), /*include_key=*/false);
   response->mutable_credential()->set_revision(r->revision());
@@ -340,19 +335,19 @@ grpc::ServerUnaryReactor* BrokerService::List(grpc::CallbackServerContext* conte
   }
   if (auto s = ValidateSubscriber(request->subscriber(), "subscriber"); !s.ok())
     return Done(context, s, "List");
-  if (auto s = ValidateIssuer(request->issuer(), "issuer"); !s.ok()) return Done(context, s, "List");
+  if (auto s = ValidateIssuer(request->issuer(), "issuer"); !s.ok())
+    return Done(context, s, "List");
   if (request->page_size() > kMaxPageSize) {
     return Done(context, absl::InvalidArgumentError(StrCat("page_size: at most ", kMaxPageSize)),
                 "List");
   }
   Revision after = 0;
   if (!request->page_token().empty()) {
-    auto [p, ec] = std::from_chars(request->page_token().data(),
-                                   request->page_token().data() + request->page_token().size(),
-                                   after);
+    auto [p, ec] =
+        std::from_chars(request->page_token().data(),
+                        request->page_token().data() + request->page_token().size(), after);
     if (ec != std::errc() || p != request->page_token().data() + request->page_token().size()) {
-      return Done(context, absl::InvalidArgumentError("page_token: not a token from List"),
-                  "List");
+      return Done(context, absl::InvalidArgumentError("page_token: not a token from List"), "List");
     }
   }
   uint32_t page = request->page_size() ? request->page_size() : kDefaultPageSize;

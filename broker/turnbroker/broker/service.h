@@ -21,16 +21,16 @@
 namespace turnbroker::broker {
 
 // Watch is a raw method: its frames are pre-encoded bytes (watch.h).
-using ServiceBase = v1::CredentialBroker::WithRawCallbackMethod_Watch<
-    v1::CredentialBroker::CallbackService>;
+using ServiceBase =
+    v1::CredentialBroker::WithRawCallbackMethod_Watch<v1::CredentialBroker::CallbackService>;
 
 class BrokerService final : public ServiceBase {
  public:
   // `limiter` (published credentials) and `revoke_limiter` (Revoke calls)
   // may be null (no limit).
-  BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics,
-                std::string version, int64_t started_at_ms,
-                RateLimiter* limiter = nullptr, RateLimiter* revoke_limiter = nullptr);
+  BrokerService(Store* store, WatchHub* hub, MetricsRegistry* metrics, std::string version,
+                int64_t started_at_ms, RateLimiter* limiter = nullptr,
+                RateLimiter* revoke_limiter = nullptr);
   ~BrokerService() override;
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
@@ -41,11 +41,9 @@ class BrokerService final : public ServiceBase {
   grpc::ServerUnaryReactor* Revoke(grpc::CallbackServerContext* context,
                                    const v1::RevokeRequest* request,
                                    v1::RevokeResponse* response) override;
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(
-      grpc::CallbackServerContext* context,
-      const grpc::ByteBuffer* request) override;
-  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
-                                const v1::GetRequest* request,
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const v1::GetRequest* request,
                                 v1::GetResponse* response) override;
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
                                  const v1::ListRequest* request,
@@ -64,9 +62,9 @@ class BrokerService final : public ServiceBase {
   // The store's callback for a write: counts, logs, finishes the call.
   // `method`: 0 Publish, 1 Revoke.
   template <typename Response>
-  std::function<void(absl::StatusOr<Response>)> Answer(
-      grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-      Response* response, int method);
+  std::function<void(absl::StatusOr<Response>)> Answer(grpc::CallbackServerContext* context,
+                                                       grpc::ServerUnaryReactor* reactor,
+                                                       Response* response, int method);
   // PublishStream after its role check (publish_stream.cc).
   grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>* OpenPublishStream(
       grpc::CallbackServerContext* context, Peer peer);
@@ -76,7 +74,7 @@ class BrokerService final : public ServiceBase {
   // Counts and logs one answered write (unary or streamed).
   template <typename Response>
   void Account(int method, int64_t start_us, const absl::StatusOr<Response>& r,
-              const std::string& peer);
+               const std::string& peer);
   // Who the rate limit counts a client as, and the publish limit's check.
   static std::string ClientKey(grpc::CallbackServerContext* context, const Peer& peer);
   absl::Status Limit(const std::string& client, int credentials);

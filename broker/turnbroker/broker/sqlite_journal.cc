@@ -17,9 +17,8 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <charconv>
@@ -59,8 +58,7 @@ class Statement {
     stmt_ = nullptr;
   }
   absl::Status Prepare(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
-                           nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK)
       return SqliteError(db, sql);
     return absl::OkStatus();
   }
@@ -83,18 +81,16 @@ absl::Status Exec(sqlite3* db, const char* sql) {
 absl::StatusOr<sqlite3*> OpenDb(const std::string& path, bool fsync) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                          SQLITE_OPEN_NOMUTEX,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     absl::Status s = SqliteError(db, StrCat("open ", path));
     sqlite3_close(db);
     return s;
   }
   sqlite3_busy_timeout(db, 10'000);
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA wal_autocheckpoint=0",
-        "PRAGMA cache_size=-2048", "PRAGMA temp_store=MEMORY",
-        fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"}) {
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA wal_autocheckpoint=0",
+                             "PRAGMA cache_size=-2048", "PRAGMA temp_store=MEMORY",
+                             fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"}) {
     if (auto s = Exec(db, pragma); !s.ok()) {
       sqlite3_close(db);
       return s;
@@ -117,8 +113,7 @@ class SqliteJournal : public Journal {
     if (checkpointer_.joinable()) checkpointer_.join();
     insert_.Reset(), delete_.Reset(), set_head_.Reset();
     // A clean close folds the WAL into the database.
-    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                              nullptr);
+    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
     sqlite3_close(db_);
     close(lock_fd_);
   }
@@ -131,13 +126,10 @@ class SqliteJournal : public Journal {
                       " event BLOB NOT NULL);");
         !s.ok())
       return s;
-    if (auto s = insert_.Prepare(db_, "INSERT INTO log(revision, event) VALUES(?, ?)");
-        !s.ok())
+    if (auto s = insert_.Prepare(db_, "INSERT INTO log(revision, event) VALUES(?, ?)"); !s.ok())
       return s;
-    if (auto s = delete_.Prepare(db_, "DELETE FROM log WHERE revision = ?"); !s.ok())
-      return s;
-    if (auto s = set_head_.Prepare(
-            db_, "INSERT OR REPLACE INTO meta(k, v) VALUES('head', ?)");
+    if (auto s = delete_.Prepare(db_, "DELETE FROM log WHERE revision = ?"); !s.ok()) return s;
+    if (auto s = set_head_.Prepare(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES('head', ?)");
         !s.ok())
       return s;
     auto checkpoint_db = OpenDb(Path(), fsync_);
@@ -168,9 +160,9 @@ class SqliteJournal : public Journal {
       return absl::OkStatus();
     }
     if (*format != kFormat) {
-      return absl::FailedPreconditionError(
-          StrCat("--data-dir: ", Path(), " has store format '", *format,
-                 "', this broker reads format ", kFormat));
+      return absl::FailedPreconditionError(StrCat("--data-dir: ", Path(), " has store format '",
+                                                  *format, "', this broker reads format ",
+                                                  kFormat));
     }
     if (new_epoch_) {
       std::string renewed = NewEpoch();
@@ -191,8 +183,8 @@ class SqliteJournal : public Journal {
       const char* end = head_text->data() + head_text->size();
       auto [p, ec] = std::from_chars(head_text->data(), end, head);
       if (ec != std::errc() || p != end) {
-        return absl::DataLossError(StrCat("--data-dir: ", Path(), ": meta 'head' is '",
-                                          *head_text, "', not a revision"));
+        return absl::DataLossError(
+            StrCat("--data-dir: ", Path(), ": meta 'head' is '", *head_text, "', not a revision"));
       }
     }
     {
@@ -208,8 +200,7 @@ class SqliteJournal : public Journal {
     Revision suffix_start = head + 1;
     {
       Statement q;
-      if (auto s = q.Prepare(db_, "SELECT revision FROM log ORDER BY revision DESC");
-          !s.ok())
+      if (auto s = q.Prepare(db_, "SELECT revision FROM log ORDER BY revision DESC"); !s.ok())
         return s;
       Revision expected = head;
       size_t limit = state->options().history_max_events;
@@ -221,8 +212,7 @@ class SqliteJournal : public Journal {
       }
     }
     Statement q;
-    if (auto s = q.Prepare(db_, "SELECT revision, event FROM log ORDER BY revision");
-        !s.ok())
+    if (auto s = q.Prepare(db_, "SELECT revision, event FROM log ORDER BY revision"); !s.ok())
       return s;
     size_t rows = 0;
     int rc;
@@ -271,8 +261,7 @@ class SqliteJournal : public Journal {
     return absl::OkStatus();
   }
 
-  absl::Status Commit(const std::vector<Change>& changes,
-                      const std::vector<Revision>& dead,
+  absl::Status Commit(const std::vector<Change>& changes, const std::vector<Revision>& dead,
                       Revision head) override {
     if (auto s = Exec(db_, "BEGIN"); !s.ok()) return s;
     absl::Status status = WriteAll(changes, dead, head);
@@ -287,16 +276,15 @@ class SqliteJournal : public Journal {
   std::string Path() const { return StrCat(dir_, "/turnbroker.db"); }
 
  private:
-  absl::Status WriteAll(const std::vector<Change>& changes,
-                        const std::vector<Revision>& dead, Revision head) {
+  absl::Status WriteAll(const std::vector<Change>& changes, const std::vector<Revision>& dead,
+                        Revision head) {
     sqlite3_stmt* ins = insert_.get();
     for (const Change& change : changes) {
       buffer_.clear();
       if (change.put) AppendPutEvent(&buffer_, *change.put, change.revision);
       const std::string& blob = change.put ? buffer_ : change.revoke->event_wire;
       sqlite3_bind_int64(ins, 1, static_cast<sqlite3_int64>(change.revision));
-      sqlite3_bind_blob(ins, 2, blob.data(), static_cast<int>(blob.size()),
-                        SQLITE_STATIC);
+      sqlite3_bind_blob(ins, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
       int rc = sqlite3_step(ins);
       sqlite3_reset(ins);
       if (rc != SQLITE_DONE) return SqliteError(db_, "append");
@@ -312,8 +300,7 @@ class SqliteJournal : public Journal {
     // then it is recorded too (one page less to write on every commit).
     if (dead.empty()) return absl::OkStatus();
     std::string h = StrCat(head);
-    sqlite3_bind_text(set_head_.get(), 1, h.data(), static_cast<int>(h.size()),
-                      SQLITE_TRANSIENT);
+    sqlite3_bind_text(set_head_.get(), 1, h.data(), static_cast<int>(h.size()), SQLITE_TRANSIENT);
     int rc = sqlite3_step(set_head_.get());
     sqlite3_reset(set_head_.get());
     if (rc != SQLITE_DONE) return SqliteError(db_, "set head");
@@ -349,8 +336,8 @@ class SqliteJournal : public Journal {
                          [this] { return stopping_; })) {
       lock.unlock();
       int log_frames = 0, done_frames = 0;
-      int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                         &log_frames, &done_frames);
+      int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                         &done_frames);
       // Logged when it starts failing and when it works again, not every
       // 500 ms (a full disk can last).
       bool failing = rc != SQLITE_OK && rc != SQLITE_BUSY;
@@ -382,13 +369,12 @@ class SqliteJournal : public Journal {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(
-    const SqliteJournalOptions& options) {
+absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(const SqliteJournalOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(StrCat(
-        "--data-dir: cannot create '", options.data_dir, "': ", ec.message()));
+    return absl::FailedPreconditionError(
+        StrCat("--data-dir: cannot create '", options.data_dir, "': ", ec.message()));
   }
   // The store holds every live key: only the broker's user reads it. (A
   // mount point owned by someone else keeps its mode, with a warning.)
@@ -405,21 +391,20 @@ absl::StatusOr<std::unique_ptr<Journal>> OpenSqliteJournal(
   std::string lock_path = StrCat(options.data_dir, "/LOCK");
   int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return absl::FailedPreconditionError(
-        StrCat("--data-dir: cannot open '", lock_path, "'"));
+    return absl::FailedPreconditionError(StrCat("--data-dir: cannot open '", lock_path, "'"));
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     close(fd);
-    return absl::FailedPreconditionError(StrCat(
-        "--data-dir: '", options.data_dir, "' is in use by another broker"));
+    return absl::FailedPreconditionError(
+        StrCat("--data-dir: '", options.data_dir, "' is in use by another broker"));
   }
   auto db = OpenDb(db_path, options.fsync);
   if (!db.ok()) {
     close(fd);
     return db.status();
   }
-  auto journal = std::make_unique<SqliteJournal>(options.data_dir, fd, *db,
-                                                 options.fsync, options.new_epoch);
+  auto journal =
+      std::make_unique<SqliteJournal>(options.data_dir, fd, *db, options.fsync, options.new_epoch);
   if (auto s = journal->Init(); !s.ok()) return s;
   return journal;
 }

@@ -22,8 +22,7 @@ uint64_t CredentialState::SubscriberHash(std::string_view subscriber) {
   return absl::Hash<std::string_view>{}(subscriber);
 }
 
-uint64_t CredentialState::TombstoneKey(std::string_view realm,
-                                       std::string_view username) {
+uint64_t CredentialState::TombstoneKey(std::string_view realm, std::string_view username) {
   return absl::Hash<std::tuple<std::string_view, std::string_view>>{}(
       std::make_tuple(realm, username));
 }
@@ -46,8 +45,7 @@ std::string CredentialState::epoch() const {
   return epoch_;
 }
 
-void CredentialState::Replace(std::string epoch, Revision head,
-                              std::vector<RecordRef> live,
+void CredentialState::Replace(std::string epoch, Revision head, std::vector<RecordRef> live,
                               const std::vector<Tombstone>& tombstones) {
   int64_t now = clock_->NowMs();
   {
@@ -96,21 +94,18 @@ StateStats CredentialState::stats() const {
   s.tombstones = tombstones_.size();
   s.history_events = history_.size();
   s.head = head();
-  s.history_first =
-      history_.empty() ? s.head + 1 : history_.front().change.revision;
+  s.history_first = history_.empty() ? s.head + 1 : history_.front().change.revision;
   return s;
 }
 
-RecordRef CredentialState::FindLocked(std::string_view realm,
-                                      std::string_view username,
+RecordRef CredentialState::FindLocked(std::string_view realm, std::string_view username,
                                       int64_t now) const {
   auto it = live_.find(Key{realm, username});
   if (it == live_.end() || !Live(**it, now)) return RecordRef();
   return *it;
 }
 
-RecordRef CredentialState::Find(std::string_view realm,
-                                std::string_view username) const {
+RecordRef CredentialState::Find(std::string_view realm, std::string_view username) const {
   int64_t now = clock_->NowMs();
   std::shared_lock lock(mu_);
   return FindLocked(realm, username, now);
@@ -125,8 +120,7 @@ RecordRef CredentialState::FindInAnyRealm(std::string_view username) const {
   return RecordRef();
 }
 
-bool CredentialState::IsRevoked(std::string_view realm,
-                                std::string_view username) const {
+bool CredentialState::IsRevoked(std::string_view realm, std::string_view username) const {
   int64_t now = clock_->NowMs();
   std::shared_lock lock(mu_);
   for (uint64_t key : {TombstoneKey(realm, username), TombstoneKey("", username)}) {
@@ -136,8 +130,7 @@ bool CredentialState::IsRevoked(std::string_view realm,
   return false;
 }
 
-std::vector<RecordRef> CredentialState::Matching(
-    const v1::Selector& selector) const {
+std::vector<RecordRef> CredentialState::Matching(const v1::Selector& selector) const {
   int64_t now = clock_->NowMs();
   std::vector<RecordRef> out;
   std::shared_lock lock(mu_);
@@ -145,12 +138,10 @@ std::vector<RecordRef> CredentialState::Matching(
     case v1::Selector::kUsername: {
       const auto& ref = selector.username();
       if (!ref.realm().empty()) {
-        if (RecordRef r = FindLocked(ref.realm(), ref.username(), now))
-          out.push_back(std::move(r));
+        if (RecordRef r = FindLocked(ref.realm(), ref.username(), now)) out.push_back(std::move(r));
       } else {
         for (const auto& [realm, count] : realms_) {
-          if (RecordRef r = FindLocked(realm, ref.username(), now))
-            out.push_back(std::move(r));
+          if (RecordRef r = FindLocked(realm, ref.username(), now)) out.push_back(std::move(r));
         }
       }
       break;
@@ -179,9 +170,8 @@ std::vector<RecordRef> CredentialState::Matching(
   return out;
 }
 
-Revision CredentialState::VisitLive(
-    Revision after, size_t max_examined,
-    const std::function<bool(const Record&)>& visit) const {
+Revision CredentialState::VisitLive(Revision after, size_t max_examined,
+                                    const std::function<bool(const Record&)>& visit) const {
   int64_t now = clock_->NowMs();
   std::shared_lock lock(mu_);
   size_t examined = 0;
@@ -220,8 +210,8 @@ CredentialState::HistoryRead CredentialState::VisitHistory(
   return HistoryRead::kOk;
 }
 
-CredentialState::HistoryRead CredentialState::ReadHistory(
-    Revision after, size_t max, std::vector<Change>* out) const {
+CredentialState::HistoryRead CredentialState::ReadHistory(Revision after, size_t max,
+                                                          std::vector<Change>* out) const {
   return VisitHistory(after, [&](const Change& c) {
     if (max == 0) return false;
     --max;
@@ -237,14 +227,17 @@ void CredentialState::InsertLocked(const RecordRef& record) {
   by_expiry_.emplace(r->expires_at_ms(), r);
   if (!r->subscriber().empty()) by_subscriber_.emplace(SubscriberHash(r->subscriber()), r);
   auto it = realms_.find(r->realm());
-  if (it == realms_.end()) realms_.emplace(std::string(r->realm()), 1);
-  else ++it->second;
+  if (it == realms_.end())
+    realms_.emplace(std::string(r->realm()), 1);
+  else
+    ++it->second;
 }
 
 void CredentialState::RemoveLocked(const Record* r) {
   by_revision_.erase(r->revision());
   by_expiry_.erase(Expiry{r->expires_at_ms(), r});
-  if (!r->subscriber().empty()) by_subscriber_.erase(Subscriber{SubscriberHash(r->subscriber()), r});
+  if (!r->subscriber().empty())
+    by_subscriber_.erase(Subscriber{SubscriberHash(r->subscriber()), r});
   auto it = realms_.find(r->realm());
   if (it != realms_.end() && --it->second == 0) realms_.erase(it);
   dead_.push_back(r->revision());
@@ -252,8 +245,7 @@ void CredentialState::RemoveLocked(const Record* r) {
   live_.erase(Key{r->realm(), r->username()});
 }
 
-void CredentialState::AddTombstoneLocked(std::string_view realm,
-                                         std::string_view username,
+void CredentialState::AddTombstoneLocked(std::string_view realm, std::string_view username,
                                          int64_t until) {
   int64_t& t = tombstones_[TombstoneKey(realm, username)];
   t = std::max(t, until);
@@ -282,8 +274,8 @@ void CredentialState::ApplyLocked(const Change& change, int64_t now) {
       // from before an epoch change; keep it revoked as long as anything
       // published before could live.
       int64_t until = rev.revoked_at_ms() + options_.max_ttl_ms;
-      AddTombstoneLocked(rev.selector().username().realm(),
-                         rev.selector().username().username(), until);
+      AddTombstoneLocked(rev.selector().username().realm(), rev.selector().username().username(),
+                         until);
       last_until = until;
     }
     revocation_deaths_.emplace(last_until, change.revision);
@@ -305,8 +297,7 @@ void CredentialState::Apply(const std::vector<Change>& changes) {
   if (listener_) listener_();
 }
 
-void CredentialState::Recover(const Change& change, int64_t at_ms,
-                              bool in_history) {
+void CredentialState::Recover(const Change& change, int64_t at_ms, bool in_history) {
   int64_t now = clock_->NowMs();
   std::unique_lock lock(mu_);
   if (change.put && !Live(*change.put, now)) {
@@ -329,13 +320,11 @@ size_t CredentialState::Expire(size_t max) {
   int64_t now = clock_->NowMs();
   std::unique_lock lock(mu_);
   size_t removed = 0;
-  while (removed < max && !by_expiry_.empty() &&
-         by_expiry_.begin()->first <= now) {
+  while (removed < max && !by_expiry_.empty() && by_expiry_.begin()->first <= now) {
     RemoveLocked(by_expiry_.begin()->second);
     ++removed;
   }
-  while (!revocation_deaths_.empty() &&
-         revocation_deaths_.begin()->first <= now) {
+  while (!revocation_deaths_.empty() && revocation_deaths_.begin()->first <= now) {
     dead_.push_back(revocation_deaths_.begin()->second);
     revocation_deaths_.erase(revocation_deaths_.begin());
   }
@@ -348,9 +337,8 @@ size_t CredentialState::Expire(size_t max) {
 }
 
 void CredentialState::TrimHistoryLocked(int64_t now) {
-  while (!history_.empty() &&
-         (history_.size() > options_.history_max_events ||
-          history_.front().at_ms < now - options_.history_max_age_ms)) {
+  while (!history_.empty() && (history_.size() > options_.history_max_events ||
+                               history_.front().at_ms < now - options_.history_max_age_ms)) {
     history_.pop_front();
   }
 }

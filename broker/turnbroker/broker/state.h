@@ -13,9 +13,9 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <shared_mutex>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,8 +94,7 @@ class CredentialState {
   // accepts, in revision order: at most `max` of them, examining at most
   // `max_examined`. Returns the revision to continue after (0: done).
   Revision Scan(Revision after, size_t max, size_t max_examined,
-                const std::function<bool(const Record&)>& keep,
-                std::vector<RecordRef>* out) const;
+                const std::function<bool(const Record&)>& keep, std::vector<RecordRef>* out) const;
   // The same walk without copies: calls `visit` under the read lock (keep it
   // short; it must not call into the state) for each live, unexpired record
   // after `after`, in revision order, examining at most `max_examined`.
@@ -107,12 +106,10 @@ class CredentialState {
   enum class HistoryRead { kOk, kCompacted };
   // Appends the changes after `after` (at most `max`) to `out`. kCompacted if
   // some of them are no longer retained.
-  HistoryRead ReadHistory(Revision after, size_t max,
-                          std::vector<Change>* out) const;
+  HistoryRead ReadHistory(Revision after, size_t max, std::vector<Change>* out) const;
   // The same without copies: calls `visit` under the read lock for each
   // change after `after`; `visit` returns false to stop without consuming it.
-  HistoryRead VisitHistory(Revision after,
-                           const std::function<bool(const Change&)>& visit) const;
+  HistoryRead VisitHistory(Revision after, const std::function<bool(const Change&)>& visit) const;
 
   // ---- Writes (the commit thread only) ------------------------------------
   // Applies committed changes (consecutive revisions after head), retains
@@ -148,9 +145,7 @@ class CredentialState {
   struct KeyHash {
     using is_transparent = void;
     size_t operator()(const Key& k) const;
-    size_t operator()(const RecordRef& r) const {
-      return (*this)(Key{r->realm(), r->username()});
-    }
+    size_t operator()(const RecordRef& r) const { return (*this)(Key{r->realm(), r->username()}); }
   };
   struct KeyEq {
     using is_transparent = void;
@@ -166,16 +161,12 @@ class CredentialState {
   using Subscriber = std::pair<uint64_t, const Record*>;
   using Expiry = std::pair<int64_t, const Record*>;
 
-  bool Live(const Record& r, int64_t now) const {
-    return r.expires_at_ms() > now;
-  }
-  RecordRef FindLocked(std::string_view realm, std::string_view username,
-                       int64_t now) const;
+  bool Live(const Record& r, int64_t now) const { return r.expires_at_ms() > now; }
+  RecordRef FindLocked(std::string_view realm, std::string_view username, int64_t now) const;
   void InsertLocked(const RecordRef& record);
   void RemoveLocked(const Record* record);
   void ApplyLocked(const Change& change, int64_t now);
-  void AddTombstoneLocked(std::string_view realm, std::string_view username,
-                          int64_t until);
+  void AddTombstoneLocked(std::string_view realm, std::string_view username, int64_t until);
   void TrimHistoryLocked(int64_t now);
   static uint64_t TombstoneKey(std::string_view realm, std::string_view username);
   static uint64_t SubscriberHash(std::string_view subscriber);
@@ -201,8 +192,7 @@ class CredentialState {
   absl::flat_hash_map<uint64_t, int64_t> tombstones_;
   int64_t next_tombstone_sweep_ms_ = 0;
   // When each revocation's last tombstone expires: (time, revision).
-  absl::btree_set<std::pair<int64_t, Revision>> revocation_deaths_
-     ;
+  absl::btree_set<std::pair<int64_t, Revision>> revocation_deaths_;
   struct HistoryEntry {
     Change change;
     int64_t at_ms;

@@ -29,8 +29,7 @@ constexpr int64_t kTickMs = 50;
 grpc::ByteBuffer ToByteBuffer(std::string bytes) {
   auto* owned = new std::string(std::move(bytes));
   grpc::Slice slice(
-      owned->data(), owned->size(),
-      [](void* p) { delete static_cast<std::string*>(p); }, owned);
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
   return grpc::ByteBuffer(&slice, 1);
 }
 
@@ -40,21 +39,19 @@ const char* ReasonName(Reason reason) {
 
 }  // namespace
 
-absl::Status ValidateWatchRequest(const v1::WatchRequest& r,
-                                  const WatchOptions& options) {
+absl::Status ValidateWatchRequest(const v1::WatchRequest& r, const WatchOptions& options) {
   // Bounded before anything walks them: a stream's filter is consulted for
   // every event, on the commit thread.
   if (static_cast<size_t>(r.realms_size()) > kMaxWatchRealms) {
-    return absl::InvalidArgumentError(StrCat("realms: ", r.realms_size(),
-                                             " entries, at most ", kMaxWatchRealms));
+    return absl::InvalidArgumentError(
+        StrCat("realms: ", r.realms_size(), " entries, at most ", kMaxWatchRealms));
   }
   if (static_cast<size_t>(r.kinds_size()) > kMaxWatchKinds) {
     return absl::InvalidArgumentError(
         StrCat("kinds: ", r.kinds_size(), " entries, at most ", kMaxWatchKinds));
   }
   for (int i = 0; i < r.realms_size(); ++i) {
-    if (auto s = ValidateRealm(r.realms(i), StrCat("realms[", i, "]")); !s.ok())
-      return s;
+    if (auto s = ValidateRealm(r.realms(i), StrCat("realms[", i, "]")); !s.ok()) return s;
   }
   if (!r.farm().empty()) {
     if (auto s = ValidateScope(r.farm(), "farm"); !s.ok()) return s;
@@ -66,41 +63,33 @@ absl::Status ValidateWatchRequest(const v1::WatchRequest& r,
   }
   if (r.progress_interval_ms() != 0 &&
       r.progress_interval_ms() < options.min_progress_interval_ms) {
-    return absl::InvalidArgumentError(
-        StrCat("progress_interval_ms: ", r.progress_interval_ms(),
-               " is below the minimum ", options.min_progress_interval_ms));
+    return absl::InvalidArgumentError(StrCat("progress_interval_ms: ", r.progress_interval_ms(),
+                                             " is below the minimum ",
+                                             options.min_progress_interval_ms));
   }
   for (int i = 0; i < r.kinds_size(); ++i) {
-    if (!v1::RecordKind_IsValid(r.kinds(i)) ||
-        r.kinds(i) == v1::RECORD_KIND_UNSPECIFIED) {
-      return absl::InvalidArgumentError(StrCat("kinds[", i,
-                                               "]: unknown record kind ",
-                                               static_cast<int>(r.kinds(i))));
+    if (!v1::RecordKind_IsValid(r.kinds(i)) || r.kinds(i) == v1::RECORD_KIND_UNSPECIFIED) {
+      return absl::InvalidArgumentError(
+          StrCat("kinds[", i, "]: unknown record kind ", static_cast<int>(r.kinds(i))));
     }
   }
   if (r.watcher_name().size() > 128) {
-    return absl::InvalidArgumentError(
-        "watcher_name: too long, at most 128 bytes");
+    return absl::InvalidArgumentError("watcher_name: too long, at most 128 bytes");
   }
   return absl::OkStatus();
 }
 
 struct WatchHub::Metrics {
   explicit Metrics(MetricsRegistry* r)
-      : opened(r->AddCounter("turnbroker_watch_streams_opened_total",
-                             "Watch streams opened")),
-        events(r->AddCounter(
-            "turnbroker_watch_events_sent_total",
-            "Events sent to watchers (snapshot records included)")),
-        frames(r->AddCounter("turnbroker_watch_frames_sent_total",
-                             "Watch frames sent")),
-        bytes(r->AddCounter("turnbroker_watch_bytes_sent_total",
-                            "Watch frame bytes sent")),
+      : opened(r->AddCounter("turnbroker_watch_streams_opened_total", "Watch streams opened")),
+        events(r->AddCounter("turnbroker_watch_events_sent_total",
+                             "Events sent to watchers (snapshot records included)")),
+        frames(r->AddCounter("turnbroker_watch_frames_sent_total", "Watch frames sent")),
+        bytes(r->AddCounter("turnbroker_watch_bytes_sent_total", "Watch frame bytes sent")),
         snapshots(r->AddCounter("turnbroker_watch_snapshots_total",
                                 "Snapshots started (new watchers, resyncs)")),
-        too_slow(
-            r->AddCounter("turnbroker_watch_too_slow_total",
-                          "Streams that fell behind the retained history")) {}
+        too_slow(r->AddCounter("turnbroker_watch_too_slow_total",
+                               "Streams that fell behind the retained history")) {}
   Counter *opened, *events, *frames, *bytes, *snapshots, *too_slow;
 };
 
@@ -113,10 +102,9 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         state_(hub->state_),
         request_(std::move(request)),
         peer_(std::move(peer)),
-        progress_interval_ms_(
-            request_.progress_interval_ms() != 0
-                ? request_.progress_interval_ms()
-                : hub->options_.default_progress_interval_ms) {
+        progress_interval_ms_(request_.progress_interval_ms() != 0
+                                  ? request_.progress_interval_ms()
+                                  : hub->options_.default_progress_interval_ms) {
     for (int k : request_.kinds())
       if (k == v1::RECORD_KIND_LONG_TERM_CREDENTIAL) wants_credentials_ = true;
     if (request_.kinds().empty()) wants_credentials_ = true;
@@ -146,9 +134,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         .Kv("peer", peer_)
         .Kv("resume", resume)
         .Kv("head", head)
-        .Kv("start", reason == v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED
-                         ? "replay"
-                         : ReasonName(reason));
+        .Kv("start", reason == v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED ? "replay"
+                                                                              : ReasonName(reason));
     if (reason != v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED) {
       BeginSnapshotLocked(reason);
     } else {
@@ -229,12 +216,10 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     begin_pending_ = true;
     reason_ = reason;
     hub_->metrics_->snapshots->Inc();
-    if (reason == v1::WatchResponse::WATCHER_TOO_SLOW)
-      hub_->metrics_->too_slow->Inc();
+    if (reason == v1::WatchResponse::WATCHER_TOO_SLOW) hub_->metrics_->too_slow->Inc();
   }
 
-  void AppendFrameTrailer(std::string* out, Revision revision, Marker marker,
-                          Reason reason) {
+  void AppendFrameTrailer(std::string* out, Revision revision, Marker marker, Reason reason) {
     wire::PutVarintField(out, kRevision, revision);
     wire::PutBytes(out, kEpoch, state_.epoch());
     wire::PutVarintField(out, kMarker, static_cast<uint64_t>(marker));
@@ -260,20 +245,17 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       return true;
     }
     size_t events = 0;
-    auto room = [&] {
-      return events < opt.max_frame_events && out->size() < opt.max_frame_bytes;
-    };
+    auto room = [&] { return events < opt.max_frame_events && out->size() < opt.max_frame_bytes; };
     if (scanning_) {
       // Frames are built under the state's read lock, straight from the
       // records: no copies, no reference counting.
-      Revision next = state_.VisitLive(scan_after_, opt.max_frame_events * 8,
-                                       [&](const Record& r) {
-                                         if (!Wants(r)) return true;
-                                         if (!room()) return false;
-                                         AppendPut(out, r, r.revision());
-                                         ++events;
-                                         return true;
-                                       });
+      Revision next = state_.VisitLive(scan_after_, opt.max_frame_events * 8, [&](const Record& r) {
+        if (!Wants(r)) return true;
+        if (!room()) return false;
+        AppendPut(out, r, r.revision());
+        ++events;
+        return true;
+      });
       scan_after_ = next;
       events_in_frame_ = events;
       if (next == 0) {
@@ -315,15 +297,13 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
           .Kv("peer", peer_)
           .Kv("revision", cursor_)
           .Kv("history_first", state_.history_first());
-      BeginSnapshotLocked(in_resync_ || synced_pending_
-                              ? v1::WatchResponse::HISTORY_COMPACTED
-                              : v1::WatchResponse::WATCHER_TOO_SLOW);
+      BeginSnapshotLocked(in_resync_ || synced_pending_ ? v1::WatchResponse::HISTORY_COMPACTED
+                                                        : v1::WatchResponse::WATCHER_TOO_SLOW);
       return BuildFrameLocked(out);
     }
     events_in_frame_ = events;
     if (events > 0) {
-      AppendFrameTrailer(out, in_resync_ ? 0 : cursor_,
-                         v1::WatchResponse::EVENTS,
+      AppendFrameTrailer(out, in_resync_ ? 0 : cursor_, v1::WatchResponse::EVENTS,
                          v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
       return true;
     }
@@ -352,8 +332,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     // was read may belong to either; the watcher resumes elsewhere or here
     // and gets a snapshot of the new epoch (docs/architecture.md).
     if (state_.generation() != generation_) {
-      FinishLocked(absl::UnavailableError(
-          "the store's dataset changed (new epoch); reconnect and resync"));
+      FinishLocked(
+          absl::UnavailableError("the store's dataset changed (new epoch); reconnect and resync"));
       return false;
     }
     if (!built) return more_;
@@ -389,7 +369,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const std::string peer_;
   const int64_t progress_interval_ms_;
   bool wants_credentials_ = false;
-  uint64_t generation_ = 0;  // the state's, at Start()
+  uint64_t generation_ = 0;                  // the state's, at Start()
   absl::flat_hash_set<std::string> realms_;  // request_.realms(); empty: all
 
   std::mutex mu_;
@@ -413,11 +393,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   uint64_t events_sent_ = 0;
 };
 
-WatchHub::WatchHub(const CredentialState& state, WatchOptions options,
-                   MetricsRegistry* metrics)
-    : state_(state),
-      options_(options),
-      metrics_(std::make_unique<Metrics>(metrics)) {
+WatchHub::WatchHub(const CredentialState& state, WatchOptions options, MetricsRegistry* metrics)
+    : state_(state), options_(options), metrics_(std::make_unique<Metrics>(metrics)) {
   metrics->AddGaugeFunction("turnbroker_watchers", "Open Watch streams",
                             [this] { return static_cast<double>(size()); });
   thread_ = std::thread([this] { Loop(); });
@@ -433,19 +410,17 @@ size_t WatchHub::size() const {
   return streams_.size();
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request) {
   v1::WatchRequest parsed;
   std::vector<grpc::Slice> slices;
   std::string bytes;
   if (request->Dump(&slices).ok()) {
-    for (const auto& s : slices)
-      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   using Reactor = grpc::ServerWriteReactor<grpc::ByteBuffer>;
   if (!parsed.ParseFromString(bytes)) {
-    return Refuse<Reactor>(
-        absl::InvalidArgumentError("request: not a turnbroker.v1.WatchRequest"));
+    return Refuse<Reactor>(absl::InvalidArgumentError("request: not a turnbroker.v1.WatchRequest"));
   }
   if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
     LogInfo("call refused")
@@ -455,16 +430,15 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(
     return Refuse<Reactor>(s);
   }
   auto* stream = new WatchStream(
-      this, std::move(parsed),
-      StrCat(context->peer(), " ", PeerOf(*context->auth_context()).name));
+      this, std::move(parsed), StrCat(context->peer(), " ", PeerOf(*context->auth_context()).name));
   {
     std::lock_guard<std::mutex> lock(mu_);
     absl::Status refused;
     if (stopping_) {
       refused = absl::UnavailableError("broker is shutting down");
     } else if (streams_.size() >= options_.max_watchers) {
-      refused = absl::ResourceExhaustedError(
-          StrCat("too many watchers (", options_.max_watchers, ")"));
+      refused =
+          absl::ResourceExhaustedError(StrCat("too many watchers (", options_.max_watchers, ")"));
     }
     if (!refused.ok()) {
       delete stream;
@@ -501,8 +475,7 @@ void WatchHub::Loop() {
   while (!stopping_) {
     // Snapshots in progress go on at once (the wait still lets Open, Remove
     // and Notify take the mutex); otherwise a tick for PROGRESS markers.
-    cv_.wait_for(lock, std::chrono::milliseconds(more ? 0 : kTickMs),
-                 [this] { return stopping_; });
+    cv_.wait_for(lock, std::chrono::milliseconds(more ? 0 : kTickMs), [this] { return stopping_; });
     if (stopping_) break;
     more = false;
     // Streams cannot be removed (OnDone) while mu_ is held.
@@ -521,8 +494,7 @@ void WatchHub::Shutdown() {
   cv_.notify_all();
   // Streams whose last write is stuck behind a client that stopped reading
   // cannot finish until the server cancels their calls: do not wait long.
-  cv_.wait_for(lock, std::chrono::seconds(2),
-               [this] { return streams_.empty(); });
+  cv_.wait_for(lock, std::chrono::seconds(2), [this] { return streams_.empty(); });
 }
 
 }  // namespace turnbroker::broker

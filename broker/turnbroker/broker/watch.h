@@ -45,14 +45,13 @@ class WatchStream;
 
 class WatchHub {
  public:
-  WatchHub(const CredentialState& state, WatchOptions options,
-           MetricsRegistry* metrics);
+  WatchHub(const CredentialState& state, WatchOptions options, MetricsRegistry* metrics);
   ~WatchHub();  // Shutdown() first
 
   // Validates the request and starts a stream for it. Errors (bad request,
   // too many watchers, shutting down) are returned as a finished reactor.
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(
-      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request);
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request);
 
   // A new head revision was committed: live streams with no write in flight
   // build and start their next frame, on the calling thread (the commit
@@ -86,8 +85,7 @@ class WatchHub {
 };
 
 // Checks a WatchRequest; INVALID_ARGUMENT names the field.
-absl::Status ValidateWatchRequest(const v1::WatchRequest& request,
-                                  const WatchOptions& options);
+absl::Status ValidateWatchRequest(const v1::WatchRequest& request, const WatchOptions& options);
 
 }  // namespace turnbroker::broker
 

@@ -41,8 +41,7 @@ inline void PutVarintField(std::string* out, uint32_t field, uint64_t v) {
 
 // A length-delimited field (string, bytes, message); proto3 omits empty
 // strings, so callers that must keep an empty message call PutBytesAlways.
-inline void PutBytesAlways(std::string* out, uint32_t field,
-                           std::string_view bytes) {
+inline void PutBytesAlways(std::string* out, uint32_t field, std::string_view bytes) {
   PutTag(out, field, kLengthDelimited);
   PutVarint(out, bytes.size());
   out->append(bytes);
@@ -53,8 +52,7 @@ inline void PutBytes(std::string* out, uint32_t field, std::string_view bytes) {
 
 // Size of a length-delimited field carrying `payload` bytes.
 inline size_t BytesFieldSize(uint32_t field, size_t payload) {
-  return VarintSize(static_cast<uint64_t>(field) << 3) + VarintSize(payload) +
-         payload;
+  return VarintSize(static_cast<uint64_t>(field) << 3) + VarintSize(payload) + payload;
 }
 
 // Writes into a buffer the caller sized exactly (see BytesFieldSize).
@@ -68,9 +66,7 @@ class Writer {
     }
     *p_++ = static_cast<char>(v);
   }
-  void Tag(uint32_t field, WireType type) {
-    Varint((static_cast<uint64_t>(field) << 3) | type);
-  }
+  void Tag(uint32_t field, WireType type) { Varint((static_cast<uint64_t>(field) << 3) | type); }
   void Bytes(std::string_view b) {
     std::memcpy(p_, b.data(), b.size());
     p_ += b.size();

@@ -34,8 +34,7 @@ absl::StatusOr<std::string> BrokerTarget(std::string_view target, std::string_vi
         inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, ip, sizeof ip);
         v4.push_back(StrCat(ip, ":", hp.port));
       } else if (a->ai_family == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, ip,
-                  sizeof ip);
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, ip, sizeof ip);
         v6.push_back(StrCat("[", ip, "]:", hp.port));
       }
     }
@@ -49,8 +48,7 @@ absl::StatusOr<std::string> BrokerTarget(std::string_view target, std::string_vi
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const ChannelOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options) {
   auto creds = MakeChannelCredentials(options.tls);
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;

@@ -20,7 +20,7 @@ struct ChannelOptions {
   // HOST:PORT, a list HOST:PORT,HOST:PORT (broker replicas: see
   // BrokerTarget), or any gRPC target URI.
   std::string target;
-  TlsFiles tls;        // empty: plaintext
+  TlsFiles tls;  // empty: plaintext
   // Override of the name the server certificate must carry (default: host).
   std::string tls_server_name;
   // HTTP/2 keepalive: a dead broker is noticed within about
@@ -41,8 +41,7 @@ struct ChannelOptions {
 absl::StatusOr<std::string> BrokerTarget(std::string_view target, std::string_view field);
 
 // Errors name the flag whose file cannot be read, or `--broker`.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const ChannelOptions& options);
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options);
 
 }  // namespace turnbroker
 

@@ -39,25 +39,21 @@ struct CredentialLimits {
 // Each returns OK or INVALID_ARGUMENT with a message "<field>: <problem>",
 // where <field> is the `field` argument (e.g. "credentials[3].realm").
 absl::Status ValidateRealm(std::string_view realm, std::string_view field);
-absl::Status ValidateUsername(std::string_view username,
-                              std::string_view field);
+absl::Status ValidateUsername(std::string_view username, std::string_view field);
 absl::Status ValidateKey(std::string_view key, std::string_view field);
-absl::Status ValidateSubscriber(std::string_view subscriber,
-                                std::string_view field);
+absl::Status ValidateSubscriber(std::string_view subscriber, std::string_view field);
 absl::Status ValidateIssuer(std::string_view issuer, std::string_view field);
 absl::Status ValidateScope(std::string_view scope, std::string_view field);
 absl::Status ValidateReason(std::string_view reason, std::string_view field);
 
 // A credential as published: every field above, plus its expiry against
 // `now_ms` and `limits`. `field` prefixes the messages ("credentials[3]").
-absl::Status ValidateCredential(const v1::Credential& credential,
-                                const CredentialLimits& limits, int64_t now_ms,
-                                std::string_view field);
+absl::Status ValidateCredential(const v1::Credential& credential, const CredentialLimits& limits,
+                                int64_t now_ms, std::string_view field);
 
 // A revocation selector: exactly one of username (realm optional), subscriber
 // or issuer, each valid.
-absl::Status ValidateSelector(const v1::Selector& selector,
-                              std::string_view field);
+absl::Status ValidateSelector(const v1::Selector& selector, std::string_view field);
 
 // The long-term key of RFC 8489 §9.2.2: MD5(username ":" realm ":" password),
 // the value coturn's user database holds. (SASLprep of the password is the

@@ -94,26 +94,46 @@ bool HasToken(std::string_view list, std::string_view token) {
 
 const char* Reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Status";
   }
 }
 
@@ -128,21 +148,36 @@ const std::string* HttpRequest::Header(std::string_view lower_name) const {
 
 const char* HttpCodeName(int status) {
   switch (status) {
-    case 400: return "INVALID_ARGUMENT";
-    case 404: return "NOT_FOUND";
-    case 405: return "METHOD_NOT_ALLOWED";
-    case 408: return "REQUEST_TIMEOUT";
-    case 409: return "CONFLICT";
-    case 411: return "LENGTH_REQUIRED";
-    case 413: return "PAYLOAD_TOO_LARGE";
-    case 415: return "UNSUPPORTED_MEDIA_TYPE";
-    case 417: return "EXPECTATION_FAILED";
-    case 431: return "HEADERS_TOO_LARGE";
-    case 501: return "NOT_IMPLEMENTED";
-    case 502: return "BROKER_REFUSED";
-    case 503: return "UNAVAILABLE";
-    case 505: return "HTTP_VERSION_NOT_SUPPORTED";
-    default: return status >= 500 ? "INTERNAL" : "ERROR";
+    case 400:
+      return "INVALID_ARGUMENT";
+    case 404:
+      return "NOT_FOUND";
+    case 405:
+      return "METHOD_NOT_ALLOWED";
+    case 408:
+      return "REQUEST_TIMEOUT";
+    case 409:
+      return "CONFLICT";
+    case 411:
+      return "LENGTH_REQUIRED";
+    case 413:
+      return "PAYLOAD_TOO_LARGE";
+    case 415:
+      return "UNSUPPORTED_MEDIA_TYPE";
+    case 417:
+      return "EXPECTATION_FAILED";
+    case 431:
+      return "HEADERS_TOO_LARGE";
+    case 501:
+      return "NOT_IMPLEMENTED";
+    case 502:
+      return "BROKER_REFUSED";
+    case 503:
+      return "UNAVAILABLE";
+    case 505:
+      return "HTTP_VERSION_NOT_SUPPORTED";
+    default:
+      return status >= 500 ? "INTERNAL" : "ERROR";
   }
 }
 
@@ -242,7 +277,8 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(std::string_view head) {
     if (h.front() == ' ' || h.front() == '\t')
       return Fail(400, "headers: folded header lines are not accepted", "headers");
     size_t colon = h.find(':');
-    if (colon == h.npos || colon == 0) return Fail(400, "headers: a line without a name", "headers");
+    if (colon == h.npos || colon == 0)
+      return Fail(400, "headers: a line without a name", "headers");
     for (char c : h.substr(0, colon)) {
       if (!IsTokenChar(c)) return Fail(400, "headers: bad header name", "headers");
     }
@@ -257,9 +293,8 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(std::string_view head) {
   }
 
   const std::string* connection = request_.Header("connection");
-  keep_alive_ = request_.version_minor >= 1
-                    ? !(connection && HasToken(*connection, "close"))
-                    : (connection && HasToken(*connection, "keep-alive"));
+  keep_alive_ = request_.version_minor >= 1 ? !(connection && HasToken(*connection, "close"))
+                                            : (connection && HasToken(*connection, "keep-alive"));
   if (const std::string* expect = request_.Header("expect")) {
     if (Lower(*expect) != "100-continue")
       return Fail(417, StrCat("Expect: '", *expect, "' is not supported"), "Expect");
@@ -267,10 +302,9 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(std::string_view head) {
   }
   if (const std::string* ce = request_.Header("content-encoding")) {
     if (Lower(*ce) != "identity")
-      return Fail(415,
-                  StrCat("Content-Encoding: '", *ce,
-                         "' is not supported; send the body uncompressed"),
-                  "Content-Encoding");
+      return Fail(
+          415, StrCat("Content-Encoding: '", *ce, "' is not supported; send the body uncompressed"),
+          "Content-Encoding");
   }
 
   // Framing: Content-Length or chunked, never both (request smuggling).
@@ -319,8 +353,8 @@ HttpRequestParser::Result HttpRequestParser::ParseHead(std::string_view head) {
   return Result::kDone;
 }
 
-bool HttpRequestParser::TakeLine(std::string_view data, size_t* pos, size_t max,
-                                 std::string* line, bool* done) {
+bool HttpRequestParser::TakeLine(std::string_view data, size_t* pos, size_t max, std::string* line,
+                                 bool* done) {
   *done = false;
   while (*pos < data.size()) {
     char c = data[(*pos)++];
@@ -347,8 +381,10 @@ HttpRequestParser::Result HttpRequestParser::Feed(std::string_view data, size_t*
   const size_t framing_budget = limits_.max_header_bytes + 4 * limits_.max_body_bytes;
   while (true) {
     switch (state_) {
-      case State::kDone: return done(Result::kDone);
-      case State::kError: return done(Result::kError);
+      case State::kDone:
+        return done(Result::kDone);
+      case State::kError:
+        return done(Result::kError);
       case State::kHead: {
         // Blank lines before a request are skipped (RFC 9112 §2.2).
         while (head_.empty() && pos < data.size() && (data[pos] == '\r' || data[pos] == '\n')) {
@@ -383,8 +419,7 @@ HttpRequestParser::Result HttpRequestParser::Feed(std::string_view data, size_t*
       }
       case State::kBody:
       case State::kChunkData: {
-        size_t take = static_cast<size_t>(
-            std::min<uint64_t>(remaining_, data.size() - pos));
+        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, data.size() - pos));
         request_.body.append(data.substr(pos, take));
         pos += take;
         remaining_ -= take;
@@ -452,7 +487,8 @@ absl::StatusOr<HttpListener> BindHttpListener(std::string_view listen, std::stri
   if (listen.rfind("unix:", 0) == 0) {
     l.unix_path = std::string(listen.substr(5));
     sockaddr_un addr{};
-    if (l.unix_path.empty()) return absl::InvalidArgumentError(StrCat(flag, ": unix: needs a path"));
+    if (l.unix_path.empty())
+      return absl::InvalidArgumentError(StrCat(flag, ": unix: needs a path"));
     if (l.unix_path.size() >= sizeof addr.sun_path)
       return absl::InvalidArgumentError(StrCat(flag, ": the socket path is too long"));
     addr.sun_family = AF_UNIX;
@@ -480,8 +516,8 @@ absl::StatusOr<HttpListener> BindHttpListener(std::string_view listen, std::stri
     return unavailable(gai_strerror(rc));
   std::string why = "no address";
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                      ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) continue;
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -489,9 +525,9 @@ absl::StatusOr<HttpListener> BindHttpListener(std::string_view listen, std::stri
       sockaddr_storage bound{};
       socklen_t len = sizeof bound;
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-      l.port = ntohs(bound.ss_family == AF_INET6
-                         ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+      l.port =
+          ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
       l.fd = fd;
       break;
     }
@@ -514,7 +550,7 @@ struct Conn {
   int fd = -1;
   std::string peer;  // IP address, or "" for a UNIX socket peer
   HttpRequestParser parser;
-  std::string in;    // bytes read and not yet parsed (a pipelined request)
+  std::string in;  // bytes read and not yet parsed (a pipelined request)
   Phase phase = Phase::kIdle;
   int64_t deadline_ms = 0;
   size_t requests = 0;
@@ -526,7 +562,7 @@ struct Conn {
 
 constexpr uint64_t kListenId = 0;
 constexpr uint64_t kWakeId = 1;
-constexpr size_t kDrainMax = 256 * 1024;   // read and dropped after an error
+constexpr size_t kDrainMax = 256 * 1024;  // read and dropped after an error
 constexpr int64_t kDrainMs = 1'000;
 // Answers written but not yet read by the peer, beyond which a connection
 // that keeps sending requests is closed rather than answered: a worker
@@ -675,13 +711,13 @@ struct HttpServer::Impl {
         lock.unlock();
         bool by_peer = refused[0] == 'p';
         if (Counter* m = by_peer ? m_refused_peer : m_refused_total) m->Inc();
-        HttpResponse r = HttpJsonError(
-            503,
-            by_peer ? StrCat("connections: ", peer, " already has ",
-                             options.max_connections_per_peer, " open connections")
-                    : StrCat("connections: the server already has ", options.max_connections,
-                             " open connections"),
-            "connections");
+        HttpResponse r =
+            HttpJsonError(503,
+                          by_peer ? StrCat("connections: ", peer, " already has ",
+                                           options.max_connections_per_peer, " open connections")
+                                  : StrCat("connections: the server already has ",
+                                           options.max_connections, " open connections"),
+                          "connections");
         r.headers.emplace_back("Retry-After", "1");
         SendNow(fd, Serialize(r, false, false));
         ::close(fd);
@@ -711,8 +747,10 @@ struct HttpServer::Impl {
     if (r == HttpRequestParser::Result::kDone) return true;
     if (r == HttpRequestParser::Result::kError) {
       const auto& e = c->parser.error();
-      LogDebug("HTTP request refused").Kv("peer", c->peer).Kv("status", e.status).Kv("error",
-                                                                                     e.message);
+      LogDebug("HTTP request refused")
+          .Kv("peer", c->peer)
+          .Kv("status", e.status)
+          .Kv("error", e.message);
       FailConnection(c, HttpJsonError(e.status, e.message, e.field));
       return false;
     }

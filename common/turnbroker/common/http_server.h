@@ -31,13 +31,13 @@ namespace turnbroker {
 class MetricsRegistry;
 
 struct HttpRequest {
-  std::string method;   // as sent, e.g. "POST"
-  std::string target;   // as sent, e.g. "/v1/credentials?impu=sip%3Aa%40b"
-  std::string path;     // percent-decoded, without the query
+  std::string method;  // as sent, e.g. "POST"
+  std::string target;  // as sent, e.g. "/v1/credentials?impu=sip%3Aa%40b"
+  std::string path;    // percent-decoded, without the query
   std::multimap<std::string, std::string> query;  // percent-decoded ('+' is a space)
   // Header names in lower case, values without surrounding blanks.
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;     // decoded from the framing (chunked or not)
+  std::string body;       // decoded from the framing (chunked or not)
   int version_minor = 1;  // HTTP/1.0 or HTTP/1.1
 
   // The first header of that lower-case name, or nullptr.
@@ -60,7 +60,7 @@ const char* HttpCodeName(int status);
 struct HttpLimits {
   size_t max_header_bytes = 8 * 1024;  // request line, headers and chunked trailers
   size_t max_headers = 64;
-  size_t max_body_bytes = 16 * 1024;   // decoded body bytes
+  size_t max_body_bytes = 16 * 1024;  // decoded body bytes
 };
 
 // Incremental parser of one HTTP/1.x request (no I/O; fuzzed by
@@ -89,7 +89,9 @@ class HttpRequestParser {
   bool started() const { return started_; }
   // The header block is complete and the request said "Expect: 100-continue"
   // and its body has not arrived yet: the server may send 100 Continue.
-  bool wants_continue() const { return state_ == State::kBody && expect_continue_ && body_seen_ == 0; }
+  bool wants_continue() const {
+    return state_ == State::kBody && expect_continue_ && body_seen_ == 0;
+  }
   // Whether the connection may carry another request after this one.
   bool keep_alive() const { return keep_alive_; }
 
@@ -97,7 +99,16 @@ class HttpRequestParser {
   const Error& error() const { return error_; }
 
  private:
-  enum class State { kHead, kBody, kChunkSize, kChunkData, kChunkDataEnd, kTrailers, kDone, kError };
+  enum class State {
+    kHead,
+    kBody,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailers,
+    kDone,
+    kError
+  };
   Result Fail(int status, std::string message, std::string field = "");
   Result ParseHead(std::string_view head);
   // Chunked framing: a line ending in CRLF, bounded in length.
@@ -108,11 +119,11 @@ class HttpRequestParser {
   bool started_ = false;
   bool keep_alive_ = true;
   bool expect_continue_ = false;
-  size_t head_bytes_ = 0;     // bytes of the head (and trailers) so far
-  size_t scan_from_ = 0;      // where to look for the end of the head
-  std::string head_;          // the head until it is complete
-  std::string line_;          // a partial chunk-size or trailer line
-  uint64_t remaining_ = 0;    // body bytes left (Content-Length or chunk)
+  size_t head_bytes_ = 0;   // bytes of the head (and trailers) so far
+  size_t scan_from_ = 0;    // where to look for the end of the head
+  std::string head_;        // the head until it is complete
+  std::string line_;        // a partial chunk-size or trailer line
+  uint64_t remaining_ = 0;  // body bytes left (Content-Length or chunk)
   size_t body_seen_ = 0;
   HttpRequest request_;
   Error error_;
@@ -146,8 +157,8 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 // `flag` if it cannot be bound, INVALID_ARGUMENT for a malformed address.
 struct HttpListener {
   int fd = -1;
-  int port = 0;            // the bound TCP port; 0 for a UNIX socket
-  std::string unix_path;   // removed by the server at Stop()
+  int port = 0;           // the bound TCP port; 0 for a UNIX socket
+  std::string unix_path;  // removed by the server at Stop()
 };
 absl::StatusOr<HttpListener> BindHttpListener(std::string_view listen, std::string_view flag);
 

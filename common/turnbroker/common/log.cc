@@ -7,7 +7,6 @@
 #include <ctime>
 #include <mutex>
 
-
 namespace turnbroker {
 namespace {
 
@@ -24,18 +23,21 @@ Config& GlobalConfig() {
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
 
 void AppendTimestamp(std::string* out) {
   auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                now.time_since_epoch()).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   time_t secs = static_cast<time_t>(ms / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
@@ -48,8 +50,7 @@ void AppendTimestamp(std::string* out) {
 bool NeedsQuotes(std::string_view v) {
   if (v.empty()) return true;
   for (char c : v) {
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' ||
-        static_cast<unsigned char>(c) < 0x20)
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20)
       return true;
   }
   return false;
@@ -60,11 +61,21 @@ void AppendQuoted(std::string* out, std::string_view v) {
   out->push_back('"');
   for (char c : v) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -89,20 +100,22 @@ void InitLogging(std::string_view app, LogLevel level, LogFormat format) {
 
 bool ParseLogLevel(std::string_view name, LogLevel* level) {
   std::string n = AsciiLower(name);
-  if (n == "debug") *level = LogLevel::kDebug;
-  else if (n == "info") *level = LogLevel::kInfo;
-  else if (n == "warn" || n == "warning") *level = LogLevel::kWarn;
-  else if (n == "error") *level = LogLevel::kError;
-  else return false;
+  if (n == "debug")
+    *level = LogLevel::kDebug;
+  else if (n == "info")
+    *level = LogLevel::kInfo;
+  else if (n == "warn" || n == "warning")
+    *level = LogLevel::kWarn;
+  else if (n == "error")
+    *level = LogLevel::kError;
+  else
+    return false;
   return true;
 }
 
-bool LogEnabled(LogLevel level) {
-  return static_cast<int>(level) >= GlobalConfig().level.load();
-}
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= GlobalConfig().level.load(); }
 
-LogLine::LogLine(LogLevel level, std::string_view msg)
-    : enabled_(LogEnabled(level)) {
+LogLine::LogLine(LogLevel level, std::string_view msg) : enabled_(LogEnabled(level)) {
   if (!enabled_) return;
   const Config& c = GlobalConfig();
   line_.reserve(160);
@@ -116,8 +129,7 @@ LogLine::LogLine(LogLevel level, std::string_view msg)
   } else {
     line_.append("ts=");
     AppendTimestamp(&line_);
-    StrAppend(&line_, " level=", LevelName(level), " app=", c.app,
-                    " msg=");
+    StrAppend(&line_, " level=", LevelName(level), " app=", c.app, " msg=");
     AppendQuoted(&line_, msg);
   }
 }
@@ -138,8 +150,10 @@ void LogLine::AppendRaw(std::string_view key, std::string_view value) {
     AppendQuoted(&line_, value);
   } else {
     StrAppend(&line_, " ", key, "=");
-    if (NeedsQuotes(value)) AppendQuoted(&line_, value);
-    else line_.append(value);
+    if (NeedsQuotes(value))
+      AppendQuoted(&line_, value);
+    else
+      line_.append(value);
   }
 }
 

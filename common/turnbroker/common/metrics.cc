@@ -7,15 +7,13 @@
 namespace turnbroker {
 
 Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)),
-      counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i] = 0;
 }
 
 std::vector<double> Histogram::LatencyBounds() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-          0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,
-          2.5,     5,      10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 }
 
 void Histogram::ObserveMicros(int64_t micros) {
@@ -23,12 +21,10 @@ void Histogram::ObserveMicros(int64_t micros) {
   size_t i = 0;
   while (i < bounds_.size() && s > bounds_[i]) ++i;
   counts_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_micros_.fetch_add(static_cast<uint64_t>(micros < 0 ? 0 : micros),
-                        std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<uint64_t>(micros < 0 ? 0 : micros), std::memory_order_relaxed);
 }
 
-void Histogram::Render(std::string* out, std::string_view name,
-                       std::string_view labels) const {
+void Histogram::Render(std::string* out, std::string_view name, std::string_view labels) const {
   std::string sep = labels.empty() ? "" : StrCat(labels, ",");
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= bounds_.size(); ++i) {
@@ -37,8 +33,7 @@ void Histogram::Render(std::string* out, std::string_view name,
     StrAppend(out, name, "_bucket{", sep, "le=\"", le, "\"} ", cumulative, "\n");
   }
   std::string braces = labels.empty() ? "" : StrCat("{", labels, "}");
-  StrAppend(out, name, "_sum", braces, " ",
-                  sum_micros_.load() / 1e6, "\n");
+  StrAppend(out, name, "_sum", braces, " ", sum_micros_.load() / 1e6, "\n");
   StrAppend(out, name, "_count", braces, " ", cumulative, "\n");
 }
 
@@ -54,8 +49,7 @@ struct MetricsRegistry::Entry {
 MetricsRegistry::MetricsRegistry() = default;
 MetricsRegistry::~MetricsRegistry() = default;
 
-Counter* MetricsRegistry::AddCounter(std::string name, std::string help,
-                                     std::string labels) {
+Counter* MetricsRegistry::AddCounter(std::string name, std::string help, std::string labels) {
   auto e = std::make_unique<Entry>();
   e->type = Entry::kCounter;
   e->name = std::move(name), e->help = std::move(help), e->labels = std::move(labels);
@@ -63,8 +57,7 @@ Counter* MetricsRegistry::AddCounter(std::string name, std::string help,
   return &entries_.back()->counter;
 }
 
-Gauge* MetricsRegistry::AddGauge(std::string name, std::string help,
-                                 std::string labels) {
+Gauge* MetricsRegistry::AddGauge(std::string name, std::string help, std::string labels) {
   auto e = std::make_unique<Entry>();
   e->type = Entry::kGauge;
   e->name = std::move(name), e->help = std::move(help), e->labels = std::move(labels);
@@ -72,8 +65,7 @@ Gauge* MetricsRegistry::AddGauge(std::string name, std::string help,
   return &entries_.back()->gauge;
 }
 
-Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help,
-                                         std::string labels,
+Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help, std::string labels,
                                          std::vector<double> bounds) {
   auto e = std::make_unique<Entry>();
   e->type = Entry::kHistogram;
@@ -100,8 +92,7 @@ std::string MetricsRegistry::Render() const {
       const char* type = e->type == Entry::kCounter     ? "counter"
                          : e->type == Entry::kHistogram ? "histogram"
                                                         : "gauge";
-      StrAppend(&out, "# HELP ", e->name, " ", e->help, "\n# TYPE ",
-                      e->name, " ", type, "\n");
+      StrAppend(&out, "# HELP ", e->name, " ", e->help, "\n# TYPE ", e->name, " ", type, "\n");
       last_family = e->name;
     }
     std::string braces = e->labels.empty() ? "" : StrCat("{", e->labels, "}");

@@ -43,8 +43,7 @@ class Histogram {
  public:
   explicit Histogram(std::vector<double> bounds);
   void ObserveMicros(int64_t micros);
-  void Render(std::string* out, std::string_view name,
-              std::string_view labels) const;
+  void Render(std::string* out, std::string_view name, std::string_view labels) const;
 
   // 50us .. 10s, for request and delivery latencies.
   static std::vector<double> LatencyBounds();
@@ -65,15 +64,12 @@ class MetricsRegistry {
 
   // `labels` like `result="ok"`, or empty. Families (same name) must have
   // the same type and help.
-  Counter* AddCounter(std::string name, std::string help,
-                      std::string labels = "");
+  Counter* AddCounter(std::string name, std::string help, std::string labels = "");
   Gauge* AddGauge(std::string name, std::string help, std::string labels = "");
-  Histogram* AddHistogram(std::string name, std::string help,
-                          std::string labels = "",
+  Histogram* AddHistogram(std::string name, std::string help, std::string labels = "",
                           std::vector<double> bounds = Histogram::LatencyBounds());
   // A gauge computed when scraped. `fn` must be thread-safe.
-  void AddGaugeFunction(std::string name, std::string help,
-                        std::function<double()> fn);
+  void AddGaugeFunction(std::string name, std::string help, std::function<double()> fn);
 
   // The text exposition format (version 0.0.4).
   std::string Render() const;

@@ -15,12 +15,10 @@ std::string HostPort::ToString() const {
   return StrCat(host, ":", port);
 }
 
-absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
-                                       std::string_view field,
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text, std::string_view field,
                                        bool allow_port_zero) {
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(
-        StrCat(field, ": '", text, "' ", why, " (want HOST:PORT)"));
+    return absl::InvalidArgumentError(StrCat(field, ": '", text, "' ", why, " (want HOST:PORT)"));
   };
   HostPort hp;
   std::string_view port;
@@ -34,14 +32,14 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
     size_t colon = text.rfind(':');
     if (colon == text.npos) return bad("has no port");
     hp.host = std::string(text.substr(0, colon));
-    if (hp.host.find(':') != std::string::npos)
-      return bad("has an IPv6 host without brackets");
+    if (hp.host.find(':') != std::string::npos) return bad("has an IPv6 host without brackets");
     port = text.substr(colon + 1);
   }
   if (hp.host.empty()) return bad("has no host");
   uint32_t p = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535) return bad("has a bad port");
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535)
+    return bad("has a bad port");
   if (p == 0 && !allow_port_zero) return bad("has port 0");
   hp.port = static_cast<uint16_t>(p);
   return hp;

@@ -22,8 +22,7 @@ struct HostPort {
 // Parses "HOST:PORT", "[IPV6]:PORT". Port 0 is allowed only if
 // `allow_port_zero` (listen on an ephemeral port). INVALID_ARGUMENT names
 // `field` on error.
-absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
-                                       std::string_view field,
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text, std::string_view field,
                                        bool allow_port_zero = false);
 
 // Parses "HOST:PORT,HOST:PORT,..." (at least one; empty items skipped).

@@ -9,9 +9,7 @@ namespace turnbroker {
 
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
-  if (n > 0 &&
-      RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),
-                 static_cast<int>(n)) != 1) {
+  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
     std::fputs("fatal: OpenSSL RAND_bytes failed\n", stderr);
     std::abort();
   }

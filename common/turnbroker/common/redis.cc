@@ -235,8 +235,7 @@ void HiredisClient::Disconnect() {
 }
 
 absl::Status HiredisClient::Fail(std::string_view what) {
-  std::string message =
-      StrCat("redis ", options_.url.host, ":", options_.url.port, ": ", what);
+  std::string message = StrCat("redis ", options_.url.host, ":", options_.url.port, ": ", what);
   if (context_ && context_->err) StrAppend(&message, ": ", context_->errstr);
   Disconnect();
   return absl::UnavailableError(message);
@@ -304,8 +303,8 @@ absl::Status HiredisClient::Write(const std::string& data) {
       // EAGAIN here is the send timeout of the blocking socket.
       std::string why = n < 0 ? std::strerror(errno) : "connection closed";
       Disconnect();
-      return absl::UnavailableError(StrCat("redis ", options_.url.host, ":", options_.url.port,
-                                           ": write: ", why));
+      return absl::UnavailableError(
+          StrCat("redis ", options_.url.host, ":", options_.url.port, ": write: ", why));
     }
   }
   return absl::OkStatus();

@@ -37,8 +37,7 @@ struct RedisUrl {
 };
 
 // INVALID_ARGUMENT naming `field` on error.
-absl::StatusOr<RedisUrl> ParseRedisUrl(std::string_view text,
-                                       std::string_view field);
+absl::StatusOr<RedisUrl> ParseRedisUrl(std::string_view text, std::string_view field);
 
 // One reply. Error replies are values (type kError), not failed calls: in a
 // pipeline or a MULTI one command may fail while the others succeed.

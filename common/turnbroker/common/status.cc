@@ -8,8 +8,7 @@ namespace turnbroker {
 // google.rpc.Code), so the conversion is a cast.
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
@@ -29,8 +28,7 @@ absl::Status FromCodeNumber(int32_t code, std::string_view message) {
 }
 
 std::string StatusLine(const absl::Status& status) {
-  return StrCat(absl::StatusCodeToString(status.code()), ": ",
-                      status.message());
+  return StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
 }
 
 }  // namespace turnbroker

@@ -17,16 +17,12 @@ namespace strings_internal {
 inline void Append(std::string* out, std::string_view v) { out->append(v); }
 inline void Append(std::string* out, const char* v) { out->append(v); }
 inline void Append(std::string* out, const std::string& v) { out->append(v); }
-inline void Append(std::string* out, absl::string_view v) {
-  out->append(v.data(), v.size());
-}
+inline void Append(std::string* out, absl::string_view v) { out->append(v.data(), v.size()); }
 inline void Append(std::string* out, char c) { out->push_back(c); }
-inline void Append(std::string* out, bool b) {
-  out->append(b ? "true" : "false");
-}
+inline void Append(std::string* out, bool b) { out->append(b ? "true" : "false"); }
 template <typename T>
-  requires(std::integral<T> && !std::same_as<T, char> && !std::same_as<T, bool>)
-void Append(std::string* out, T v) {
+requires(std::integral<T> && !std::same_as<T, char> &&
+         !std::same_as<T, bool>) void Append(std::string* out, T v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, r.ptr);

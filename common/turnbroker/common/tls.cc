@@ -21,22 +21,18 @@
 namespace turnbroker {
 namespace {
 
-absl::StatusOr<std::string> ReadPem(const std::string& path,
-                                    std::string_view flag) {
+absl::StatusOr<std::string> ReadPem(const std::string& path, std::string_view flag) {
   if (path.empty()) {
-    return absl::InvalidArgumentError(
-        StrCat(flag, ": required when any TLS file is given"));
+    return absl::InvalidArgumentError(StrCat(flag, ": required when any TLS file is given"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::InvalidArgumentError(
-        StrCat(flag, ": cannot read '", path, "'"));
+    return absl::InvalidArgumentError(StrCat(flag, ": cannot read '", path, "'"));
   }
   std::ostringstream out;
   out << in.rdbuf();
   if (out.str().find("-----BEGIN") == std::string::npos) {
-    return absl::InvalidArgumentError(
-        StrCat(flag, ": '", path, "' is not a PEM file"));
+    return absl::InvalidArgumentError(StrCat(flag, ": '", path, "' is not a PEM file"));
   }
   return out.str();
 }
@@ -125,8 +121,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::experimental::TlsServerCredentials(options);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
-MakeChannelCredentials(const TlsFiles& files) {
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const TlsFiles& files) {
   if (!files.enabled()) return grpc::InsecureChannelCredentials();
   auto provider = WatchFiles(files);
   if (!provider.ok()) return provider.status();
@@ -230,9 +226,9 @@ Peer PeerOf(const grpc::AuthContext& context) {
 
 std::string RoleNames(uint32_t roles) {
   std::string names;
-  for (auto [bit, name] : {std::pair{kRolePublisher, "publisher"},
-                           std::pair{kRoleSubscriber, "subscriber"},
-                           std::pair{kRoleOperator, "operator"}}) {
+  for (auto [bit, name] :
+       {std::pair{kRolePublisher, "publisher"}, std::pair{kRoleSubscriber, "subscriber"},
+        std::pair{kRoleOperator, "operator"}}) {
     if (roles & bit) StrAppend(&names, names.empty() ? "" : ",", name);
   }
   return names.empty() ? "none" : names;

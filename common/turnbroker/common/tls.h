@@ -41,8 +41,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 
 // Client side: with files, TLS presenting `cert`/`key` and verifying the
 // server against `ca`; without, plaintext.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
-MakeChannelCredentials(const TlsFiles& files);
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const TlsFiles& files);
 
 enum Role : uint32_t {
   kRolePublisher = 1,
@@ -85,7 +85,6 @@ struct Peer {
 };
 Peer PeerOf(const grpc::AuthContext& context);
 std::string RoleNames(uint32_t roles);
-
 
 }  // namespace turnbroker
 

@@ -26,8 +26,7 @@ CtlCommandLine::CtlCommandLine(CLI::App* app) {
   publish_ = app->add_subcommand(
       "publish", "Make a credential live (the key is computed here; the password is never sent)");
   publish_->add_option("--realm", *p.credential.mutable_realm(), "TURN realm")->required();
-  publish_->add_option("--username", *p.credential.mutable_username(), "TURN username")
-      ->required();
+  publish_->add_option("--username", *p.credential.mutable_username(), "TURN username")->required();
   auto* password =
       publish_->add_option("--password", p.password, "Password ('-': read a line from stdin)");
   auto* key = publish_->add_option("--key", p.key_hex,
@@ -50,8 +49,8 @@ CtlCommandLine::CtlCommandLine(CLI::App* app) {
   by_username->excludes(by_subscriber)->excludes(by_issuer);
   by_subscriber->excludes(by_issuer);
 
-  get_ = app->add_subcommand("get",
-                             "Show one live credential (fails if revoked, expired or unknown)");
+  get_ =
+      app->add_subcommand("get", "Show one live credential (fails if revoked, expired or unknown)");
   get_->add_option("--username", get_args_.username, "Username")->required();
   get_->add_option("--realm", get_args_.realm, "Realm (default: any)");
 

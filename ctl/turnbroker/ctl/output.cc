@@ -13,7 +13,8 @@ json CredentialJson(const v1::Credential& c) {
             {"issued_at_ms", c.issued_at_ms()}};
   if (!c.subscriber().empty()) j["subscriber"] = c.subscriber();
   if (!c.issuer().empty()) j["issuer"] = c.issuer();
-  if (c.scopes_size() > 0) j["scopes"] = std::vector<std::string>(c.scopes().begin(), c.scopes().end());
+  if (c.scopes_size() > 0)
+    j["scopes"] = std::vector<std::string>(c.scopes().begin(), c.scopes().end());
   return j;
 }
 

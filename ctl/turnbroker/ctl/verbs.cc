@@ -29,14 +29,14 @@ void SetDeadline(grpc::ClientContext* context, const Broker& broker) {
 
 }  // namespace
 
-int Publish(const Broker& broker, const PublishArgs& args, const Clock* clock,
-            std::istream* input, const Printer& out) {
+int Publish(const Broker& broker, const PublishArgs& args, const Clock* clock, std::istream* input,
+            const Printer& out) {
   if (args.password.empty() && args.key_hex.empty()) {
     return Usage("publish: give --password or --key");
   }
   if (args.ttl_s <= 0 || args.ttl_s > kMaxTtlSeconds) {
-    return Usage(StrCat("--ttl: ", args.ttl_s, " is not between 1 and ", kMaxTtlSeconds,
-                        " seconds"));
+    return Usage(
+        StrCat("--ttl: ", args.ttl_s, " is not between 1 and ", kMaxTtlSeconds, " seconds"));
   }
   v1::Credential credential = args.credential;
   std::string key;
@@ -166,9 +166,8 @@ int Watch(const Broker& broker, WatchArgs args, const Printer& out) {
                    {"reason", v1::WatchResponse::SnapshotReason_Name(response.snapshot_reason())}});
         break;
       case v1::WatchResponse::SYNCED:
-        out.Print({{"marker", "synced"},
-                   {"revision", response.revision()},
-                   {"epoch", response.epoch()}});
+        out.Print(
+            {{"marker", "synced"}, {"revision", response.revision()}, {"epoch", response.epoch()}});
         if (args.until_synced) return done();
         break;
       case v1::WatchResponse::PROGRESS:
@@ -193,18 +192,18 @@ int Status(const Broker& broker, const Printer& out) {
   SetDeadline(&health_context, broker);
   grpc::Status hs =
       broker.health->Check(&health_context, grpc::health::v1::HealthCheckRequest(), &health);
-  out.Print(
-      {{"health", hs.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(health.status())
-                          : "UNKNOWN"},
-       {"epoch", st.epoch()},
-       {"revision", st.revision()},
-       {"history_first_revision", st.history_first_revision()},
-       {"live_credentials", st.live_credentials()},
-       {"revoked_usernames", st.revoked_usernames()},
-       {"watchers", st.watchers()},
-       {"store", st.store()},
-       {"version", st.version()},
-       {"started_at_ms", st.started_at_ms()}});
+  out.Print({{"health",
+              hs.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(health.status())
+                      : "UNKNOWN"},
+             {"epoch", st.epoch()},
+             {"revision", st.revision()},
+             {"history_first_revision", st.history_first_revision()},
+             {"live_credentials", st.live_credentials()},
+             {"revoked_usernames", st.revoked_usernames()},
+             {"watchers", st.watchers()},
+             {"store", st.store()},
+             {"version", st.version()},
+             {"started_at_ms", st.started_at_ms()}});
   return kOk;
 }
 

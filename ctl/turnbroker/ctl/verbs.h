@@ -41,8 +41,8 @@ struct PublishArgs {
   std::vector<std::string> scopes;
 };
 // Derives the key here (the password is never sent) and publishes.
-int Publish(const Broker& broker, const PublishArgs& args, const Clock* clock,
-            std::istream* input, const Printer& out);
+int Publish(const Broker& broker, const PublishArgs& args, const Clock* clock, std::istream* input,
+            const Printer& out);
 
 struct RevokeArgs {
   std::string username, realm, subscriber, issuer, reason;

@@ -1,6 +1,5 @@
 #include "turnbroker/pcscf/agent_api.h"
 
-
 #include <nlohmann/json.hpp>
 
 #include "turnbroker/common/clock.h"
@@ -19,17 +18,23 @@ constexpr int64_t kHealthTimeoutMs = 500;
 
 int HttpStatusOf(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kInvalidArgument: return 400;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kFailedPrecondition: return 409;
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kAborted: return 503;
+    case absl::StatusCode::kAborted:
+      return 503;
     case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated: return 502;
-    default: return 500;
+    case absl::StatusCode::kUnauthenticated:
+      return 502;
+    default:
+      return 500;
   }
 }
 
@@ -57,40 +62,35 @@ ApiResponse FromStatus(const absl::Status& s) {
 // Parses a JSON object body and checks that it has only `allowed` members.
 // An empty body is an empty object when `empty_ok`.
 absl::StatusOr<json> ParseObject(std::string_view body,
-                                 std::initializer_list<std::string_view> allowed,
-                                 bool empty_ok) {
+                                 std::initializer_list<std::string_view> allowed, bool empty_ok) {
   if (body.empty() && empty_ok) return json::object();
   json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded())
-    return absl::InvalidArgumentError("body: is not valid JSON");
-  if (!j.is_object())
-    return absl::InvalidArgumentError("body: must be a JSON object");
+  if (j.is_discarded()) return absl::InvalidArgumentError("body: is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("body: must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (auto a : allowed) known |= it.key() == a;
     if (!known) {
-      return absl::InvalidArgumentError(StrCat(it.key(), ": unknown field (allowed: ",
-                                               [&] {
-                                                 std::string s;
-                                                 for (auto a : allowed)
-                                                   StrAppend(&s, s.empty() ? "" : ", ", a);
-                                                 return s;
-                                               }(),
-                                               ")"));
+      return absl::InvalidArgumentError(StrCat(
+          it.key(), ": unknown field (allowed: ",
+          [&] {
+            std::string s;
+            for (auto a : allowed) StrAppend(&s, s.empty() ? "" : ", ", a);
+            return s;
+          }(),
+          ")"));
     }
   }
   return j;
 }
 
-absl::Status GetString(const json& j, const char* name, bool required,
-                       std::string* out) {
+absl::Status GetString(const json& j, const char* name, bool required, std::string* out) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) {
     if (required) return absl::InvalidArgumentError(StrCat(name, ": is required"));
     return absl::OkStatus();
   }
-  if (!it->is_string())
-    return absl::InvalidArgumentError(StrCat(name, ": must be a string"));
+  if (!it->is_string()) return absl::InvalidArgumentError(StrCat(name, ": must be a string"));
   *out = it->get<std::string>();
   return absl::OkStatus();
 }
@@ -123,14 +123,16 @@ struct AgentApi::Metrics {
       }
     }
     for (int i = 0; i < kRoutes; ++i) {
-      latency[i] = r->AddHistogram("pcscf_turn_agent_request_seconds",
-                                   "HTTP request latency by route",
-                                   StrCat("route=\"", kNames[i], "\""));
+      latency[i] =
+          r->AddHistogram("pcscf_turn_agent_request_seconds", "HTTP request latency by route",
+                          StrCat("route=\"", kNames[i], "\""));
     }
   }
   void Observe(Route route, int status, int64_t micros) {
-    int c = status >= 200 && status < 300 ? 0 : status >= 400 && status < 500 ? 1
-            : status >= 500                ? 2 : 3;
+    int c = status >= 200 && status < 300   ? 0
+            : status >= 400 && status < 500 ? 1
+            : status >= 500                 ? 2
+                                            : 3;
     requests[route][c]->Inc();
     latency[route]->ObserveMicros(micros);
   }
@@ -143,8 +145,7 @@ AgentApi::AgentApi(Issuer* issuer, MetricsRegistry* metrics)
 
 AgentApi::~AgentApi() = default;
 
-ApiResponse AgentApi::Error(int status, std::string_view message,
-                            std::string_view field) {
+ApiResponse AgentApi::Error(int status, std::string_view message, std::string_view field) {
   return HttpJsonError(status, message, field);
 }
 
@@ -284,9 +285,8 @@ ApiResponse AgentApi::RevokeFromBody(const ApiRequest& r) {
     return Error(400, "impu, username: give exactly one of them", has_impu ? "username" : "impu");
   absl::Status s = has_impu
                        ? issuer_->RevokeSubscriber(impu, reason.empty() ? "de-REGISTER" : reason)
-                       : issuer_->RevokeUsername(username, reason.empty()
-                                                               ? "revoked by the SIP server"
-                                                               : reason);
+                       : issuer_->RevokeUsername(
+                             username, reason.empty() ? "revoked by the SIP server" : reason);
   if (!s.ok()) return FromStatus(s);
   ApiResponse ok;
   ok.status = 204;

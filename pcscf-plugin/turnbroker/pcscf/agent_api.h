@@ -51,8 +51,7 @@ class AgentApi {
 
   // A JSON error response for `status` (used for errors the HTTP layer
   // finds itself, e.g. 413).
-  static ApiResponse Error(int status, std::string_view message,
-                           std::string_view field = "");
+  static ApiResponse Error(int status, std::string_view message, std::string_view field = "");
 
  private:
   struct Metrics;

@@ -51,80 +51,114 @@ AgentCommandLine::AgentCommandLine(CLI::App* app) {
 
   AddBrokerClientFlags(*app, &o_.channel, env("BROKER"), env(""), "publisher");
   app->add_option("--listen", o_.http.listen,
-                 "HTTP address HOST:PORT (port 0: any free port) or unix:/path/to/socket")
-      ->envname(env("LISTEN"))->capture_default_str();
+                  "HTTP address HOST:PORT (port 0: any free port) or unix:/path/to/socket")
+      ->envname(env("LISTEN"))
+      ->capture_default_str();
   app->add_flag("--allow-remote", allow_remote_,
-               "Allow a non-loopback --listen. The API has no authentication and returns "
-               "passwords: only behind a network policy that admits the SIP server alone")
+                "Allow a non-loopback --listen. The API has no authentication and returns "
+                "passwords: only behind a network policy that admits the SIP server alone")
       ->envname(env("ALLOW_REMOTE"));
   app->add_option("--realm", o_.issuer.realm, "TURN realm of the farm that serves the clients")
-      ->envname(env("REALM"))->required();
+      ->envname(env("REALM"))
+      ->required();
   app->add_option("--turn-uri", o_.issuer.turn_uris,
-                 "TURN/STUN URI for the WIC's iceServers, repeatable "
-                 "(e.g. turn:turn.example.org:3478?transport=udp)")
-      ->envname(env("TURN_URI"))->required()->delimiter(',');
+                  "TURN/STUN URI for the WIC's iceServers, repeatable "
+                  "(e.g. turn:turn.example.org:3478?transport=udp)")
+      ->envname(env("TURN_URI"))
+      ->required()
+      ->delimiter(',');
   app->add_option("--scope", o_.issuer.scopes,
-                 "TURN farm that receives the credentials, repeatable (default: every farm "
-                 "of the realm)")
-      ->envname(env("SCOPE"))->delimiter(',');
+                  "TURN farm that receives the credentials, repeatable (default: every farm "
+                  "of the realm)")
+      ->envname(env("SCOPE"))
+      ->delimiter(',');
   app->add_option("--issuer", o_.issuer.issuer,
-                 "This eP-CSCF instance's id, for revoke-by-issuer ([A-Za-z0-9._:-])")
-      ->envname(env("ISSUER"))->capture_default_str();
-  app->add_option("--ttl", o_.issuer.default_ttl_s, "Credential lifetime when a request gives none, s")
-      ->envname(env("TTL"))->capture_default_str()->check(CLI::PositiveNumber);
+                  "This eP-CSCF instance's id, for revoke-by-issuer ([A-Za-z0-9._:-])")
+      ->envname(env("ISSUER"))
+      ->capture_default_str();
+  app->add_option("--ttl", o_.issuer.default_ttl_s,
+                  "Credential lifetime when a request gives none, s")
+      ->envname(env("TTL"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--min-ttl", o_.issuer.min_ttl_s, "Shortest lifetime a request may ask for, s")
-      ->envname(env("MIN_TTL"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("MIN_TTL"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--max-ttl", o_.issuer.max_ttl_s,
-                 "Longest lifetime a request may ask for, s (keep it within the broker's)")
-      ->envname(env("MAX_TTL"))->capture_default_str()->check(CLI::PositiveNumber);
+                  "Longest lifetime a request may ask for, s (keep it within the broker's)")
+      ->envname(env("MAX_TTL"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_flag("--no-reuse", no_reuse_,
-               "re-REGISTER policy: mint a new credential at every REGISTER (rotate) instead "
-               "of handing the live one out again")
+                "re-REGISTER policy: mint a new credential at every REGISTER (rotate) instead "
+                "of handing the live one out again")
       ->envname(env("NO_REUSE"));
   app->add_option("--reuse-min-remaining", o_.issuer.reuse_min_remaining_s,
-                 "re-REGISTER policy: reuse the live credential only while it has at least "
-                 "this much lifetime left, s; otherwise rotate")
-      ->envname(env("REUSE_MIN_REMAINING"))->capture_default_str()->check(CLI::NonNegativeNumber);
+                  "re-REGISTER policy: reuse the live credential only while it has at least "
+                  "this much lifetime left, s; otherwise rotate")
+      ->envname(env("REUSE_MIN_REMAINING"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_option("--overlap", overlap_s_,
-                 "After a refresh or rotation the old credential stays valid this long, then "
-                 "is revoked, s (negative: never revoked, it expires)")
-      ->envname(env("OVERLAP"))->capture_default_str();
+                  "After a refresh or rotation the old credential stays valid this long, then "
+                  "is revoked, s (negative: never revoked, it expires)")
+      ->envname(env("OVERLAP"))
+      ->capture_default_str();
   app->add_option("--publish-timeout", publish_timeout_s_,
-                 "Deadline for the broker's acknowledgement of a new credential, s; keep it "
-                 "below the SIP server's HTTP timeout")
-      ->envname(env("PUBLISH_TIMEOUT"))->capture_default_str()->check(CLI::PositiveNumber);
+                  "Deadline for the broker's acknowledgement of a new credential, s; keep it "
+                  "below the SIP server's HTTP timeout")
+      ->envname(env("PUBLISH_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--revoke-timeout", revoke_timeout_s_,
-                 "Deadline for the broker's acknowledgement of a revocation, s")
-      ->envname(env("REVOKE_TIMEOUT"))->capture_default_str()->check(CLI::PositiveNumber);
+                  "Deadline for the broker's acknowledgement of a revocation, s")
+      ->envname(env("REVOKE_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--status-interval", status_interval_s_,
-                 "How often the broker's status (epoch) is checked, s (0: never)")
-      ->envname(env("STATUS_INTERVAL"))->capture_default_str()->check(CLI::NonNegativeNumber);
+                  "How often the broker's status (epoch) is checked, s (0: never)")
+      ->envname(env("STATUS_INTERVAL"))
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_option("--max-batch", o_.publisher.max_batch, "Credentials in one Publish call")
-      ->envname(env("MAX_BATCH"))->capture_default_str()->check(CLI::Range(1, 10'000));
+      ->envname(env("MAX_BATCH"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000));
   app->add_option("--max-in-flight", o_.publisher.max_in_flight, "Publish calls in flight at once")
-      ->envname(env("MAX_IN_FLIGHT"))->capture_default_str()->check(CLI::Range(1, 64));
+      ->envname(env("MAX_IN_FLIGHT"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app->add_flag("--no-publish-stream", unary_publish_,
-               "One Publish call per batch instead of one long-lived PublishStream (for a "
-               "proxy that cannot carry long streams)")
+                "One Publish call per batch instead of one long-lived PublishStream (for a "
+                "proxy that cannot carry long streams)")
       ->envname(env("NO_PUBLISH_STREAM"));
   app->add_option("--http-threads", o_.http.threads,
-                 "HTTP requests handled at once (each may wait for the broker's ack; idle "
-                 "connections hold no thread); give at least the SIP server's worker count")
-      ->envname(env("HTTP_THREADS"))->capture_default_str()->check(CLI::Range(1, 1024));
+                  "HTTP requests handled at once (each may wait for the broker's ack; idle "
+                  "connections hold no thread); give at least the SIP server's worker count")
+      ->envname(env("HTTP_THREADS"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app->add_option("--http-idle-timeout", http_idle_timeout_s_,
                   "Close a connection that sends no request byte for this long (new or "
                   "keep-alive), s")
-      ->envname(env("HTTP_IDLE_TIMEOUT"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("HTTP_IDLE_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--http-request-timeout", http_request_timeout_s_,
                   "A request must arrive whole within this long of its first byte (408), s")
-      ->envname(env("HTTP_REQUEST_TIMEOUT"))->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname(env("HTTP_REQUEST_TIMEOUT"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--http-max-connections", o_.http.max_connections,
                   "Open HTTP connections in total; more are refused with 503")
-      ->envname(env("HTTP_MAX_CONNECTIONS"))->capture_default_str()
+      ->envname(env("HTTP_MAX_CONNECTIONS"))
+      ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
   app->add_option("--http-max-connections-per-peer", o_.http.max_connections_per_peer,
                   "Open HTTP connections per peer IP address; more are refused with 503")
-      ->envname(env("HTTP_MAX_CONNECTIONS_PER_PEER"))->capture_default_str()
+      ->envname(env("HTTP_MAX_CONNECTIONS_PER_PEER"))
+      ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
   log_flags_.Add(*app, "PCSCF_TURN_AGENT_");
   app->set_version_flag("--version", TURNBROKER_VERSION);
@@ -167,9 +201,9 @@ int RunAgent(const AgentRunOptions& o) {
   MetricsRegistry metrics;
   auto service = CredentialService::Connect(o.channel, o.publisher, o.issuer, &metrics);
   if (!service.ok()) {
-    return UsageError("pcscf-turn-agent",
-                      absl::InvalidArgumentError(
-                          WithFlagName(std::string(service.status().message()))));
+    return UsageError(
+        "pcscf-turn-agent",
+        absl::InvalidArgumentError(WithFlagName(std::string(service.status().message()))));
   }
   AgentApi api(&(*service)->issuer(), &metrics);
   AgentServer server(&api);

@@ -38,8 +38,7 @@ class AgentCommandLine {
   LogFlags log_flags_;
   bool allow_remote_ = false, no_reuse_ = false, unary_publish_ = false;
   double http_idle_timeout_s_ = 5, http_request_timeout_s_ = 5;
-  double overlap_s_ = 30, publish_timeout_s_ = 0.8, revoke_timeout_s_ = 0.8,
-         status_interval_s_ = 2;
+  double overlap_s_ = 30, publish_timeout_s_ = 0.8, revoke_timeout_s_ = 0.8, status_interval_s_ = 2;
 };
 
 // Connects to the broker, serves the HTTP API, prints "pcscf-turn-agent

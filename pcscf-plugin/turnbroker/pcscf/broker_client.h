@@ -35,8 +35,7 @@ class BrokerClient {
                        Callback<v1::PublishResponse> done) = 0;
   virtual void Revoke(v1::RevokeRequest request, int64_t timeout_ms,
                       Callback<v1::RevokeResponse> done) = 0;
-  virtual void GetStatus(int64_t timeout_ms,
-                         Callback<v1::GetStatusResponse> done) = 0;
+  virtual void GetStatus(int64_t timeout_ms, Callback<v1::GetStatusResponse> done) = 0;
 };
 
 // Whether a failed call may succeed if made again later: UNAVAILABLE,

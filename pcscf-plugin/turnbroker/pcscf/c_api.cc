@@ -44,14 +44,12 @@ char* Dup(const std::string& s) {
 }
 
 // Whether the caller's struct (of `struct_size` bytes) has `field`.
-#define PCSCF_HAS(opts, field)                                  \
-  ((opts)->struct_size >= offsetof(pcscf_turn_options, field) + \
-                              sizeof((opts)->field))
+#define PCSCF_HAS(opts, field) \
+  ((opts)->struct_size >= offsetof(pcscf_turn_options, field) + sizeof((opts)->field))
 
 // The first version of pcscf_turn_credential ends at `reused`: a caller's
 // struct must hold at least that much.
-constexpr size_t kCredentialV1Size =
-    offsetof(pcscf_turn_credential, reused) + sizeof(int32_t);
+constexpr size_t kCredentialV1Size = offsetof(pcscf_turn_credential, reused) + sizeof(int32_t);
 
 // Bytes of the caller's credential struct that this library may touch: what
 // both its version and ours know.
@@ -63,21 +61,18 @@ size_t CredentialBytes(const pcscf_turn_credential* c) {
 void ZeroCredential(pcscf_turn_credential* c) {
   size_t n = CredentialBytes(c);
   constexpr size_t kFirst = offsetof(pcscf_turn_credential, username);
-  if (n > kFirst)
-    std::memset(reinterpret_cast<char*>(c) + kFirst, 0, n - kFirst);
+  if (n > kFirst) std::memset(reinterpret_cast<char*>(c) + kFirst, 0, n - kFirst);
 }
 
 absl::Status CheckCredentialStruct(const pcscf_turn_credential* out) {
   if (out->struct_size < kCredentialV1Size) {
-    return absl::InvalidArgumentError(
-        "out.struct_size: set it to sizeof(pcscf_turn_credential)");
+    return absl::InvalidArgumentError("out.struct_size: set it to sizeof(pcscf_turn_credential)");
   }
   return absl::OkStatus();
 }
 
-pcscf_turn_status Fill(const turnbroker::pcscf::Issuer& issuer,
-                       const IssuedCredential& c, pcscf_turn_credential* out,
-                       char* err, size_t err_len) {
+pcscf_turn_status Fill(const turnbroker::pcscf::Issuer& issuer, const IssuedCredential& c,
+                       pcscf_turn_credential* out, char* err, size_t err_len) {
   ZeroCredential(out);
   out->username = Dup(c.username);
   out->password = Dup(c.password);
@@ -99,25 +94,21 @@ extern "C" {
 
 const char* pcscf_turn_version(void) { return "1.0.0"; }
 
-const char* pcscf_turn_header_name(void) {
-  return turnbroker::pcscf::kTurnCredentialHeader.data();
-}
+const char* pcscf_turn_header_name(void) { return turnbroker::pcscf::kTurnCredentialHeader.data(); }
 
-pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* o,
-                                  pcscf_turn** out, char* err,
+pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* o, pcscf_turn** out, char* err,
                                   size_t err_len) {
   if (!out) return Fail(absl::InvalidArgumentError("out: must not be NULL"), err, err_len);
   *out = nullptr;
   if (!o) return Fail(absl::InvalidArgumentError("options: must not be NULL"), err, err_len);
   if (o->struct_size < offsetof(pcscf_turn_options, turn_uris) + sizeof(o->turn_uris)) {
-    return Fail(absl::InvalidArgumentError(
-                    "options.struct_size: set it to sizeof(pcscf_turn_options)"),
-                err, err_len);
+    return Fail(
+        absl::InvalidArgumentError("options.struct_size: set it to sizeof(pcscf_turn_options)"),
+        err, err_len);
   }
   if (!o->broker || !*o->broker)
     return Fail(absl::InvalidArgumentError("broker: must be HOST:PORT"), err, err_len);
-  if (!o->realm)
-    return Fail(absl::InvalidArgumentError("realm: must not be NULL"), err, err_len);
+  if (!o->realm) return Fail(absl::InvalidArgumentError("realm: must not be NULL"), err, err_len);
 
   turnbroker::ChannelOptions channel;
   channel.target = o->broker;
@@ -145,8 +136,7 @@ pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* o,
   if (PCSCF_HAS(o, revoke_timeout_ms) && o->revoke_timeout_ms)
     issuer.revoke_timeout_ms = o->revoke_timeout_ms;
 
-  auto service = CredentialService::Connect(channel, turnbroker::pcscf::PublisherOptions(),
-                                            issuer);
+  auto service = CredentialService::Connect(channel, turnbroker::pcscf::PublisherOptions(), issuer);
   if (!service.ok()) return Fail(service.status(), err, err_len);
   *out = new pcscf_turn{std::move(*service)};
   return Ok(err, err_len);
@@ -154,30 +144,25 @@ pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* o,
 
 void pcscf_turn_close(pcscf_turn* handle) { delete handle; }
 
-pcscf_turn_status pcscf_turn_issue(pcscf_turn* h, const char* impu,
-                                   const char* impi, int64_t ttl_s,
-                                   pcscf_turn_credential* out, char* err,
-                                   size_t err_len) {
+pcscf_turn_status pcscf_turn_issue(pcscf_turn* h, const char* impu, const char* impi, int64_t ttl_s,
+                                   pcscf_turn_credential* out, char* err, size_t err_len) {
   if (!h || !out)
     return Fail(absl::InvalidArgumentError("handle, out: must not be NULL"), err, err_len);
   if (!impu) return Fail(absl::InvalidArgumentError("impu: must not be NULL"), err, err_len);
-  if (auto s = CheckCredentialStruct(out); !s.ok())
-    return Fail(s, err, err_len);
+  if (auto s = CheckCredentialStruct(out); !s.ok()) return Fail(s, err, err_len);
   auto& issuer = h->service->issuer();
   auto c = issuer.Issue(impu, impi ? impi : "", ttl_s);
   if (!c.ok()) return Fail(c.status(), err, err_len);
   return Fill(issuer, *c, out, err, err_len);
 }
 
-pcscf_turn_status pcscf_turn_refresh(pcscf_turn* h, const char* username,
-                                     int64_t ttl_s, pcscf_turn_credential* out,
-                                     char* err, size_t err_len) {
+pcscf_turn_status pcscf_turn_refresh(pcscf_turn* h, const char* username, int64_t ttl_s,
+                                     pcscf_turn_credential* out, char* err, size_t err_len) {
   if (!h || !out)
     return Fail(absl::InvalidArgumentError("handle, out: must not be NULL"), err, err_len);
   if (!username)
     return Fail(absl::InvalidArgumentError("username: must not be NULL"), err, err_len);
-  if (auto s = CheckCredentialStruct(out); !s.ok())
-    return Fail(s, err, err_len);
+  if (auto s = CheckCredentialStruct(out); !s.ok()) return Fail(s, err, err_len);
   auto& issuer = h->service->issuer();
   auto c = issuer.Refresh(username, ttl_s);
   if (!c.ok()) return Fail(c.status(), err, err_len);
@@ -185,8 +170,7 @@ pcscf_turn_status pcscf_turn_refresh(pcscf_turn* h, const char* username,
 }
 
 pcscf_turn_status pcscf_turn_revoke_username(pcscf_turn* h, const char* username,
-                                             const char* reason, char* err,
-                                             size_t err_len) {
+                                             const char* reason, char* err, size_t err_len) {
   if (!h) return Fail(absl::InvalidArgumentError("handle: must not be NULL"), err, err_len);
   if (!username)
     return Fail(absl::InvalidArgumentError("username: must not be NULL"), err, err_len);
@@ -194,9 +178,8 @@ pcscf_turn_status pcscf_turn_revoke_username(pcscf_turn* h, const char* username
   return s.ok() ? Ok(err, err_len) : Fail(s, err, err_len);
 }
 
-pcscf_turn_status pcscf_turn_revoke_subscriber(pcscf_turn* h, const char* impu,
-                                               const char* reason, char* err,
-                                               size_t err_len) {
+pcscf_turn_status pcscf_turn_revoke_subscriber(pcscf_turn* h, const char* impu, const char* reason,
+                                               char* err, size_t err_len) {
   if (!h) return Fail(absl::InvalidArgumentError("handle: must not be NULL"), err, err_len);
   if (!impu) return Fail(absl::InvalidArgumentError("impu: must not be NULL"), err, err_len);
   auto s = h->service->issuer().RevokeSubscriber(impu, reason ? reason : "");

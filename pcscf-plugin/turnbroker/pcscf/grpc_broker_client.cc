@@ -18,9 +18,9 @@
 #include <grpcpp/alarm.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -45,7 +45,6 @@ namespace {
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 // A completion-queue tag: what to do when the operation completes.
 using Handler = std::function<void(bool ok)>;
-
 
 class GrpcBrokerClient final : public BrokerClient {
  public:
@@ -81,8 +80,8 @@ class GrpcBrokerClient final : public BrokerClient {
 
   void Publish(v1::PublishRequest request, int64_t timeout_ms,
                Callback<v1::PublishResponse> done) override {
-    PublishStream* open = nullptr;   // a new stream, started here
-    PublishStream* write = nullptr;  // a stream whose next write starts here
+    PublishStream* open = nullptr;    // a new stream, started here
+    PublishStream* write = nullptr;   // a stream whose next write starts here
     PublishStream* retire = nullptr;  // an old stream to half-close here
     bool unary, stopping;
     {
@@ -151,7 +150,7 @@ class GrpcBrokerClient final : public BrokerClient {
     bool reading = false;
     bool ended = false;      // no write starts any more
     bool finishing = false;  // Finish called: its tag is the last one
-    int64_t opened_us = 0;  // the client's monotonic time
+    int64_t opened_us = 0;   // the client's monotonic time
     // Past stream_max_age_ms: writes what it has, then WritesDone (which
     // counts as a write: `writing`), then reads until the broker ends it.
     bool retiring = false;

@@ -26,21 +26,18 @@ absl::Status IssuerOptions::Validate() const {
   if (auto s = ValidateIssuer(issuer, "issuer"); !s.ok()) return s;
   if (turn_uris.empty()) return Invalid("turn_uris", "needs at least one TURN URI");
   for (size_t i = 0; i < turn_uris.size(); ++i) {
-    if (auto s = ValidateIceServerUrl(turn_uris[i], StrCat("turn_uris[", i, "]"));
-        !s.ok())
+    if (auto s = ValidateIceServerUrl(turn_uris[i], StrCat("turn_uris[", i, "]")); !s.ok())
       return s;
   }
-  if (scopes.size() > kMaxScopes)
-    return Invalid("scopes", StrCat("at most ", kMaxScopes));
+  if (scopes.size() > kMaxScopes) return Invalid("scopes", StrCat("at most ", kMaxScopes));
   for (size_t i = 0; i < scopes.size(); ++i) {
-    if (auto s = ValidateScope(scopes[i], StrCat("scopes[", i, "]")); !s.ok())
-      return s;
+    if (auto s = ValidateScope(scopes[i], StrCat("scopes[", i, "]")); !s.ok()) return s;
   }
   if (min_ttl_s <= 0 || min_ttl_s > max_ttl_s)
     return Invalid("min_ttl", "must be positive and at most max_ttl");
   if (default_ttl_s < min_ttl_s || default_ttl_s > max_ttl_s)
-    return Invalid("ttl", StrCat("default ", default_ttl_s, " s is outside ",
-                                 min_ttl_s, "..", max_ttl_s, " s"));
+    return Invalid("ttl", StrCat("default ", default_ttl_s, " s is outside ", min_ttl_s, "..",
+                                 max_ttl_s, " s"));
   if (publish_timeout_ms <= 0) return Invalid("publish_timeout", "must be positive");
   if (revoke_timeout_ms <= 0) return Invalid("revoke_timeout", "must be positive");
   return absl::OkStatus();
@@ -79,8 +76,7 @@ Issuer::Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock,
       registry_(clock),
       scheduler_(clock) {
   if (metrics) metrics_ = std::make_unique<Metrics>(metrics, this);
-  publisher_->SetEpochListener(
-      [this](const std::string&, const std::string&) { Reassert(); });
+  publisher_->SetEpochListener([this](const std::string&, const std::string&) { Reassert(); });
   scheduler_.RunAfter(0, [this] { PollBroker(); });
 }
 
@@ -121,8 +117,7 @@ v1::Credential Issuer::ToProto(const IssuedCredential& c) const {
   return p;
 }
 
-absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu,
-                                               std::string_view impi,
+absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu, std::string_view impi,
                                                int64_t ttl_s) {
   if (impu.empty()) return Invalid("impu", "must not be empty");
   if (auto s = ValidateSubscriber(impu, "impu"); !s.ok()) return s;
@@ -180,20 +175,15 @@ absl::StatusOr<bool> Issuer::Republish(const IssuedCredential& c) {
     // Nothing handed out, as for a new credential. The credential stays
     // held: the WIC still has it from the previous REGISTER and the broker
     // still holds it (or it was revoked, which the next REGISTER learns).
-    LogWarn("reused credential not acknowledged")
-        .Kv("impu", c.subscriber)
-        .Kv("error", s);
+    LogWarn("reused credential not acknowledged").Kv("impu", c.subscriber).Kv("error", s);
     return absl::UnavailableError(
         StrCat("broker did not acknowledge the credential: ", s.message()));
   }
-  LogWarn("reused credential refused by the broker")
-      .Kv("impu", c.subscriber)
-      .Kv("error", s);
+  LogWarn("reused credential refused by the broker").Kv("impu", c.subscriber).Kv("error", s);
   return s;
 }
 
-absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber,
-                                                        std::string impi,
+absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber, std::string impi,
                                                         int64_t ttl_s) {
   for (int attempt = 0;; ++attempt) {
     MintedSecret secret = minter_.Mint();
@@ -208,7 +198,9 @@ absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber,
     c.expires_at_ms = c.issued_at_ms + ttl_s * 1000;
     absl::Status s = publisher_->Publish(ToProto(c), options_.publish_timeout_ms);
     if (s.ok()) {
-      LogDebug("credential issued").Kv("username", c.username).Kv("impu", c.subscriber)
+      LogDebug("credential issued")
+          .Kv("username", c.username)
+          .Kv("impu", c.subscriber)
           .Kv("ttl_s", ttl_s);
       return c;
     }
@@ -229,17 +221,16 @@ absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber,
   }
 }
 
-absl::StatusOr<IssuedCredential> Issuer::Refresh(std::string_view username,
-                                                 int64_t ttl_s) {
+absl::StatusOr<IssuedCredential> Issuer::Refresh(std::string_view username, int64_t ttl_s) {
   if (auto s = ValidateUsername(username, "username"); !s.ok()) return s;
   auto old = registry_.Find(username);
   if (!old) {
-    return absl::NotFoundError(StrCat("username: no live credential '", username,
-                                      "' issued by this agent"));
+    return absl::NotFoundError(
+        StrCat("username: no live credential '", username, "' issued by this agent"));
   }
   if (ttl_s == 0) {
-    ttl_s = std::clamp((old->expires_at_ms - old->issued_at_ms) / 1000,
-                       options_.min_ttl_s, options_.max_ttl_s);
+    ttl_s = std::clamp((old->expires_at_ms - old->issued_at_ms) / 1000, options_.min_ttl_s,
+                       options_.max_ttl_s);
   }
   if (auto s = ValidateTtl(ttl_s); !s.ok()) return s;
   auto c = MintAndPublish(old->subscriber, old->impi, ttl_s);
@@ -257,8 +248,7 @@ void Issuer::Retire(const IssuedCredential& old) {
   RevokeLater(old.username, old.expires_at_ms, "replaced", options_.overlap_ms);
 }
 
-absl::Status Issuer::RevokeUsername(std::string_view username,
-                                    std::string_view reason) {
+absl::Status Issuer::RevokeUsername(std::string_view username, std::string_view reason) {
   if (auto s = ValidateUsername(username, "username"); !s.ok()) return s;
   if (auto s = ValidateReason(reason, "reason"); !s.ok()) return s;
   auto held = registry_.Remove(username);
@@ -274,19 +264,17 @@ absl::Status Issuer::RevokeUsername(std::string_view username,
     return absl::OkStatus();
   }
   if (IsTransient(r.status())) {
-    int64_t until = held ? held->expires_at_ms
-                         : clock_->NowMs() + options_.max_ttl_s * 1000;
+    int64_t until = held ? held->expires_at_ms : clock_->NowMs() + options_.max_ttl_s * 1000;
     RevokeLater(std::string(username), until, std::string(reason), 500);
-    return absl::UnavailableError(StrCat(
-        "broker did not acknowledge the revocation (retrying in the background): ",
-        r.status().message()));
+    return absl::UnavailableError(
+        StrCat("broker did not acknowledge the revocation (retrying in the background): ",
+               r.status().message()));
   }
   if (metrics_) metrics_->revoke_failed->Inc();
   return r.status();
 }
 
-absl::Status Issuer::RevokeSubscriber(std::string_view impu,
-                                      std::string_view reason) {
+absl::Status Issuer::RevokeSubscriber(std::string_view impu, std::string_view reason) {
   if (impu.empty()) return Invalid("impu", "must not be empty");
   if (auto s = ValidateSubscriber(impu, "impu"); !s.ok()) return s;
   if (auto s = ValidateReason(reason, "reason"); !s.ok()) return s;
@@ -297,7 +285,9 @@ absl::Status Issuer::RevokeSubscriber(std::string_view impu,
   auto r = publisher_->Revoke(std::move(request), options_.revoke_timeout_ms);
   if (r.ok()) {
     if (metrics_) metrics_->revoked->Inc();
-    LogDebug("subscriber revoked").Kv("impu", impu).Kv("revoked", r->revoked())
+    LogDebug("subscriber revoked")
+        .Kv("impu", impu)
+        .Kv("revoked", r->revoked())
         .Kv("reason", reason);
     return absl::OkStatus();
   }
@@ -305,17 +295,17 @@ absl::Status Issuer::RevokeSubscriber(std::string_view impu,
     for (const auto& c : held) {
       RevokeLater(c.username, c.expires_at_ms, std::string(reason), 500);
     }
-    return absl::UnavailableError(StrCat(
-        "broker did not acknowledge the revocation (the ", held.size(),
-        " credentials this agent holds for it are revoked in the background): ",
-        r.status().message()));
+    return absl::UnavailableError(
+        StrCat("broker did not acknowledge the revocation (the ", held.size(),
+               " credentials this agent holds for it are revoked in the background): ",
+               r.status().message()));
   }
   if (metrics_) metrics_->revoke_failed->Inc();
   return r.status();
 }
 
-void Issuer::RevokeLater(std::string username, int64_t expires_at_ms,
-                         std::string reason, int64_t delay_ms) {
+void Issuer::RevokeLater(std::string username, int64_t expires_at_ms, std::string reason,
+                         int64_t delay_ms) {
   if (pending_revocations_.load() >= options_.max_pending_revocations) {
     LogWarn("too many pending revocations; this credential will expire instead")
         .Kv("username", username);
@@ -325,8 +315,8 @@ void Issuer::RevokeLater(std::string username, int64_t expires_at_ms,
   ScheduleRevoke(std::move(username), expires_at_ms, std::move(reason), delay_ms, 0);
 }
 
-void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms,
-                            std::string reason, int64_t delay_ms, int attempt) {
+void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms, std::string reason,
+                            int64_t delay_ms, int attempt) {
   scheduler_.RunAfter(delay_ms, [this, username = std::move(username), expires_at_ms,
                                  reason = std::move(reason), attempt] {
     registry_.Remove(username);
@@ -342,13 +332,13 @@ void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms,
     CallStarted();
     publisher_->RevokeAsync(
         std::move(request), options_.revoke_timeout_ms,
-        [this, username, expires_at_ms, reason,
-         attempt](absl::StatusOr<v1::RevokeResponse> r) {
+        [this, username, expires_at_ms, reason, attempt](absl::StatusOr<v1::RevokeResponse> r) {
           if (r.ok() || !IsTransient(r.status())) {
             --pending_revocations_;
             if (metrics_) (r.ok() ? metrics_->revoked : metrics_->revoke_failed)->Inc();
             if (!r.ok()) {
-              LogWarn("background revocation refused").Kv("username", username)
+              LogWarn("background revocation refused")
+                  .Kv("username", username)
                   .Kv("error", r.status());
             }
           } else {
@@ -368,13 +358,12 @@ void Issuer::PollBroker() {
     return;
   }
   CallStarted();
-  publisher_->GetStatusAsync(options_.revoke_timeout_ms,
-                             [this](absl::StatusOr<v1::GetStatusResponse>) {
-                               // Publisher::Observe noted reachability and epoch.
-                               scheduler_.RunAfter(options_.status_interval_ms,
-                                                   [this] { PollBroker(); });
-                               CallFinished();
-                             });
+  publisher_->GetStatusAsync(
+      options_.revoke_timeout_ms, [this](absl::StatusOr<v1::GetStatusResponse>) {
+        // Publisher::Observe noted reachability and epoch.
+        scheduler_.RunAfter(options_.status_interval_ms, [this] { PollBroker(); });
+        CallFinished();
+      });
 }
 
 absl::StatusOr<v1::GetStatusResponse> Issuer::CheckBroker(int64_t timeout_ms) {
@@ -388,16 +377,15 @@ void Issuer::Reassert() {
         .Kv("credentials", live.size());
     for (const auto& c : live) {
       CallStarted();
-      publisher_->PublishAsync(ToProto(c), kReassertTimeoutMs,
-                               [this, username = c.username](absl::Status s) {
-                                 if (s.ok()) {
-                                   if (metrics_) metrics_->reasserted->Inc();
-                                 } else {
-                                   LogWarn("re-assertion failed").Kv("username", username)
-                                       .Kv("error", s);
-                                 }
-                                 CallFinished();
-                               });
+      publisher_->PublishAsync(
+          ToProto(c), kReassertTimeoutMs, [this, username = c.username](absl::Status s) {
+            if (s.ok()) {
+              if (metrics_) metrics_->reasserted->Inc();
+            } else {
+              LogWarn("re-assertion failed").Kv("username", username).Kv("error", s);
+            }
+            CallFinished();
+          });
     }
   });
 }
@@ -425,8 +413,8 @@ CredentialService::~CredentialService() {
 }
 
 absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
-    const ChannelOptions& channel, const PublisherOptions& publisher,
-    const IssuerOptions& issuer, MetricsRegistry* metrics, const Clock* clock) {
+    const ChannelOptions& channel, const PublisherOptions& publisher, const IssuerOptions& issuer,
+    MetricsRegistry* metrics, const Clock* clock) {
   if (auto s = issuer.Validate(); !s.ok()) return s;
   if (publisher.max_batch < 1 || publisher.max_in_flight < 1)
     return Invalid("publisher", "max_batch and max_in_flight must be positive");
@@ -437,8 +425,7 @@ absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
       *ch, GrpcBrokerClientOptions{.publish_stream = publisher.publish_stream, .clock = clock});
   service->publisher_ =
       std::make_unique<Publisher>(service->client_.get(), publisher, metrics, clock);
-  service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer,
-                                              clock, metrics);
+  service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer, clock, metrics);
   return service;
 }
 

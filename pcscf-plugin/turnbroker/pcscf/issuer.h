@@ -1,14 +1,14 @@
-// The eP-CSCF's side of the credential lifecycle (docs/design.md, The credential lifecycle and The eP-CSCF side): issue at
-// REGISTER (reuse or rotate at re-REGISTER), refresh, revoke at de-REGISTER
+// The eP-CSCF's side of the credential lifecycle (docs/design.md, The credential lifecycle and The
+// eP-CSCF side): issue at REGISTER (reuse or rotate at re-REGISTER), refresh, revoke at de-REGISTER
 // or registration expiry, re-assert after the broker's epoch changed.
 #ifndef TURNBROKER_PCSCF_ISSUER_H_
 #define TURNBROKER_PCSCF_ISSUER_H_
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,8 +76,7 @@ struct IssuerOptions {
 // FAILED_PRECONDITION, ...).
 class Issuer {
  public:
-  Issuer(Publisher* publisher, IssuerOptions options,
-         const Clock* clock = Clock::System(),
+  Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock = Clock::System(),
          MetricsRegistry* metrics = nullptr);
   ~Issuer();
   Issuer(const Issuer&) = delete;
@@ -90,19 +89,17 @@ class Issuer {
   // (a no-op at the broker): if the broker refuses it as revoked (an
   // operator revoked it meanwhile) a new one is minted; if the broker does
   // not answer, UNAVAILABLE, as for a new one. ttl_s 0: the default.
-  absl::StatusOr<IssuedCredential> Issue(std::string_view impu,
-                                         std::string_view impi, int64_t ttl_s);
+  absl::StatusOr<IssuedCredential> Issue(std::string_view impu, std::string_view impi,
+                                         int64_t ttl_s);
   // A new credential for the registration `username` belongs to; the old
   // one is revoked after the overlap. ttl_s 0: the old one's lifetime.
-  absl::StatusOr<IssuedCredential> Refresh(std::string_view username,
-                                           int64_t ttl_s);
+  absl::StatusOr<IssuedCredential> Refresh(std::string_view username, int64_t ttl_s);
   // Revokes one username (also one this issuer does not hold, e.g. from
   // before a restart), or every credential of a subscriber. OK once the
   // broker acknowledged; UNAVAILABLE if it did not, in which case the
   // revocation is retried in the background (by username: a retried
   // revocation by subscriber could remove a credential issued since).
-  absl::Status RevokeUsername(std::string_view username,
-                              std::string_view reason);
+  absl::Status RevokeUsername(std::string_view username, std::string_view reason);
   absl::Status RevokeSubscriber(std::string_view impu, std::string_view reason);
 
   // The TURN-Credential header value for `credential` (docs/sip-header.md).
@@ -123,8 +120,7 @@ class Issuer {
  private:
   struct Metrics;
   v1::Credential ToProto(const IssuedCredential& c) const;
-  absl::StatusOr<IssuedCredential> MintAndPublish(std::string subscriber,
-                                                  std::string impi,
+  absl::StatusOr<IssuedCredential> MintAndPublish(std::string subscriber, std::string impi,
                                                   int64_t ttl_s);
   // Publishes a reusable credential again and waits for the broker: true
   // if it still holds it, false if it refused it as revoked (the credential
@@ -133,10 +129,10 @@ class Issuer {
   absl::Status ValidateTtl(int64_t ttl_s) const;
   // Revokes `username` after `delay_ms` in the background, retrying with
   // backoff until acknowledged or until `expires_at_ms`.
-  void RevokeLater(std::string username, int64_t expires_at_ms,
-                   std::string reason, int64_t delay_ms);
-  void ScheduleRevoke(std::string username, int64_t expires_at_ms,
-                      std::string reason, int64_t delay_ms, int attempt);
+  void RevokeLater(std::string username, int64_t expires_at_ms, std::string reason,
+                   int64_t delay_ms);
+  void ScheduleRevoke(std::string username, int64_t expires_at_ms, std::string reason,
+                      int64_t delay_ms, int attempt);
   void Retire(const IssuedCredential& old);
   void PollBroker();
 
@@ -165,9 +161,8 @@ class CredentialService {
   // Errors: INVALID_ARGUMENT naming an option; a TLS file that cannot be
   // read. Does not wait for the broker.
   static absl::StatusOr<std::unique_ptr<CredentialService>> Connect(
-      const ChannelOptions& channel, const PublisherOptions& publisher,
-      const IssuerOptions& issuer, MetricsRegistry* metrics = nullptr,
-      const Clock* clock = Clock::System());
+      const ChannelOptions& channel, const PublisherOptions& publisher, const IssuerOptions& issuer,
+      MetricsRegistry* metrics = nullptr, const Clock* clock = Clock::System());
   ~CredentialService();
 
   Issuer& issuer() { return *issuer_; }

@@ -6,13 +6,9 @@ namespace turnbroker::pcscf {
 
 // Both lengths are multiples of 3 bytes, so the base64url text has no
 // partial last character and every character carries 6 random bits.
-std::string Minter::MintUsername() {
-  return Base64Url(RandomBytes(kUsernameRandomBytes));
-}
+std::string Minter::MintUsername() { return Base64Url(RandomBytes(kUsernameRandomBytes)); }
 
-std::string Minter::MintPassword() {
-  return Base64Url(RandomBytes(kPasswordRandomBytes));
-}
+std::string Minter::MintPassword() { return Base64Url(RandomBytes(kPasswordRandomBytes)); }
 
 MintedSecret Minter::Mint() const {
   MintedSecret s;

@@ -68,8 +68,7 @@ bool Publisher::broker_reachable() const {
   return reachable_;
 }
 
-void Publisher::PublishAsync(v1::Credential credential, int64_t timeout_ms,
-                             Done done) {
+void Publisher::PublishAsync(v1::Credential credential, int64_t timeout_ms, Done done) {
   Pending p;
   p.credential = std::move(credential);
   p.deadline_us = clock_->MonotonicMicros() + timeout_ms * 1000;
@@ -87,8 +86,7 @@ void Publisher::PublishAsync(v1::Credential credential, int64_t timeout_ms,
   if (!queue_.empty()) wake_.notify_one();
 }
 
-absl::Status Publisher::Publish(v1::Credential credential,
-                                int64_t timeout_ms) {
+absl::Status Publisher::Publish(v1::Credential credential, int64_t timeout_ms) {
   std::promise<absl::Status> promise;
   auto result = promise.get_future();
   PublishAsync(std::move(credential), timeout_ms,
@@ -106,8 +104,7 @@ void Publisher::DispatchLocked(std::unique_lock<std::mutex>& lock) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     } else {
-      for (auto it = queue_.begin();
-           it != queue_.end() && batch.size() < options_.max_batch;) {
+      for (auto it = queue_.begin(); it != queue_.end() && batch.size() < options_.max_batch;) {
         if (it->alone || it->deadline_us <= now) {
           ++it;
           continue;
@@ -124,15 +121,14 @@ void Publisher::DispatchLocked(std::unique_lock<std::mutex>& lock) {
       ++p.attempts;
       *request.add_credentials() = p.credential;
     }
-    int64_t timeout_ms =
-        std::clamp<int64_t>((latest - now) / 1000, 1, options_.call_timeout_ms);
+    int64_t timeout_ms = std::clamp<int64_t>((latest - now) / 1000, 1, options_.call_timeout_ms);
     ++in_flight_;
     lock.unlock();
-    client_->Publish(std::move(request), timeout_ms,
-                     [this, batch = std::move(batch), now](
-                         absl::StatusOr<v1::PublishResponse> r) mutable {
-                       OnPublished(std::move(batch), now, std::move(r));
-                     });
+    client_->Publish(
+        std::move(request), timeout_ms,
+        [this, batch = std::move(batch), now](absl::StatusOr<v1::PublishResponse> r) mutable {
+          OnPublished(std::move(batch), now, std::move(r));
+        });
     lock.lock();
   }
 }
@@ -145,9 +141,7 @@ void Publisher::Run() {
     std::vector<Pending> expired;
     // Backoff over: back to the front of the queue, oldest first.
     std::sort(delayed_.begin(), delayed_.end(),
-              [](const Pending& a, const Pending& b) {
-                return a.not_before_us > b.not_before_us;
-              });
+              [](const Pending& a, const Pending& b) { return a.not_before_us > b.not_before_us; });
     while (!delayed_.empty() && delayed_.back().not_before_us <= now) {
       queue_.push_front(std::move(delayed_.back()));
       delayed_.pop_back();
@@ -163,9 +157,9 @@ void Publisher::Run() {
     if (!expired.empty()) {
       lock.unlock();
       for (auto& p : expired) {
-        p.done(absl::DeadlineExceededError(
-            p.attempts == 0 ? "not sent to the broker before the deadline"
-                            : "broker did not acknowledge before the deadline"));
+        p.done(absl::DeadlineExceededError(p.attempts == 0
+                                               ? "not sent to the broker before the deadline"
+                                               : "broker did not acknowledge before the deadline"));
       }
       lock.lock();
       continue;
@@ -207,8 +201,8 @@ void Publisher::OnPublished(std::vector<Pending> batch, int64_t started_us,
       bool retry = result.status().code() != absl::StatusCode::kUnavailable ||
                    now - last_answer_us_ < options_.retry_unavailable_for_ms * 1000;
       for (auto& p : batch) {
-        const int64_t backoff_ms = BackoffDelayMs(
-            {options_.initial_backoff_ms, options_.max_backoff_ms, 2.0}, p.attempts);
+        const int64_t backoff_ms =
+            BackoffDelayMs({options_.initial_backoff_ms, options_.max_backoff_ms, 2.0}, p.attempts);
         if (retry && !stopping_ && now + backoff_ms * 1000 < p.deadline_us) {
           p.not_before_us = now + backoff_ms * 1000;
           if (metrics_) metrics_->retries->Inc();
@@ -277,8 +271,7 @@ void Publisher::RevokeAsync(v1::RevokeRequest request, int64_t timeout_ms,
     ++other_calls_;
   }
   client_->Revoke(std::move(request), timeout_ms,
-                  [this, done = std::move(done)](
-                      absl::StatusOr<v1::RevokeResponse> r) {
+                  [this, done = std::move(done)](absl::StatusOr<v1::RevokeResponse> r) {
                     Observe(r.status(), r.ok() ? r->epoch() : std::string());
                     done(std::move(r));
                     std::lock_guard lock(mu_);
@@ -290,26 +283,25 @@ absl::StatusOr<v1::RevokeResponse> Publisher::Revoke(v1::RevokeRequest request,
                                                      int64_t timeout_ms) {
   std::promise<absl::StatusOr<v1::RevokeResponse>> promise;
   auto result = promise.get_future();
-  RevokeAsync(std::move(request), timeout_ms,
-              [&promise](absl::StatusOr<v1::RevokeResponse> r) {
-                promise.set_value(std::move(r));
-              });
+  RevokeAsync(std::move(request), timeout_ms, [&promise](absl::StatusOr<v1::RevokeResponse> r) {
+    promise.set_value(std::move(r));
+  });
   return result.get();
 }
 
-void Publisher::GetStatusAsync(
-    int64_t timeout_ms, BrokerClient::Callback<v1::GetStatusResponse> done) {
+void Publisher::GetStatusAsync(int64_t timeout_ms,
+                               BrokerClient::Callback<v1::GetStatusResponse> done) {
   {
     std::lock_guard lock(mu_);
     ++other_calls_;
   }
-  client_->GetStatus(timeout_ms, [this, done = std::move(done)](
-                                     absl::StatusOr<v1::GetStatusResponse> r) {
-    Observe(r.status(), r.ok() ? r->epoch() : std::string());
-    done(std::move(r));
-    std::lock_guard lock(mu_);
-    if (--other_calls_ == 0 && in_flight_ == 0) drained_.notify_all();
-  });
+  client_->GetStatus(timeout_ms,
+                     [this, done = std::move(done)](absl::StatusOr<v1::GetStatusResponse> r) {
+                       Observe(r.status(), r.ok() ? r->epoch() : std::string());
+                       done(std::move(r));
+                       std::lock_guard lock(mu_);
+                       if (--other_calls_ == 0 && in_flight_ == 0) drained_.notify_all();
+                     });
 }
 
 absl::StatusOr<v1::GetStatusResponse> Publisher::GetStatus(int64_t timeout_ms) {

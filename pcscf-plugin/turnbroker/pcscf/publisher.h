@@ -75,19 +75,17 @@ class Publisher {
 
   // Sends `credential` at once if a call slot is free (from this thread),
   // else queues it for the next call. `done` runs once, on any thread (a
-  // gRPC thread, the publisher's, or this one), with OK when the broker committed it, DEADLINE_EXCEEDED
-  // when `timeout_ms` passed first, or the last error. After a transient
-  // error the credential may still have been committed.
+  // gRPC thread, the publisher's, or this one), with OK when the broker committed it,
+  // DEADLINE_EXCEEDED when `timeout_ms` passed first, or the last error. After a transient error
+  // the credential may still have been committed.
   void PublishAsync(v1::Credential credential, int64_t timeout_ms, Done done);
   // The same, blocking.
   absl::Status Publish(v1::Credential credential, int64_t timeout_ms);
 
   void RevokeAsync(v1::RevokeRequest request, int64_t timeout_ms,
                    BrokerClient::Callback<v1::RevokeResponse> done);
-  absl::StatusOr<v1::RevokeResponse> Revoke(v1::RevokeRequest request,
-                                            int64_t timeout_ms);
-  void GetStatusAsync(int64_t timeout_ms,
-                      BrokerClient::Callback<v1::GetStatusResponse> done);
+  absl::StatusOr<v1::RevokeResponse> Revoke(v1::RevokeRequest request, int64_t timeout_ms);
+  void GetStatusAsync(int64_t timeout_ms, BrokerClient::Callback<v1::GetStatusResponse> done);
   absl::StatusOr<v1::GetStatusResponse> GetStatus(int64_t timeout_ms);
 
   // The broker epoch of the last response ("" before the first).
@@ -99,8 +97,7 @@ class Publisher {
   // and publishers should re-assert their live credentials. Replacing the
   // listener (e.g. with nullptr) waits for a call of the old one to return.
   void SetEpochListener(
-      std::function<void(const std::string& previous,
-                         const std::string& current)> listener);
+      std::function<void(const std::string& previous, const std::string& current)> listener);
 
  private:
   struct Pending {
@@ -132,16 +129,16 @@ class Publisher {
       epoch_listener_;  // guarded by listener_mu_
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;     // the worker: a new deadline or backoff
-  std::condition_variable drained_;  // the destructor: no call in flight
-  std::deque<Pending> queue_;        // guarded by mu_
-  std::vector<Pending> delayed_;     // guarded by mu_: waiting for backoff
-  int in_flight_ = 0;                // guarded by mu_: Publish calls
-  int other_calls_ = 0;              // guarded by mu_: Revoke, GetStatus
-  bool stopping_ = false;            // guarded by mu_
-  bool reachable_ = false;           // guarded by mu_
+  std::condition_variable wake_;            // the worker: a new deadline or backoff
+  std::condition_variable drained_;         // the destructor: no call in flight
+  std::deque<Pending> queue_;               // guarded by mu_
+  std::vector<Pending> delayed_;            // guarded by mu_: waiting for backoff
+  int in_flight_ = 0;                       // guarded by mu_: Publish calls
+  int other_calls_ = 0;                     // guarded by mu_: Revoke, GetStatus
+  bool stopping_ = false;                   // guarded by mu_
+  bool reachable_ = false;                  // guarded by mu_
   int64_t last_answer_us_ = INT64_MIN / 2;  // guarded by mu_: monotonic
-  std::string epoch_;                // guarded by mu_
+  std::string epoch_;                       // guarded by mu_
   std::thread worker_;
 };
 

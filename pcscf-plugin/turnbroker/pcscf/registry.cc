@@ -4,20 +4,18 @@
 
 namespace turnbroker::pcscf {
 
-std::optional<IssuedCredential> CredentialRegistry::Reusable(
-    std::string_view subscriber, int64_t min_remaining_ms) const {
+std::optional<IssuedCredential> CredentialRegistry::Reusable(std::string_view subscriber,
+                                                             int64_t min_remaining_ms) const {
   std::lock_guard lock(mu_);
   auto s = by_subscriber_.find(std::string(subscriber));
   if (s == by_subscriber_.end() || s->second.empty()) return std::nullopt;
   auto e = by_username_.find(s->second.back());
   if (e == by_username_.end() || e->second.retiring) return std::nullopt;
-  if (e->second.credential.expires_at_ms - clock_->NowMs() < min_remaining_ms)
-    return std::nullopt;
+  if (e->second.credential.expires_at_ms - clock_->NowMs() < min_remaining_ms) return std::nullopt;
   return e->second.credential;
 }
 
-std::optional<IssuedCredential> CredentialRegistry::Add(
-    IssuedCredential credential) {
+std::optional<IssuedCredential> CredentialRegistry::Add(IssuedCredential credential) {
   std::lock_guard lock(mu_);
   std::optional<IssuedCredential> previous;
   auto& usernames = by_subscriber_[credential.subscriber];
@@ -35,12 +33,10 @@ std::optional<IssuedCredential> CredentialRegistry::Add(
   return previous;
 }
 
-std::optional<IssuedCredential> CredentialRegistry::Find(
-    std::string_view username) const {
+std::optional<IssuedCredential> CredentialRegistry::Find(std::string_view username) const {
   std::lock_guard lock(mu_);
   auto e = by_username_.find(std::string(username));
-  if (e == by_username_.end() ||
-      e->second.credential.expires_at_ms <= clock_->NowMs())
+  if (e == by_username_.end() || e->second.credential.expires_at_ms <= clock_->NowMs())
     return std::nullopt;
   return e->second.credential;
 }
@@ -57,8 +53,7 @@ void CredentialRegistry::EraseLocked(const std::string& username) {
   by_username_.erase(e);
 }
 
-std::optional<IssuedCredential> CredentialRegistry::Remove(
-    std::string_view username) {
+std::optional<IssuedCredential> CredentialRegistry::Remove(std::string_view username) {
   std::lock_guard lock(mu_);
   auto e = by_username_.find(std::string(username));
   if (e == by_username_.end()) return std::nullopt;
@@ -68,8 +63,7 @@ std::optional<IssuedCredential> CredentialRegistry::Remove(
   return c;
 }
 
-std::vector<IssuedCredential> CredentialRegistry::RemoveSubscriber(
-    std::string_view subscriber) {
+std::vector<IssuedCredential> CredentialRegistry::RemoveSubscriber(std::string_view subscriber) {
   std::lock_guard lock(mu_);
   std::vector<IssuedCredential> out;
   auto s = by_subscriber_.find(std::string(subscriber));
@@ -78,8 +72,7 @@ std::vector<IssuedCredential> CredentialRegistry::RemoveSubscriber(
   for (const std::string& u : s->second) {
     auto e = by_username_.find(u);
     if (e == by_username_.end()) continue;
-    if (e->second.credential.expires_at_ms > now)
-      out.push_back(std::move(e->second.credential));
+    if (e->second.credential.expires_at_ms > now) out.push_back(std::move(e->second.credential));
     by_username_.erase(e);
   }
   by_subscriber_.erase(s);

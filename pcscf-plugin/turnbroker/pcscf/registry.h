@@ -9,9 +9,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
-#include <unordered_map>
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
 

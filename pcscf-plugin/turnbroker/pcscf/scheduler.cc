@@ -14,8 +14,7 @@ void Scheduler::Stop() {
   }
   wake_.notify_all();
   // A task may call Stop() on its own scheduler: it cannot join itself.
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
-    thread_.join();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 void Scheduler::RunAfter(int64_t delay_ms, std::function<void()> task) {

@@ -15,8 +15,7 @@ absl::Status Invalid(std::string_view field, std::string_view problem) {
 // ones a simple `split(';')` / `split(' ')` parser or a comma-splitting SIP
 // stack would trip over.
 bool IsSafe(char c) {
-  return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ';' &&
-         c != ',';
+  return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ';' && c != ',';
 }
 
 absl::Status CheckQuotable(std::string_view value, std::string_view field) {
@@ -46,13 +45,11 @@ bool ParseInt(std::string_view s, int64_t* out) {
 
 }  // namespace
 
-absl::Status ValidateIceServerUrl(std::string_view url,
-                                  std::string_view field) {
+absl::Status ValidateIceServerUrl(std::string_view url, std::string_view field) {
   if (auto s = CheckQuotable(url, field); !s.ok()) return s;
   size_t colon = url.find(':');
   std::string scheme = AsciiLower(url.substr(0, colon == url.npos ? 0 : colon));
-  if (scheme != "turn" && scheme != "turns" && scheme != "stun" &&
-      scheme != "stuns") {
+  if (scheme != "turn" && scheme != "turns" && scheme != "stun" && scheme != "stuns") {
     return Invalid(field, "must start with turn:, turns:, stun: or stuns:");
   }
   std::string_view rest = url.substr(colon + 1);
@@ -62,8 +59,7 @@ absl::Status ValidateIceServerUrl(std::string_view url,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FormatTurnCredentialHeader(
-    const TurnCredentialHeader& h) {
+absl::StatusOr<std::string> FormatTurnCredentialHeader(const TurnCredentialHeader& h) {
   if (auto s = CheckQuotable(h.username, "username"); !s.ok()) return s;
   if (auto s = CheckQuotable(h.password, "password"); !s.ok()) return s;
   if (h.ttl_s < 0) return Invalid("ttl", "must not be negative");
@@ -71,19 +67,15 @@ absl::StatusOr<std::string> FormatTurnCredentialHeader(
   if (h.urls.empty()) return Invalid("urls", "must have at least one URL");
   std::string urls;
   for (size_t i = 0; i < h.urls.size(); ++i) {
-    if (auto s = ValidateIceServerUrl(h.urls[i], StrCat("urls[", i, "]"));
-        !s.ok())
-      return s;
+    if (auto s = ValidateIceServerUrl(h.urls[i], StrCat("urls[", i, "]")); !s.ok()) return s;
     if (i > 0) urls.push_back(' ');
     urls += h.urls[i];
   }
-  return StrCat("username=\"", h.username, "\";password=\"", h.password,
-                "\";ttl=", h.ttl_s, ";expires_at=", h.expires_at_s,
-                ";urls=\"", urls, "\"");
+  return StrCat("username=\"", h.username, "\";password=\"", h.password, "\";ttl=", h.ttl_s,
+                ";expires_at=", h.expires_at_s, ";urls=\"", urls, "\"");
 }
 
-absl::StatusOr<TurnCredentialHeader> ParseTurnCredentialHeader(
-    std::string_view value) {
+absl::StatusOr<TurnCredentialHeader> ParseTurnCredentialHeader(std::string_view value) {
   TurnCredentialHeader h;
   bool have_ttl = false, have_expires = false, have_urls = false;
   while (!value.empty()) {
@@ -93,8 +85,7 @@ absl::StatusOr<TurnCredentialHeader> ParseTurnCredentialHeader(
     if (param.empty()) continue;
     size_t eq = param.find('=');
     std::string name = AsciiLower(Trim(param.substr(0, eq)));
-    std::string_view v =
-        eq == param.npos ? std::string_view() : Trim(param.substr(eq + 1));
+    std::string_view v = eq == param.npos ? std::string_view() : Trim(param.substr(eq + 1));
     if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
       v = v.substr(1, v.size() - 2);
     }
@@ -106,8 +97,7 @@ absl::StatusOr<TurnCredentialHeader> ParseTurnCredentialHeader(
       if (!ParseInt(v, &h.ttl_s)) return Invalid("ttl", "is not a number");
       have_ttl = true;
     } else if (name == "expires_at") {
-      if (!ParseInt(v, &h.expires_at_s))
-        return Invalid("expires_at", "is not a number");
+      if (!ParseInt(v, &h.expires_at_s)) return Invalid("expires_at", "is not a number");
       have_expires = true;
     } else if (name == "urls") {
       have_urls = true;

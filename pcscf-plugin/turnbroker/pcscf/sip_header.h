@@ -34,13 +34,11 @@ struct TurnCredentialHeader {
 // the field if a value has a character the syntax does not allow (a double
 // quote, backslash, semicolon, comma, space or control character), or if
 // there is no URL.
-absl::StatusOr<std::string> FormatTurnCredentialHeader(
-    const TurnCredentialHeader& header);
+absl::StatusOr<std::string> FormatTurnCredentialHeader(const TurnCredentialHeader& header);
 
 // Parses a header value as the WIC would; unknown parameters are ignored.
 // INVALID_ARGUMENT naming the parameter that is missing or malformed.
-absl::StatusOr<TurnCredentialHeader> ParseTurnCredentialHeader(
-    std::string_view value);
+absl::StatusOr<TurnCredentialHeader> ParseTurnCredentialHeader(std::string_view value);
 
 // A TURN or STUN server URI (RFC 7065 / RFC 7064) as the header and
 // RTCIceServer.urls carry it: scheme turn, turns, stun or stuns, then a host,

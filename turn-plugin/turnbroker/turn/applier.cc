@@ -18,8 +18,8 @@ std::string_view Cut(std::string_view s) { return s.substr(0, kMaxLoggedBytes); 
 
 }  // namespace
 
-Applier::Applier(ApplierOptions options, UserDb* db, const LegacyIndex* legacy,
-                 const Clock* clock, SyncMetrics* metrics)
+Applier::Applier(ApplierOptions options, UserDb* db, const LegacyIndex* legacy, const Clock* clock,
+                 SyncMetrics* metrics)
     : options_(std::move(options)),
       realms_(options_.realms.begin(), options_.realms.end()),
       db_(db),

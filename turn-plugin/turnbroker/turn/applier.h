@@ -47,8 +47,8 @@ struct AppliedBatch {
 class Applier {
  public:
   // Everything must outlive the applier.
-  Applier(ApplierOptions options, UserDb* db, const LegacyIndex* legacy,
-          const Clock* clock, SyncMetrics* metrics);
+  Applier(ApplierOptions options, UserDb* db, const LegacyIndex* legacy, const Clock* clock,
+          SyncMetrics* metrics);
 
   // Adds the writes of `events` to `transaction`. Reads Redis once (which of
   // the revoked keys it manages) when the batch holds revocations; a Redis

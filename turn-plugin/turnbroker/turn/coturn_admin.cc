@@ -33,7 +33,8 @@ int64_t NowMs() {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -70,8 +71,8 @@ std::string StripTelnet(std::string_view in) {
     } else if (cmd == kSb) {
       // Sub-negotiation up to IAC SE.
       size_t j = i + 2;
-      while (j + 1 < in.size() &&
-             !(static_cast<unsigned char>(in[j]) == kIac && static_cast<unsigned char>(in[j + 1]) == kSe))
+      while (j + 1 < in.size() && !(static_cast<unsigned char>(in[j]) == kIac &&
+                                    static_cast<unsigned char>(in[j + 1]) == kSe))
         ++j;
       i = j + 1;
     } else {

@@ -22,8 +22,8 @@ class CoturnAdmin {
  public:
   virtual ~CoturnAdmin() = default;
   // Ids of the live sessions of `username` in `realm`.
-  virtual absl::StatusOr<std::vector<std::string>> Sessions(
-      std::string_view realm, std::string_view username) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> Sessions(std::string_view realm,
+                                                            std::string_view username) = 0;
   // Ends one session (coturn closes its allocation).
   virtual absl::Status Cancel(std::string_view session_id) = 0;
 };
@@ -44,8 +44,8 @@ class CoturnCli : public CoturnAdmin {
   CoturnCli(const CoturnCli&) = delete;
   CoturnCli& operator=(const CoturnCli&) = delete;
 
-  absl::StatusOr<std::vector<std::string>> Sessions(
-      std::string_view realm, std::string_view username) override;
+  absl::StatusOr<std::vector<std::string>> Sessions(std::string_view realm,
+                                                    std::string_view username) override;
   absl::Status Cancel(std::string_view session_id) override;
 
  private:
@@ -63,8 +63,7 @@ class CoturnCli : public CoturnAdmin {
 
 // Parses `ps` output: the ids of the sessions of exactly `username` whose
 // realm (when printed) is `realm`.
-std::vector<std::string> ParseSessionIds(std::string_view ps_output,
-                                         std::string_view realm,
+std::vector<std::string> ParseSessionIds(std::string_view ps_output, std::string_view realm,
                                          std::string_view username);
 
 // Removes telnet IAC sequences (negotiation) from received bytes.

@@ -22,8 +22,8 @@ void LegacyIndex::Add(LegacyKey key) {
   keys_.emplace(std::move(member), std::move(key));
 }
 
-void LegacyIndex::Unlink(absl::flat_hash_map<std::string, Members>* index,
-                         const std::string& value, const std::string& member) {
+void LegacyIndex::Unlink(absl::flat_hash_map<std::string, Members>* index, const std::string& value,
+                         const std::string& member) {
   auto it = index->find(value);
   if (it == index->end()) return;
   it->second.erase(member);

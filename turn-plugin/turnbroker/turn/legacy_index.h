@@ -34,18 +34,16 @@ class LegacyIndex {
   int64_t ExpiresAt(const std::string& member) const;
   // Members the selector covers (a username selector without realm: in
   // every realm), unexpired at `now_ms`.
-  std::vector<std::string> Match(const ::turnbroker::v1::Selector& selector,
-                                 int64_t now_ms) const;
+  std::vector<std::string> Match(const ::turnbroker::v1::Selector& selector, int64_t now_ms) const;
   size_t size() const { return keys_.size(); }
   void Clear();
 
  private:
   using Members = absl::flat_hash_set<std::string>;
-  static void Unlink(absl::flat_hash_map<std::string, Members>* index,
-                     const std::string& value, const std::string& member);
-  void Collect(const absl::flat_hash_map<std::string, Members>& index,
-               const std::string& value, int64_t now_ms,
-               std::vector<std::string>* out) const;
+  static void Unlink(absl::flat_hash_map<std::string, Members>* index, const std::string& value,
+                     const std::string& member);
+  void Collect(const absl::flat_hash_map<std::string, Members>& index, const std::string& value,
+               int64_t now_ms, std::vector<std::string>* out) const;
 
   absl::flat_hash_map<std::string, LegacyKey> keys_;
   absl::flat_hash_map<std::string, Members> by_username_;

@@ -27,8 +27,8 @@ namespace turnbroker::turn {
 
 // What SYNCED does to the keys the snapshot did not hold.
 struct Reconciliation {
-  std::vector<ManagedKey> removed;   // deleted: revoked while away
-  std::vector<LegacyKey> retained;   // kept as legacy
+  std::vector<ManagedKey> removed;  // deleted: revoked while away
+  std::vector<LegacyKey> retained;  // kept as legacy
 };
 
 class Reconciler {

@@ -15,8 +15,7 @@ std::string MemberName(std::string_view realm, std::string_view username) {
   return StrCat(realm, "/", username);
 }
 
-bool SplitMember(std::string_view member, std::string_view* realm,
-                 std::string_view* username) {
+bool SplitMember(std::string_view member, std::string_view* realm, std::string_view* username) {
   size_t slash = member.find('/');
   if (slash == member.npos) return false;
   *realm = member.substr(0, slash);
@@ -32,8 +31,8 @@ std::string UserKeyOfMember(std::string_view member) {
 
 SyncKeys SyncKeys::For(std::string_view sync_name) {
   std::string prefix = StrCat("turnbroker/sync/", sync_name, "/");
-  return SyncKeys{StrCat(prefix, "position"), StrCat(prefix, "managed"),
-                  StrCat(prefix, "legacy"), StrCat(prefix, "cancel")};
+  return SyncKeys{StrCat(prefix, "position"), StrCat(prefix, "managed"), StrCat(prefix, "legacy"),
+                  StrCat(prefix, "cancel")};
 }
 
 absl::Status ValidateSyncName(std::string_view name, std::string_view field) {

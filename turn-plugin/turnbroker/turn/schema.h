@@ -35,8 +35,7 @@ std::string UserKeyName(std::string_view realm, std::string_view username);
 
 std::string MemberName(std::string_view realm, std::string_view username);
 // Splits a member; false if it has no '/'.
-bool SplitMember(std::string_view member, std::string_view* realm,
-                 std::string_view* username);
+bool SplitMember(std::string_view member, std::string_view* realm, std::string_view* username);
 // coturn's key for a member.
 std::string UserKeyOfMember(std::string_view member);
 
@@ -59,8 +58,8 @@ absl::Status ValidateSyncName(std::string_view name, std::string_view field);
 std::string ManagedValue(int64_t expires_at_ms, std::string_view issuer,
                          std::string_view subscriber);
 // False if the value is malformed.
-bool ParseManagedValue(std::string_view value, int64_t* expires_at_ms,
-                       std::string* issuer, std::string* subscriber);
+bool ParseManagedValue(std::string_view value, int64_t* expires_at_ms, std::string* issuer,
+                       std::string* subscriber);
 
 }  // namespace turnbroker::turn
 

@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "absl/container/flat_hash_set.h"
-
 #include "turnbroker/common/log.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/turn/schema.h"

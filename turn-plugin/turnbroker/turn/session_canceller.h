@@ -19,9 +19,9 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "turnbroker/common/backoff.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/redis.h"
-#include "turnbroker/common/backoff.h"
 #include "turnbroker/turn/coturn_admin.h"
 #include "turnbroker/turn/sync_metrics.h"
 #include "turnbroker/turn/userdb.h"
@@ -42,9 +42,8 @@ class SessionCanceller {
  public:
   // Everything must outlive the canceller; `redis` and `admin` are used by
   // its thread only.
-  SessionCanceller(SessionCancellerOptions options, RedisClient* redis,
-                   SyncKeys keys, CoturnAdmin* admin, const Clock* clock,
-                   SyncMetrics* metrics);
+  SessionCanceller(SessionCancellerOptions options, RedisClient* redis, SyncKeys keys,
+                   CoturnAdmin* admin, const Clock* clock, SyncMetrics* metrics);
   ~SessionCanceller();  // Stop()s
 
   void Start();

@@ -19,15 +19,14 @@ const std::string& ReasonName(v1::WatchResponse::SnapshotReason reason) {
 
 }  // namespace
 
-CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis,
-                               const Clock* clock, SyncMetrics* metrics)
+CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock,
+                               SyncMetrics* metrics)
     : options_(std::move(options)),
       clock_(clock),
       metrics_(metrics),
       db_(redis, SyncKeys::For(options_.name)),
-      applier_(ApplierOptions{options_.realms, options_.farm,
-                              options_.cancel_sessions},
-               &db_, &legacy_, clock, metrics),
+      applier_(ApplierOptions{options_.realms, options_.farm, options_.cancel_sessions}, &db_,
+               &legacy_, clock, metrics),
       reconciler_(&db_, clock) {}
 
 Position CredentialSync::position() const {
@@ -78,8 +77,8 @@ absl::Status CredentialSync::Load() {
   auto legacy = db_.LoadLegacy(clock_->NowMs());
   if (!legacy.ok()) return legacy.status();
   for (ManagedKey& k : *legacy) {
-    legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms,
-                          std::move(k.issuer), std::move(k.subscriber)});
+    legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms, std::move(k.issuer),
+                          std::move(k.subscriber)});
   }
   Stored(*position);
   LogInfo("state loaded from redis")
@@ -137,16 +136,13 @@ absl::Status CredentialSync::Commit(UserDb::Transaction* txn) {
 }
 
 absl::Status CredentialSync::OnFrame(const v1::WatchResponse& frame) {
-  if (!loaded_)
-    return absl::FailedPreconditionError("state not loaded (Prepare first)");
+  if (!loaded_) return absl::FailedPreconditionError("state not loaded (Prepare first)");
   const std::string stored_epoch = position().epoch;
-  if (frame.marker() != v1::WatchResponse::SNAPSHOT_BEGIN &&
-      !reconciler_.active() && !stored_epoch.empty() &&
-      frame.epoch() != stored_epoch) {
+  if (frame.marker() != v1::WatchResponse::SNAPSHOT_BEGIN && !reconciler_.active() &&
+      !stored_epoch.empty() && frame.epoch() != stored_epoch) {
     // The broker must start with a snapshot when the epoch changes.
-    return absl::FailedPreconditionError(
-        StrCat("frame of epoch ", frame.epoch(),
-               " without a snapshot (stored epoch ", stored_epoch, ")"));
+    return absl::FailedPreconditionError(StrCat(
+        "frame of epoch ", frame.epoch(), " without a snapshot (stored epoch ", stored_epoch, ")"));
   }
   if (frame.marker() != v1::WatchResponse::EVENTS) {
     // Markers see every frame before them applied.
@@ -199,8 +195,7 @@ absl::Status CredentialSync::OnSnapshotBegin(const v1::WatchResponse& frame) {
 absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   UserDb::Transaction txn = db_.Begin(static_cast<size_t>(frame.events_size()));
   auto batch = std::make_shared<AppliedBatch>();
-  if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok())
-    return RedisFailed(s);
+  if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok()) return RedisFailed(s);
   const bool live = frame.revision() != 0;
   Position next = position();
   if (live) {
@@ -221,8 +216,7 @@ absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   return Prune();
 }
 
-void CredentialSync::Applied(const AppliedBatch& batch, const Position& next,
-                             bool live) {
+void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bool live) {
   for (const std::string& m : batch.removed_members) legacy_.Remove(m);
   for (const std::string& m : batch.unretired_members) legacy_.Remove(m);
   if (reconciler_.active()) {
@@ -236,8 +230,7 @@ void CredentialSync::Applied(const AppliedBatch& batch, const Position& next,
   if (live) {
     const int64_t now = clock_->NowMs();
     for (int64_t at : batch.revoked_at_ms) {
-      if (at > 0)
-        metrics_->revocation_delay_seconds->ObserveMicros((now - at) * 1000);
+      if (at > 0) metrics_->revocation_delay_seconds->ObserveMicros((now - at) * 1000);
     }
   }
   if (!batch.removed_members.empty()) {
@@ -258,8 +251,7 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
   UserDb::Transaction txn = db_.Begin();
   Reconciliation rec;
   const bool snapshot = reconciler_.active();
-  if (snapshot)
-    rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
+  if (snapshot) rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
   Position next{frame.epoch(), frame.revision()};
   txn.SetPosition(next, clock_->NowMs());
   if (auto s = Commit(&txn); !s.ok()) return s;
@@ -278,8 +270,7 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
       .Kv("deleted_missing", rec.removed.size())
       .Kv("kept_missing", rec.retained.size())
       .Kv("legacy_keys", legacy_.size());
-  if (!rec.removed.empty() && options_.cancel_sessions && on_cancellations_)
-    on_cancellations_();
+  if (!rec.removed.empty() && options_.cancel_sessions && on_cancellations_) on_cancellations_();
   return Prune();
 }
 
@@ -297,8 +288,7 @@ absl::Status CredentialSync::OnProgress(const v1::WatchResponse& frame) {
         .Kv("stored_epoch", stored->epoch)
         .Kv("stored_revision", stored->revision)
         .Kv("applied_revision", position().revision);
-    return RedisFailed(
-        absl::AbortedError("redis: the stored position changed"));
+    return RedisFailed(absl::AbortedError("redis: the stored position changed"));
   }
   Position next{frame.epoch(), frame.revision()};
   if (next != position()) {
@@ -331,8 +321,7 @@ absl::Status CredentialSync::Prune() {
   if (auto s = Commit(&txn); !s.ok()) return s;
   for (const std::string& m : expired) legacy_.Remove(m);
   prune_cursor_ = next;
-  next_prune_ms_ = prune_cursor_ == "0" ? now + options_.prune_interval_ms
-                                        : now + kPruneStepMs;
+  next_prune_ms_ = prune_cursor_ == "0" ? now + options_.prune_interval_ms : now + kPruneStepMs;
   if (!expired.empty()) {
     metrics_->keys_pruned->Inc(expired.size());
     Stored(position());

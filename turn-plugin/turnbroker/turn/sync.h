@@ -57,8 +57,7 @@ struct SyncOptions {
 class CredentialSync : public FrameSink {
  public:
   // `redis`, `clock` and `metrics` must outlive the sync.
-  CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock,
-                 SyncMetrics* metrics);
+  CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock, SyncMetrics* metrics);
 
   absl::StatusOr<Position> Prepare() override;
   absl::Status OnFrame(const v1::WatchResponse& frame) override;

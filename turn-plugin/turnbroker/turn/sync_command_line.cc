@@ -39,40 +39,38 @@ SyncCommandLine::SyncCommandLine(CLI::App* app) {
   app->get_formatter()->column_width(44);
   auto env = [](const char* name) { return StrCat("TURNBROKER_SYNC_", name); };
 
-  AddBrokerClientFlags(*app, &channel_, "TURNBROKER_BROKER", env(""),
-                       "subscriber");
+  AddBrokerClientFlags(*app, &channel_, "TURNBROKER_BROKER", env(""), "subscriber");
   app->add_option("--redis-url", redis_url_,
-                 "coturn's Redis: redis://[:PASSWORD@]HOST:PORT/DB (the "
-                 "database coturn's "
-                 "--redis-userdb names; prefer the environment variable for a "
-                 "password)")
+                  "coturn's Redis: redis://[:PASSWORD@]HOST:PORT/DB (the "
+                  "database coturn's "
+                  "--redis-userdb names; prefer the environment variable for a "
+                  "password)")
       ->envname(env("REDIS_URL"))
       ->capture_default_str();
-  app->add_option("--redis-timeout", redis_timeout_ms_,
-                 "Redis connect and reply timeout, ms")
+  app->add_option("--redis-timeout", redis_timeout_ms_, "Redis connect and reply timeout, ms")
       ->envname(env("REDIS_TIMEOUT"))
       ->capture_default_str()
       ->check(CLI::Range(100, 600'000));
   app->add_option("--realm", sync_.realms,
-                 "A TURN realm this coturn serves (repeatable; at least one). "
-                 "Records of other "
-                 "realms are refused")
+                  "A TURN realm this coturn serves (repeatable; at least one). "
+                  "Records of other "
+                  "realms are refused")
       ->envname(env("REALM"))
       ->required()
       ->delimiter(',');
   app->add_option("--farm", sync_.farm,
-                 "This TURN farm's name: also receive credentials scoped to it")
+                  "This TURN farm's name: also receive credentials scoped to it")
       ->envname(env("FARM"));
   app->add_option("--name", sync_.name,
-                 "Name of this sync: keys its position and index in Redis "
-                 "(turnbroker/sync/<name>/...); unique per Redis database")
+                  "Name of this sync: keys its position and index in Redis "
+                  "(turnbroker/sync/<name>/...); unique per Redis database")
       ->envname(env("NAME"))
       ->default_str("the host name");
   app->add_option("--coturn-admin", coturn_admin_,
-                 "coturn's telnet CLI HOST:PORT (--cli-ip/--cli-port), to end "
-                 "the sessions of "
-                 "revoked users (empty: off; revocation then only stops new "
-                 "allocations)")
+                  "coturn's telnet CLI HOST:PORT (--cli-ip/--cli-port), to end "
+                  "the sessions of "
+                  "revoked users (empty: off; revocation then only stops new "
+                  "allocations)")
       ->envname(env("COTURN_ADMIN"));
   // Not CLI11's envname: on the command line without --coturn-admin the
   // password is a mistake, in the environment (which several units may share)
@@ -88,47 +86,45 @@ SyncCommandLine::SyncCommandLine(CLI::App* app) {
       ->excludes(pw)
       ->check(CLI::ExistingFile);
   app->add_option("--metrics-listen", metrics_listen_,
-                 "Prometheus /metrics and /healthz on HOST:PORT (port 0: any; "
-                 "empty: off)")
+                  "Prometheus /metrics and /healthz on HOST:PORT (port 0: any; "
+                  "empty: off)")
       ->envname(env("METRICS_LISTEN"));
   app->add_option("--unhealthy-after", unhealthy_after_s_,
-                 "/healthz fails when Redis is down, or the stream has not "
-                 "been synced for "
-                 "this long, seconds")
+                  "/healthz fails when Redis is down, or the stream has not "
+                  "been synced for "
+                  "this long, seconds")
       ->envname(env("UNHEALTHY_AFTER"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app->add_option("--progress-interval", watch_.progress_interval_ms,
-                 "PROGRESS marker asked of the broker on an idle stream, ms")
+                  "PROGRESS marker asked of the broker on an idle stream, ms")
       ->envname(env("PROGRESS_INTERVAL"))
       ->capture_default_str()
       ->check(CLI::Range(100, 3'600'000));
   app->add_option("--idle-timeout", watch_.idle_timeout_ms,
-                 "Reconnect after this long without a frame, ms (0: 3 x "
-                 "--progress-interval + 5 s)")
+                  "Reconnect after this long without a frame, ms (0: 3 x "
+                  "--progress-interval + 5 s)")
       ->envname(env("IDLE_TIMEOUT"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app->add_option(
-         "--connect-timeout", watch_.connect_timeout_ms,
-         "Longest wait for a connection to the broker before backing off, ms")
+  app->add_option("--connect-timeout", watch_.connect_timeout_ms,
+                  "Longest wait for a connection to the broker before backing off, ms")
       ->envname(env("CONNECT_TIMEOUT"))
       ->capture_default_str()
       ->check(CLI::Range(100, 600'000));
   app->add_option("--backoff-initial", watch_.backoff.initial_ms,
-                 "First reconnect/retry delay, ms (doubles, jittered)")
+                  "First reconnect/retry delay, ms (doubles, jittered)")
       ->envname(env("BACKOFF_INITIAL"))
       ->capture_default_str()
       ->check(CLI::Range(1, 60'000));
-  app->add_option("--backoff-max", watch_.backoff.max_ms,
-                 "Longest reconnect/retry delay, ms")
+  app->add_option("--backoff-max", watch_.backoff.max_ms, "Longest reconnect/retry delay, ms")
       ->envname(env("BACKOFF_MAX"))
       ->capture_default_str()
       ->check(CLI::Range(1, 600'000));
   app->add_option("--keepalive", keepalive_s_,
-                 "HTTP/2 keepalive ping to the broker, seconds (a dead broker "
-                 "is noticed "
-                 "within this plus 5 s)")
+                  "HTTP/2 keepalive ping to the broker, seconds (a dead broker "
+                  "is noticed "
+                  "within this plus 5 s)")
       ->envname(env("KEEPALIVE"))
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
@@ -227,9 +223,9 @@ int RunSync(const SyncRunOptions& o) {
   if (o.coturn_admin) {
     canceller_redis = std::make_unique<HiredisClient>(o.redis);
     cli = std::make_unique<CoturnCli>(CoturnCliOptions{*o.coturn_admin, o.coturn_admin_password});
-    canceller = std::make_unique<SessionCanceller>(SessionCancellerOptions{}, canceller_redis.get(),
-                                                   SyncKeys::For(o.sync.name), cli.get(), clock,
-                                                   &metrics);
+    canceller =
+        std::make_unique<SessionCanceller>(SessionCancellerOptions{}, canceller_redis.get(),
+                                           SyncKeys::For(o.sync.name), cli.get(), clock, &metrics);
     credential_sync.SetCancellationListener([c = canceller.get()] { c->Notify(); });
   }
 
@@ -264,9 +260,8 @@ int RunSync(const SyncRunOptions& o) {
   if (canceller) canceller->Start();
   loop.Start();
   std::printf("turn-credential-sync running sync=%s metrics=%s\n", o.sync.name.c_str(),
-              o.metrics_listen
-                  ? StrCat(o.metrics_listen->host, ":", metrics_server.port()).c_str()
-                  : "off");
+              o.metrics_listen ? StrCat(o.metrics_listen->host, ":", metrics_server.port()).c_str()
+                               : "off");
   std::fflush(stdout);
 
   signals.Wait();

@@ -14,8 +14,7 @@ namespace {
 constexpr int64_t kPage = 20'000;
 
 absl::Status Unexpected(std::string_view what, const RedisReply& reply) {
-  return absl::InternalError(
-      StrCat("redis ", what, ": unexpected reply ", reply.ToString()));
+  return absl::InternalError(StrCat("redis ", what, ": unexpected reply ", reply.ToString()));
 }
 
 // Sorted-set scores are doubles on the wire; Unix ms fit exactly.
@@ -27,10 +26,9 @@ bool ParseScore(const std::string& s, int64_t* out) {
   return true;
 }
 
-absl::StatusOr<std::vector<ManagedKey>> ParseWithScores(
-    std::string_view what, const RedisReply& reply) {
-  if (reply.type != RedisReply::Type::kArray ||
-      reply.elements.size() % 2 != 0) {
+absl::StatusOr<std::vector<ManagedKey>> ParseWithScores(std::string_view what,
+                                                        const RedisReply& reply) {
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() % 2 != 0) {
     return Unexpected(what, reply);
   }
   std::vector<ManagedKey> out;
@@ -49,14 +47,12 @@ absl::StatusOr<std::vector<ManagedKey>> ParseWithScores(
 // A managed entry; false (skipped by callers) if its value is malformed.
 bool ParseEntry(std::string member, const std::string& value, ManagedKey* out) {
   out->member = std::move(member);
-  return ParseManagedValue(value, &out->expires_at_ms, &out->issuer,
-                           &out->subscriber);
+  return ParseManagedValue(value, &out->expires_at_ms, &out->issuer, &out->subscriber);
 }
 
 }  // namespace
 
-UserDb::UserDb(RedisClient* redis, SyncKeys keys)
-    : redis_(redis), keys_(std::move(keys)) {}
+UserDb::UserDb(RedisClient* redis, SyncKeys keys) : redis_(redis), keys_(std::move(keys)) {}
 
 absl::StatusOr<Position> UserDb::LoadPosition() {
   if (auto s = Drain(); !s.ok()) return s;
@@ -72,21 +68,18 @@ absl::StatusOr<Position> UserDb::LoadPosition() {
   p.epoch = epoch.str;
   const std::string& r = revision.str;
   auto [ptr, ec] = std::from_chars(r.data(), r.data() + r.size(), p.revision);
-  if (p.epoch.empty() || r.empty() || ec != std::errc() ||
-      ptr != r.data() + r.size()) {
-    return absl::DataLossError(
-        StrCat("redis ", keys_.position, ": corrupt position (epoch '", p.epoch,
-               "', revision '", r,
-               "'); delete the key to start over with a snapshot"));
+  if (p.epoch.empty() || r.empty() || ec != std::errc() || ptr != r.data() + r.size()) {
+    return absl::DataLossError(StrCat("redis ", keys_.position, ": corrupt position (epoch '",
+                                      p.epoch, "', revision '", r,
+                                      "'); delete the key to start over with a snapshot"));
   }
   return p;
 }
 
-absl::StatusOr<std::vector<ManagedKey>> UserDb::ScanManaged(
-    const std::string& cursor, size_t count, std::string* next) {
+absl::StatusOr<std::vector<ManagedKey>> UserDb::ScanManaged(const std::string& cursor, size_t count,
+                                                            std::string* next) {
   if (auto s = Drain(); !s.ok()) return s;
-  auto reply =
-      redis_->Command({"HSCAN", keys_.managed, cursor, "COUNT", StrCat(count)});
+  auto reply = redis_->Command({"HSCAN", keys_.managed, cursor, "COUNT", StrCat(count)});
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2 ||
       reply->elements[1].type != RedisReply::Type::kArray ||
@@ -99,8 +92,7 @@ absl::StatusOr<std::vector<ManagedKey>> UserDb::ScanManaged(
   out.reserve(fields.size() / 2);
   for (size_t i = 0; i < fields.size(); i += 2) {
     ManagedKey k;
-    if (ParseEntry(std::move(fields[i].str), fields[i + 1].str, &k))
-      out.push_back(std::move(k));
+    if (ParseEntry(std::move(fields[i].str), fields[i + 1].str, &k)) out.push_back(std::move(k));
   }
   return out;
 }
@@ -125,8 +117,8 @@ absl::StatusOr<std::vector<ManagedKey>> UserDb::LoadLegacy(int64_t after_ms) {
   // Pages by rank: this sync is the only writer of the set.
   std::vector<ManagedKey> legacy;
   for (int64_t start = 0;; start += kPage) {
-    auto reply = redis_->Command({"ZRANGE", keys_.legacy, StrCat(start),
-                                  StrCat(start + kPage - 1), "WITHSCORES"});
+    auto reply = redis_->Command(
+        {"ZRANGE", keys_.legacy, StrCat(start), StrCat(start + kPage - 1), "WITHSCORES"});
     if (!reply.ok()) return reply.status();
     auto page = ParseWithScores("ZRANGE legacy", *reply);
     if (!page.ok()) return page.status();
@@ -145,16 +137,13 @@ absl::StatusOr<std::vector<ManagedKey>> UserDb::LoadLegacy(int64_t after_ms) {
     auto replies = redis_->Execute(batch);
     if (!replies.ok()) return replies.status();
     const RedisReply& values = replies->front();
-    if (values.type != RedisReply::Type::kArray ||
-        values.elements.size() != end - start) {
+    if (values.type != RedisReply::Type::kArray || values.elements.size() != end - start) {
       return Unexpected("HMGET managed", values);
     }
     for (size_t i = start; i < end; ++i) {
       const RedisReply& v = values.elements[i - start];
       int64_t expires = 0;
-      if (!v.is_nil())
-        ParseManagedValue(v.str, &expires, &legacy[i].issuer,
-                          &legacy[i].subscriber);
+      if (!v.is_nil()) ParseManagedValue(v.str, &expires, &legacy[i].issuer, &legacy[i].subscriber);
     }
   }
   return legacy;
@@ -172,8 +161,7 @@ absl::StatusOr<std::vector<std::optional<int64_t>>> UserDb::ManagedExpiries(
   auto replies = redis_->Execute(batch);
   if (!replies.ok()) return replies.status();
   const RedisReply& values = replies->front();
-  if (values.type != RedisReply::Type::kArray ||
-      values.elements.size() != members.size()) {
+  if (values.type != RedisReply::Type::kArray || values.elements.size() != members.size()) {
     return Unexpected("HMGET managed", values);
   }
   for (const RedisReply& v : values.elements) {
@@ -187,12 +175,11 @@ absl::StatusOr<std::vector<std::optional<int64_t>>> UserDb::ManagedExpiries(
   return out;
 }
 
-absl::StatusOr<std::vector<ManagedKey>> UserDb::PendingCancellations(
-    int64_t after_ms, size_t limit) {
+absl::StatusOr<std::vector<ManagedKey>> UserDb::PendingCancellations(int64_t after_ms,
+                                                                     size_t limit) {
   if (auto s = Drain(); !s.ok()) return s;
-  auto reply =
-      redis_->Command({"ZRANGEBYSCORE", keys_.cancel, StrCat("(", after_ms),
-                       "+inf", "WITHSCORES", "LIMIT", "0", StrCat(limit)});
+  auto reply = redis_->Command({"ZRANGEBYSCORE", keys_.cancel, StrCat("(", after_ms), "+inf",
+                                "WITHSCORES", "LIMIT", "0", StrCat(limit)});
   if (!reply.ok()) return reply.status();
   return ParseWithScores("ZRANGEBYSCORE cancel", *reply);
 }
@@ -208,15 +195,13 @@ UserDb::Transaction::Transaction(const SyncKeys* keys, size_t puts_hint)
 void UserDb::Transaction::FlushPuts() {
   if (managed_.size() > 2) {
     batch_.Add(managed_);
-    managed_ =
-        RedisArgs{"HSET", keys_->managed};  // rare: puts were interrupted
+    managed_ = RedisArgs{"HSET", keys_->managed};  // rare: puts were interrupted
   }
 }
 
 void UserDb::Transaction::Put(const v1::Credential& c) {
   std::string expires = StrCat(c.expires_at_ms());
-  batch_.Add({"SET", UserKeyName(c.realm(), c.username()), HexLower(c.key()),
-              "PXAT", expires});
+  batch_.Add({"SET", UserKeyName(c.realm(), c.username()), HexLower(c.key()), "PXAT", expires});
   managed_.Push(MemberName(c.realm(), c.username()));
   managed_.Push(ManagedValue(c.expires_at_ms(), c.issuer(), c.subscriber()));
 }
@@ -233,8 +218,7 @@ void UserDb::Transaction::Forget(const std::string& member) {
   batch_.Add({"ZREM", keys_->legacy, member});
 }
 
-void UserDb::Transaction::Retire(const std::string& member,
-                                 int64_t expires_at_ms) {
+void UserDb::Transaction::Retire(const std::string& member, int64_t expires_at_ms) {
   FlushPuts();
   batch_.Add({"ZADD", keys_->legacy, StrCat(expires_at_ms), member});
 }
@@ -244,8 +228,7 @@ void UserDb::Transaction::Unretire(const std::string& member) {
   batch_.Add({"ZREM", keys_->legacy, member});
 }
 
-void UserDb::Transaction::QueueCancellation(const std::string& member,
-                                            int64_t expires_at_ms) {
+void UserDb::Transaction::QueueCancellation(const std::string& member, int64_t expires_at_ms) {
   FlushPuts();
   batch_.Add({"ZADD", keys_->cancel, StrCat(expires_at_ms), member});
 }
@@ -257,29 +240,24 @@ void UserDb::Transaction::DequeueCancellation(const std::string& member) {
 
 void UserDb::Transaction::DropCancellationsBefore(int64_t before_ms) {
   FlushPuts();
-  batch_.Add(
-      {"ZREMRANGEBYSCORE", keys_->cancel, "-inf", StrCat("(", before_ms)});
+  batch_.Add({"ZREMRANGEBYSCORE", keys_->cancel, "-inf", StrCat("(", before_ms)});
 }
 
-void UserDb::Transaction::SetPosition(const Position& position,
-                                      int64_t now_ms) {
+void UserDb::Transaction::SetPosition(const Position& position, int64_t now_ms) {
   FlushPuts();
   position_at_ = batch_.size();
   batch_.Add({"HSET", keys_->position, "epoch", position.epoch, "revision",
               StrCat(position.revision), "updated_at_ms", StrCat(now_ms)});
 }
 
-absl::Status UserDb::CheckReplies(const RedisBatch& batch,
-                                  const std::vector<RedisReply>& replies) {
+absl::Status UserDb::CheckReplies(const RedisBatch& batch, const std::vector<RedisReply>& replies) {
   if (replies.size() != batch.size()) {
-    return absl::InternalError(
-        "redis: reply count does not match the transaction");
+    return absl::InternalError("redis: reply count does not match the transaction");
   }
   // A command refused while queueing (QUEUED expected) aborts the EXEC.
   for (size_t i = 0; i + 1 < replies.size(); ++i) {
     if (replies[i].is_error()) {
-      return absl::InternalError(
-          StrCat("redis ", batch.name(i), ": ", replies[i].str));
+      return absl::InternalError(StrCat("redis ", batch.name(i), ": ", replies[i].str));
     }
   }
   const RedisReply& exec = replies.back();
@@ -288,8 +266,7 @@ absl::Status UserDb::CheckReplies(const RedisBatch& batch,
   }
   for (size_t i = 0; i < exec.elements.size(); ++i) {
     if (exec.elements[i].is_error()) {
-      return absl::InternalError(
-          StrCat("redis ", batch.name(i + 1), ": ", exec.elements[i].str));
+      return absl::InternalError(StrCat("redis ", batch.name(i + 1), ": ", exec.elements[i].str));
     }
   }
   return absl::OkStatus();
@@ -329,8 +306,7 @@ absl::Status UserDb::DeletePosition() {
   return reply.status();
 }
 
-absl::Status UserDb::CommitAsync(
-    Transaction* t, std::function<void(const absl::Status&)> done) {
+absl::Status UserDb::CommitAsync(Transaction* t, std::function<void(const absl::Status&)> done) {
   t->FlushPuts();
   t->batch_.Add({"EXEC"});
   absl::Status sent = redis_->Send(t->batch_);

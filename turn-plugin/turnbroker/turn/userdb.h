@@ -61,13 +61,11 @@ class UserDb {
       const std::vector<std::string>& members);
   // One step of a scan of the managed index (HSCAN): about `count` entries
   // from `cursor` ("0" starts); *next is "0" when the scan is complete.
-  absl::StatusOr<std::vector<ManagedKey>> ScanManaged(const std::string& cursor,
-                                                      size_t count,
+  absl::StatusOr<std::vector<ManagedKey>> ScanManaged(const std::string& cursor, size_t count,
                                                       std::string* next);
   // Up to `limit` members waiting for session cancellation that expire
   // after `after_ms`.
-  absl::StatusOr<std::vector<ManagedKey>> PendingCancellations(int64_t after_ms,
-                                                               size_t limit);
+  absl::StatusOr<std::vector<ManagedKey>> PendingCancellations(int64_t after_ms, size_t limit);
 
   // ---- Writes -------------------------------------------------------------
   // Writes collected in order, encoded as they come, and committed
@@ -113,9 +111,7 @@ class UserDb {
   };
 
   // `puts_hint`: about how many puts follow (buffers are sized for them).
-  Transaction Begin(size_t puts_hint = 0) const {
-    return Transaction(&keys_, puts_hint);
-  }
+  Transaction Begin(size_t puts_hint = 0) const { return Transaction(&keys_, puts_hint); }
   // Sends the transaction (MULTI ... EXEC). UNAVAILABLE: Redis unreachable
   // (the writes may or may not have been applied: reload the position).
   // INTERNAL: Redis refused a command (e.g. a key of the wrong type); if
@@ -134,8 +130,7 @@ class UserDb {
   // replies are read: by the next CommitAsync (at most two are in flight),
   // or by Drain(), which every other method calls first. Returns the first
   // failure seen.
-  absl::Status CommitAsync(Transaction* transaction,
-                           std::function<void(const absl::Status&)> done);
+  absl::Status CommitAsync(Transaction* transaction, std::function<void(const absl::Status&)> done);
   // Reads the replies of the transactions in flight, in order, and reports
   // them to their `done`; returns the first failure.
   absl::Status Drain();
@@ -146,8 +141,7 @@ class UserDb {
     std::function<void(const absl::Status&)> done;
   };
   absl::Status ReceiveOldest();
-  static absl::Status CheckReplies(const RedisBatch& batch,
-                                   const std::vector<RedisReply>& replies);
+  static absl::Status CheckReplies(const RedisBatch& batch, const std::vector<RedisReply>& replies);
 
   RedisClient* const redis_;
   const SyncKeys keys_;

@@ -105,8 +105,7 @@ absl::Status WatchLoop::Connect() {
       return absl::UnavailableError(
           StrCat("broker unreachable: no connection within ", options_.connect_timeout_ms, " ms"));
     }
-    channel_->WaitForConnected(std::chrono::system_clock::now() +
-                               std::chrono::milliseconds(100));
+    channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   }
   return absl::OkStatus();
 }

@@ -19,8 +19,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "turnbroker/common/clock.h"
 #include "turnbroker/common/backoff.h"
+#include "turnbroker/common/clock.h"
 #include "turnbroker/turn/sync_metrics.h"
 #include "turnbroker/turn/userdb.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
@@ -58,8 +58,8 @@ struct WatchLoopOptions {
 class WatchLoop {
  public:
   // `channel`, `sink`, `metrics` and `clock` must outlive the loop.
-  WatchLoop(std::shared_ptr<grpc::Channel> channel, WatchLoopOptions options,
-            FrameSink* sink, SyncMetrics* metrics, const Clock* clock);
+  WatchLoop(std::shared_ptr<grpc::Channel> channel, WatchLoopOptions options, FrameSink* sink,
+            SyncMetrics* metrics, const Clock* clock);
   ~WatchLoop();  // Stop()s
 
   // Runs the loop on its own thread.
@@ -88,9 +88,9 @@ class WatchLoop {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                        // guarded by mu_
-  grpc::ClientContext* stream_ = nullptr;        // guarded by mu_
-  int64_t last_frame_mono_ms_ = 0;               // guarded by mu_
+  bool stopping_ = false;                  // guarded by mu_
+  grpc::ClientContext* stream_ = nullptr;  // guarded by mu_
+  int64_t last_frame_mono_ms_ = 0;         // guarded by mu_
   std::thread thread_;
   std::thread watchdog_;
 };
