@@ -275,24 +275,24 @@ TEST(RedisFlagsTest, TheFlagsCombineOrNameWhatIsWrong) {
     return std::string(RedisTargetFromFlags(f).status().message());
   };
   EXPECT_NE(message({}).find("--redis-url"), std::string::npos);  // no address
-  EXPECT_EQ(code({.url = "redis://a:1", .sentinels = "b:2"}), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(message({.sentinels = "127.0.0.1:26379"}).find("--redis-master"), std::string::npos);
-  EXPECT_NE(message({.sentinels = "127.0.0.1", .master = "m"}).find("--redis-sentinels"),
+  EXPECT_EQ(code(RedisFlags{"redis://a:1", "b:2", "", ""}), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(message(RedisFlags{"", "127.0.0.1:26379", "", ""}).find("--redis-master"),
             std::string::npos);
-  EXPECT_NE(message({.url = "http://x"}).find("--redis-url"), std::string::npos);
-  auto sentinel = RedisTargetFromFlags({.sentinels = "127.0.0.1:1,127.0.0.1:2", .master = "m"});
+  EXPECT_NE(message(RedisFlags{"", "127.0.0.1", "m", ""}).find("--redis-sentinels"),
+            std::string::npos);
+  EXPECT_NE(message(RedisFlags{"http://x", "", "", ""}).find("--redis-url"), std::string::npos);
+  auto sentinel = RedisTargetFromFlags(RedisFlags{"", "127.0.0.1:1,127.0.0.1:2", "m", ""});
   ASSERT_TRUE(sentinel.ok()) << sentinel.status();
   EXPECT_EQ(sentinel->sentinels.size(), 2u);
   TempDir dir;
   std::string file = dir.File("password");
   std::ofstream(file) << "broker s3cret\n";
-  auto withfile =
-      RedisTargetFromFlags({.url = "redis://:old@127.0.0.1:6379", .password_file = file});
+  auto withfile = RedisTargetFromFlags(RedisFlags{"redis://:old@127.0.0.1:6379", "", "", file});
   ASSERT_TRUE(withfile.ok()) << withfile.status();
   EXPECT_EQ(withfile->url.user, "broker");
   EXPECT_EQ(withfile->url.password, "s3cret");
   EXPECT_EQ(withfile->password_flag, "--redis-password-file");
-  EXPECT_NE(message({.url = "redis://127.0.0.1:6379", .password_file = dir.File("none")})
+  EXPECT_NE(message(RedisFlags{"redis://127.0.0.1:6379", "", "", dir.File("none")})
                 .find("--redis-password-file"),
             std::string::npos);
 }

@@ -60,7 +60,9 @@ int UsageError(std::string_view program, const absl::Status& status);
 inline void AddBrokerClientFlags(CLI::App& app, ChannelOptions* channel,
                                  const std::string& broker_env, const std::string& env_prefix,
                                  const std::string& role) {
-  app.add_option("--broker", channel->target, "turn-broker address HOST:PORT")
+  app.add_option("--broker", channel->target,
+                 "turn-broker address HOST:PORT; several replicas as HOST:PORT,HOST:PORT (or "
+                 "a DNS name with several records): a failed one is left for the next")
       ->envname(broker_env)
       ->capture_default_str();
   app.add_option("--tls-cert", channel->tls.cert,
