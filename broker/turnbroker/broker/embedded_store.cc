@@ -18,26 +18,17 @@ constexpr size_t kMaxExpiryPerPass = 50'000;
 
 }  // namespace
 
-struct EmbeddedStore::Metrics {
+struct EmbeddedStore::Metrics : CommitMetrics {
   explicit Metrics(MetricsRegistry* r)
-      : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
-                                       "Time to write and sync one commit group")),
-        commit_groups(
-            r->AddCounter("turnbroker_store_commit_groups_total", "Commit groups written")),
-        changes(r->AddCounter("turnbroker_store_changes_total", "Changes (revisions) committed")),
+      : CommitMetrics(r),
         compacted(r->AddCounter("turnbroker_store_compacted_rows_total",
                                 "Journal rows deleted by compaction")),
-        expired(r->AddCounter("turnbroker_store_expired_total", "Credentials removed at expiry")),
         failures(r->AddCounter("turnbroker_store_failures_total", "Journal write failures")),
-        queue(
-            r->AddGauge("turnbroker_store_queue_depth", "Requests waiting for the commit thread")),
         writable(r->AddGauge("turnbroker_store_writable",
                              "0 while journal writes fail (e.g. a full disk), else 1")) {
     writable->Set(1);
   }
-  Histogram* commit_seconds;
-  Counter *commit_groups, *changes, *compacted, *expired, *failures;
-  Gauge* queue;
+  Counter *compacted, *failures;
   Gauge* writable;
 };
 
@@ -181,9 +172,7 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops, const std::vector<Revision
       write_failing_ = false;
       metrics_->writable->Set(1);
     }
-    metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start);
-    metrics_->commit_groups->Inc();
-    metrics_->changes->Inc(changes.size());
+    metrics_->Committed(start, changes.size());
     metrics_->compacted->Inc(compact.size());
     state_->Apply(changes);
   }

@@ -345,13 +345,9 @@ class RedisStore::Connection {
   std::string address_;
 };
 
-struct RedisStore::Metrics {
+struct RedisStore::Metrics : CommitMetrics {
   explicit Metrics(MetricsRegistry* r)
-      : commit_seconds(r->AddHistogram("turnbroker_store_commit_seconds",
-                                       "Time to commit one group in Redis and have it confirmed")),
-        commit_groups(
-            r->AddCounter("turnbroker_store_commit_groups_total", "Commit groups written")),
-        changes(r->AddCounter("turnbroker_store_changes_total", "Changes (revisions) committed")),
+      : CommitMetrics(r),
         conflicts(r->AddCounter("turnbroker_store_redis_conflicts_total",
                                 "Commit groups planned again because another replica committed")),
         errors(r->AddCounter("turnbroker_store_redis_errors_total",
@@ -361,13 +357,8 @@ struct RedisStore::Metrics {
         epochs(r->AddCounter("turnbroker_store_epoch_changes_total",
                              "State reloads for a new epoch of the Redis dataset")),
         applied(r->AddCounter("turnbroker_store_log_entries_total",
-                              "Log entries applied from the Redis stream")),
-        expired(r->AddCounter("turnbroker_store_expired_total", "Credentials removed at expiry")),
-        queue(r->AddGauge("turnbroker_store_queue_depth",
-                          "Requests waiting for the commit thread")) {}
-  Histogram* commit_seconds;
-  Counter *commit_groups, *changes, *conflicts, *errors, *unconfirmed, *epochs, *applied, *expired;
-  Gauge* queue;
+                              "Log entries applied from the Redis stream")) {}
+  Counter *conflicts, *errors, *unconfirmed, *epochs, *applied;
 };
 
 RedisStore::RedisStore(const RedisStoreOptions& options, const Clock* clock,
@@ -646,9 +637,7 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
                                          " but not yet applied (or the dataset changed); retry")));
       return;
     }
-    metrics_->commit_seconds->ObserveMicros(MonotonicMicros() - start_us);
-    metrics_->commit_groups->Inc();
-    metrics_->changes->Inc(changes.size());
+    metrics_->Committed(start_us, changes.size());
     (void)attempt;
     answer();
     return;

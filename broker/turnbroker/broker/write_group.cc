@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "turnbroker/common/clock.h"
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker::broker {
@@ -56,6 +57,22 @@ void AnswerGroup(std::vector<WriteOp>& group, PlannedGroup& planned, const std::
 
 void FailGroup(std::vector<WriteOp>& group, const absl::Status& error) {
   for (WriteOp& op : group) std::visit([&](auto& o) { o.done(error); }, op);
+}
+
+CommitMetrics::CommitMetrics(MetricsRegistry* r)
+    : commit_seconds(r->AddHistogram(
+          "turnbroker_store_commit_seconds",
+          "Time to commit one group: durable on disk, or written to Redis and confirmed")),
+      commit_groups(r->AddCounter("turnbroker_store_commit_groups_total", "Commit groups written")),
+      changes(r->AddCounter("turnbroker_store_changes_total", "Changes (revisions) committed")),
+      expired(r->AddCounter("turnbroker_store_expired_total", "Credentials removed at expiry")),
+      queue(r->AddGauge("turnbroker_store_queue_depth", "Requests waiting for the commit thread")) {
+}
+
+void CommitMetrics::Committed(int64_t start_us, size_t n) {
+  commit_seconds->ObserveMicros(MonotonicMicros() - start_us);
+  commit_groups->Inc();
+  changes->Inc(n);
 }
 
 }  // namespace turnbroker::broker

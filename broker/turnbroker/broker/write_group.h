@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "turnbroker/broker/planner.h"
 #include "turnbroker/broker/store.h"
+#include "turnbroker/common/metrics.h"
 
 namespace turnbroker::broker {
 
@@ -48,6 +49,19 @@ PlannedGroup PlanGroup(GroupPlanner& planner, const std::vector<WriteOp>& group)
 // OK), or `error` for all when it is not OK.
 void AnswerGroup(std::vector<WriteOp>& group, PlannedGroup& planned, const std::string& epoch);
 void FailGroup(std::vector<WriteOp>& group, const absl::Status& error);
+
+// The metrics both stores keep about their commits, under the same names,
+// so that dashboards and alerts do not depend on the store.
+struct CommitMetrics {
+  explicit CommitMetrics(MetricsRegistry* registry);
+  // One group of `changes` revisions committed; `start_us` is when its
+  // commit began (MonotonicMicros).
+  void Committed(int64_t start_us, size_t changes);
+
+  Histogram* commit_seconds;
+  Counter *commit_groups, *changes, *expired;
+  Gauge* queue;
+};
 
 }  // namespace turnbroker::broker
 
