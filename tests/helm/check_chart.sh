@@ -105,6 +105,28 @@ grep -q "image: coturn/coturn@sha256:fedcba98" <<<"$out" || fail "coturn not pul
 grep -q "image: registry.example.org/ims/turnbroker@sha256:01234567" <<<"$out" || fail "image not pulled by digest"
 grep -q "storageClassName: fast-ssd" <<<"$out" || fail "storageClass not passed"
 
+out=$(cat "$work/values-ha-sentinel.yaml")
+grep -q "^  replicas: 3$" <<<"$out" || fail "ha: broker.replicas not passed"
+grep -q "podManagementPolicy: Parallel" <<<"$out" || fail "ha: replicas not managed in parallel"
+grep -q -- "- --store=redis$" <<<"$out" || fail "ha: no --store=redis"
+grep -q -- "- --redis-sentinels=redis-sentinel-0.redis-sentinel:26379,redis-sentinel-1.redis-sentinel:26379,redis-sentinel-2.redis-sentinel:26379$" <<<"$out" ||
+  fail "ha: sentinels not passed as one list"
+grep -q -- "- --redis-master=turnbroker$" <<<"$out" || fail "ha: master not passed"
+grep -q -- "- --redis-password-file=/etc/turnbroker/redis/password$" <<<"$out" || fail "ha: no password file"
+grep -q "secretName: turnbroker-redis$" <<<"$out" || fail "ha: password Secret not mounted"
+grep -q "key: redis-password$" <<<"$out" || fail "ha: password Secret key not used"
+grep -q -- "- --redis-min-replicas-ack=2$" <<<"$out" || fail "ha: minReplicasAck not passed"
+grep -q -- "- --redis-ack-timeout=800$" <<<"$out" || fail "ha: ackTimeoutMs not passed"
+grep -q "podAntiAffinity" <<<"$out" || fail "ha: replicas not spread over nodes"
+! grep -q -- "--data-dir" <<<"$out" || fail "ha: --data-dir with the Redis store"
+! grep -q "volumeClaimTemplates" <<<"$out" || fail "ha: a volume per replica with the Redis store"
+out=$(cat "$work/values-ha-url.yaml")
+grep -q -- "- --redis-url=redis://redis.ims.svc:6379/2$" <<<"$out" || fail "ha: url not passed"
+! grep -q -- "--redis-min-replicas-ack" <<<"$out" || fail "ha: minReplicasAck auto passed a value"
+! grep -q -- "--redis-password-file" <<<"$out" || fail "ha: a password file without passwordSecret"
+out=$(cat "$work/values-minimal.yaml")
+! grep -q -- "--store=\|--redis-" <<<"$out" || fail "embedded store given Redis flags"
+
 out=$(cat "$work/values-remote-broker.yaml")
 ! grep -q "^kind: StatefulSet$" <<<"$out" || fail "broker.enabled=false still renders the broker"
 grep -q -- "- --broker=broker.ims.example.org:50051" <<<"$out" || fail "turn.brokerAddress not used"
@@ -117,6 +139,9 @@ refuses() {  # refuses VALUES_FILE TEXT
   grep -q -- "$2" <<<"$msg" || fail "$1: unclear error: $msg"
 }
 refuses values-bad-two-brokers.yaml "broker.replicas"
+refuses values-bad-redis-nowhere.yaml "broker.redis.url, or broker.redis.sentinels"
+refuses values-bad-redis-both.yaml "either url, or sentinels"
+refuses values-bad-redis-password-in-url.yaml "broker.redis.url"
 refuses values-bad-remote.yaml "turn.brokerAddress"
 refuses values-bad-nodemap.yaml "turn.externalIp.nodes"
 refuses values-bad-unknown.yaml "Additional property externalIp is not allowed"
@@ -137,4 +162,7 @@ check historyMaxEvents --history-max-events
 check historyMaxAge --history-max-age
 check progressInterval --progress-interval
 check maxConnectionAge --max-connection-age
+v=$(sed -n "/^  redis:/,/^  [a-z]/p" "$chart/values.yaml" | grep -E "^    ackTimeoutMs:" | awk '{print $2}')
+d=$(grep -oE -- "--redis-ack-timeout [A-Z]+[^=]*=[0-9]+" <<<"$help" | sed 's/.*=//')
+[[ -n "$v" && "$v" == "$d" ]] || fail "values.yaml broker.redis.ackTimeoutMs=$v but --redis-ack-timeout defaults to $d"
 echo "chart OK"
