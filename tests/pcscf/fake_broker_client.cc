@@ -161,6 +161,15 @@ void FakeBrokerClient::LoseState() {
   epoch_ = HexLower(RandomBytes(8));
 }
 
+void FakeBrokerClient::LoseStateKeeping(const std::vector<v1::Credential>& live) {
+  std::lock_guard lock(mu_);
+  live_.clear();
+  for (const auto& c : live) live_[c.username()] = c;
+  revoked_.clear();
+  revision_ = 0;
+  epoch_ = HexLower(RandomBytes(8));
+}
+
 int FakeBrokerClient::publish_calls() const {
   std::lock_guard lock(mu_);
   return publish_calls_;

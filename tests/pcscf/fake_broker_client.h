@@ -43,6 +43,9 @@ class FakeBrokerClient : public BrokerClient {
   void RevokeOutOfBand(const std::string& username);
   // The store is lost: new epoch, nothing live, no revocations.
   void LoseState();
+  // A new epoch whose dataset holds exactly `live` (a Redis replica promoted
+  // with some acknowledged writes, e.g. a revocation, missing).
+  void LoseStateKeeping(const std::vector<v1::Credential>& live);
 
   // --- observations ---
   int publish_calls() const;

@@ -286,6 +286,28 @@ TEST_F(IssuerTest, ReassertsLiveCredentialsWhenTheBrokerEpochChanges) {
   EXPECT_FALSE(broker_.IsLive(b->username)) << "a revoked credential is never re-asserted";
 }
 
+TEST_F(IssuerTest, RevokesAgainWhatANewEpochLostTheRevocationOf) {
+  options_.status_interval_ms = 20;
+  Start();
+  auto a = issuer_->Issue("sip:alice@example.org", "", 0);
+  auto b = issuer_->Issue("sip:bob@example.org", "", 0);
+  auto c = issuer_->Issue("sip:carol@example.org", "", 0);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  v1::Credential bob, carol;
+  ASSERT_TRUE(broker_.Get(b->username, &bob) && broker_.Get(c->username, &carol));
+  ASSERT_TRUE(issuer_->RevokeSubscriber("sip:bob@example.org", "de-REGISTER").ok());
+  ASSERT_TRUE(issuer_->RevokeUsername(c->username, "de-REGISTER").ok());
+  EXPECT_EQ(issuer_->remembered_revocations(), 2u);
+  // The promoted replica had the puts but lost both acknowledged revocations.
+  broker_.LoseStateKeeping({bob, carol});
+  ASSERT_TRUE(WaitMovingClock(
+      [&] {
+        return broker_.IsLive(a->username) && !broker_.IsLive(b->username) &&
+               !broker_.IsLive(c->username);
+      },
+      20));
+}
+
 TEST_F(IssuerTest, ValidationErrorsNameTheField) {
   Start();
   auto message = [](const absl::Status& s) { return std::string(s.message()); };

@@ -77,5 +77,25 @@ TEST(RegistryTest, ExpiredCredentialsAreNeitherFoundNorLive) {
   EXPECT_TRUE(r.RemoveSubscriber("sip:c@x").empty());
 }
 
+TEST(RevokedUsernamesTest, KeepsEachUntilItsExpiryAndTheLatestWhenFull) {
+  ManualClock clock(kT0);
+  RevokedUsernames r(&clock, 2);
+  EXPECT_EQ(r.Add("a", kT0 + 1'000), 0u);
+  EXPECT_EQ(r.Add("b", kT0 + 3'000), 0u);
+  EXPECT_EQ(r.Add("a", kT0 + 500), 0u) << "an earlier expiry never shortens one";
+  EXPECT_EQ(r.Add("c", kT0 + 2'000), 1u) << "full: the one expiring first is forgotten";
+  EXPECT_EQ(r.Add("d", kT0 + 100), 1u) << "full: expiring before all the others, not kept";
+  EXPECT_EQ(r.Add("e", kT0), 0u) << "already expired: nothing to remember";
+  using Entries = std::vector<std::pair<std::string, int64_t>>;
+  EXPECT_EQ(r.Live(), (Entries{{"c", kT0 + 2'000}, {"b", kT0 + 3'000}}));
+  clock.Advance(2'000);
+  EXPECT_EQ(r.Live(), (Entries{{"b", kT0 + 3'000}}));
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_EQ(r.Add("f", kT0 + 9'000), 0u) << "room again once expired entries are dropped";
+  RevokedUsernames none(&clock, 0);
+  EXPECT_EQ(none.Add("a", kT0 + 9'000), 1u);
+  EXPECT_EQ(none.size(), 0u);
+}
+
 }  // namespace
 }  // namespace turnbroker::pcscf

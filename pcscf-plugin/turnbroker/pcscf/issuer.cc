@@ -57,6 +57,13 @@ struct Issuer::Metrics {
     revoke_failed = r->AddCounter("pcscf_turn_revocations_total", rhelp, "result=\"error\"");
     reasserted = r->AddCounter("pcscf_turn_reasserted_total",
                                "Credentials published again after a broker epoch change");
+    revocations_forgotten = r->AddCounter(
+        "pcscf_turn_revocations_forgotten_total",
+        "Acknowledged revocations no longer remembered for an epoch change (the limit reached)");
+    r->AddGaugeFunction(
+        "pcscf_turn_remembered_revocations",
+        "Acknowledged revocations kept to be sent again after a broker epoch change",
+        [issuer] { return static_cast<double>(issuer->remembered_revocations()); });
     r->AddGaugeFunction("pcscf_turn_live_credentials", "Live credentials this agent issued",
                         [issuer] { return static_cast<double>(issuer->live_credentials()); });
     r->AddGaugeFunction("pcscf_turn_pending_revocations",
@@ -64,7 +71,7 @@ struct Issuer::Metrics {
                         [issuer] { return static_cast<double>(issuer->pending_revocations()); });
   }
   Counter *minted, *reused, *refreshed, *issue_failed;
-  Counter *revoked, *revoke_retried, *revoke_failed, *reasserted;
+  Counter *revoked, *revoke_retried, *revoke_failed, *reasserted, *revocations_forgotten;
 };
 
 Issuer::Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock,
@@ -74,6 +81,7 @@ Issuer::Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock,
       clock_(clock),
       minter_(options_.realm),
       registry_(clock),
+      revoked_(clock, options_.max_remembered_revocations),
       scheduler_(clock) {
   if (metrics) metrics_ = std::make_unique<Metrics>(metrics, this);
   publisher_->SetEpochListener([this](const std::string&, const std::string&) { Reassert(); });
@@ -258,13 +266,14 @@ absl::Status Issuer::RevokeUsername(std::string_view username, std::string_view 
   ref->set_username(std::string(username));
   request.set_reason(std::string(reason));
   auto r = publisher_->Revoke(std::move(request), options_.revoke_timeout_ms);
+  const int64_t until = held ? held->expires_at_ms : clock_->NowMs() + options_.max_ttl_s * 1000;
   if (r.ok()) {
     if (metrics_) metrics_->revoked->Inc();
+    Remember(std::string(username), until);
     LogDebug("credential revoked").Kv("username", username).Kv("reason", reason);
     return absl::OkStatus();
   }
   if (IsTransient(r.status())) {
-    int64_t until = held ? held->expires_at_ms : clock_->NowMs() + options_.max_ttl_s * 1000;
     RevokeLater(std::string(username), until, std::string(reason), 500);
     return absl::UnavailableError(
         StrCat("broker did not acknowledge the revocation (retrying in the background): ",
@@ -285,6 +294,7 @@ absl::Status Issuer::RevokeSubscriber(std::string_view impu, std::string_view re
   auto r = publisher_->Revoke(std::move(request), options_.revoke_timeout_ms);
   if (r.ok()) {
     if (metrics_) metrics_->revoked->Inc();
+    for (const auto& c : held) Remember(c.username, c.expires_at_ms);
     LogDebug("subscriber revoked")
         .Kv("impu", impu)
         .Kv("revoked", r->revoked())
@@ -336,6 +346,7 @@ void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms, std::st
           if (r.ok() || !IsTransient(r.status())) {
             --pending_revocations_;
             if (metrics_) (r.ok() ? metrics_->revoked : metrics_->revoke_failed)->Inc();
+            if (r.ok()) Remember(username, expires_at_ms);
             if (!r.ok()) {
               LogWarn("background revocation refused")
                   .Kv("username", username)
@@ -370,11 +381,31 @@ absl::StatusOr<v1::GetStatusResponse> Issuer::CheckBroker(int64_t timeout_ms) {
   return publisher_->GetStatus(timeout_ms);
 }
 
+void Issuer::Remember(const std::string& username, int64_t expires_at_ms) {
+  if (revoked_.Add(username, expires_at_ms) > 0 && metrics_) metrics_->revocations_forgotten->Inc();
+}
+
 void Issuer::Reassert() {
   scheduler_.RunAfter(0, [this] {
     std::vector<IssuedCredential> live = registry_.Live();
-    LogInfo("re-asserting live credentials after a broker epoch change")
-        .Kv("credentials", live.size());
+    std::vector<std::pair<std::string, int64_t>> revoked = revoked_.Live();
+    LogInfo("re-asserting live credentials and revocations after a broker epoch change")
+        .Kv("credentials", live.size())
+        .Kv("revocations", revoked.size());
+    // Revoked again through the background queue, which retries until the
+    // broker acknowledges (its per-client revoke rate limit included).
+    const size_t room = options_.max_pending_revocations -
+                        std::min(options_.max_pending_revocations, pending_revocations_.load());
+    if (revoked.size() > room) {
+      LogWarn("too many revocations to re-assert; the rest will expire instead")
+          .Kv("re_asserted", room)
+          .Kv("left", revoked.size() - room);
+      // The ones expiring last matter most: Live() is in expiry order.
+      revoked.erase(revoked.begin(), revoked.end() - static_cast<ptrdiff_t>(room));
+    }
+    for (auto& [username, expires_at_ms] : revoked) {
+      RevokeLater(std::move(username), expires_at_ms, "re-asserted after a broker epoch change", 0);
+    }
     for (const auto& c : live) {
       CallStarted();
       publisher_->PublishAsync(

@@ -59,6 +59,11 @@ struct IssuerOptions {
   // background until acknowledged or until the credential expires; at most
   // this many wait at once (beyond, the oldest are dropped: they expire).
   size_t max_pending_revocations = 100'000;
+  // Acknowledged revocations are remembered until the credential would have
+  // expired, and sent again after a broker epoch change (a dataset that lost
+  // writes may have lost a revocation); at most this many (beyond, the ones
+  // expiring first are forgotten).
+  size_t max_remembered_revocations = 200'000;
 
   // OK, or INVALID_ARGUMENT naming the option (realm, issuer, turn_uris[i],
   // scopes[i], ttl bounds).
@@ -109,13 +114,15 @@ class Issuer {
 
   // Asks the broker for its status now (also notices an epoch change).
   absl::StatusOr<v1::GetStatusResponse> CheckBroker(int64_t timeout_ms);
-  // Publishes every live credential again (after an epoch change). Returns
-  // at once; the work runs in the background.
+  // Publishes every live credential again and revokes every remembered
+  // revoked username again (after an epoch change). Returns at once; the
+  // work runs in the background.
   void Reassert();
 
   const IssuerOptions& options() const { return options_; }
   size_t live_credentials() const { return registry_.size(); }
   size_t pending_revocations() const { return pending_revocations_.load(); }
+  size_t remembered_revocations() const { return revoked_.size(); }
 
  private:
   struct Metrics;
@@ -134,6 +141,7 @@ class Issuer {
   void ScheduleRevoke(std::string username, int64_t expires_at_ms, std::string reason,
                       int64_t delay_ms, int attempt);
   void Retire(const IssuedCredential& old);
+  void Remember(const std::string& username, int64_t expires_at_ms);
   void PollBroker();
 
   Publisher* const publisher_;
@@ -142,6 +150,7 @@ class Issuer {
   const Minter minter_;
   std::unique_ptr<Metrics> metrics_;
   CredentialRegistry registry_;
+  RevokedUsernames revoked_;
   std::atomic<size_t> pending_revocations_{0};
   // Asynchronous broker calls whose callbacks use this object; the
   // destructor waits for them.

@@ -105,4 +105,52 @@ size_t CredentialRegistry::size() const {
   return by_username_.size();
 }
 
+size_t RevokedUsernames::Add(const std::string& username, int64_t expires_at_ms) {
+  std::lock_guard lock(mu_);
+  const int64_t now = clock_->NowMs();
+  if (expires_at_ms <= now) return 0;
+  if (max_ == 0) return 1;
+  if (auto it = expiry_.find(username); it != expiry_.end()) {
+    if (it->second >= expires_at_ms) return 0;
+    by_expiry_.erase({it->second, username});
+    it->second = expires_at_ms;
+    by_expiry_.insert({expires_at_ms, username});
+    return 0;
+  }
+  size_t forgotten = 0;
+  if (expiry_.size() >= max_) {
+    DropExpiredLocked(now);
+    if (expiry_.size() >= max_) {
+      if (by_expiry_.begin()->first >= expires_at_ms) return 1;  // this one goes first
+      expiry_.erase(by_expiry_.begin()->second);
+      by_expiry_.erase(by_expiry_.begin());
+      forgotten = 1;
+    }
+  }
+  expiry_.emplace(username, expires_at_ms);
+  by_expiry_.insert({expires_at_ms, username});
+  return forgotten;
+}
+
+std::vector<std::pair<std::string, int64_t>> RevokedUsernames::Live() {
+  std::lock_guard lock(mu_);
+  DropExpiredLocked(clock_->NowMs());
+  std::vector<std::pair<std::string, int64_t>> out;
+  out.reserve(by_expiry_.size());
+  for (const auto& [expires, username] : by_expiry_) out.emplace_back(username, expires);
+  return out;
+}
+
+size_t RevokedUsernames::size() const {
+  std::lock_guard lock(mu_);
+  return expiry_.size();
+}
+
+void RevokedUsernames::DropExpiredLocked(int64_t now) {
+  while (!by_expiry_.empty() && by_expiry_.begin()->first <= now) {
+    expiry_.erase(by_expiry_.begin()->second);
+    by_expiry_.erase(by_expiry_.begin());
+  }
+}
+
 }  // namespace turnbroker::pcscf

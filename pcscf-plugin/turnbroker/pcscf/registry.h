@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -68,6 +69,33 @@ class CredentialRegistry {
   std::unordered_map<std::string, Entry> by_username_;  // guarded by mu_
   // Subscriber -> usernames, the current one last. Guarded by mu_.
   std::unordered_map<std::string, std::vector<std::string>> by_subscriber_;
+};
+
+// Usernames whose revocation the broker acknowledged, each kept until the
+// credential would have expired. After an epoch change they are revoked
+// again: a Redis dataset that lost acknowledged writes may have kept a
+// credential and lost its revocation (docs/design.md, "Epoch changes").
+// Thread-safe. At most `max` entries: beyond, the ones expiring first are
+// forgotten (they are the least useful to revoke again).
+class RevokedUsernames {
+ public:
+  RevokedUsernames(const Clock* clock, size_t max) : clock_(clock), max_(max) {}
+
+  // Returns how many entries were forgotten to make room (0 or 1).
+  size_t Add(const std::string& username, int64_t expires_at_ms);
+  // The entries not yet expired, as (username, expires_at_ms); drops the
+  // expired ones.
+  std::vector<std::pair<std::string, int64_t>> Live();
+  size_t size() const;
+
+ private:
+  void DropExpiredLocked(int64_t now);
+
+  const Clock* const clock_;
+  const size_t max_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, int64_t> expiry_;      // guarded by mu_
+  std::set<std::pair<int64_t, std::string>> by_expiry_;  // guarded by mu_
 };
 
 }  // namespace turnbroker::pcscf
