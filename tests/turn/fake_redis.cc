@@ -173,6 +173,31 @@ RedisReply FakeRedis::Execute(const RedisCommand& c) {
     }
     return Int(added);
   }
+  if (name == "SADD") {
+    Value& v = Create(key, Value::kSet);
+    if (v.type != Value::kSet) return wrong_type();
+    int64_t added = 0;
+    for (size_t i = 2; i < c.size(); ++i) added += v.set.insert(c[i]).second ? 1 : 0;
+    return Int(added);
+  }
+  if (name == "SREM") {
+    Value* v = Find(key);
+    if (!v) return Int(0);
+    if (v->type != Value::kSet) return wrong_type();
+    int64_t n = 0;
+    for (size_t i = 2; i < c.size(); ++i) n += static_cast<int64_t>(v->set.erase(c[i]));
+    if (v->set.empty()) data_.erase(key);
+    return Int(n);
+  }
+  if (name == "SMEMBERS") {
+    Value* v = Find(key);
+    if (v && v->type != Value::kSet) return wrong_type();
+    std::vector<RedisReply> out;
+    if (v) {
+      for (const std::string& m : v->set) out.push_back(Str(m));
+    }
+    return Array(std::move(out));
+  }
   if (name == "ZREM" || name == "HDEL") {
     Value* v = Find(key);
     if (!v) return Int(0);
@@ -323,6 +348,11 @@ std::map<std::string, double> FakeRedis::ZSet(const std::string& key) {
 std::map<std::string, std::string> FakeRedis::Hash(const std::string& key) {
   Value* v = Find(key);
   return v ? v->hash : std::map<std::string, std::string>{};
+}
+
+std::set<std::string> FakeRedis::Members(const std::string& key) {
+  Value* v = Find(key);
+  return v ? v->set : std::set<std::string>{};
 }
 
 std::vector<std::string> FakeRedis::Keys() {

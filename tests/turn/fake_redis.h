@@ -37,6 +37,7 @@ class FakeRedis : public RedisClient {
   void FlushAll() { data_.clear(); }
   std::map<std::string, double> ZSet(const std::string& key);
   std::map<std::string, std::string> Hash(const std::string& key);
+  std::set<std::string> Members(const std::string& key);  // a set's
   std::vector<std::string> Keys();
 
  private:
@@ -44,7 +45,8 @@ class FakeRedis : public RedisClient {
     std::string str;
     std::map<std::string, double> zset;
     std::map<std::string, std::string> hash;
-    enum { kString, kZSet, kHash } type = kString;
+    std::set<std::string> set;
+    enum { kString, kZSet, kHash, kSet } type = kString;
     int64_t expires_at_ms = -1;
   };
   RedisReply Execute(const RedisCommand& c);

@@ -19,15 +19,20 @@ std::string_view Cut(std::string_view s) { return s.substr(0, kMaxLoggedBytes); 
 }  // namespace
 
 Applier::Applier(ApplierOptions options, UserDb* db, const LegacyIndex* legacy, const Clock* clock,
-                 SyncMetrics* metrics)
+                 SyncMetrics* metrics, SecretSet* secrets)
     : options_(std::move(options)),
       realms_(options_.realms.begin(), options_.realms.end()),
       db_(db),
       legacy_(legacy),
       clock_(clock),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      secrets_(secrets) {}
 
 absl::Status Applier::CheckPut(const v1::Credential& c, int64_t now_ms) const {
+  if (secrets_) {
+    return absl::FailedPreconditionError(
+        "put: a long-term credential, but this sync is in --auth-mode=shared-secret");
+  }
   if (auto s = ValidateRealm(c.realm(), "realm"); !s.ok()) return s;
   if (!Serves(c.realm())) {
     return absl::FailedPreconditionError("realm: not served by this sync (--realm)");
@@ -80,6 +85,28 @@ void Applier::Refuse(const v1::Event& event, const absl::Status& why, AppliedBat
       .Kv("reason", std::string(why.message()));
 }
 
+void Applier::QueueRestUsers(const v1::Revocation& r, int64_t now_ms, UserDb::Transaction* txn,
+                             AppliedBatch* batch) {
+  std::vector<std::string> members;
+  auto add = [&](const v1::CredentialRef& ref) {
+    int64_t expires_at_ms = 0;
+    if (!ParseRestUsername(ref.username(), &expires_at_ms) || expires_at_ms <= now_ms) return;
+    if (auto s = ValidateUsername(ref.username(), "username"); !s.ok()) return;
+    if (ref.realm().empty()) {
+      for (const std::string& realm : options_.realms) {
+        members.push_back(MemberName(realm, ref.username()));
+        txn->QueueCancellation(members.back(), expires_at_ms);
+      }
+    } else if (Serves(ref.realm())) {
+      members.push_back(MemberName(ref.realm(), ref.username()));
+      txn->QueueCancellation(members.back(), expires_at_ms);
+    }
+  };
+  if (r.selector().has_username()) add(r.selector().username());
+  for (const v1::CredentialRef& ref : r.credentials()) add(ref);
+  for (std::string& m : members) batch->queued_members.push_back(std::move(m));
+}
+
 absl::Status Applier::Add(const google::protobuf::RepeatedPtrField<v1::Event>& events,
                           UserDb::Transaction* txn, AppliedBatch* batch) {
   const int64_t now = clock_->NowMs();
@@ -127,8 +154,11 @@ absl::Status Applier::Add(const google::protobuf::RepeatedPtrField<v1::Event>& e
         batch->removed_members.push_back(m);
         live.erase(it);
       }
+      if (secrets_ && options_.queue_cancellations) QueueRestUsers(e.revoke(), now, txn, batch);
       batch->revoked_at_ms.push_back(e.revoke().revoked_at_ms());
       ++batch->revocations;
+    } else if (secrets_ && (e.has_secret() || e.has_secret_retired())) {
+      secrets_->Apply(e, now, txn, &batch->secrets);
     } else {
       // A kind this version does not know (proto compatibility rules): skip.
       LogDebug("event of unknown kind skipped").Kv("revision", e.revision());

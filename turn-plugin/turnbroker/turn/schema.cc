@@ -11,6 +11,10 @@ std::string UserKeyName(std::string_view realm, std::string_view username) {
   return StrCat("turn/realm/", realm, "/user/", username, "/key");
 }
 
+std::string SecretSetName(std::string_view realm) {
+  return StrCat("turn/realm/", realm, "/secret");
+}
+
 std::string MemberName(std::string_view realm, std::string_view username) {
   return StrCat(realm, "/", username);
 }
@@ -29,10 +33,11 @@ std::string UserKeyOfMember(std::string_view member) {
   return UserKeyName(realm, username);
 }
 
-SyncKeys SyncKeys::For(std::string_view sync_name) {
+SyncKeys SyncKeys::For(std::string_view sync_name, AuthMode mode) {
   std::string prefix = StrCat("turnbroker/sync/", sync_name, "/");
-  return SyncKeys{StrCat(prefix, "position"), StrCat(prefix, "managed"), StrCat(prefix, "legacy"),
-                  StrCat(prefix, "cancel")};
+  return SyncKeys{StrCat(prefix, mode == AuthMode::kSharedSecret ? "secret-position" : "position"),
+                  StrCat(prefix, "managed"), StrCat(prefix, "legacy"), StrCat(prefix, "cancel"),
+                  StrCat(prefix, "secrets")};
 }
 
 absl::Status ValidateSyncName(std::string_view name, std::string_view field) {

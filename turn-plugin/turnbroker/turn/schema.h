@@ -15,6 +15,19 @@
 //                                            expires_at_ms: revoked users whose
 //                                            coturn sessions are to be ended
 //
+// In --auth-mode=shared-secret (approach 1, docs/approach1.md) instead of the
+// user keys, the position and the index:
+//
+//   turn/realm/<realm>/secret                coturn's set of TURN REST API
+//                                            secrets (--use-auth-secret)
+//   turnbroker/sync/<name>/secret-position   the resume point, as position
+//                                            (its own: a sync that changes mode
+//                                            starts with a snapshot)
+//   turnbroker/sync/<name>/secrets           hash <realm>/<id>[/legacy] ->
+//                                            "<drop_at_ms>\t<max_credential_
+//                                            ttl_ms>\t<secret>": the secrets it
+//                                            wrote (secrets.h)
+//
 // A "member" names one credential in the sync's sets: "<realm>/<username>".
 // Neither a realm ([A-Za-z0-9._-]) nor a username (RFC 3986 unreserved,
 // sub-delims, ':' and '@') can hold '/', so the first '/' splits it.
@@ -28,6 +41,14 @@
 #include "absl/status/status.h"
 
 namespace turnbroker::turn {
+
+// How the TURN farm authenticates (--auth-mode): per-credential long-term
+// keys (approach 2) or TURN REST API shared secrets (approach 1).
+enum class AuthMode { kPerCredential, kSharedSecret };
+
+// coturn's set of a realm's TURN REST API shared secrets (coturn's
+// --use-auth-secret reads it, SMEMBERS, on every authentication).
+std::string SecretSetName(std::string_view realm);
 
 // coturn's key for a long-term credential (coturn's --redis-userdb reads it
 // on every new allocation).
@@ -45,8 +66,10 @@ struct SyncKeys {
   std::string managed;
   std::string legacy;
   std::string cancel;
+  std::string secrets;
 
-  static SyncKeys For(std::string_view sync_name);
+  // The position differs per mode (schema above).
+  static SyncKeys For(std::string_view sync_name, AuthMode mode = AuthMode::kPerCredential);
 };
 
 // A sync name: 1..64 characters of [A-Za-z0-9._-]. INVALID_ARGUMENT names

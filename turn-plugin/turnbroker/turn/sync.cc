@@ -1,5 +1,6 @@
 #include "turnbroker/turn/sync.h"
 
+#include <chrono>
 #include <memory>
 
 #include "turnbroker/common/log.h"
@@ -24,9 +25,10 @@ CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis, const Cl
     : options_(std::move(options)),
       clock_(clock),
       metrics_(metrics),
-      db_(redis, SyncKeys::For(options_.name)),
+      db_(redis, SyncKeys::For(options_.name, options_.auth_mode)),
+      secrets_(options_.realms),
       applier_(ApplierOptions{options_.realms, options_.farm, options_.cancel_sessions}, &db_,
-               &legacy_, clock, metrics),
+               &legacy_, clock, metrics, shared_secret() ? &secrets_ : nullptr),
       reconciler_(&db_, clock) {}
 
 Position CredentialSync::position() const {
@@ -47,6 +49,10 @@ void CredentialSync::Stored(const Position& p) {
   }
   metrics_->last_applied_revision->Set(static_cast<int64_t>(p.revision));
   metrics_->legacy_keys->Set(static_cast<int64_t>(legacy_.size()));
+  if (shared_secret()) {
+    metrics_->secrets->Set(static_cast<int64_t>(secrets_.size()));
+    next_secret_drop_ms_ = secrets_.NextDropMs();
+  }
 }
 
 absl::Status CredentialSync::RedisFailed(absl::Status status) {
@@ -54,6 +60,7 @@ absl::Status CredentialSync::RedisFailed(absl::Status status) {
   metrics_->redis_up = false;
   loaded_ = false;
   reconciler_.End();
+  secrets_.AbandonSnapshot();
   return status;
 }
 
@@ -67,6 +74,7 @@ absl::Status CredentialSync::StateLost(std::string_view why) {
   state_lost_ = true;
   loaded_ = false;
   reconciler_.End();
+  secrets_.AbandonSnapshot();
   return absl::DataLossError(StrCat("redis lost the sync's state (", why, ")"));
 }
 
@@ -80,17 +88,30 @@ absl::Status CredentialSync::Load() {
     legacy_.Add(LegacyKey{std::move(k.member), k.expires_at_ms, std::move(k.issuer),
                           std::move(k.subscriber)});
   }
+  if (shared_secret()) {
+    auto entries = db_.LoadSecretEntries();
+    if (!entries.ok()) return entries.status();
+    secrets_.Load(*entries);
+  }
   Stored(*position);
   LogInfo("state loaded from redis")
       .Kv("sync", options_.name)
       .Kv("epoch", position->epoch.empty() ? "none" : position->epoch)
       .Kv("revision", position->revision)
-      .Kv("legacy_keys", legacy_.size());
+      .Kv("legacy_keys", legacy_.size())
+      .Kv("secrets", secrets_.size());
   return absl::OkStatus();
 }
 
 absl::StatusOr<Position> CredentialSync::Prepare() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  return PrepareLocked();
+}
+
+absl::StatusOr<Position> CredentialSync::PrepareLocked() {
   reconciler_.End();
+  secrets_.AbandonSnapshot();
+  ack_due_ = false;
   if (state_lost_) {
     // What Redis holds now (at most what was written since it lost the
     // rest) is no resume point: start over from a full snapshot.
@@ -106,8 +127,43 @@ absl::StatusOr<Position> CredentialSync::Prepare() {
 }
 
 void CredentialSync::OnStreamEnd() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
   if (auto s = db_.Drain(); !s.ok()) RedisFailed(s).IgnoreError();
   reconciler_.End();
+  secrets_.AbandonSnapshot();
+}
+
+std::optional<Position> CredentialSync::TakeAcknowledgement() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  if (!ack_due_) return std::nullopt;
+  ack_due_ = false;
+  return position();
+}
+
+int64_t CredentialSync::NextSecretDropMs() const { return next_secret_drop_ms_.load(); }
+
+absl::Status CredentialSync::ExpireSecrets() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  const int64_t now = clock_->NowMs();
+  const int64_t due = secrets_.NextDropMs();
+  if (!loaded_ || due == 0 || due > now) return absl::OkStatus();
+  UserDb::Transaction txn = db_.Begin();
+  SecretChanges changes;
+  secrets_.ExpireDue(now, &txn, &changes);
+  if (auto s = Commit(&txn); !s.ok()) return s;
+  SecretsApplied(changes);
+  Stored(position());
+  return absl::OkStatus();
+}
+
+void CredentialSync::SecretsApplied(const SecretChanges& c) {
+  metrics_->secrets_applied->Inc(c.applied);
+  metrics_->secret_retirements_applied->Inc(c.retired);
+  metrics_->events_refused->Inc(c.refused);
+  metrics_->secrets_removed_retired->Inc(c.removed_retired);
+  metrics_->secrets_removed_expired->Inc(c.removed_expired);
+  metrics_->secrets_removed_reconciled->Inc(c.removed_reconciled);
+  metrics_->secrets_retained->Inc(c.retained);
 }
 
 absl::Status CredentialSync::Commit(UserDb::Transaction* txn) {
@@ -136,6 +192,11 @@ absl::Status CredentialSync::Commit(UserDb::Transaction* txn) {
 }
 
 absl::Status CredentialSync::OnFrame(const v1::WatchResponse& frame) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  return OnFrameLocked(frame);
+}
+
+absl::Status CredentialSync::OnFrameLocked(const v1::WatchResponse& frame) {
   if (!loaded_) return absl::FailedPreconditionError("state not loaded (Prepare first)");
   const std::string stored_epoch = position().epoch;
   if (frame.marker() != v1::WatchResponse::SNAPSHOT_BEGIN && !reconciler_.active() &&
@@ -189,12 +250,14 @@ absl::Status CredentialSync::OnSnapshotBegin(const v1::WatchResponse& frame) {
       .Kv("stored_revision", stored.revision)
       .Kv("missing_keys", proof ? "delete" : "keep");
   if (auto st = reconciler_.Begin(proof); !st.ok()) return RedisFailed(st);
+  if (shared_secret()) secrets_.BeginSnapshot(proof);
   return absl::OkStatus();
 }
 
 absl::Status CredentialSync::OnEvents(const v1::WatchResponse& frame) {
   UserDb::Transaction txn = db_.Begin(static_cast<size_t>(frame.events_size()));
   auto batch = std::make_shared<AppliedBatch>();
+  if (shared_secret()) secrets_.ExpireDue(clock_->NowMs(), &txn, &batch->secrets);
   if (auto s = applier_.Add(frame.events(), &txn, batch.get()); !s.ok()) return RedisFailed(s);
   const bool live = frame.revision() != 0;
   Position next = position();
@@ -227,6 +290,9 @@ void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bo
   metrics_->puts_applied->Inc(batch.puts);
   metrics_->revocations_applied->Inc(batch.revocations);
   metrics_->keys_deleted_revoked->Inc(batch.removed_members.size());
+  SecretsApplied(batch.secrets);
+  // A snapshot's secrets are acknowledged at SYNCED.
+  if (live && batch.secrets.changed()) ack_due_ = true;
   if (live) {
     const int64_t now = clock_->NowMs();
     for (int64_t at : batch.revoked_at_ms) {
@@ -240,6 +306,13 @@ void CredentialSync::Applied(const AppliedBatch& batch, const Position& next, bo
         .Kv("revision", next.revision);
     if (options_.cancel_sessions && on_cancellations_) on_cancellations_();
   }
+  if (!batch.queued_members.empty()) {
+    LogInfo("approach-1 users revoked: their coturn sessions are ended")
+        .Kv("count", batch.queued_members.size())
+        .Kv("first", batch.queued_members.front())
+        .Kv("revision", next.revision);
+    if (on_cancellations_) on_cancellations_();
+  }
   LogDebug("frame applied")
       .Kv("puts", batch.puts)
       .Kv("revocations", batch.revocations)
@@ -252,6 +325,21 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
   Reconciliation rec;
   const bool snapshot = reconciler_.active();
   if (snapshot) rec = reconciler_.Finish(legacy_, options_.cancel_sessions, &txn);
+  SecretChanges secret_changes;
+  if (shared_secret()) {
+    const int64_t now = clock_->NowMs();
+    if (secrets_.snapshot_active()) {
+      // The sets as they are now, to remove what no secret holds.
+      std::vector<std::pair<std::string, std::vector<std::string>>> members;
+      for (const std::string& realm : options_.realms) {
+        auto m = db_.SecretMembers(realm);
+        if (!m.ok()) return RedisFailed(m.status());
+        members.emplace_back(realm, std::move(*m));
+      }
+      secrets_.FinishSnapshot(now, members, &txn, &secret_changes);
+    }
+    secrets_.ExpireDue(now, &txn, &secret_changes);
+  }
   Position next{frame.epoch(), frame.revision()};
   txn.SetPosition(next, clock_->NowMs());
   if (auto s = Commit(&txn); !s.ok()) return s;
@@ -259,6 +347,8 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
 
   for (const ManagedKey& k : rec.removed) legacy_.Remove(k.member);
   for (LegacyKey& k : rec.retained) legacy_.Add(std::move(k));
+  SecretsApplied(secret_changes);
+  if (shared_secret()) ack_due_ = true;
   Stored(next);
   metrics_->keys_deleted_reconciled->Inc(rec.removed.size());
   metrics_->keys_retained->Inc(rec.retained.size());
@@ -269,7 +359,8 @@ absl::Status CredentialSync::OnSynced(const v1::WatchResponse& frame) {
       .Kv("after", snapshot ? "snapshot" : "replay")
       .Kv("deleted_missing", rec.removed.size())
       .Kv("kept_missing", rec.retained.size())
-      .Kv("legacy_keys", legacy_.size());
+      .Kv("legacy_keys", legacy_.size())
+      .Kv("secrets", secrets_.size());
   if (!rec.removed.empty() && options_.cancel_sessions && on_cancellations_) on_cancellations_();
   return Prune();
 }
@@ -291,12 +382,16 @@ absl::Status CredentialSync::OnProgress(const v1::WatchResponse& frame) {
     return RedisFailed(absl::AbortedError("redis: the stored position changed"));
   }
   Position next{frame.epoch(), frame.revision()};
-  if (next != position()) {
-    UserDb::Transaction txn = db_.Begin();
+  SecretChanges secret_changes;
+  UserDb::Transaction txn = db_.Begin();
+  if (shared_secret()) secrets_.ExpireDue(clock_->NowMs(), &txn, &secret_changes);
+  if (next != position() || !txn.empty()) {
     txn.SetPosition(next, clock_->NowMs());
     if (auto s = Commit(&txn); !s.ok()) return s;
+    SecretsApplied(secret_changes);
     Stored(next);
   }
+  if (shared_secret()) ack_due_ = true;
   return Prune();
 }
 
@@ -328,6 +423,37 @@ absl::Status CredentialSync::Prune() {
     LogDebug("expired keys pruned from the index").Kv("count", expired.size());
   }
   return absl::OkStatus();
+}
+
+SecretExpiryTimer::SecretExpiryTimer(CredentialSync* sync, const Clock* clock, int64_t tick_ms)
+    : sync_(sync), clock_(clock), tick_ms_(tick_ms) {}
+
+SecretExpiryTimer::~SecretExpiryTimer() { Stop(); }
+
+void SecretExpiryTimer::Start() {
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(tick_ms_), [this] { return stopping_; })) {
+      const int64_t due = sync_->NextSecretDropMs();
+      if (due == 0 || due > clock_->NowMs()) continue;
+      lock.unlock();
+      absl::Status s = sync_->ExpireSecrets();
+      if (!s.ok()) {
+        LogWarn("cannot remove an expired secret; the sync reloads and retries")
+            .Kv("error", StatusLine(s));
+      }
+      lock.lock();
+    }
+  });
+}
+
+void SecretExpiryTimer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace turnbroker::turn

@@ -35,6 +35,8 @@ SyncCommandLine::SyncCommandLine(CLI::App* app) {
       "expiry), deletes revoked keys, never touches keys it did not write, and "
       "ends the coturn "
       "sessions of revoked users through coturn's CLI (--coturn-admin).\n"
+      "With --auth-mode=shared-secret (coturn --use-auth-secret, approach 1) it keeps "
+      "turn/realm/<realm>/secret equal to the realm's shared secrets instead.\n"
       "Every flag can also be set by an environment variable, shown in [].");
   app->get_formatter()->column_width(44);
   auto env = [](const char* name) { return StrCat("TURNBROKER_SYNC_", name); };
@@ -51,6 +53,14 @@ SyncCommandLine::SyncCommandLine(CLI::App* app) {
       ->envname(env("REDIS_TIMEOUT"))
       ->capture_default_str()
       ->check(CLI::Range(100, 600'000));
+  app->add_option("--auth-mode", auth_mode_,
+                  "What coturn authenticates with: per-credential (long-term keys in "
+                  "turn/realm/<realm>/user/<username>/key; coturn --lt-cred-mech) or "
+                  "shared-secret (the realm's TURN REST API secrets in turn/realm/<realm>/secret; "
+                  "coturn --use-auth-secret). One coturn serves one mode")
+      ->envname(env("AUTH_MODE"))
+      ->capture_default_str()
+      ->check(CLI::IsMember({"per-credential", "shared-secret"}));
   app->add_option("--realm", sync_.realms,
                   "A TURN realm this coturn serves (repeatable; at least one). "
                   "Records of other "
@@ -194,6 +204,11 @@ absl::StatusOr<SyncRunOptions> SyncCommandLine::Options() const {
   o.channel.keepalive_time_ms = static_cast<int>(keepalive_s_ * 1000);
   o.channel.max_reconnect_backoff_ms = static_cast<int>(watch_.backoff.max_ms);
   o.sync.cancel_sessions = o.coturn_admin.has_value();
+  o.sync.auth_mode =
+      auth_mode_ == "shared-secret" ? AuthMode::kSharedSecret : AuthMode::kPerCredential;
+  if (o.sync.auth_mode == AuthMode::kSharedSecret) {
+    o.watch.kinds = {v1::RECORD_KIND_SHARED_SECRET};
+  }
   o.watch.realms = o.sync.realms;
   o.watch.farm = o.sync.farm;
   o.watch.watcher_name = o.sync.name;
@@ -214,6 +229,10 @@ int RunSync(const SyncRunOptions& o) {
   HiredisClient redis(o.redis);
   CredentialSync credential_sync(o.sync, &redis, clock, &metrics);
   WatchLoop loop(*grpc_channel, o.watch, &credential_sync, &metrics, clock);
+  std::unique_ptr<SecretExpiryTimer> expiry;
+  if (credential_sync.shared_secret()) {
+    expiry = std::make_unique<SecretExpiryTimer>(&credential_sync, clock);
+  }
 
   // Ending the sessions of revoked users: its own Redis connection and
   // coturn's CLI, woken by the sync when it applied a revocation.
@@ -250,6 +269,7 @@ int RunSync(const SyncRunOptions& o) {
       .Kv("redis", o.redis.url.Redacted())
       .Kv("realms", realms)
       .Kv("farm", o.sync.farm)
+      .Kv("auth_mode", credential_sync.shared_secret() ? "shared-secret" : "per-credential")
       .Kv("coturn_admin", o.coturn_admin ? o.coturn_admin->ToString() : "off");
   if (o.ignored_password_in_environment) {
     LogWarn(
@@ -258,6 +278,7 @@ int RunSync(const SyncRunOptions& o) {
         .Kv("from", kPasswordVariable);
   }
   if (canceller) canceller->Start();
+  if (expiry) expiry->Start();
   loop.Start();
   std::printf("turn-credential-sync running sync=%s metrics=%s\n", o.sync.name.c_str(),
               o.metrics_listen ? StrCat(o.metrics_listen->host, ":", metrics_server.port()).c_str()
@@ -266,6 +287,7 @@ int RunSync(const SyncRunOptions& o) {
 
   signals.Wait();
   loop.Stop();
+  if (expiry) expiry->Stop();
   if (canceller) canceller->Stop();
   metrics_server.Stop();
   LogInfo("turn-credential-sync stopped").Kv("revision", credential_sync.position().revision);

@@ -49,6 +49,7 @@ class SyncCommandLine {
   SyncOptions sync_;
   WatchLoopOptions watch_;
   LogFlags log_flags_;
+  std::string auth_mode_ = "per-credential";
   std::string redis_url_ = "redis://127.0.0.1:6379/0";
   int redis_timeout_ms_ = 5'000;
   std::string coturn_admin_, admin_password_flag_, admin_password_file_;

@@ -29,6 +29,17 @@ struct SyncMetrics {
   Counter* state_lost;  // Redis lost the stored state (restarted empty)
   Counter* sessions_cancelled;
   Counter* admin_errors;
+  // Shared-secret mode (approach 1).
+  Counter* secrets_applied;  // Event.secret written to coturn's set
+  Counter* secret_retirements_applied;
+  Counter* secrets_removed_retired;  // SREM, by reason
+  Counter* secrets_removed_expired;
+  Counter* secrets_removed_reconciled;
+  Counter* secrets_retained;  // kept as legacy after an epoch change
+  Counter* acknowledgements_ok;
+  Counter* acknowledgements_failed;
+  Gauge* secrets;  // secrets in coturn's sets (legacy ones included)
+  Gauge* last_acknowledged_revision;
   Gauge* last_applied_revision;
   Gauge* legacy_keys;
   Gauge* cancellations_pending;

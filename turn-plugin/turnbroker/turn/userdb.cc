@@ -76,24 +76,59 @@ absl::StatusOr<Position> UserDb::LoadPosition() {
   return p;
 }
 
-absl::StatusOr<std::vector<ManagedKey>> UserDb::ScanManaged(const std::string& cursor, size_t count,
-                                                            std::string* next) {
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UserDb::ScanHash(
+    const std::string& key, const std::string& cursor, size_t count, std::string* next) {
   if (auto s = Drain(); !s.ok()) return s;
-  auto reply = redis_->Command({"HSCAN", keys_.managed, cursor, "COUNT", StrCat(count)});
+  auto reply = redis_->Command({"HSCAN", key, cursor, "COUNT", StrCat(count)});
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2 ||
       reply->elements[1].type != RedisReply::Type::kArray ||
       reply->elements[1].elements.size() % 2 != 0) {
-    return Unexpected("HSCAN managed", *reply);
+    return Unexpected(StrCat("HSCAN ", key), *reply);
   }
   *next = reply->elements[0].str;
-  std::vector<ManagedKey> out;
+  std::vector<std::pair<std::string, std::string>> out;
   auto& fields = reply->elements[1].elements;
   out.reserve(fields.size() / 2);
   for (size_t i = 0; i < fields.size(); i += 2) {
-    ManagedKey k;
-    if (ParseEntry(std::move(fields[i].str), fields[i + 1].str, &k)) out.push_back(std::move(k));
+    out.emplace_back(std::move(fields[i].str), std::move(fields[i + 1].str));
   }
+  return out;
+}
+
+absl::StatusOr<std::vector<ManagedKey>> UserDb::ScanManaged(const std::string& cursor, size_t count,
+                                                            std::string* next) {
+  auto fields = ScanHash(keys_.managed, cursor, count, next);
+  if (!fields.ok()) return fields.status();
+  std::vector<ManagedKey> out;
+  out.reserve(fields->size());
+  for (auto& [field, value] : *fields) {
+    ManagedKey k;
+    if (ParseEntry(std::move(field), value, &k)) out.push_back(std::move(k));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UserDb::LoadSecretEntries() {
+  // HSCAN may return a field twice; callers key by field.
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string cursor = "0";
+  do {
+    auto page = ScanHash(keys_.secrets, cursor, kPage, &cursor);
+    if (!page.ok()) return page.status();
+    for (auto& entry : *page) out.push_back(std::move(entry));
+  } while (cursor != "0");
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> UserDb::SecretMembers(std::string_view realm) {
+  if (auto s = Drain(); !s.ok()) return s;
+  auto reply = redis_->Command({"SMEMBERS", SecretSetName(realm)});
+  if (!reply.ok()) return reply.status();
+  if (reply->type != RedisReply::Type::kArray) return Unexpected("SMEMBERS", *reply);
+  std::vector<std::string> out;
+  out.reserve(reply->elements.size());
+  for (RedisReply& m : reply->elements) out.push_back(std::move(m.str));
   return out;
 }
 
@@ -248,6 +283,26 @@ void UserDb::Transaction::SetPosition(const Position& position, int64_t now_ms) 
   position_at_ = batch_.size();
   batch_.Add({"HSET", keys_->position, "epoch", position.epoch, "revision",
               StrCat(position.revision), "updated_at_ms", StrCat(now_ms)});
+}
+
+void UserDb::Transaction::AddSecretMember(std::string_view realm, std::string_view secret) {
+  FlushPuts();
+  batch_.Add({"SADD", SecretSetName(realm), secret});
+}
+
+void UserDb::Transaction::RemoveSecretMember(std::string_view realm, std::string_view secret) {
+  FlushPuts();
+  batch_.Add({"SREM", SecretSetName(realm), secret});
+}
+
+void UserDb::Transaction::RecordSecret(std::string_view field, std::string_view value) {
+  FlushPuts();
+  batch_.Add({"HSET", keys_->secrets, field, value});
+}
+
+void UserDb::Transaction::ForgetSecret(std::string_view field) {
+  FlushPuts();
+  batch_.Add({"HDEL", keys_->secrets, field});
 }
 
 absl::Status UserDb::CheckReplies(const RedisBatch& batch, const std::vector<RedisReply>& replies) {

@@ -14,6 +14,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -63,6 +65,10 @@ class UserDb {
   // from `cursor` ("0" starts); *next is "0" when the scan is complete.
   absl::StatusOr<std::vector<ManagedKey>> ScanManaged(const std::string& cursor, size_t count,
                                                       std::string* next);
+  // The sync's `secrets` hash (shared-secret mode): field -> value.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> LoadSecretEntries();
+  // The members of coturn's secret set of `realm`.
+  absl::StatusOr<std::vector<std::string>> SecretMembers(std::string_view realm);
   // Up to `limit` members waiting for session cancellation that expire
   // after `after_ms`.
   absl::StatusOr<std::vector<ManagedKey>> PendingCancellations(int64_t after_ms, size_t limit);
@@ -87,6 +93,13 @@ class UserDb {
     // Drop queued cancellations of credentials expired before `before_ms`.
     void DropCancellationsBefore(int64_t before_ms);
     void SetPosition(const Position& position, int64_t now_ms);
+    // Shared-secret mode (secrets.h): SADD the secret to coturn's set of
+    // `realm`; record (HSET) or forget (HDEL) a field of the `secrets` hash;
+    // SREM a secret from the set.
+    void AddSecretMember(std::string_view realm, std::string_view secret);
+    void RemoveSecretMember(std::string_view realm, std::string_view secret);
+    void RecordSecret(std::string_view field, std::string_view value);
+    void ForgetSecret(std::string_view field);
 
     bool empty() const { return batch_.size() <= 1 && managed_.size() <= 2; }
 
@@ -141,6 +154,9 @@ class UserDb {
     std::function<void(const absl::Status&)> done;
   };
   absl::Status ReceiveOldest();
+  // One HSCAN step over `key`: field/value pairs, *next "0" at the end.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanHash(
+      const std::string& key, const std::string& cursor, size_t count, std::string* next);
   static absl::Status CheckReplies(const RedisBatch& batch, const std::vector<RedisReply>& replies);
 
   RedisClient* const redis_;

@@ -127,6 +127,7 @@ absl::Status WatchLoop::RunStream(const Position& from) {
   request.set_farm(options_.farm);
   request.set_watcher_name(options_.watcher_name);
   request.set_progress_interval_ms(options_.progress_interval_ms);
+  for (v1::RecordKind kind : options_.kinds) request.add_kinds(kind);
   if (from.revision != 0) {
     request.set_resume_revision(from.revision);
     request.set_resume_epoch(from.epoch);
@@ -152,6 +153,7 @@ absl::Status WatchLoop::RunStream(const Position& from) {
       context.TryCancel();
       break;
     }
+    if (auto applied = sink_->TakeAcknowledgement()) Acknowledge(*applied);
     if (frame.marker() == v1::WatchResponse::SYNCED) backoff_.Reset();
   }
   grpc::Status finished = reader->Finish();
@@ -163,6 +165,35 @@ absl::Status WatchLoop::RunStream(const Position& from) {
   if (!failed.ok()) return failed;
   if (finished.ok()) return absl::UnavailableError("broker ended the stream");
   return FromGrpcStatus(finished);
+}
+
+void WatchLoop::Acknowledge(const Position& applied) {
+  if (applied.revision == 0) return;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(options_.acknowledge_timeout_ms));
+  v1::AcknowledgeRequest request;
+  request.set_watcher_name(options_.watcher_name);
+  request.set_epoch(applied.epoch);
+  request.set_revision(applied.revision);
+  for (const std::string& realm : options_.realms) request.add_realms(realm);
+  request.set_farm(options_.farm);
+  v1::AcknowledgeResponse response;
+  grpc::Status s = stub_->Acknowledge(&context, request, &response);
+  if (s.ok()) {
+    metrics_->acknowledgements_ok->Inc();
+    metrics_->last_acknowledged_revision->Set(static_cast<int64_t>(applied.revision));
+    if (last_ack_error_ != grpc::StatusCode::OK) LogInfo("acknowledgements reach the broker again");
+    last_ack_error_ = grpc::StatusCode::OK;
+    return;
+  }
+  metrics_->acknowledgements_failed->Inc();
+  // Once per kind of failure at warn (a broker without Acknowledge answers
+  // UNIMPLEMENTED every time), then at debug.
+  LogLine line(s.error_code() == last_ack_error_ ? LogLevel::kDebug : LogLevel::kWarn,
+               "cannot acknowledge the applied revision to the broker");
+  line.Kv("error", StatusLine(FromGrpcStatus(s))).Kv("revision", applied.revision);
+  last_ack_error_ = s.error_code();
 }
 
 }  // namespace turnbroker::turn

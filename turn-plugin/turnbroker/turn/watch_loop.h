@@ -3,7 +3,10 @@
 // exponential backoff and resumes from the position the sink reports (the
 // one stored in Redis), so no event is skipped. HTTP/2 keepalive (channel
 // options) and an idle timeout (no frame, not even a PROGRESS marker) detect
-// a dead broker.
+// a dead broker. When the sink asks (shared-secret mode), the loop reports
+// the applied position to the broker with Acknowledge: a failed report is
+// counted and logged, never fatal (the broker's activation grace covers a
+// sync that cannot report).
 #ifndef TURNBROKER_TURN_WATCH_LOOP_H_
 #define TURNBROKER_TURN_WATCH_LOOP_H_
 
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,12 +43,20 @@ class FrameSink {
   virtual absl::Status OnFrame(const v1::WatchResponse& frame) = 0;
   // The stream ended (error or stop): an unfinished snapshot is abandoned.
   virtual void OnStreamEnd() = 0;
+  // After OnFrame: a position to report to the broker now (Acknowledge), if
+  // any. Default: never.
+  virtual std::optional<Position> TakeAcknowledgement() { return std::nullopt; }
 };
 
 struct WatchLoopOptions {
   std::vector<std::string> realms;
   std::string farm;
   std::string watcher_name;
+  // Record kinds asked for (WatchRequest.kinds); empty: long-term
+  // credentials.
+  std::vector<v1::RecordKind> kinds;
+  // Deadline of an Acknowledge call.
+  int64_t acknowledge_timeout_ms = 2'000;
   // PROGRESS marker interval asked of the broker.
   uint32_t progress_interval_ms = 5'000;
   // No frame for this long: the stream is dropped and reopened.
@@ -70,6 +82,7 @@ class WatchLoop {
  private:
   void Run();
   absl::Status RunStream(const Position& from);
+  void Acknowledge(const Position& applied);
   // Waits (at most connect_timeout_ms) until the channel is connected. The
   // wait also drives the connection: a synchronous client has no other
   // poller between calls.
@@ -88,9 +101,10 @@ class WatchLoop {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                  // guarded by mu_
-  grpc::ClientContext* stream_ = nullptr;  // guarded by mu_
-  int64_t last_frame_mono_ms_ = 0;         // guarded by mu_
+  bool stopping_ = false;                                   // guarded by mu_
+  grpc::ClientContext* stream_ = nullptr;                   // guarded by mu_
+  int64_t last_frame_mono_ms_ = 0;                          // guarded by mu_
+  grpc::StatusCode last_ack_error_ = grpc::StatusCode::OK;  // the loop's thread only
   std::thread thread_;
   std::thread watchdog_;
 };
