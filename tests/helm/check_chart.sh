@@ -59,6 +59,13 @@ for flag in --no-auth-pings --no-dynamic-ip-list --no-dynamic-realms --no-multic
   grep -qF -- "$flag" "$root/scripts/stack.d/20-turn.sh" ||
     fail "scripts/stack.d/20-turn.sh does not start coturn with $flag"
 done
+# The TURN farm's mode: per-credential by default, coturn and the sync agree.
+grep -q -- "- --lt-cred-mech$" <<<"$out" || fail "default coturn not in --lt-cred-mech"
+grep -q -- "- --auth-mode=per-credential$" <<<"$out" || fail "default sync not --auth-mode=per-credential"
+! grep -q -- "--use-auth-secret" <<<"$out" || fail "default coturn with --use-auth-secret"
+grep -qF -- '"$auth_flag" --realm' "$root/scripts/stack.d/20-turn.sh" &&
+  grep -qF -- '--auth-mode "$TURN_AUTH_MODE"' "$root/scripts/stack.d/20-turn.sh" ||
+  fail "scripts/stack.d/20-turn.sh does not set coturn's and the sync's mode from TURN_AUTH_MODE"
 grep -q "runAsUser: 65532" <<<"$out" || fail "not the image's non-root user"
 grep -q "readOnlyRootFilesystem: true" <<<"$out" || fail "root filesystem writable"
 [[ $(grep -c "readinessProbe:" <<<"$out") -ge 4 ]] || fail "want probes on the broker, Redis, coturn and the sync"
@@ -132,6 +139,15 @@ out=$(cat "$work/values-remote-broker.yaml")
 grep -q -- "- --broker=broker.ims.example.org:50051" <<<"$out" || fail "turn.brokerAddress not used"
 grep -q -- "- --tls-server-name=rel-turnbroker-broker" <<<"$out" || fail "turn.brokerServerName not used"
 
+# turn.authMode=shared-secret (approach 1): coturn --use-auth-secret with no
+# static secret and no long-term users, the sync in shared-secret mode.
+out=$(cat "$work/values-shared-secret.yaml")
+grep -q -- "- --use-auth-secret$" <<<"$out" || fail "shared-secret: coturn without --use-auth-secret"
+! grep -q -- "--lt-cred-mech" <<<"$out" || fail "shared-secret: coturn still in --lt-cred-mech"
+! grep -q -- "static-auth-secret" <<<"$out" || fail "shared-secret: a static secret in coturn's flags"
+grep -q -- "- --auth-mode=shared-secret$" <<<"$out" || fail "shared-secret: sync not --auth-mode=shared-secret"
+grep -q "redis-userdb=" <<<"$out" || fail "shared-secret: coturn does not read the node's Redis"
+
 # Refusals (helm template, whose fail is an error).
 refuses() {  # refuses VALUES_FILE TEXT
   local msg
@@ -146,6 +162,7 @@ refuses values-bad-remote.yaml "turn.brokerAddress"
 refuses values-bad-nodemap.yaml "turn.externalIp.nodes"
 refuses values-bad-unknown.yaml "Additional property externalIp is not allowed"
 refuses values-bad-unknown.yaml "turn.coturn.image.digest"
+refuses values-bad-authmode.yaml "turn.authMode"
 
 # Every broker default in values.yaml is the binary's default.
 help=$("$broker" --help)

@@ -89,7 +89,7 @@ CoturnServer::CoturnServer(const TempDir& dir, CoturnOptions options)
       std::to_string(port_),
       "--redis-userdb",
       "ip=127.0.0.1 port=" + std::to_string(options_.redis_port) + " dbname=0",
-      "--lt-cred-mech",
+      options_.use_auth_secret ? "--use-auth-secret" : "--lt-cred-mech",
       "--realm",
       options_.realm,
       "--no-tls",

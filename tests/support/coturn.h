@@ -36,6 +36,9 @@ struct CoturnOptions {
   // Let clients reach PeerAddress() (the echo peer) whatever peer_flags
   // deny; without such an address, loopback peers are allowed instead.
   bool allow_echo_peer = true;
+  // Approach 1: --use-auth-secret (TURN REST API credentials, the secrets
+  // read from turn/realm/<realm>/secret) instead of --lt-cred-mech.
+  bool use_auth_secret = false;
 };
 
 class CoturnServer {

@@ -77,6 +77,30 @@ inline v1::Selector ByIssuer(const std::string& issuer) {
   return s;
 }
 
+// Approach 1: a secret in its current state, and its retirement.
+inline v1::Event SecretEvent(uint64_t revision, const std::string& realm, const std::string& id,
+                             const std::string& bytes, int64_t expires_at_ms = 0,
+                             int64_t max_credential_ttl_ms = 3'600'000) {
+  v1::Event e;
+  e.set_revision(revision);
+  v1::SharedSecret* s = e.mutable_secret();
+  s->set_realm(realm);
+  s->set_id(id);
+  s->set_secret(bytes);
+  s->set_expires_at_ms(expires_at_ms);
+  s->set_state(v1::SECRET_STATE_STAGED);
+  s->set_max_credential_ttl_ms(max_credential_ttl_ms);
+  return e;
+}
+
+inline v1::Event SecretRetired(uint64_t revision, const std::string& realm, const std::string& id) {
+  v1::Event e;
+  e.set_revision(revision);
+  e.mutable_secret_retired()->set_realm(realm);
+  e.mutable_secret_retired()->set_id(id);
+  return e;
+}
+
 inline v1::WatchResponse Frame(const std::string& epoch, uint64_t revision,
                                v1::WatchResponse::Marker marker,
                                const std::vector<v1::Event>& events = {}) {

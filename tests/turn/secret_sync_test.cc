@@ -23,27 +23,14 @@ const std::string kSecretA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";  // 
 const std::string kSecretB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const std::string kSecretC = "ccccccccccccccccccccccccccccccccccccccccccc";
 
-v1::Event SecretEvent(uint64_t revision, const std::string& id, const std::string& bytes,
-                      int64_t expires_at_ms = 0, const std::string& realm = kRealm,
-                      int64_t max_ttl_ms = 3'600'000) {
-  v1::Event e;
-  e.set_revision(revision);
-  v1::SharedSecret* s = e.mutable_secret();
-  s->set_realm(realm);
-  s->set_id(id);
-  s->set_secret(bytes);
-  s->set_expires_at_ms(expires_at_ms);
-  s->set_state(v1::SECRET_STATE_STAGED);
-  s->set_max_credential_ttl_ms(max_ttl_ms);
-  return e;
+v1::Event Secret(uint64_t revision, const std::string& id, const std::string& bytes,
+                 int64_t expires_at_ms = 0, const std::string& realm = kRealm,
+                 int64_t max_ttl_ms = 3'600'000) {
+  return SecretEvent(revision, realm, id, bytes, expires_at_ms, max_ttl_ms);
 }
 
 v1::Event Retired(uint64_t revision, const std::string& id, const std::string& realm = kRealm) {
-  v1::Event e;
-  e.set_revision(revision);
-  e.mutable_secret_retired()->set_realm(realm);
-  e.mutable_secret_retired()->set_id(id);
-  return e;
+  return SecretRetired(revision, realm, id);
 }
 
 class SecretSyncTest : public ::testing::Test {
@@ -84,7 +71,7 @@ class SecretSyncTest : public ::testing::Test {
 
 TEST_F(SecretSyncTest, SecretEventAddsItToCoturnsSetAndRecordsIt) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA)}));
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretA}));
   EXPECT_EQ(redis_.Hash(keys_.secrets).at("example.org/s1"), "0\t3600000\t" + kSecretA);
   EXPECT_EQ(redis_.Hash(keys_.position).at("revision"), "1");
@@ -96,7 +83,7 @@ TEST_F(SecretSyncTest, SecretEventAddsItToCoturnsSetAndRecordsIt) {
 
 TEST_F(SecretSyncTest, RetiredSecretLeavesTheSetAndTheOthersStay) {
   StartSynced();
-  Apply(Events(kEpoch, 2, {SecretEvent(1, "s1", kSecretA), SecretEvent(2, "s2", kSecretB)}));
+  Apply(Events(kEpoch, 2, {Secret(1, "s1", kSecretA), Secret(2, "s2", kSecretB)}));
   Apply(Events(kEpoch, 3, {Retired(3, "s1")}));
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretB}));
   EXPECT_FALSE(redis_.Hash(keys_.secrets).contains("example.org/s1"));
@@ -106,7 +93,7 @@ TEST_F(SecretSyncTest, RetiredSecretLeavesTheSetAndTheOthersStay) {
 
 TEST_F(SecretSyncTest, RetirementAfterARestartFindsTheBytesInRedis) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA)}));
   Make();  // a new process: only Redis remembers
   EXPECT_EQ(sync_->position(), (Position{kEpoch, 1}));
   Apply(Events(kEpoch, 2, {Retired(2, "s1")}));
@@ -115,7 +102,7 @@ TEST_F(SecretSyncTest, RetirementAfterARestartFindsTheBytesInRedis) {
 
 TEST_F(SecretSyncTest, TwoIdsWithTheSameBytesKeepTheMemberUntilBothAreRetired) {
   StartSynced();
-  Apply(Events(kEpoch, 2, {SecretEvent(1, "s1", kSecretA), SecretEvent(2, "s2", kSecretA)}));
+  Apply(Events(kEpoch, 2, {Secret(1, "s1", kSecretA), Secret(2, "s2", kSecretA)}));
   Apply(Events(kEpoch, 3, {Retired(3, "s1")}));
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretA}));
   Apply(Events(kEpoch, 4, {Retired(4, "s2")}));
@@ -125,9 +112,9 @@ TEST_F(SecretSyncTest, TwoIdsWithTheSameBytesKeepTheMemberUntilBothAreRetired) {
 TEST_F(SecretSyncTest, SecretsOfOtherRealmsAndMalformedOnesAreRefused) {
   StartSynced();
   Apply(Events(kEpoch, 4,
-               {SecretEvent(1, "short", "too-short-a-secret"),
-                SecretEvent(2, "third", kSecretA, 0, "third.org"),
-                SecretEvent(3, "bad id!", kSecretB), SecretEvent(4, "blank", std::string(40, ' '))}));
+               {Secret(1, "short", "too-short-a-secret"),
+                Secret(2, "third", kSecretA, 0, "third.org"),
+                Secret(3, "bad id!", kSecretB), Secret(4, "blank", std::string(40, ' '))}));
   EXPECT_TRUE(Set().empty());
   EXPECT_TRUE(redis_.Members(SecretSetName("third.org")).empty());
   EXPECT_EQ(metrics_.events_refused->value(), 4u);
@@ -143,14 +130,14 @@ TEST_F(SecretSyncTest, PutsAreRefusedInSharedSecretMode) {
 
 TEST_F(SecretSyncTest, SameEpochSnapshotRemovesSecretsRetiredWhileAwayAndUnknownMembers) {
   StartSynced();
-  Apply(Events(kEpoch, 2, {SecretEvent(1, "s1", kSecretA), SecretEvent(2, "s2", kSecretB)}));
+  Apply(Events(kEpoch, 2, {Secret(1, "s1", kSecretA), Secret(2, "s2", kSecretB)}));
   redis_.log.clear();
   ASSERT_TRUE(redis_
                   .Pipeline({{"SADD", SecretSetName(kRealm), "pasted-by-hand-pasted-by-hand-xx"},
                              {"SADD", SecretSetName("other.org"), kSecretC}})
                   .ok());
   // s1 was retired while the sync was away: the snapshot holds s2 only.
-  StartSynced(5, {SecretEvent(2, "s2", kSecretB)}, WR::HISTORY_COMPACTED);
+  StartSynced(5, {Secret(2, "s2", kSecretB)}, WR::HISTORY_COMPACTED);
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretB}));
   EXPECT_TRUE(redis_.Members(SecretSetName("other.org")).empty());
   EXPECT_EQ(metrics_.secrets_removed_reconciled->value(), 3u);
@@ -159,10 +146,10 @@ TEST_F(SecretSyncTest, SameEpochSnapshotRemovesSecretsRetiredWhileAwayAndUnknown
 
 TEST_F(SecretSyncTest, NewEpochSnapshotKeepsMissingSecretsUntilTheirCredentialsExpire) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "old", kSecretA, 0, kRealm, 600'000)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "old", kSecretA, 0, kRealm, 600'000)}));
   // The broker's store was made anew without it: credentials minted with it
   // may live 600 s more.
-  StartSynced(3, {SecretEvent(3, "new", kSecretB)}, WR::EPOCH_CHANGED, "epoch-2");
+  StartSynced(3, {Secret(3, "new", kSecretB)}, WR::EPOCH_CHANGED, "epoch-2");
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretA, kSecretB}));
   EXPECT_EQ(redis_.Hash(keys_.secrets).at("example.org/old/legacy"),
             std::to_string(kNow + 600'000) + "\t600000\t" + kSecretA);
@@ -181,8 +168,8 @@ TEST_F(SecretSyncTest, NewEpochSnapshotKeepsMissingSecretsUntilTheirCredentialsE
 
 TEST_F(SecretSyncTest, NewEpochResendingTheSameSecretMakesItKnownAgain) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA)}));
-  StartSynced(1, {SecretEvent(1, "s1", kSecretA)}, WR::EPOCH_CHANGED, "epoch-2");
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA)}));
+  StartSynced(1, {Secret(1, "s1", kSecretA)}, WR::EPOCH_CHANGED, "epoch-2");
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretA}));
   EXPECT_EQ(redis_.Hash(keys_.secrets).size(), 1u);
   EXPECT_EQ(metrics_.secrets_retained->value(), 0u);
@@ -190,8 +177,8 @@ TEST_F(SecretSyncTest, NewEpochResendingTheSameSecretMakesItKnownAgain) {
 
 TEST_F(SecretSyncTest, AnIdReusedWithOtherBytesInANewEpochKeepsTheOldBytesAsLegacy) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA)}));
-  StartSynced(1, {SecretEvent(1, "s1", kSecretB)}, WR::EPOCH_CHANGED, "epoch-2");
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA)}));
+  StartSynced(1, {Secret(1, "s1", kSecretB)}, WR::EPOCH_CHANGED, "epoch-2");
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretA, kSecretB}));
   EXPECT_TRUE(redis_.Hash(keys_.secrets).contains("example.org/s1/legacy"));
   Apply(Events("epoch-2", 2, {Retired(2, "s1")}));
@@ -200,7 +187,7 @@ TEST_F(SecretSyncTest, AnIdReusedWithOtherBytesInANewEpochKeepsTheOldBytesAsLega
 
 TEST_F(SecretSyncTest, SecretLeavesTheSetAtItsExpiry) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA, kNow + 10'000)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA, kNow + 10'000)}));
   EXPECT_EQ(sync_->NextSecretDropMs(), kNow + 10'000);
   ASSERT_TRUE(sync_->ExpireSecrets().ok());
   EXPECT_EQ(Set().size(), 1u);
@@ -212,7 +199,7 @@ TEST_F(SecretSyncTest, SecretLeavesTheSetAtItsExpiry) {
 
 TEST_F(SecretSyncTest, ExpiryIsAlsoAppliedWithTheNextFrame) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA, kNow + 10'000)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA, kNow + 10'000)}));
   clock_.Advance(10'000);
   Apply(Frame(kEpoch, 1, WR::PROGRESS));
   EXPECT_TRUE(Set().empty());
@@ -220,14 +207,14 @@ TEST_F(SecretSyncTest, ExpiryIsAlsoAppliedWithTheNextFrame) {
 
 TEST_F(SecretSyncTest, AnAlreadyExpiredSecretIsNotAdded) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA, kNow - 1)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA, kNow - 1)}));
   EXPECT_TRUE(Set().empty());
   EXPECT_TRUE(redis_.Hash(keys_.secrets).empty());
 }
 
 TEST_F(SecretSyncTest, ExpiryTimerRemovesTheSecretWithoutAFrame) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA, kNow + 1'000)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA, kNow + 1'000)}));
   SecretExpiryTimer timer(sync_.get(), &clock_, 10);
   timer.Start();
   clock_.Advance(1'000);
@@ -241,7 +228,7 @@ TEST_F(SecretSyncTest, ExpiryTimerRemovesTheSecretWithoutAFrame) {
 TEST_F(SecretSyncTest, LostExecReplyReloadsTheSecretsFromRedis) {
   StartSynced();
   redis_.fail_after_apply = true;  // applied, but the reply is lost
-  EXPECT_FALSE(sync_->OnFrame(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA)})).ok());
+  EXPECT_FALSE(sync_->OnFrame(Events(kEpoch, 1, {Secret(1, "s1", kSecretA)})).ok());
   ASSERT_TRUE(sync_->Prepare().ok());
   EXPECT_EQ(sync_->position().revision, 1u);
   Apply(Events(kEpoch, 2, {Retired(2, "s1")}));
@@ -250,25 +237,25 @@ TEST_F(SecretSyncTest, LostExecReplyReloadsTheSecretsFromRedis) {
 
 TEST_F(SecretSyncTest, RedisThatLostItsStateIsRefilledFromASnapshot) {
   StartSynced();
-  Apply(Events(kEpoch, 1, {SecretEvent(1, "s1", kSecretA)}));
+  Apply(Events(kEpoch, 1, {Secret(1, "s1", kSecretA)}));
   redis_.FlushAll();
   EXPECT_FALSE(sync_->OnFrame(Frame(kEpoch, 1, WR::PROGRESS)).ok());
   auto from = sync_->Prepare();
   ASSERT_TRUE(from.ok());
   EXPECT_EQ(from->revision, 0u);  // a full snapshot
-  StartSynced(1, {SecretEvent(1, "s1", kSecretA)});
+  StartSynced(1, {Secret(1, "s1", kSecretA)});
   EXPECT_EQ(Set(), (std::set<std::string>{kSecretA}));
 }
 
 TEST_F(SecretSyncTest, AcknowledgementsAfterSyncedSecretChangesAndProgress) {
   Apply(SnapshotBegin(kEpoch, WR::NO_RESUME_POINT));
-  Apply(Events(kEpoch, 0, {SecretEvent(1, "s1", kSecretA)}));
+  Apply(Events(kEpoch, 0, {Secret(1, "s1", kSecretA)}));
   EXPECT_FALSE(sync_->TakeAcknowledgement());  // no position inside a snapshot
   Apply(Synced(kEpoch, 1));
   EXPECT_EQ(sync_->TakeAcknowledgement(), (Position{kEpoch, 1}));
   EXPECT_FALSE(sync_->TakeAcknowledgement());
 
-  Apply(Events(kEpoch, 2, {SecretEvent(2, "s2", kSecretB)}));
+  Apply(Events(kEpoch, 2, {Secret(2, "s2", kSecretB)}));
   EXPECT_EQ(sync_->TakeAcknowledgement(), (Position{kEpoch, 2}));
   Apply(Events(kEpoch, 3, {Revoke(3, ByUsername("1900000000:x", kRealm))}));
   EXPECT_FALSE(sync_->TakeAcknowledgement());  // no secret changed
