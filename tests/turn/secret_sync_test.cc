@@ -111,10 +111,10 @@ TEST_F(SecretSyncTest, TwoIdsWithTheSameBytesKeepTheMemberUntilBothAreRetired) {
 
 TEST_F(SecretSyncTest, SecretsOfOtherRealmsAndMalformedOnesAreRefused) {
   StartSynced();
-  Apply(Events(kEpoch, 4,
-               {Secret(1, "short", "too-short-a-secret"),
-                Secret(2, "third", kSecretA, 0, "third.org"),
-                Secret(3, "bad id!", kSecretB), Secret(4, "blank", std::string(40, ' '))}));
+  Apply(Events(
+      kEpoch, 4,
+      {Secret(1, "short", "too-short-a-secret"), Secret(2, "third", kSecretA, 0, "third.org"),
+       Secret(3, "bad id!", kSecretB), Secret(4, "blank", std::string(40, ' '))}));
   EXPECT_TRUE(Set().empty());
   EXPECT_TRUE(redis_.Members(SecretSetName("third.org")).empty());
   EXPECT_EQ(metrics_.events_refused->value(), 4u);

@@ -96,8 +96,7 @@ bool ParseRestUsername(std::string_view username, int64_t* expires_at_ms) {
     return false;
   }
   int64_t seconds = 0;
-  if (!ParseInt(username.substr(0, colon), &seconds) || username[0] == '-' ||
-      username[0] == '+') {
+  if (!ParseInt(username.substr(0, colon), &seconds) || username[0] == '-' || username[0] == '+') {
     return false;
   }
   *expires_at_ms = seconds * 1000;
