@@ -18,6 +18,8 @@ struct SyncMetrics {
 
   Counter* puts_applied;
   Counter* revocations_applied;
+  Counter* secrets_applied;  // Event.secret written to coturn's set (shared-secret mode)
+  Counter* secret_retirements_applied;
   Counter* events_refused;
   Counter* keys_deleted_revoked;
   Counter* keys_deleted_reconciled;
@@ -30,8 +32,6 @@ struct SyncMetrics {
   Counter* sessions_cancelled;
   Counter* admin_errors;
   // Shared-secret mode (approach 1).
-  Counter* secrets_applied;  // Event.secret written to coturn's set
-  Counter* secret_retirements_applied;
   Counter* secrets_removed_retired;  // SREM, by reason
   Counter* secrets_removed_expired;
   Counter* secrets_removed_reconciled;
