@@ -57,19 +57,40 @@ PcscfStack::PcscfStack(const ::turnbroker::testing::TempDir& dir, PcscfStackOpti
     : dir_(dir), agent_port_(FreePort()) {
   broker_ = std::make_unique<::turnbroker::testing::BrokerProcess>(dir, o.broker_args);
   view_ = std::make_unique<BrokerView>(broker_->address());
+  if (o.async) evapi_port_ = FreePort();
   if (o.start_agent) StartAgent(o.agent_args);
   ::turnbroker::testing::KamailioOptions k;
   k.config = ReferenceKamailioConfig();
   k.defines = {{"AGENT_HTTPCON",
                 "\"turnagent=>http://127.0.0.1:" + std::to_string(agent_port_) + ";timeout=1\""},
-               {"WORKERS", "2"},
                {"AUTH_DB_URL", WriteSubscriberTable(dir)}};
+  if (std::none_of(o.kamailio_defines.begin(), o.kamailio_defines.end(),
+                   [](const auto& d) { return d.first == "WORKERS"; }))
+    k.defines.push_back({"WORKERS", "2"});
+  if (o.async) {
+    k.defines.push_back({"WITH_ASYNC_AGENT", ""});
+    k.defines.push_back({"EVAPI_BIND", "\"127.0.0.1:" + std::to_string(evapi_port_) + "\""});
+  }
   k.defines.insert(k.defines.end(), o.kamailio_defines.begin(), o.kamailio_defines.end());
   kamailio_ = std::make_unique<::turnbroker::testing::KamailioProcess>(dir, k);
+  if (o.async && o.start_agent) {
+    EXPECT_TRUE(WaitForAgentConnected()) << kamailio_->Log();
+  }
 }
 
 void PcscfStack::StartAgent(std::vector<std::string> args) {
+  if (evapi_port_) args.push_back("--kamailio-evapi=127.0.0.1:" + std::to_string(evapi_port_));
   agent_ = std::make_unique<AgentProcess>(dir_, broker_->address(), std::move(args), agent_port_);
+}
+
+bool PcscfStack::WaitForAgentConnected(int n) {
+  const std::string line = "TURN agent connected on the evapi socket";
+  return WaitFor([&] {
+    const std::string log = kamailio_->Log();
+    int seen = 0;
+    for (size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++seen;
+    return seen >= n;
+  });
 }
 
 ::turnbroker::testing::SippResult PcscfStack::Sipp(const std::string& scenario,

@@ -38,6 +38,9 @@ struct PcscfStackOptions {
   // Extra -A defines for Kamailio (AGENT_HTTPCON and AUTH_DB_URL are set
   // here: a subscriber table of SipUsers() with SipPassword()).
   std::vector<std::pair<std::string, std::string>> kamailio_defines;
+  // The asynchronous path: Kamailio with WITH_ASYNC_AGENT, the agent with
+  // --kamailio-evapi; the stack waits until the agent is connected.
+  bool async = false;
 };
 
 class PcscfStack {
@@ -50,6 +53,9 @@ class PcscfStack {
   BrokerView& view() { return *view_; }
   int agent_port() const { return agent_port_; }
   void StartAgent(std::vector<std::string> args = {});
+  // With `async`: waits (10 s) until Kamailio logged the agent's
+  // connection number `n` on its evapi socket.
+  bool WaitForAgentConnected(int n = 1);
 
   // Runs a scenario of pcscf-plugin/kamailio/sipp for user@example.org,
   // authenticating as `user` with SipPassword(user) unless `extra` gives
@@ -60,6 +66,7 @@ class PcscfStack {
  private:
   const ::turnbroker::testing::TempDir& dir_;
   int agent_port_;
+  int evapi_port_ = 0;
   std::unique_ptr<::turnbroker::testing::BrokerProcess> broker_;
   std::unique_ptr<AgentProcess> agent_;
   std::unique_ptr<::turnbroker::testing::KamailioProcess> kamailio_;

@@ -160,6 +160,17 @@ AgentCommandLine::AgentCommandLine(CLI::App* app) {
       ->envname(env("HTTP_MAX_CONNECTIONS_PER_PEER"))
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
+  app->add_option("--kamailio-evapi", o_.evapi.address,
+                  "Also serve Kamailio's asynchronous path: connect to its evapi socket "
+                  "(modparam evapi bind_addr, HOST:PORT) and answer the REGISTERs it suspends "
+                  "(docs/pcscf-plugin.md, \"The asynchronous path\")")
+      ->envname(env("KAMAILIO_EVAPI"));
+  app->add_option("--evapi-threads", o_.evapi.threads,
+                  "Requests from Kamailio's evapi socket handled at once (each may wait for "
+                  "the broker's acknowledgement)")
+      ->envname(env("EVAPI_THREADS"))
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   log_flags_.Add(*app, "PCSCF_TURN_AGENT_");
   app->set_version_flag("--version", TURNBROKER_VERSION);
 }
@@ -177,6 +188,16 @@ absl::StatusOr<AgentRunOptions> AgentCommandLine::Options() const {
           StrCat("--listen: ", o.http.listen,
                  " is not a loopback address; the API returns passwords and has no "
                  "authentication (add --allow-remote to accept this)"));
+    }
+  }
+  if (!o.evapi.address.empty()) {
+    auto hp = ParseHostPort(o.evapi.address, "--kamailio-evapi");
+    if (!hp.ok()) return hp.status();
+    if (!IsLoopbackHost(hp->host) && !allow_remote_) {
+      return absl::InvalidArgumentError(
+          StrCat("--kamailio-evapi: ", o.evapi.address,
+                 " is not a loopback address; evapi is plaintext and the answers carry "
+                 "passwords (add --allow-remote to accept this)"));
     }
   }
   o.issuer.reuse = !no_reuse_;
@@ -211,6 +232,15 @@ int RunAgent(const AgentRunOptions& o) {
     std::fprintf(stderr, "pcscf-turn-agent: %s\n", std::string(s.message()).c_str());
     return 1;
   }
+  // The asynchronous path answers with the same handler as HTTP.
+  EvapiClient evapi(
+      o.evapi, [&api](const HttpRequest& r) { return api.Handle(r); }, &metrics);
+  if (!o.evapi.address.empty()) {
+    if (auto s = evapi.Start(); !s.ok()) {
+      std::fprintf(stderr, "pcscf-turn-agent: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+  }
   const std::string where =
       IsUnixSocket(o.http.listen)
           ? o.http.listen
@@ -227,6 +257,7 @@ int RunAgent(const AgentRunOptions& o) {
   std::printf("pcscf-turn-agent listening on %s\n", where.c_str());
   std::fflush(stdout);
   signals.Wait();
+  evapi.Stop();
   server.Stop();
   service->reset();
   return 0;

@@ -10,6 +10,7 @@
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/flags.h"
 #include "turnbroker/pcscf/agent_api.h"
+#include "turnbroker/pcscf/evapi_client.h"
 #include "turnbroker/pcscf/issuer.h"
 #include "turnbroker/pcscf/publisher.h"
 
@@ -22,6 +23,8 @@ struct AgentRunOptions {
   PublisherOptions publisher;
   IssuerOptions issuer;
   AgentServerOptions http;
+  // Empty address: no asynchronous path (evapi_client.h).
+  EvapiClientOptions evapi;
 };
 
 // Declares pcscf-turn-agent's flags on `app` (which must outlive this).
