@@ -64,8 +64,7 @@ std::string Password(size_t i) { return "pw-" + std::to_string(i) + "-bench"; }
 
 constexpr uint32_t kMagicCookie = 0x2112A442;
 constexpr uint16_t kBindingRequest = 0x0001, kBindingSuccess = 0x0101;
-constexpr uint16_t kAllocateRequest = 0x0003, kAllocateSuccess = 0x0103,
-                   kAllocateError = 0x0113;
+constexpr uint16_t kAllocateRequest = 0x0003, kAllocateSuccess = 0x0103, kAllocateError = 0x0113;
 constexpr uint16_t kRefreshRequest = 0x0004;
 constexpr uint16_t kAttrUsername = 0x0006, kAttrIntegrity = 0x0008, kAttrErrorCode = 0x0009,
                    kAttrLifetime = 0x000D, kAttrRealm = 0x0014, kAttrNonce = 0x0015,
@@ -335,12 +334,12 @@ Run Measure(Node& node, double rate, double seconds, int threads) {
   for (const auto& event : latest.elements)
     if (event.elements.size() >= 4)
       run.redis_latency_max_ms = std::max(run.redis_latency_max_ms, event.elements[3].integer);
-  run.floor = OpenLoop(rate, std::min(seconds, 3.0), threads, [&](std::mt19937_64& rng,
-                                                                  int64_t* at) {
-    bool ok = Binding(port, rng);
-    *at = MonotonicMicros();
-    return ok;
-  });
+  run.floor =
+      OpenLoop(rate, std::min(seconds, 3.0), threads, [&](std::mt19937_64& rng, int64_t* at) {
+        bool ok = Binding(port, rng);
+        *at = MonotonicMicros();
+        return ok;
+      });
   return run;
 }
 
@@ -349,8 +348,9 @@ Run Measure(Node& node, double rate, double seconds, int threads) {
 
 int main(int argc, char** argv) {
   using namespace turnbroker::bench;
-  CLI::App app("coturn Allocate latency and its Redis' latency with many live credentials "
-               "(see the header of bench/turn_allocate_bench.cc)");
+  CLI::App app(
+      "coturn Allocate latency and its Redis' latency with many live credentials "
+      "(see the header of bench/turn_allocate_bench.cc)");
   std::vector<size_t> sizes = {1'000, 1'000'000};
   double rate = 200, seconds = 10;
   int runs = 3, threads = 16;
@@ -412,7 +412,8 @@ int main(int argc, char** argv) {
     for (size_t k = 0; k < nodes.size(); ++k) {
       Run run = Measure(nodes[k], rate, seconds, threads);
       std::printf(
-          "run %d, %8zu credentials: Allocate (401 + authenticated: two round trips) %s; refused %zu; Redis: PING max "
+          "run %d, %8zu credentials: Allocate (401 + authenticated: two round trips) %s; refused "
+          "%zu; Redis: PING max "
           "%.2f ms, LATENCY max %lld ms%s\n",
           r + 1, nodes[k].credentials,
           BesideFloor(run.allocate.p50, run.allocate.p99, run.floor.p50, run.floor.p99).c_str(),
@@ -435,11 +436,12 @@ int main(int argc, char** argv) {
       lat.push_back(static_cast<double>(run.redis_latency_max_ms));
     }
     p99s.push_back(Median(p99));
-    std::printf("  %8zu credentials: Allocate %s; Redis max latency: PING %.2f ms, LATENCY %.0f ms "
-                "(target <= 10 ms)%s\n",
-                nodes[k].credentials,
-                BesideFloor(Median(p50), Median(p99), Median(f50), Median(f99)).c_str(),
-                Median(ping), Median(lat), Mark());
+    std::printf(
+        "  %8zu credentials: Allocate %s; Redis max latency: PING %.2f ms, LATENCY %.0f ms "
+        "(target <= 10 ms)%s\n",
+        nodes[k].credentials,
+        BesideFloor(Median(p50), Median(p99), Median(f50), Median(f99)).c_str(), Median(ping),
+        Median(lat), Mark());
   }
   if (p99s.size() >= 2)
     std::printf("  Allocate p99, %zu against %zu credentials: %s (target <= x1.2)%s\n",
