@@ -86,26 +86,26 @@ TEST_F(PcscfKamailioAsyncTest, ReRegisterReusesAndDeRegisterRevokes) {
 TEST_F(PcscfKamailioAsyncTest, AWaitForTheBrokerHoldsNoSipWorker) {
   // One SIP worker. The broker is frozen, so the agent waits up to its
   // --publish-timeout for it; meanwhile that worker answers other requests.
-  PcscfStack stack(dir_, Async({{"INSECURE_NO_AUTH", ""}, {"WORKERS", "1"},
-                                {"AGENT_ASYNC_TIMEOUT", "5000"}},
-                               {"--publish-timeout", "4", "--status-interval", "0"}));
+  PcscfStack stack(
+      dir_, Async({{"INSECURE_NO_AUTH", ""}, {"WORKERS", "1"}, {"AGENT_ASYNC_TIMEOUT", "5000"}},
+                  {"--publish-timeout", "4", "--status-interval", "0"}));
   {
     // The agent's first REGISTER opens its connection to the broker.
     SipUdpSocket warm;
-    warm.SendTo(stack.kamailio().port(),
-                RegisterRequest(warm, "warm", "example.org",
-                                "sip:warm@127.0.0.1:" + std::to_string(warm.local_port()), 600,
-                                "async-0"));
+    warm.SendTo(
+        stack.kamailio().port(),
+        RegisterRequest(warm, "warm", "example.org",
+                        "sip:warm@127.0.0.1:" + std::to_string(warm.local_port()), 600, "async-0"));
     std::string reply = warm.Receive(std::chrono::seconds(5));
     ASSERT_NE(reply.find("TURN-Credential: "), std::string::npos) << reply;
   }
   stack.broker().process().Signal(SIGSTOP);
   SipUdpSocket registering;
-  registering.SendTo(stack.kamailio().port(),
-                     RegisterRequest(registering, "ivan", "example.org",
-                                     "sip:ivan@127.0.0.1:" +
-                                         std::to_string(registering.local_port()),
-                                     600, "async-1"));
+  registering.SendTo(
+      stack.kamailio().port(),
+      RegisterRequest(registering, "ivan", "example.org",
+                      "sip:ivan@127.0.0.1:" + std::to_string(registering.local_port()), 600,
+                      "async-1"));
   // The REGISTER reaches the agent, which now waits for the broker.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_TRUE(stack.kamailio().WaitReady(std::chrono::milliseconds(1'000)))
@@ -151,9 +151,8 @@ TEST_F(PcscfKamailioAsyncTest, AnAgentRestartIsSeenAndServedAgain) {
   PcscfStack stack(dir_, Async());
   ASSERT_EQ(stack.Sipp("register.xml", "heidi", 600).exit_code, 0);
   stack.agent()->process().Kill();
-  ASSERT_TRUE(WaitFor([&] {
-    return stack.kamailio().Log().find("TURN agent disconnected") != std::string::npos;
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return stack.kamailio().Log().find("TURN agent disconnected") != std::string::npos; }));
   SippResult none = stack.Sipp("register.xml", "heidi", 600);
   ASSERT_EQ(none.exit_code, 0) << Dump(none);
   EXPECT_NE(stack.kamailio().Log().find("no agent on the evapi socket"), std::string::npos);

@@ -158,7 +158,8 @@ TEST_F(EvapiClientTest, AnswersEachSuspendedRegisterWithItsTransaction) {
 
   // A refusal keeps its status and error text; a revoke gets no answer.
   kamailio.Send({{"request", {{"op", "revoke"}, {"impu", "sip:a@x"}, {"reason", "bye"}}}});
-  kamailio.Send({{"tindex", 8}, {"tlabel", 9}, {"request", {{"op", "issue"}, {"impu", "sip:down@x"}}}});
+  kamailio.Send(
+      {{"tindex", 8}, {"tlabel", 9}, {"request", {{"op", "issue"}, {"impu", "sip:down@x"}}}});
   answer = kamailio.Receive();
   EXPECT_EQ(answer["tindex"], 8);
   EXPECT_EQ(answer["status"], 503);
@@ -184,7 +185,8 @@ TEST_F(EvapiClientTest, BadEventsAreAnsweredOrIgnoredAndTheStreamGoesOn) {
   answer = kamailio.Receive();
   EXPECT_EQ(answer["status"], 400);
   EXPECT_EQ(answer["tlabel"], 3);
-  kamailio.Send({{"tindex", 4}, {"tlabel", 5}, {"request", {{"op", "issue"}, {"impu", "sip:b@x"}}}});
+  kamailio.Send(
+      {{"tindex", 4}, {"tlabel", 5}, {"request", {{"op", "issue"}, {"impu", "sip:b@x"}}}});
   answer = kamailio.Receive();
   EXPECT_EQ(answer["status"], 201) << "the stream goes on after bad events";
   EXPECT_TRUE(seen_paths_.size() == 1u) << "bad events never reach the handler";
@@ -202,7 +204,8 @@ TEST_F(EvapiClientTest, ABrokenStreamIsDroppedAndTheClientReconnects) {
   kamailio.SendRaw("100000:");  // longer than the client takes: framing lost
   EXPECT_TRUE(kamailio.ClosedByClient());
   kamailio.Accept();  // it comes back
-  kamailio.Send({{"tindex", 1}, {"tlabel", 1}, {"request", {{"op", "issue"}, {"impu", "sip:c@x"}}}});
+  kamailio.Send(
+      {{"tindex", 1}, {"tlabel", 1}, {"request", {{"op", "issue"}, {"impu", "sip:c@x"}}}});
   json answer = kamailio.Receive();
   ASSERT_TRUE(answer.is_object());
   EXPECT_EQ(answer["status"], 201);

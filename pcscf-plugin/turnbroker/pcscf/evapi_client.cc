@@ -129,8 +129,7 @@ int ConnectTcp(const std::string& host, uint16_t port, std::string* error) {
 
 // The answer to `event` (its transaction, the status and one of "header" or
 // "error"), or "" when the event carries no transaction to answer.
-std::string AnswerTo(const json& event, int status, std::string_view key,
-                     std::string_view value) {
+std::string AnswerTo(const json& event, int status, std::string_view key, std::string_view value) {
   if (!event.is_object() || !event.contains("tindex") || !event.contains("tlabel") ||
       !event["tindex"].is_number_integer() || !event["tlabel"].is_number_integer())
     return "";

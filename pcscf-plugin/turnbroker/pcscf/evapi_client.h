@@ -103,8 +103,8 @@ class EvapiClient {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};
   std::mutex write_mu_;
-  int fd_ = -1;                // guarded by write_mu_
-  uint64_t connection_ = 0;    // guarded by write_mu_; which connection fd_ is
+  int fd_ = -1;              // guarded by write_mu_
+  uint64_t connection_ = 0;  // guarded by write_mu_; which connection fd_ is
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
