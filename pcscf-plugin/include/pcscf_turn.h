@@ -69,6 +69,14 @@ typedef struct pcscf_turn_options {
                                     refresh/rotation; 0: 30000; <0: never */
   int64_t publish_timeout_ms;    /* 0: 800 */
   int64_t revoke_timeout_ms;     /* 0: 800 */
+  /* Added in 1.1.0 (read only when struct_size covers it): */
+  const char* mode; /* "per-credential" (NULL: the default): each credential's
+                       key is published to the broker before it is handed out;
+                       "shared-secret": minted locally with the realm's active
+                       shared secret, which the handle watches from the broker
+                       (its certificate needs the minter role); no broker call
+                       per issue, UNAVAILABLE until a secret is active
+                       (docs/approach1.md) */
 } pcscf_turn_options;
 
 /* One issued credential, filled by pcscf_turn_issue/refresh; release its
@@ -94,7 +102,7 @@ typedef struct pcscf_turn_credential {
 #define PCSCF_TURN_CREDENTIAL_INIT \
   { sizeof(pcscf_turn_credential), NULL, NULL, NULL, NULL, 0, 0, 0 }
 
-/* "1.0.0": the library version. */
+/* "1.1.0": the library version. */
 const char* pcscf_turn_version(void);
 /* The header name, "TURN-Credential". */
 const char* pcscf_turn_header_name(void);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_broker_client.h"
+#include "fake_secret_source.h"
 #include "turnbroker/pcscf/sip_header.h"
 
 namespace turnbroker::pcscf {
@@ -299,6 +300,94 @@ TEST_F(AgentApiTest, MetricsCountRequestsByRouteAndClass) {
   EXPECT_NE(m.body.find("pcscf_turn_live_credentials 1"), std::string::npos);
   EXPECT_NE(m.body.find("pcscf_turn_published_credentials_total 1"), std::string::npos);
   EXPECT_EQ(m.body.find("password"), std::string::npos);
+}
+
+// The same API in shared-secret mode (docs/approach1.md): the same answers'
+// shape, 503 without an active secret, healthy with one even when the
+// broker is down.
+class AgentApiSharedSecretTest : public ::testing::Test {
+ protected:
+  AgentApiSharedSecretTest() : minting_(&book_, "example.org", 60, Clock::System(), &metrics_) {
+    IssuerOptions o;
+    o.mode = CredentialMode::kSharedSecret;
+    o.realm = "example.org";
+    o.issuer = "pcscf-1";
+    o.turn_uris = {"turn:127.0.0.1:3478?transport=udp"};
+    o.status_interval_ms = 0;
+    publisher_ = std::make_unique<Publisher>(&broker_, PublisherOptions(), &metrics_);
+    issuer_ = std::make_unique<Issuer>(publisher_.get(), o, Clock::System(), &metrics_, &minting_);
+    api_ = std::make_unique<AgentApi>(issuer_.get(), &metrics_);
+  }
+  ~AgentApiSharedSecretTest() override {
+    api_.reset();
+    issuer_.reset();
+    publisher_.reset();
+  }
+  ApiResponse Call(std::string method, std::string path, std::string body = "") {
+    ApiRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    r.body = std::move(body);
+    return api_->Handle(r);
+  }
+  void Activate() {
+    for (const auto& f : testing::SnapshotFrames(
+             "e1", 2,
+             {testing::MakeSecret("example.org", "s1", v1::SECRET_STATE_ACTIVE, kSecret)})) {
+      ASSERT_TRUE(book_.Apply(f).ok());
+    }
+  }
+  const std::string kSecret = "sB3yq0d7W4Ff9mQ2xKZ_cT8vLp5nRj1hEuY6aGoX-Ik";
+  MetricsRegistry metrics_;
+  SecretBook book_;
+  SharedSecretMinting minting_;
+  FakeBrokerClient broker_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<Issuer> issuer_;
+  std::unique_ptr<AgentApi> api_;
+};
+
+TEST_F(AgentApiSharedSecretTest, NoActiveSecretIs503AndUnhealthy) {
+  ApiResponse r = Call("POST", "/v1/credentials", R"({"impu": "sip:alice@example.org"})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.headers, (std::vector<std::pair<std::string, std::string>>{{"Retry-After", "1"}}));
+  EXPECT_EQ(json::parse(r.body)["code"], "UNAVAILABLE");
+  ApiResponse h = Call("GET", "/healthz");
+  EXPECT_EQ(h.status, 503) << h.body;
+  EXPECT_EQ(json::parse(h.body)["mode"], "shared-secret");
+  EXPECT_EQ(json::parse(h.body)["broker"], "reachable");
+}
+
+TEST_F(AgentApiSharedSecretTest, TheSameAnswerShapeAndHealthyWhileTheBrokerIsDown) {
+  Activate();
+  broker_.SetUnavailable(true);
+  ApiResponse r =
+      Call("POST", "/v1/credentials",
+           R"({"impu": "sip:alice@example.org", "impi": "alice@example.org", "ttl": 3600})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  json j = json::parse(r.body);
+  for (const char* k : {"username", "password", "ttl", "expires_at", "realm", "uris", "header_name",
+                        "header", "reused"}) {
+    EXPECT_TRUE(j.contains(k)) << k << " in " << r.body;
+  }
+  const std::string username = j["username"];
+  EXPECT_EQ(username.substr(0, username.find(':')), std::to_string(j["expires_at"].get<int64_t>()));
+  EXPECT_EQ(j["password"], TurnRestPassword(kSecret, username));
+  auto h = ParseTurnCredentialHeader(j["header"].get<std::string>());
+  ASSERT_TRUE(h.ok()) << j["header"];
+  EXPECT_EQ(h->username, username);
+  ApiResponse again = Call("POST", "/v1/credentials",
+                           R"({"impu": "sip:alice@example.org", "impi": "alice@example.org"})");
+  EXPECT_EQ(again.status, 200) << "reused";
+  ApiResponse health = Call("GET", "/healthz");
+  EXPECT_EQ(health.status, 200) << health.body;
+  EXPECT_EQ(json::parse(health.body)["broker"], "unreachable");
+  ApiResponse m = Call("GET", "/metrics");
+  EXPECT_NE(m.body.find("pcscf_turn_credential_mode{mode=\"shared-secret\"} 1"), std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("pcscf_turn_shared_secret_mints_total{secret=\"s1\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(m.body.find(kSecret), std::string::npos);
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ pcscf_turn_options Options(const std::string& broker) {
 }
 
 TEST(CApiTest, ReportsItsVersionAndHeaderName) {
-  EXPECT_STREQ(pcscf_turn_version(), "1.0.0");
+  EXPECT_STREQ(pcscf_turn_version(), "1.1.0");
   EXPECT_STREQ(pcscf_turn_header_name(), "TURN-Credential");
   EXPECT_EQ(PCSCF_TURN_ABI_VERSION, 1);
 }

@@ -38,12 +38,13 @@ void Histogram::Render(std::string* out, std::string_view name, std::string_view
 }
 
 struct MetricsRegistry::Entry {
-  enum Type { kCounter, kGauge, kHistogram, kGaugeFunction } type;
+  enum Type { kCounter, kGauge, kHistogram, kGaugeFunction, kGaugeFamily, kCounterFamily } type;
   std::string name, help, labels;
   Counter counter;
   Gauge gauge;
   std::unique_ptr<Histogram> histogram;
   std::function<double()> fn;
+  std::function<Samples()> family;
 };
 
 MetricsRegistry::MetricsRegistry() = default;
@@ -84,12 +85,27 @@ void MetricsRegistry::AddGaugeFunction(std::string name, std::string help,
   entries_.push_back(std::move(e));
 }
 
+void MetricsRegistry::AddGaugeFamilyFunction(std::string name, std::string help,
+                                             std::function<Samples()> fn) {
+  auto e = std::make_unique<Entry>();
+  e->type = Entry::kGaugeFamily;
+  e->name = std::move(name), e->help = std::move(help);
+  e->family = std::move(fn);
+  entries_.push_back(std::move(e));
+}
+
+void MetricsRegistry::AddCounterFamilyFunction(std::string name, std::string help,
+                                               std::function<Samples()> fn) {
+  AddGaugeFamilyFunction(std::move(name), std::move(help), std::move(fn));
+  entries_.back()->type = Entry::kCounterFamily;
+}
+
 std::string MetricsRegistry::Render() const {
   std::string out;
   std::string last_family;
   for (const auto& e : entries_) {
     if (e->name != last_family) {
-      const char* type = e->type == Entry::kCounter     ? "counter"
+      const char* type = e->type == Entry::kCounter || e->type == Entry::kCounterFamily ? "counter"
                          : e->type == Entry::kHistogram ? "histogram"
                                                         : "gauge";
       StrAppend(&out, "# HELP ", e->name, " ", e->help, "\n# TYPE ", e->name, " ", type, "\n");
@@ -108,6 +124,12 @@ std::string MetricsRegistry::Render() const {
         break;
       case Entry::kHistogram:
         e->histogram->Render(&out, e->name, e->labels);
+        break;
+      case Entry::kGaugeFamily:
+      case Entry::kCounterFamily:
+        for (const auto& [labels, value] : e->family()) {
+          StrAppend(&out, e->name, "{", labels, "} ", value, "\n");
+        }
         break;
     }
   }

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -70,6 +71,13 @@ class MetricsRegistry {
                           std::vector<double> bounds = Histogram::LatencyBounds());
   // A gauge computed when scraped. `fn` must be thread-safe.
   void AddGaugeFunction(std::string name, std::string help, std::function<double()> fn);
+  // A family of gauges computed when scraped, whose label sets change:
+  // `fn` returns (labels like `realm="r",id="x"`, value) pairs. `fn` must be
+  // thread-safe, and the label values already valid in the format.
+  using Samples = std::vector<std::pair<std::string, double>>;
+  void AddGaugeFamilyFunction(std::string name, std::string help, std::function<Samples()> fn);
+  // The same for a family of counters (`fn` returns each one's total).
+  void AddCounterFamilyFunction(std::string name, std::string help, std::function<Samples()> fn);
 
   // The text exposition format (version 0.0.4).
   std::string Render() const;

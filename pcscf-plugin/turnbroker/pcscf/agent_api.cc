@@ -295,22 +295,24 @@ ApiResponse AgentApi::RevokeFromBody(const ApiRequest& r) {
 
 ApiResponse AgentApi::Health() {
   auto st = issuer_->CheckBroker(kHealthTimeoutMs);
+  // Per-credential: healthy while the broker answers. Shared-secret: while
+  // there is a usable active secret, the broker answering or not.
+  absl::Status ready = issuer_->Ready(st.status());
   ApiResponse r;
-  json j;
+  json j = {{"status", ready.ok() ? "ok" : "unavailable"},
+            {"broker", st.ok() ? "reachable" : "unreachable"},
+            {"mode", CredentialModeName(issuer_->mode())},
+            {"live_credentials", issuer_->live_credentials()},
+            {"pending_revocations", issuer_->pending_revocations()}};
   if (st.ok()) {
-    j = {{"status", "ok"},
-         {"broker", "reachable"},
-         {"epoch", st->epoch()},
-         {"revision", st->revision()},
-         {"live_credentials", issuer_->live_credentials()},
-         {"pending_revocations", issuer_->pending_revocations()}};
-  } else {
+    j["epoch"] = st->epoch();
+    j["revision"] = st->revision();
+  }
+  if (!ready.ok()) {
     r.status = 503;
-    j = {{"status", "unavailable"},
-         {"broker", "unreachable"},
-         {"error", StatusLine(st.status())},
-         {"live_credentials", issuer_->live_credentials()},
-         {"pending_revocations", issuer_->pending_revocations()}};
+    j["error"] = StatusLine(ready);
+  } else if (!st.ok()) {
+    j["error"] = StatusLine(st.status());
   }
   r.body = j.dump();
   return r;

@@ -49,7 +49,16 @@ AgentCommandLine::AgentCommandLine(CLI::App* app) {
   app->get_formatter()->column_width(44);
   auto env = [](const char* name) { return std::string("PCSCF_TURN_AGENT_") + name; };
 
-  AddBrokerClientFlags(*app, &o_.channel, env("BROKER"), env(""), "publisher");
+  AddBrokerClientFlags(*app, &o_.channel, env("BROKER"), env(""),
+                       "publisher (minter with --mode=shared-secret)");
+  app->add_option("--mode", mode_,
+                  "per-credential: each credential's key is published to the broker and handed "
+                  "out once acknowledged (approach 2); shared-secret: minted locally with the "
+                  "realm's active shared secret, watched from the broker as a minter, no broker "
+                  "call per REGISTER (approach 1, docs/approach1.md)")
+      ->envname(env("MODE"))
+      ->capture_default_str()
+      ->check(CLI::IsMember({"per-credential", "shared-secret"}));
   app->add_option("--listen", o_.http.listen,
                   "HTTP address HOST:PORT (port 0: any free port) or unix:/path/to/socket")
       ->envname(env("LISTEN"))
@@ -200,6 +209,9 @@ absl::StatusOr<AgentRunOptions> AgentCommandLine::Options() const {
                  "passwords (add --allow-remote to accept this)"));
     }
   }
+  auto mode = ParseCredentialMode(mode_, "--mode");
+  if (!mode.ok()) return mode.status();
+  o.issuer.mode = *mode;
   o.issuer.reuse = !no_reuse_;
   o.http.idle_timeout_ms = Ms(http_idle_timeout_s_);
   o.http.request_timeout_ms = Ms(http_request_timeout_s_);
@@ -249,6 +261,7 @@ int RunAgent(const AgentRunOptions& o) {
       .Kv("listen", where)
       .Kv("broker", o.channel.target)
       .Kv("tls", o.channel.tls.enabled())
+      .Kv("mode", CredentialModeName(o.issuer.mode))
       .Kv("realm", o.issuer.realm)
       .Kv("issuer", o.issuer.issuer)
       .Kv("ttl_s", o.issuer.default_ttl_s)

@@ -39,6 +39,7 @@ class AgentCommandLine {
  private:
   AgentRunOptions o_;
   LogFlags log_flags_;
+  std::string mode_ = "per-credential";
   bool allow_remote_ = false, no_reuse_ = false, unary_publish_ = false;
   double http_idle_timeout_s_ = 5, http_request_timeout_s_ = 5;
   double overlap_s_ = 30, publish_timeout_s_ = 0.8, revoke_timeout_s_ = 0.8, status_interval_s_ = 2;

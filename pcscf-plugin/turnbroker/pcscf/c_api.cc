@@ -92,7 +92,7 @@ pcscf_turn_status Fill(const turnbroker::pcscf::Issuer& issuer, const IssuedCred
 
 extern "C" {
 
-const char* pcscf_turn_version(void) { return "1.0.0"; }
+const char* pcscf_turn_version(void) { return "1.1.0"; }
 
 const char* pcscf_turn_header_name(void) { return turnbroker::pcscf::kTurnCredentialHeader.data(); }
 
@@ -135,6 +135,11 @@ pcscf_turn_status pcscf_turn_open(const pcscf_turn_options* o, pcscf_turn** out,
     issuer.publish_timeout_ms = o->publish_timeout_ms;
   if (PCSCF_HAS(o, revoke_timeout_ms) && o->revoke_timeout_ms)
     issuer.revoke_timeout_ms = o->revoke_timeout_ms;
+  if (PCSCF_HAS(o, mode) && o->mode) {
+    auto mode = turnbroker::pcscf::ParseCredentialMode(o->mode, "mode");
+    if (!mode.ok()) return Fail(mode.status(), err, err_len);
+    issuer.mode = *mode;
+  }
 
   auto service = CredentialService::Connect(channel, turnbroker::pcscf::PublisherOptions(), issuer);
   if (!service.ok()) return Fail(service.status(), err, err_len);

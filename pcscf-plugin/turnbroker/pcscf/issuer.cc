@@ -1,6 +1,7 @@
 #include "turnbroker/pcscf/issuer.h"
 
 #include <algorithm>
+#include <set>
 
 #include "turnbroker/common/backoff.h"
 #include "turnbroker/common/log.h"
@@ -66,6 +67,9 @@ struct Issuer::Metrics {
         [issuer] { return static_cast<double>(issuer->remembered_revocations()); });
     r->AddGaugeFunction("pcscf_turn_live_credentials", "Live credentials this agent issued",
                         [issuer] { return static_cast<double>(issuer->live_credentials()); });
+    r->AddGauge("pcscf_turn_credential_mode", "The minting mode (docs/approach1.md), always 1",
+                StrCat("mode=\"", CredentialModeName(issuer->mode()), "\""))
+        ->Set(1);
     r->AddGaugeFunction("pcscf_turn_pending_revocations",
                         "Revocations waiting for the broker's acknowledgement",
                         [issuer] { return static_cast<double>(issuer->pending_revocations()); });
@@ -75,11 +79,14 @@ struct Issuer::Metrics {
 };
 
 Issuer::Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock,
-               MetricsRegistry* metrics)
+               MetricsRegistry* metrics, MintingMode* mode)
     : publisher_(publisher),
       options_(std::move(options)),
       clock_(clock),
-      minter_(options_.realm),
+      owned_mode_(mode ? nullptr
+                       : std::make_unique<PublishedMinting>(
+                             publisher, options_.realm, options_.issuer, options_.scopes, clock)),
+      mode_(mode ? mode : owned_mode_.get()),
       registry_(clock),
       revoked_(clock, options_.max_remembered_revocations),
       scheduler_(clock) {
@@ -113,18 +120,6 @@ absl::Status Issuer::ValidateTtl(int64_t ttl_s) const {
   return absl::OkStatus();
 }
 
-v1::Credential Issuer::ToProto(const IssuedCredential& c) const {
-  v1::Credential p;
-  p.set_realm(c.realm);
-  p.set_username(c.username);
-  p.set_key(std::string(reinterpret_cast<const char*>(c.key.data()), c.key.size()));
-  p.set_expires_at_ms(c.expires_at_ms);
-  p.set_subscriber(c.subscriber);
-  p.set_issuer(options_.issuer);
-  for (const auto& s : options_.scopes) p.add_scopes(s);
-  return p;
-}
-
 absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu, std::string_view impi,
                                                int64_t ttl_s) {
   if (impu.empty()) return Invalid("impu", "must not be empty");
@@ -141,8 +136,12 @@ absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu, std::strin
       LogInfo("re-REGISTER by another identity; rotating").Kv("impu", impu);
       c.reset();
     }
+    // Shared-secret: minted with a secret that is no longer the active one.
+    // It rotates: the new one is minted with the active secret and the old
+    // one retires after the overlap like any replaced credential.
+    if (c && !mode_->Current(*c)) c.reset();
     if (c) {
-      auto held = Republish(*c);
+      auto held = Recommit(*c);
       if (!held.ok()) return held.status();
       if (*held) {
         c->reused = true;
@@ -152,18 +151,19 @@ absl::StatusOr<IssuedCredential> Issuer::Issue(std::string_view impu, std::strin
       // Revoked at the broker meanwhile: dropped, a new one is minted below.
     }
   }
-  auto c = MintAndPublish(std::string(impu), std::string(impi), ttl_s);
+  auto c = MintAndCommit(std::string(impu), std::string(impi), ttl_s);
   if (!c.ok()) return c.status();
   if (metrics_) metrics_->minted->Inc();
   if (auto previous = registry_.Add(*c)) Retire(*previous);
   return c;
 }
 
-absl::StatusOr<bool> Issuer::Republish(const IssuedCredential& c) {
-  // The same record again: a no-op at the broker (Publish is idempotent)
-  // unless an operator revoked it (by username, subscriber or issuer) or the
-  // broker lost it; the answer says whether the TURN side will accept it.
-  absl::Status s = publisher_->Publish(ToProto(c), options_.publish_timeout_ms);
+absl::StatusOr<bool> Issuer::Recommit(const IssuedCredential& c) {
+  // Per-credential: the same record again, a no-op at the broker (Publish is
+  // idempotent) unless an operator revoked it (by username, subscriber or
+  // issuer) or the broker lost it; the answer says whether the TURN side
+  // will accept it.
+  absl::Status s = mode_->Commit(c, options_.publish_timeout_ms);
   if (s.ok()) return true;
   if (s.code() == absl::StatusCode::kFailedPrecondition ||
       s.code() == absl::StatusCode::kAlreadyExists) {
@@ -191,20 +191,20 @@ absl::StatusOr<bool> Issuer::Republish(const IssuedCredential& c) {
   return s;
 }
 
-absl::StatusOr<IssuedCredential> Issuer::MintAndPublish(std::string subscriber, std::string impi,
-                                                        int64_t ttl_s) {
+absl::StatusOr<IssuedCredential> Issuer::MintAndCommit(std::string subscriber, std::string impi,
+                                                       int64_t ttl_s) {
   for (int attempt = 0;; ++attempt) {
-    MintedSecret secret = minter_.Mint();
-    IssuedCredential c;
-    c.username = std::move(secret.username);
-    c.password = std::move(secret.password);
-    c.key = secret.key;
-    c.realm = options_.realm;
+    auto minted = mode_->Mint(ttl_s);
+    if (!minted.ok()) {
+      // Nothing was made (shared-secret: no usable active secret).
+      if (metrics_) metrics_->issue_failed->Inc();
+      LogWarn("no credential minted").Kv("impu", subscriber).Kv("error", minted.status());
+      return minted.status();
+    }
+    IssuedCredential c = std::move(*minted);
     c.subscriber = subscriber;
     c.impi = impi;
-    c.issued_at_ms = clock_->NowMs();
-    c.expires_at_ms = c.issued_at_ms + ttl_s * 1000;
-    absl::Status s = publisher_->Publish(ToProto(c), options_.publish_timeout_ms);
+    absl::Status s = mode_->Commit(c, options_.publish_timeout_ms);
     if (s.ok()) {
       LogDebug("credential issued")
           .Kv("username", c.username)
@@ -241,7 +241,7 @@ absl::StatusOr<IssuedCredential> Issuer::Refresh(std::string_view username, int6
                        options_.max_ttl_s);
   }
   if (auto s = ValidateTtl(ttl_s); !s.ok()) return s;
-  auto c = MintAndPublish(old->subscriber, old->impi, ttl_s);
+  auto c = MintAndCommit(old->subscriber, old->impi, ttl_s);
   if (!c.ok()) return c.status();
   if (metrics_) metrics_->refreshed->Inc();
   auto previous = registry_.Add(*c);
@@ -288,30 +288,77 @@ absl::Status Issuer::RevokeSubscriber(std::string_view impu, std::string_view re
   if (auto s = ValidateSubscriber(impu, "impu"); !s.ok()) return s;
   if (auto s = ValidateReason(reason, "reason"); !s.ok()) return s;
   std::vector<IssuedCredential> held = registry_.RemoveSubscriber(impu);
-  v1::RevokeRequest request;
-  request.mutable_selector()->set_subscriber(std::string(impu));
-  request.set_reason(std::string(reason));
-  auto r = publisher_->Revoke(std::move(request), options_.revoke_timeout_ms);
-  if (r.ok()) {
-    if (metrics_) metrics_->revoked->Inc();
-    for (const auto& c : held) Remember(c.username, c.expires_at_ms);
-    LogDebug("subscriber revoked")
-        .Kv("impu", impu)
-        .Kv("revoked", r->revoked())
-        .Kv("reason", reason);
-    return absl::OkStatus();
+  std::vector<v1::RevokeRequest> requests = mode_->SubscriberRevocations(impu, held, reason);
+  std::vector<absl::StatusOr<v1::RevokeResponse>> results = RevokeAll(requests);
+  // Which held credentials an acknowledged request covered: all of them for
+  // a revocation by subscriber, else the one it names.
+  std::set<std::string> covered;
+  bool all_covered = false;
+  absl::Status transient, refused;
+  uint32_t revoked = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (results[i].ok()) {
+      revoked += results[i]->revoked();
+      if (requests[i].selector().has_subscriber()) all_covered = true;
+      if (requests[i].selector().has_username())
+        covered.insert(requests[i].selector().username().username());
+    } else if (IsTransient(results[i].status())) {
+      transient = results[i].status();
+    } else if (refused.ok()) {
+      refused = results[i].status();
+    }
   }
-  if (IsTransient(r.status())) {
+  if (!transient.ok()) {
+    size_t later = 0;
     for (const auto& c : held) {
+      if (all_covered || covered.count(c.username)) {
+        Remember(c.username, c.expires_at_ms);
+        continue;
+      }
       RevokeLater(c.username, c.expires_at_ms, std::string(reason), 500);
+      ++later;
     }
     return absl::UnavailableError(
-        StrCat("broker did not acknowledge the revocation (the ", held.size(),
+        StrCat("broker did not acknowledge the revocation (the ", later,
                " credentials this agent holds for it are revoked in the background): ",
-               r.status().message()));
+               transient.message()));
   }
-  if (metrics_) metrics_->revoke_failed->Inc();
-  return r.status();
+  if (!refused.ok()) {
+    if (metrics_) metrics_->revoke_failed->Inc();
+    return refused;
+  }
+  if (metrics_) metrics_->revoked->Inc();
+  for (const auto& c : held) Remember(c.username, c.expires_at_ms);
+  LogDebug("subscriber revoked")
+      .Kv("impu", impu)
+      .Kv("requests", requests.size())
+      .Kv("revoked", revoked)
+      .Kv("reason", reason);
+  return absl::OkStatus();
+}
+
+std::vector<absl::StatusOr<v1::RevokeResponse>> Issuer::RevokeAll(
+    std::vector<v1::RevokeRequest> requests) {
+  std::vector<absl::StatusOr<v1::RevokeResponse>> results(requests.size(),
+                                                          absl::UnknownError("not answered"));
+  if (requests.size() == 1) {
+    results[0] = publisher_->Revoke(std::move(requests[0]), options_.revoke_timeout_ms);
+    return results;
+  }
+  std::mutex mu;
+  std::condition_variable answered;
+  size_t left = requests.size();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    publisher_->RevokeAsync(std::move(requests[i]), options_.revoke_timeout_ms,
+                            [&, i](absl::StatusOr<v1::RevokeResponse> r) {
+                              std::lock_guard lock(mu);
+                              results[i] = std::move(r);
+                              if (--left == 0) answered.notify_all();
+                            });
+  }
+  std::unique_lock lock(mu);
+  answered.wait(lock, [&] { return left == 0; });
+  return results;
 }
 
 void Issuer::RevokeLater(std::string username, int64_t expires_at_ms, std::string reason,
@@ -387,7 +434,10 @@ void Issuer::Remember(const std::string& username, int64_t expires_at_ms) {
 
 void Issuer::Reassert() {
   scheduler_.RunAfter(0, [this] {
-    std::vector<IssuedCredential> live = registry_.Live();
+    // Shared-secret: the broker holds no credential of this agent's to
+    // publish again; its revocations are re-asserted all the same.
+    std::vector<IssuedCredential> live;
+    if (mode_->broker_holds_credentials()) live = registry_.Live();
     std::vector<std::pair<std::string, int64_t>> revoked = revoked_.Live();
     LogInfo("re-asserting live credentials and revocations after a broker epoch change")
         .Kv("credentials", live.size())
@@ -408,15 +458,14 @@ void Issuer::Reassert() {
     }
     for (const auto& c : live) {
       CallStarted();
-      publisher_->PublishAsync(
-          ToProto(c), kReassertTimeoutMs, [this, username = c.username](absl::Status s) {
-            if (s.ok()) {
-              if (metrics_) metrics_->reasserted->Inc();
-            } else {
-              LogWarn("re-assertion failed").Kv("username", username).Kv("error", s);
-            }
-            CallFinished();
-          });
+      mode_->CommitAsync(c, kReassertTimeoutMs, [this, username = c.username](absl::Status s) {
+        if (s.ok()) {
+          if (metrics_) metrics_->reasserted->Inc();
+        } else {
+          LogWarn("re-assertion failed").Kv("username", username).Kv("error", s);
+        }
+        CallFinished();
+      });
     }
   });
 }
@@ -439,13 +488,18 @@ std::string Issuer::HeaderValue(const IssuedCredential& c) const {
 
 CredentialService::~CredentialService() {
   issuer_.reset();
+  if (watcher_) watcher_->Stop();
+  mode_.reset();
+  watcher_.reset();
+  secret_source_.reset();
+  secrets_.reset();
   publisher_.reset();
   client_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
     const ChannelOptions& channel, const PublisherOptions& publisher, const IssuerOptions& issuer,
-    MetricsRegistry* metrics, const Clock* clock) {
+    MetricsRegistry* metrics, const Clock* clock, SecretWatchOptions watch) {
   if (auto s = issuer.Validate(); !s.ok()) return s;
   if (publisher.max_batch < 1 || publisher.max_in_flight < 1)
     return Invalid("publisher", "max_batch and max_in_flight must be positive");
@@ -456,7 +510,19 @@ absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Connect(
       *ch, GrpcBrokerClientOptions{.publish_stream = publisher.publish_stream, .clock = clock});
   service->publisher_ =
       std::make_unique<Publisher>(service->client_.get(), publisher, metrics, clock);
-  service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer, clock, metrics);
+  if (issuer.mode == CredentialMode::kSharedSecret) {
+    if (watch.realms.empty()) watch.realms = {issuer.realm};
+    if (watch.watcher_name.empty()) watch.watcher_name = issuer.issuer;
+    service->secrets_ = std::make_unique<SecretBook>(clock);
+    service->secret_source_ = NewGrpcSecretSource(*ch);
+    service->watcher_ = std::make_unique<SecretWatcher>(
+        service->secret_source_.get(), service->secrets_.get(), std::move(watch), metrics);
+    service->mode_ = std::make_unique<SharedSecretMinting>(service->secrets_.get(), issuer.realm,
+                                                           issuer.min_ttl_s, clock, metrics);
+    service->watcher_->Start();
+  }
+  service->issuer_ = std::make_unique<Issuer>(service->publisher_.get(), issuer, clock, metrics,
+                                              service->mode_.get());
   return service;
 }
 

@@ -18,14 +18,19 @@
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/metrics.h"
-#include "turnbroker/pcscf/minter.h"
+#include "turnbroker/pcscf/minting_mode.h"
 #include "turnbroker/pcscf/publisher.h"
 #include "turnbroker/pcscf/registry.h"
 #include "turnbroker/pcscf/scheduler.h"
+#include "turnbroker/pcscf/secret_watcher.h"
 
 namespace turnbroker::pcscf {
 
 struct IssuerOptions {
+  // How credentials become valid at the TURN side (minting_mode.h,
+  // docs/approach1.md). CredentialService::Connect builds the mode from it;
+  // an Issuer built directly is given its MintingMode.
+  CredentialMode mode = CredentialMode::kPerCredential;
   // TURN realm of the farm that serves these clients.
   std::string realm;
   // This eP-CSCF instance (Credential.issuer, for revoke-by-issuer).
@@ -70,8 +75,10 @@ struct IssuerOptions {
   absl::Status Validate() const;
 };
 
-// Thread-safe: SIP workers call it concurrently. The Publisher must outlive
-// the Issuer.
+// Thread-safe: SIP workers call it concurrently. The Publisher (and the
+// MintingMode, if given) must outlive the Issuer. What is minted, and whether
+// the broker must acknowledge it before it is handed out, is the
+// MintingMode's: the lifecycle here is the same in both modes.
 //
 // Errors: INVALID_ARGUMENT naming the field (impu, impi, ttl, username);
 // NOT_FOUND (refresh of a username this issuer does not hold);
@@ -81,16 +88,20 @@ struct IssuerOptions {
 // FAILED_PRECONDITION, ...).
 class Issuer {
  public:
+  // `mode` null: per-credential (a PublishedMinting over `publisher`).
   Issuer(Publisher* publisher, IssuerOptions options, const Clock* clock = Clock::System(),
-         MetricsRegistry* metrics = nullptr);
+         MetricsRegistry* metrics = nullptr, MintingMode* mode = nullptr);
   ~Issuer();
   Issuer(const Issuer&) = delete;
   Issuer& operator=(const Issuer&) = delete;
 
   // A credential for a registration of `impu`: the current one again if the
-  // re-REGISTER policy allows and `impi` (the authenticated identity) is the
-  // one it was issued to (reused = true), else a new one, returned only
-  // once the broker acknowledged it. A reused one is published again first
+  // re-REGISTER policy allows, `impi` (the authenticated identity) is the
+  // one it was issued to and the mode still accepts it (shared-secret: its
+  // secret is still the active one) (reused = true), else a new one,
+  // returned only once valid at the TURN side (per-credential: the broker
+  // acknowledged it; shared-secret: UNAVAILABLE without a usable active
+  // secret). A reused one is published again first
   // (a no-op at the broker): if the broker refuses it as revoked (an
   // operator revoked it meanwhile) a new one is minted; if the broker does
   // not answer, UNAVAILABLE, as for a new one. ttl_s 0: the default.
@@ -100,10 +111,11 @@ class Issuer {
   // one is revoked after the overlap. ttl_s 0: the old one's lifetime.
   absl::StatusOr<IssuedCredential> Refresh(std::string_view username, int64_t ttl_s);
   // Revokes one username (also one this issuer does not hold, e.g. from
-  // before a restart), or every credential of a subscriber. OK once the
-  // broker acknowledged; UNAVAILABLE if it did not, in which case the
-  // revocation is retried in the background (by username: a retried
-  // revocation by subscriber could remove a credential issued since).
+  // before a restart), or every credential of a subscriber (shared-secret:
+  // every one this issuer holds, each by username). OK once the broker
+  // acknowledged; UNAVAILABLE if it did not, in which case the revocation is
+  // retried in the background (by username: a retried revocation by
+  // subscriber could remove a credential issued since).
   absl::Status RevokeUsername(std::string_view username, std::string_view reason);
   absl::Status RevokeSubscriber(std::string_view impu, std::string_view reason);
 
@@ -114,7 +126,11 @@ class Issuer {
 
   // Asks the broker for its status now (also notices an epoch change).
   absl::StatusOr<v1::GetStatusResponse> CheckBroker(int64_t timeout_ms);
-  // Publishes every live credential again and revokes every remembered
+  // Whether credentials can be handed out, given the broker's status
+  // (MintingMode::Ready).
+  absl::Status Ready(const absl::Status& broker) const { return mode_->Ready(broker); }
+  CredentialMode mode() const { return mode_->mode(); }
+  // Publishes every live credential again (per-credential mode) and revokes every remembered
   // revoked username again (after an epoch change). Returns at once; the
   // work runs in the background.
   void Reassert();
@@ -126,13 +142,16 @@ class Issuer {
 
  private:
   struct Metrics;
-  v1::Credential ToProto(const IssuedCredential& c) const;
-  absl::StatusOr<IssuedCredential> MintAndPublish(std::string subscriber, std::string impi,
-                                                  int64_t ttl_s);
-  // Publishes a reusable credential again and waits for the broker: true
-  // if it still holds it, false if it refused it as revoked (the credential
-  // is dropped from the registry), an error (UNAVAILABLE, a refusal) else.
-  absl::StatusOr<bool> Republish(const IssuedCredential& c);
+  absl::StatusOr<IssuedCredential> MintAndCommit(std::string subscriber, std::string impi,
+                                                 int64_t ttl_s);
+  // Commits a reusable credential again (per-credential: publishes it and
+  // waits for the broker): true if it is still valid, false if the broker
+  // refused it as revoked (the credential is dropped from the registry), an
+  // error (UNAVAILABLE, a refusal) else.
+  absl::StatusOr<bool> Recommit(const IssuedCredential& c);
+  // Sends the requests at once and waits for every answer.
+  std::vector<absl::StatusOr<v1::RevokeResponse>> RevokeAll(
+      std::vector<v1::RevokeRequest> requests);
   absl::Status ValidateTtl(int64_t ttl_s) const;
   // Revokes `username` after `delay_ms` in the background, retrying with
   // backoff until acknowledged or until `expires_at_ms`.
@@ -147,7 +166,8 @@ class Issuer {
   Publisher* const publisher_;
   const IssuerOptions options_;
   const Clock* const clock_;
-  const Minter minter_;
+  std::unique_ptr<MintingMode> owned_mode_;
+  MintingMode* const mode_;
   std::unique_ptr<Metrics> metrics_;
   CredentialRegistry registry_;
   RevokedUsernames revoked_;
@@ -164,23 +184,34 @@ class Issuer {
 };
 
 // One eP-CSCF's connection to the broker, wired: the channel, the gRPC
-// client, the batching publisher and the issuer.
+// client, the batching publisher, the minting mode (shared-secret: with the
+// watcher of the realm's secrets) and the issuer.
 class CredentialService {
  public:
   // Errors: INVALID_ARGUMENT naming an option; a TLS file that cannot be
-  // read. Does not wait for the broker.
+  // read. Does not wait for the broker. `watch` tunes the shared-secret
+  // mode's Watch (its realms and watcher_name default to the issuer's realm
+  // and id).
   static absl::StatusOr<std::unique_ptr<CredentialService>> Connect(
       const ChannelOptions& channel, const PublisherOptions& publisher, const IssuerOptions& issuer,
-      MetricsRegistry* metrics = nullptr, const Clock* clock = Clock::System());
+      MetricsRegistry* metrics = nullptr, const Clock* clock = Clock::System(),
+      SecretWatchOptions watch = {});
   ~CredentialService();
 
   Issuer& issuer() { return *issuer_; }
   Publisher& publisher() { return *publisher_; }
+  // Shared-secret mode only (null otherwise).
+  SecretBook* secrets() { return secrets_.get(); }
+  SecretWatcher* secret_watcher() { return watcher_.get(); }
 
  private:
   CredentialService() = default;
   std::unique_ptr<BrokerClient> client_;
   std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<SecretBook> secrets_;
+  std::unique_ptr<SecretSource> secret_source_;
+  std::unique_ptr<SecretWatcher> watcher_;
+  std::unique_ptr<MintingMode> mode_;
   std::unique_ptr<Issuer> issuer_;
 };
 

@@ -25,7 +25,8 @@ struct IssuedCredential {
   std::string username;
   std::string password;
   std::string realm;
-  LongTermKey key{};
+  LongTermKey key{};       // per-credential mode: what the broker carries
+  std::string secret_id;   // shared-secret mode: the secret it was minted with
   std::string subscriber;  // IMPU: the registration it belongs to
   std::string impi;        // who authenticated; reuse only to the same; may be empty
   int64_t issued_at_ms = 0;
