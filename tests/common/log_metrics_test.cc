@@ -24,6 +24,21 @@ TEST(MetricsTest, RendersPrometheusText) {
   EXPECT_NE(text.find("z_seconds_count 3\n"), std::string::npos);
 }
 
+TEST(MetricsTest, RendersAFamilyWhoseLabelsAreKnownOnlyWhenScraped) {
+  MetricsRegistry r;
+  std::vector<std::pair<std::string, double>> now;
+  r.AddCounterFamilyFunction("mints_total", "Mints by secret", [&] { return now; });
+  r.AddGaugeFamilyFunction("empty", "Nothing yet", [] { return MetricsRegistry::Samples{}; });
+  EXPECT_NE(r.Render().find("# TYPE mints_total counter\n# HELP empty"), std::string::npos)
+      << r.Render();
+  now = {{"secret=\"a\"", 2}, {"secret=\"b\"", 5}};
+  std::string text = r.Render();
+  EXPECT_NE(text.find("mints_total{secret=\"a\"} 2\nmints_total{secret=\"b\"} 5\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE empty gauge\n"), std::string::npos) << text;
+}
+
 TEST(LogTest, ParsesLevels) {
   LogLevel l;
   EXPECT_TRUE(ParseLogLevel("WARN", &l));
