@@ -360,6 +360,8 @@ TEST_F(HaChaosTest, NothingAcknowledgedIsLostUnderFaults) {
   for (auto& p : publishers) p->Stop();
   const auto last_fault = std::chrono::steady_clock::now();
   for (auto& p : publishers) EXPECT_TRUE(p->Drain(Now() + 30'000)) << "unacknowledged work left";
+  std::printf("publishers drained %.1f s after the last fault\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - last_fault).count());
 
   std::set<std::string> expected;
   {
@@ -475,11 +477,12 @@ TEST_F(HaChaosTest, NothingAcknowledgedIsLostUnderFaults) {
   EXPECT_EQ(missing, 0u);
   EXPECT_EQ(stale, 0u);
   EXPECT_GE(converged, 0);
-  // Issue 15's target is 5 s after the last fault; on this shared 2-core
-  // machine a sync's reconnect backoff after a late broker kill has taken 10 s.
-  // The figure is printed above; the bound here catches a sync that never
-  // catches up.
-  EXPECT_LE(converged, 20.0);
+  // Issue 15's target: 5 s after the last fault. Measured on this 2-core
+  // machine with the rest of the suite running: 1.7-3.4 s, most of it the
+  // publishers draining what the last faults left unacknowledged. (A sync's
+  // reconnect backoff once took 10 s after a late broker kill; the watch
+  // loop's backoff is now at most 2 s.)
+  EXPECT_LE(converged, 5.0);
 }
 
 }  // namespace

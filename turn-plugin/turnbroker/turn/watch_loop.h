@@ -64,7 +64,11 @@ struct WatchLoopOptions {
   int64_t idle_timeout_ms = 0;
   // Longest wait for a connection to the broker before backing off.
   int64_t connect_timeout_ms = 2'000;
-  BackoffOptions backoff;
+  // At most 2 s: after a broker or Redis outage that ended several streams in
+  // a row, a sync is back within 2 s of the broker's recovery (the HA
+  // convergence bound of docs/operations.md), and a reconnect attempt costs
+  // the broker next to nothing.
+  BackoffOptions backoff{100, 2'000, 2.0};
 };
 
 class WatchLoop {
