@@ -155,6 +155,12 @@ TEST_F(TlsTest, ClaimsComeFromParsedFieldsNotThePrintedSubject) {
   EXPECT_EQ(c.issuer, "pcscf-7") << "the issuer URI SAN names it, not the CN";
   EXPECT_EQ(claims("subscriber").roles, kRoleSubscriber) << "an OU attribute is a role";
   EXPECT_EQ(claims("publisher-operator").roles, kRolePublisher | kRoleOperator);
+  // Approach 1's roles, as URI SAN and as OU.
+  EXPECT_EQ(claims("minter").roles, kRoleMinter);
+  EXPECT_EQ(claims("secret-admin").roles, kRoleSecretAdmin);
+  EXPECT_EQ(claims("secret-admin-ou").roles, kRoleSecretAdmin);
+  EXPECT_EQ(RoleNames(kRoleMinter | kRoleSecretAdmin | kRoleSubscriber),
+            "subscriber,secret-admin,minter");
   c = claims("forged-cn");
   EXPECT_EQ(c.roles, 0u);
   EXPECT_EQ(c.common_name, "turn-3,OU=publisher");

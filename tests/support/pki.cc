@@ -56,6 +56,11 @@ bool MakeTestPki(const std::string& dir, Pki* pki, std::string* error) {
                    "subjectAltName=URI:urn:turnbroker:role:publisher,"
                    "URI:urn:turnbroker:role:operator",
                error) &&
+         Issue(dir, "ca", "minter", "/CN=pcscf-m1",
+               client + "subjectAltName=URI:urn:turnbroker:role:minter", error) &&
+         Issue(dir, "ca", "secret-admin", "/CN=secops",
+               client + "subjectAltName=URI:urn:turnbroker:role:secret-admin", error) &&
+         Issue(dir, "ca", "secret-admin-ou", "/CN=secops-2/OU=secret-admin", client, error) &&
          Issue(dir, "ca", "norole", "/CN=nobody", client, error) &&
          // Subjects that print like a role: a ',' inside one attribute's value.
          Issue(dir, "ca", "forged-cn", "/CN=turn-3,OU=publisher", client, error) &&

@@ -24,6 +24,9 @@ struct Pki {
 // "publisher-san" (CN host-7.example.net, URI SAN
 // urn:turnbroker:issuer:pcscf-7); "subscriber" (OU=subscriber); "operator"
 // (URI SAN); "publisher-operator" (both roles: publishes for any issuer);
+// approach 1: "minter" (CN pcscf-m1, URI SAN urn:turnbroker:role:minter),
+// "secret-admin" (CN secops, URI SAN) and "secret-admin-ou" (CN secops-2,
+// OU=secret-admin);
 // "norole"; "forged-cn" (/CN=turn-3,OU=publisher: one CN holding a comma)
 // and "forged-o" (O=Example\, OU=operator), which have no role; and
 // "stranger", a publisher certificate from another CA. Returns false (with

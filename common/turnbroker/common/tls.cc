@@ -55,6 +55,8 @@ uint32_t RoleFromName(std::string_view name) {
   if (name == "publisher") return kRolePublisher;
   if (name == "subscriber") return kRoleSubscriber;
   if (name == "operator") return kRoleOperator;
+  if (name == "secret-admin") return kRoleSecretAdmin;
+  if (name == "minter") return kRoleMinter;
   return 0;
 }
 
@@ -228,7 +230,8 @@ std::string RoleNames(uint32_t roles) {
   std::string names;
   for (auto [bit, name] :
        {std::pair{kRolePublisher, "publisher"}, std::pair{kRoleSubscriber, "subscriber"},
-        std::pair{kRoleOperator, "operator"}}) {
+        std::pair{kRoleOperator, "operator"}, std::pair{kRoleSecretAdmin, "secret-admin"},
+        std::pair{kRoleMinter, "minter"}}) {
     if (roles & bit) StrAppend(&names, names.empty() ? "" : ",", name);
   }
   return names.empty() ? "none" : names;

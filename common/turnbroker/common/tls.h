@@ -4,9 +4,12 @@
 // A role is named in the client certificate, either as a URI SAN
 // "urn:turnbroker:role:<role>" (preferred; several allowed) or as an OU
 // attribute of the subject. Roles: publisher (eP-CSCF: Publish, Revoke, and
-// Get, List, GetStatus), subscriber (TURN side: Watch, GetStatus), operator
-// (Get, List, Watch, GetStatus, and Publish/Revoke under any issuer when
-// also a publisher). A publisher's identity, the issuer id it may publish and
+// Get, List, GetStatus), subscriber (TURN side: Watch, Acknowledge,
+// GetStatus), operator (Get, List, Watch, ListSecrets without secret bytes,
+// GetStatus, and Publish/Revoke under any issuer when also a publisher),
+// secret-admin (approach 1: AddSecret, ActivateSecret, RetireSecret,
+// ListSecrets) and minter (approach 1, eP-CSCF: Watch of shared secrets only,
+// Revoke of one approach-1 username). A publisher's identity, the issuer id it may publish and
 // revoke under, is its URI SAN "urn:turnbroker:issuer:<id>", or else the
 // subject's common name. Everything is read from the parsed certificate
 // (OpenSSL), never from a printed subject string. See docs/security.md.
@@ -48,7 +51,9 @@ enum Role : uint32_t {
   kRolePublisher = 1,
   kRoleSubscriber = 2,
   kRoleOperator = 4,
-  kAllRoles = 7,
+  kRoleSecretAdmin = 8,
+  kRoleMinter = 16,
+  kAllRoles = 31,
 };
 
 // What a client certificate grants.
