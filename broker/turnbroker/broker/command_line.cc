@@ -104,6 +104,12 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
       ->envname(env("HISTORY_MAX_AGE"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app->add_option("--secret-stage-grace", secret_stage_grace_s_,
+                  "Approach 1: ActivateSecret stops waiting for TURN syncs that have not "
+                  "acknowledged a staged secret this long after it was staged, seconds")
+      ->envname(env("SECRET_STAGE_GRACE"))
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86'400 * 30));
   app->add_option("--progress-interval", o_.watch.default_progress_interval_ms,
                   "PROGRESS marker on idle Watch streams, milliseconds")
       ->envname(env("PROGRESS_INTERVAL"))
@@ -150,6 +156,8 @@ absl::StatusOr<BrokerRunOptions> BrokerCommandLine::Options() const {
   o.store.limits.max_ttl_ms = max_ttl_s_ * 1000;
   o.store.state.max_ttl_ms = o.store.limits.max_ttl_ms;
   o.store.state.history_max_age_ms = history_max_age_s_ * 1000;
+  o.store.secrets.stage_grace_ms = secret_stage_grace_s_ * 1000;
+  o.store.secrets.max_credential_ttl_ms = o.store.limits.max_ttl_ms;
   o.keepalive_time_ms = keepalive_s_ * 1000;
   o.max_connection_age_ms = max_connection_age_s_ * 1000;
   return run;

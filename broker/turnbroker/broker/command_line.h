@@ -37,6 +37,7 @@ class BrokerCommandLine {
   std::string listen_ = "127.0.0.1:50051";
   int64_t min_ttl_s_ = 1, max_ttl_s_ = 86'400, history_max_age_s_ = 3'600;
   int64_t keepalive_s_ = 30, max_connection_age_s_ = 0;
+  int64_t secret_stage_grace_s_ = 60;
 };
 
 // Starts the broker, prints "turn-broker listening on HOST:PORT" (tools and

@@ -46,11 +46,13 @@ EmbeddedStore::EmbeddedStore(std::unique_ptr<Journal> journal, const EmbeddedSto
                              const Clock* clock, MetricsRegistry* metrics,
                              std::function<void(const absl::Status&)> on_failure)
     : options_(options),
+      secret_policy_(options.secrets),
       journal_(std::move(journal)),
       state_(std::make_unique<CredentialState>(options.state, clock)),
       on_failure_(std::move(on_failure)) {
   static MetricsRegistry* unused = new MetricsRegistry;  // when none is given
   metrics_ = std::make_unique<Metrics>(metrics ? metrics : unused);
+  secret_policy_.max_credential_ttl_ms = options.limits.max_ttl_ms;
 }
 
 EmbeddedStore::~EmbeddedStore() { Shutdown(); }
@@ -102,6 +104,23 @@ void EmbeddedStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
   if (auto s = Enqueue(RevokeOp{request, done}); !s.ok()) done(s);
 }
 
+void EmbeddedStore::RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms,
+                                 RevokeDone done) {
+  if (auto s = Enqueue(RevokeOp{request, done, 0, until_ms}); !s.ok()) done(s);
+}
+
+void EmbeddedStore::WriteSecret(SecretCommand command, SecretDone done) {
+  if (auto s = Enqueue(SecretOp{std::move(command), done, 0}); !s.ok()) done(s);
+}
+
+void EmbeddedStore::Acknowledge(SyncAck ack, std::function<void(absl::Status)> done) {
+  done(syncs_.Record(std::move(ack)));
+}
+
+std::vector<SyncAck> EmbeddedStore::RecentSyncs() const {
+  return syncs_.Recent(state_->clock()->NowMs(), secret_policy_.ack_window_ms);
+}
+
 void EmbeddedStore::CommitLoop() {
   std::vector<Op> ops;
   std::vector<std::function<void()>> maintain_now;
@@ -132,6 +151,8 @@ void EmbeddedStore::CommitGroup(std::vector<Op>& ops, const std::vector<Revision
     return;
   }
   GroupPlanner planner(*state_, options_.limits, options_.max_batch);
+  planner.SetSecretPolicy(secret_policy_,
+                          HasActivation(ops) ? RecentSyncs() : std::vector<SyncAck>());
   PlannedGroup planned = PlanGroup(planner, ops);
   std::vector<Change> changes = planner.TakeChanges();
 

@@ -36,6 +36,8 @@ struct EmbeddedStoreOptions {
   size_t max_group_credentials = 50'000;
   // How often expiry and compaction run.
   int64_t maintenance_interval_ms = 100;
+  // Approach 1; its max_credential_ttl_ms is taken from limits.max_ttl_ms.
+  SecretPolicy secrets;
 };
 
 class EmbeddedStore : public Store {
@@ -56,6 +58,13 @@ class EmbeddedStore : public Store {
   // Shutdown() blocks until every request queued before it is answered.
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
   void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
+  void RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms, RevokeDone done) override;
+  void WriteSecret(SecretCommand command, SecretDone done) override;
+  // Syncs' reports are kept in memory: after a restart they are known again
+  // at their next report (every PROGRESS marker, 5 s by default).
+  void Acknowledge(SyncAck ack, std::function<void(absl::Status)> done) override;
+  std::vector<SyncAck> RecentSyncs() const override;
+  const SecretPolicy& secret_policy() const override { return secret_policy_; }
   const CredentialState& state() const override { return *state_; }
   void SetCommitListener(std::function<void()> listener) override;
   std::string description() const override { return journal_->description(); }
@@ -81,6 +90,8 @@ class EmbeddedStore : public Store {
   void Maintain();
 
   const EmbeddedStoreOptions options_;
+  SecretPolicy secret_policy_;
+  SyncRegistry syncs_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<CredentialState> state_;
   std::unique_ptr<Metrics> metrics_;

@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "turnbroker/broker/secrets.h"
 #include "turnbroker/broker/state.h"
 #include "turnbroker/common/credential.h"
 
@@ -40,6 +41,20 @@ class GroupPlanner {
   // response has the last revision and the total revoked.
   absl::StatusOr<v1::PublishResponse> Publish(const v1::PublishRequest& request);
   absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request);
+  // A minter's revocation of one approach-1 username (checked by the
+  // service): listed in the Revocation with `until_ms`, the expiry in the
+  // username, so its tombstone lasts until then. PERMISSION_DENIED if the
+  // username is live as a published credential.
+  absl::StatusOr<v1::RevokeResponse> RevokeMinted(const v1::RevokeRequest& request,
+                                                  int64_t until_ms);
+
+  // Shared secrets. Set the policy, and for activations the syncs that
+  // reported recently, before planning them.
+  void SetSecretPolicy(const SecretPolicy& policy, std::vector<SyncAck> recent_syncs);
+  // Errors as CredentialBroker.AddSecret/ActivateSecret/RetireSecret: every
+  // message names the field and none carries secret bytes. The response's
+  // epoch is left for the caller.
+  absl::StatusOr<v1::SecretResponse> Secret(const SecretCommand& command);
 
   const std::vector<Change>& changes() const { return changes_; }
   std::vector<Change> TakeChanges() { return std::move(changes_); }
@@ -55,6 +70,16 @@ class GroupPlanner {
   using Key = std::pair<std::string_view, std::string_view>;
 
   RecordRef Current(std::string_view realm, std::string_view username) const;
+  // A known secret as this group has left it (null: unknown or retired).
+  SecretEntryRef CurrentSecret(const std::string& realm, const std::string& id) const;
+  // The realm's known secrets as this group has left them.
+  std::vector<SecretEntryRef> RealmSecrets(const std::string& realm) const;
+  // Plans the secret's new state (or retirement) at the next revision.
+  SecretEntryRef PlanSecret(const SecretEntryRef& previous, v1::SharedSecret secret, bool retired);
+  absl::StatusOr<v1::SecretResponse> AddSecret(const v1::SharedSecret& secret);
+  absl::StatusOr<v1::SecretResponse> ActivateSecret(const v1::SharedSecret& ref);
+  absl::StatusOr<v1::SecretResponse> RetireSecret(const v1::SharedSecret& ref, bool force);
+  absl::Status NoSuchSecret(const v1::SharedSecret& ref) const;
   bool Revoked(std::string_view realm, std::string_view username) const;
   Revision Next() const { return base_ + changes_.size() + 1; }
 
@@ -65,6 +90,10 @@ class GroupPlanner {
   const Revision base_;
   std::vector<Change> changes_;
   absl::flat_hash_map<Key, Pending> overlay_;
+  SecretPolicy secret_policy_;
+  std::vector<SyncAck> recent_syncs_;
+  // (realm, id) -> the secret as this group left it; null: retired.
+  absl::flat_hash_map<std::pair<std::string, std::string>, SecretEntryRef> secret_overlay_;
 };
 
 // Whether `record` is covered by `selector`.

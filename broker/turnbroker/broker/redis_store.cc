@@ -18,6 +18,8 @@ constexpr std::string_view kHeadKey = "{turnbroker}:head";
 constexpr std::string_view kLogKey = "{turnbroker}:log";
 constexpr std::string_view kCredentialPrefix = "{turnbroker}:c:";
 constexpr std::string_view kTombstonePrefix = "{turnbroker}:t:";
+constexpr std::string_view kSecretPrefix = "{turnbroker}:s:";
+constexpr std::string_view kSyncsKey = "{turnbroker}:syncs";
 constexpr size_t kTailCount = 4'096;
 constexpr int64_t kTailBlockMs = 1'000;
 constexpr int64_t kExpiryIntervalMs = 100;
@@ -26,7 +28,8 @@ constexpr int64_t kRetryMs = 200;
 
 // One commit group. KEYS: head, epoch, log. ARGV: base revision, epoch,
 // stream MAXLEN, "1" to confirm at once (no replicas to wait for), then
-// operations: S key value pxat | D key | X revision field payload. Commits
+// operations: S key value pxat | K key value (no expiry) | D key |
+// X revision field payload. Commits
 // only if the head is still `base` and the epoch unchanged, so replicas
 // planning concurrently never interleave.
 constexpr char kCommitScript[] = R"lua(
@@ -41,6 +44,9 @@ while i <= #ARGV do
   if op == 'S' then
     redis.call('SET', ARGV[i+1], ARGV[i+2], 'PXAT', ARGV[i+3])
     i = i + 4
+  elseif op == 'K' then
+    redis.call('SET', ARGV[i+1], ARGV[i+2])
+    i = i + 3
   elseif op == 'D' then
     redis.call('DEL', ARGV[i+1])
     i = i + 2
@@ -91,6 +97,9 @@ std::string CredentialKey(std::string_view realm, std::string_view username) {
 std::string TombstoneKey(std::string_view realm, std::string_view username) {
   return StrCat(kTombstonePrefix, realm, "/", username);
 }
+std::string SecretKey(std::string_view realm, std::string_view id) {
+  return StrCat(kSecretPrefix, realm, "/", id);
+}
 
 void PutBigEndian(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -138,6 +147,22 @@ absl::StatusOr<Change> DecodeEntry(Revision revision, const RedisReply& fields) 
       return absl::DataLossError(StrCat("redis log entry ", revision, ": bad credential"));
     }
     change.put = Record::Create(c, revision);
+  } else if (field == "s") {
+    v1::SharedSecret secret;
+    if (payload.size() < 8 ||
+        !secret.ParseFromArray(payload.data() + 8, static_cast<int>(payload.size() - 8))) {
+      return absl::DataLossError(StrCat("redis log entry ", revision, ": bad shared secret"));
+    }
+    change.secret = MakeSecretChange(std::move(secret), false, revision, GetBigEndian(payload));
+  } else if (field == "x") {
+    v1::SecretRef ref;
+    if (!ref.ParseFromString(payload)) {
+      return absl::DataLossError(StrCat("redis log entry ", revision, ": bad secret reference"));
+    }
+    v1::SharedSecret secret;
+    secret.set_realm(ref.realm());
+    secret.set_id(ref.id());
+    change.secret = MakeSecretChange(std::move(secret), true, revision);
   } else if (field == "r") {
     auto rc = std::make_shared<RevocationChange>();
     if (!rc->revocation.ParseFromString(payload)) {
@@ -363,7 +388,10 @@ struct RedisStore::Metrics : CommitMetrics {
 
 RedisStore::RedisStore(const RedisStoreOptions& options, const Clock* clock,
                        MetricsRegistry* metrics)
-    : options_(options), state_(std::make_unique<CredentialState>(options.state, clock)) {
+    : options_(options),
+      secret_policy_(options.secrets),
+      state_(std::make_unique<CredentialState>(options.state, clock)) {
+  secret_policy_.max_credential_ttl_ms = options.limits.max_ttl_ms;
   static MetricsRegistry* unused = new MetricsRegistry;
   metrics_ = std::make_unique<Metrics>(metrics ? metrics : unused);
   int commit_io = static_cast<int>(options.ack_timeout_ms + 1'000);
@@ -404,6 +432,7 @@ absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Open(const RedisStoreOpt
     if (!*more) return absl::UnavailableError("redis: the dataset changed while loading; retry");
     if (store->caught_up_) break;
   }
+  if (auto s = store->ReadSyncs(*store->log_conn_); !s.ok()) return s;
   store->loaded_ = true;
   store->log_thread_ = std::thread([s = store.get()] { s->LogLoop(); });
   store->commit_thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
@@ -465,17 +494,121 @@ void RedisStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
   if (auto s = Enqueue(RevokeOp{request, done, NowMonotonicMs()}); !s.ok()) done(s);
 }
 
+void RedisStore::RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms, RevokeDone done) {
+  if (auto s = Enqueue(RevokeOp{request, done, NowMonotonicMs(), until_ms}); !s.ok()) done(s);
+}
+
+void RedisStore::WriteSecret(SecretCommand command, SecretDone done) {
+  if (auto s = Enqueue(SecretOp{std::move(command), done, NowMonotonicMs()}); !s.ok()) done(s);
+}
+
+void RedisStore::Acknowledge(SyncAck ack, std::function<void(absl::Status)> done) {
+  // Seen here at once; every other replica sees it once it is in the hash.
+  if (auto s = syncs_.Record(ack); !s.ok()) {
+    done(s);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      done(absl::UnavailableError("broker is shutting down"));
+      return;
+    }
+    if (acks_.size() >= options_.max_queue) {
+      done(absl::ResourceExhaustedError("acknowledgement queue full; retry"));
+      return;
+    }
+    acks_.emplace_back(std::move(ack), std::move(done));
+  }
+  cv_.notify_one();
+}
+
+std::vector<SyncAck> RedisStore::RecentSyncs() const {
+  return syncs_.Recent(state_->clock()->NowMs(), secret_policy_.ack_window_ms);
+}
+
+void RedisStore::WriteAcks(
+    std::vector<std::pair<SyncAck, std::function<void(absl::Status)>>>& acks) {
+  absl::Status status = commit_conn_->Ensure();
+  if (status.ok()) {
+    RedisArgs hset{"HSET", kSyncsKey};
+    for (const auto& [ack, done] : acks) {
+      v1::AcknowledgeRequest r;
+      r.set_watcher_name(ack.name);
+      r.set_epoch(ack.epoch);
+      r.set_revision(ack.revision);
+      for (const std::string& realm : ack.realms) r.add_realms(realm);
+      r.set_farm(ack.farm);
+      std::string value;
+      PutBigEndian(&value, static_cast<uint64_t>(ack.at_ms));
+      r.AppendToString(&value);
+      hset.Push(ack.name).Push(value);
+    }
+    RedisBatch batch;
+    batch.Add(hset);
+    auto replies = commit_conn_->Execute(batch);
+    if (!replies.ok()) {
+      status = replies.status();
+    } else if (replies->front().is_error()) {
+      status = absl::UnavailableError(StrCat("redis HSET: ", replies->front().str));
+    }
+  }
+  if (!status.ok()) {
+    metrics_->errors->Inc();
+    status = absl::UnavailableError(
+        StrCat(status.message(), "; the acknowledgement was not recorded, retry"));
+  }
+  for (auto& [ack, done] : acks) done(status);
+}
+
+absl::Status RedisStore::ReadSyncs(Connection& c) {
+  auto all = c.Command({"HGETALL", kSyncsKey});
+  if (!all.ok()) return all.status();
+  if (all->is_error()) return absl::UnavailableError(StrCat("redis HGETALL: ", all->str));
+  const int64_t now = state_->clock()->NowMs();
+  const int64_t forget_before = now - 10 * secret_policy_.ack_window_ms;
+  std::vector<SyncAck> acks;
+  RedisArgs forget{"HDEL", kSyncsKey};
+  bool stale = false;
+  for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
+    const std::string& name = all->elements[i].str;
+    const std::string& value = all->elements[i + 1].str;
+    v1::AcknowledgeRequest r;
+    int64_t at_ms = value.size() >= 8 ? static_cast<int64_t>(GetBigEndian(value)) : 0;
+    if (value.size() < 8 ||
+        !r.ParseFromArray(value.data() + 8, static_cast<int>(value.size() - 8)) ||
+        at_ms < forget_before) {
+      forget.Push(name);
+      stale = true;
+      continue;
+    }
+    acks.push_back(ToSyncAck(r, at_ms));
+  }
+  syncs_.Merge(std::move(acks));
+  if (stale) {
+    RedisBatch b;
+    b.Add(forget);
+    if (auto r = c.Execute(b); !r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
 void RedisStore::CommitLoop() {
   std::vector<Op> ops;
+  std::vector<std::pair<SyncAck, std::function<void(absl::Status)>>> acks;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-      if (queue_.empty() && stopping_) break;
+      cv_.wait(lock, [this] { return !queue_.empty() || !acks_.empty() || stopping_; });
+      acks.swap(acks_);
+      if (queue_.empty() && acks.empty() && stopping_) break;
       TakeGroup(queue_, options_.max_group_credentials, &ops);
       metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
     }
-    CommitGroup(ops);
+    // Reports first: an activation in this group is planned against them.
+    if (!acks.empty()) WriteAcks(acks);
+    acks.clear();
+    if (!ops.empty()) CommitGroup(ops);
     ops.clear();
   }
 }
@@ -503,6 +636,15 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     const std::string epoch = state_->epoch();
     const Revision base = state_->head();
     GroupPlanner planner(*state_, options_.limits, options_.max_batch, base);
+    if (HasActivation(ops)) {
+      // The syncs of every replica, as of now (else as of the last read).
+      if (auto st = ReadSyncs(*commit_conn_); !st.ok()) {
+        LogWarn("redis: cannot read the syncs' reports; using the last ones read").Kv("error", st);
+      }
+      planner.SetSecretPolicy(secret_policy_, RecentSyncs());
+    } else {
+      planner.SetSecretPolicy(secret_policy_, {});
+    }
     PlannedGroup planned = PlanGroup(planner, ops);
     std::vector<Change> changes = planner.TakeChanges();
     auto answer = [&] { AnswerGroup(ops, planned, epoch); };
@@ -546,6 +688,31 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
         script.Push("S").Push(CredentialKey(c.put->realm(), c.put->username())).Push(value);
         script.Push(StrCat(c.put->expires_at_ms()));
         script.Push("X").Push(rev).Push("p").Push(c.put->credential_wire());
+      } else if (c.secret) {
+        const SecretChange& sc = *c.secret;
+        std::string key = SecretKey(sc.secret.realm(), sc.secret.id());
+        if (sc.retired) {
+          v1::SecretRef ref;
+          ref.set_realm(sc.secret.realm());
+          ref.set_id(sc.secret.id());
+          script.Push("D").Push(key);
+          script.Push("X").Push(rev).Push("x").Push(ref.SerializeAsString());
+        } else {
+          std::string encoded = sc.secret.SerializeAsString();
+          std::string value;
+          PutBigEndian(&value, c.revision);
+          PutBigEndian(&value, sc.staged_revision);
+          value.append(encoded);
+          if (sc.secret.expires_at_ms() != 0) {
+            script.Push("S").Push(key).Push(value).Push(StrCat(sc.secret.expires_at_ms()));
+          } else {
+            script.Push("K").Push(key).Push(value);
+          }
+          std::string payload;
+          PutBigEndian(&payload, sc.staged_revision);
+          payload.append(encoded);
+          script.Push("X").Push(rev).Push("s").Push(payload);
+        }
       } else {
         const v1::Revocation& r = c.revoke->revocation;
         for (const auto& ref : r.credentials()) {
@@ -713,7 +880,8 @@ absl::Status RedisStore::Load(Connection& c) {
   // (state.h: Apply never lets an older change win).
   std::vector<RecordRef> live;
   std::vector<CredentialState::Tombstone> tombstones;
-  for (std::string_view prefix : {kCredentialPrefix, kTombstonePrefix}) {
+  std::vector<SecretEntryRef> secrets;
+  for (std::string_view prefix : {kCredentialPrefix, kTombstonePrefix, kSecretPrefix}) {
     std::string cursor = "0";
     do {
       auto scan = c.Command({"SCAN", cursor, "MATCH", StrCat(prefix, "*"), "COUNT", "1000"});
@@ -740,6 +908,18 @@ absl::Status RedisStore::Load(Connection& c) {
             return absl::DataLossError(StrCat("redis ", keys[i].str, ": not a credential"));
           }
           live.push_back(Record::Create(cred, GetBigEndian(v)));
+        } else if (prefix == kSecretPrefix) {
+          v1::SharedSecret secret;
+          if (v.size() < 16 ||
+              !secret.ParseFromArray(v.data() + 16, static_cast<int>(v.size() - 16))) {
+            return absl::DataLossError(StrCat("redis ", keys[i].str, ": not a shared secret"));
+          }
+          auto entry = std::make_shared<SecretEntry>();
+          entry->revision = GetBigEndian(v);
+          entry->staged_revision = GetBigEndian(std::string_view(v).substr(8));
+          entry->last =
+              MakeSecretChange(std::move(secret), false, entry->revision, entry->staged_revision);
+          secrets.push_back(std::move(entry));
         } else {
           std::string_view name = std::string_view(keys[i].str).substr(prefix.size());
           size_t slash = name.find('/');
@@ -759,9 +939,12 @@ absl::Status RedisStore::Load(Connection& c) {
     live.erase(std::remove_if(live.begin(), live.end(),
                               [start](const RecordRef& r) { return r->revision() > start; }),
                live.end());
+    secrets.erase(std::remove_if(secrets.begin(), secrets.end(),
+                                 [start](const SecretEntryRef& e) { return e->revision > start; }),
+                  secrets.end());
   }
   bool changed = !state_->epoch().empty() && state_->epoch() != new_epoch;
-  state_->Replace(new_epoch, start, std::move(live), tombstones);
+  state_->Replace(new_epoch, start, std::move(live), tombstones, std::move(secrets));
   last_id_ = StrCat(start, "-0");
   pending_.clear();
   confirmed_ = start;
@@ -920,6 +1103,9 @@ void RedisStore::LogLoop() {
     int64_t now = NowMonotonicMs();
     if (now >= next_expiry) {
       metrics_->expired->Inc(state_->Expire(kMaxExpiryPerPass));
+      // Redis trims its own log: the dead revisions the state reports are
+      // of no use here, and must not pile up.
+      state_->TakeDeadRevisions();
       next_expiry = now + kExpiryIntervalMs;
     }
     absl::Status error;
@@ -940,6 +1126,8 @@ void RedisStore::LogLoop() {
         error = same.status();
       else if (!*same)
         need_load = true;
+      else
+        error = ReadSyncs(*log_conn_);
     } else if (!pending_.empty() && now - pending_since_ms_ > options_.ack_timeout_ms) {
       error = ConfirmPending(*log_conn_);
       pending_since_ms_ = NowMonotonicMs();  // tail again before the next try

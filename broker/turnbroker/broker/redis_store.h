@@ -15,6 +15,15 @@
 //                            encoding, expiring at its expires_at (PXAT)
 //   {turnbroker}:t:R/U       revoked username (R empty: any realm): the
 //                            revision, expiring when it may be published again
+//   {turnbroker}:s:R/ID      known shared secret (approach 1): 8-byte
+//                            revision + 8-byte staged revision + SharedSecret
+//                            encoding, expiring at its expires_at if it has
+//                            one; deleted when retired. In the log: field
+//                            "s" (8-byte staged revision + SharedSecret) or
+//                            "x" (SecretRef: retired)
+//   {turnbroker}:syncs       hash: TURN sync name -> its last Acknowledge
+//                            (8-byte Unix ms + AcknowledgeRequest), so every
+//                            replica sees every sync's report
 //
 // Threads. The commit thread takes queued requests, plans them against the
 // state (GroupPlanner, based on the state's head), and runs one Lua script per
@@ -83,6 +92,8 @@ struct RedisStoreOptions {
   int64_t identity_check_interval_ms = 1'000;
   // Stream entries kept (XADD MAXLEN ~); 0: state.history_max_events.
   size_t log_max_entries = 0;
+  // Approach 1 (its max_credential_ttl_ms: limits.max_ttl_ms).
+  SecretPolicy secrets;
 };
 
 // Parses --redis-sentinels ("HOST:PORT,HOST:PORT"); INVALID_ARGUMENT names
@@ -114,6 +125,14 @@ class RedisStore : public Store {
 
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
   void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
+  void RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms, RevokeDone done) override;
+  void WriteSecret(SecretCommand command, SecretDone done) override;
+  // Written to the Redis hash by the commit thread (before its next group);
+  // every replica reads the hash every identity check (1 s) and before it
+  // plans an activation.
+  void Acknowledge(SyncAck ack, std::function<void(absl::Status)> done) override;
+  std::vector<SyncAck> RecentSyncs() const override;
+  const SecretPolicy& secret_policy() const override { return secret_policy_; }
   const CredentialState& state() const override { return *state_; }
   void SetCommitListener(std::function<void()> listener) override;
   std::string description() const override;
@@ -149,16 +168,25 @@ class RedisStore : public Store {
   // Log thread: confirms changes no committer marked (WAIT, then a mark).
   absl::Status ConfirmPending(Connection& c);
   void SetPrimary(const std::string& address);
+  // Commit thread: writes the queued Acknowledge reports and answers them.
+  void WriteAcks(std::vector<std::pair<SyncAck, std::function<void(absl::Status)>>>& acks);
+  // Reads every sync's report from the hash into syncs_ (and forgets the
+  // long-silent ones there).
+  absl::Status ReadSyncs(Connection& c);
   size_t log_max_entries() const;
 
   const RedisStoreOptions options_;
+  SecretPolicy secret_policy_;
+  SyncRegistry syncs_;
   std::unique_ptr<CredentialState> state_;
   std::unique_ptr<Metrics> metrics_;
   std::function<void()> listener_;
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Op> queue_;   // guarded by mu_
+  std::deque<Op> queue_;  // guarded by mu_
+  // Acknowledge reports waiting for the commit thread; guarded by mu_.
+  std::vector<std::pair<SyncAck, std::function<void(absl::Status)>>> acks_;
   bool stopping_ = false;  // guarded by mu_
 
   // The log thread's progress, for the commit thread.

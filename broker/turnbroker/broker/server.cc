@@ -34,6 +34,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(
     ro.max_batch = options.store.max_batch;
     ro.max_queue = options.store.max_queue;
     ro.max_group_credentials = options.store.max_group_credentials;
+    ro.secrets = options.store.secrets;
+    ro.secrets.max_credential_ttl_ms = options.store.limits.max_ttl_ms;
     auto store = RedisStore::Open(ro, clock, metrics);
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(std::move(*store));
@@ -54,6 +56,23 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(
       EmbeddedStore::Open(std::move(journal), options.store, clock, metrics, std::move(on_failure));
   if (!store.ok()) return store.status();
   return std::unique_ptr<Store>(std::move(*store));
+}
+
+MetricsRegistry::Samples SecretSyncSamples(const Store& store) {
+  MetricsRegistry::Samples out;
+  const CredentialState& state = store.state();
+  const std::vector<SyncAck> syncs = store.RecentSyncs();
+  const std::string epoch = state.epoch();
+  // Realms and ids are [A-Za-z0-9._-]: nothing to escape.
+  for (const SecretEntryRef& e : state.Secrets()) {
+    StagingProgress p =
+        Progress(e->secret(), e->staged_revision, syncs, epoch, store.secret_policy());
+    std::string labels =
+        StrCat("realm=\"", e->secret().realm(), "\",id=\"", e->secret().id(), "\",state=");
+    out.emplace_back(StrCat(labels, "\"acknowledged\""), p.acknowledged.size());
+    out.emplace_back(StrCat(labels, "\"pending\""), p.pending.size());
+  }
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
@@ -90,6 +109,15 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
   b->registry_->AddGaugeFunction(
       "turnbroker_history_events", "Events retained for resume",
       [state] { return static_cast<double>(state->stats().history_events); });
+  b->registry_->AddGaugeFunction("turnbroker_shared_secrets",
+                                 "Shared secrets known (approach 1: staged, active, superseded)",
+                                 [state] { return static_cast<double>(state->stats().secrets); });
+  const Store* secret_store = b->store_.get();
+  b->registry_->AddGaugeFamilyFunction(
+      "turnbroker_secret_syncs",
+      "Approach 1: per known secret, the TURN syncs reporting within 30 s that have "
+      "acknowledged its staging, and those still pending",
+      [secret_store] { return SecretSyncSamples(*secret_store); });
 
   int64_t started = clock->NowMs();
   if (options.max_publish_rate > 0) {

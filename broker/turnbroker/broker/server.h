@@ -66,6 +66,10 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(
     const BrokerOptions& options, const Clock* clock, MetricsRegistry* metrics,
     std::function<void(const absl::Status&)> on_failure);
 
+// turnbroker_secret_syncs: per known secret, the recent syncs that have
+// acknowledged its staging and those pending (labels realm, id, state).
+MetricsRegistry::Samples SecretSyncSamples(const Store& store);
+
 class BrokerServer {
  public:
   // Opens the store (recovering a durable one) and starts serving.

@@ -1,5 +1,7 @@
 #include "turnbroker/broker/service.h"
 
+#include <optional>
+
 #include "turnbroker/broker/refuse.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
@@ -124,7 +126,18 @@ struct BrokerService::Metrics {
     publish_streams_opened =
         r->AddCounter("turnbroker_publish_streams_opened_total", "PublishStream calls opened");
     publish_streams = r->AddGauge("turnbroker_publish_streams", "PublishStream calls open");
+    secret_ok = r->AddCounter("turnbroker_secret_writes_total",
+                              "AddSecret, ActivateSecret and RetireSecret calls by result",
+                              "result=\"ok\"");
+    secret_failed = r->AddCounter("turnbroker_secret_writes_total",
+                                  "AddSecret, ActivateSecret and RetireSecret calls by result",
+                                  "result=\"error\"");
+    acknowledged = r->AddCounter("turnbroker_sync_acknowledgements_total",
+                                 "Acknowledge calls from TURN syncs");
   }
+  Counter* secret_ok;
+  Counter* secret_failed;
+  Counter* acknowledged;
   Counter* ok[2];
   Counter* failed[2];
   Histogram* latency[2];
@@ -256,8 +269,10 @@ grpc::ServerUnaryReactor* BrokerService::Revoke(grpc::CallbackServerContext* con
                                                 const v1::RevokeRequest* request,
                                                 v1::RevokeResponse* response) {
   int64_t start = MonotonicMicros();
-  auto peer = Authorize(context, kRolePublisher, "Revoke");
+  auto peer = Authorize(context, kRolePublisher | kRoleMinter, "Revoke");
   if (!peer.ok()) return Done(context, peer.status(), "Revoke");
+  if (!(peer->roles & kRolePublisher))
+    return RevokeMinted(context, request, response, *peer, start);
   const std::string caller = CallerName(context, *peer);
   auto refuse = [&](const absl::Status& s) {
     Account(1, start, absl::StatusOr<v1::RevokeResponse>(s), caller);
@@ -289,14 +304,15 @@ grpc::ServerUnaryReactor* BrokerService::Revoke(grpc::CallbackServerContext* con
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::Watch(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
-  if (auto peer = Authorize(context, kRoleSubscriber | kRoleOperator, "Watch"); !peer.ok()) {
+  auto peer = Authorize(context, kRoleSubscriber | kRoleOperator | kRoleMinter, "Watch");
+  if (!peer.ok()) {
     LogInfo("call refused")
         .Kv("method", "Watch")
         .Kv("client", CallerName(context, PeerOf(*context->auth_context())))
         .Kv("error", peer.status());
     return Refuse<grpc::ServerWriteReactor<grpc::ByteBuffer>>(peer.status());
   }
-  return hub_->Open(context, request);
+  return hub_->Open(context, request, *peer);
 }
 
 grpc::ServerUnaryReactor* BrokerService::Get(grpc::CallbackServerContext* context,
@@ -388,7 +404,198 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
   response->set_store(store_->description());
   response->set_version(version_);
   response->set_started_at_ms(started_at_ms_);
+  response->set_shared_secrets(stats.secrets);
   return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* BrokerService::RevokeMinted(grpc::CallbackServerContext* context,
+                                                      const v1::RevokeRequest* request,
+                                                      v1::RevokeResponse* response,
+                                                      const Peer& peer, int64_t start) {
+  const std::string caller = CallerName(context, peer);
+  auto refuse = [&](const absl::Status& s) {
+    Account(1, start, absl::StatusOr<v1::RevokeResponse>(s), caller);
+    return Done(context, s);
+  };
+  const v1::Selector& selector = request->selector();
+  if (!selector.has_username() || selector.username().realm().empty()) {
+    return refuse(absl::PermissionDeniedError(
+        StrCat("selector: a minter revokes one approach-1 username of one realm "
+               "(selector.username with its realm); client '",
+               peer.name, "' has ", RoleNames(peer.roles))));
+  }
+  if (auto s = ValidateSelector(selector, "selector"); !s.ok()) return refuse(s);
+  const std::string& realm = selector.username().realm();
+  const std::string& username = selector.username().username();
+  std::optional<int64_t> expiry = Approach1Expiry(username);
+  if (!expiry) {
+    return refuse(absl::PermissionDeniedError(
+        StrCat("selector.username.username: '", username,
+               "' is not an approach-1 username \"<expiry unix s>:<id>\"; a minter revokes "
+               "only those (client '",
+               peer.name, "' has ", RoleNames(peer.roles), ")")));
+  }
+  if (revoke_limiter_) {
+    if (auto s = revoke_limiter_->Take(ClientKey(context, peer), 1); !s.ok()) {
+      metrics_->revoke_rate_limited->Inc();
+      return refuse(s);
+    }
+  }
+  const CredentialState& state = store_->state();
+  const int64_t now = state.clock()->NowMs();
+  const int64_t max_ttl = store_->secret_policy().max_credential_ttl_ms;
+  if (*expiry > (now + max_ttl + kMaxMintedSkewMs) / 1000) {
+    return refuse(absl::InvalidArgumentError(
+        StrCat("selector.username.username: its expiry ", *expiry,
+               " is further ahead than the longest credential lifetime (--max-ttl ", max_ttl / 1000,
+               " s)")));
+  }
+  if (state.Secrets(realm).empty()) {
+    return refuse(absl::FailedPreconditionError(
+        StrCat("selector.username.realm: no shared secret is known in realm '", realm,
+               "': approach 1 is not in use there")));
+  }
+  if (state.Find(realm, username)) {
+    return refuse(absl::PermissionDeniedError(
+        StrCat("selector.username: '", username, "' is live in realm '", realm,
+               "' as a published credential; a minter revokes its approach-1 usernames only")));
+  }
+  const int64_t until = *expiry * 1000;
+  if (until <= now || state.IsRevoked(realm, username)) {
+    // Expired already, or revoked already: nothing worth recording.
+    response->set_epoch(state.epoch());
+    response->set_revision(state.head());
+    response->set_revoked(0);
+    Account(1, start, absl::StatusOr<v1::RevokeResponse>(*response), caller);
+    return Done(context, absl::OkStatus());
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->RevokeMinted(request, until, Answer(context, reactor, response, 1));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::WriteSecret(grpc::CallbackServerContext* context,
+                                                     SecretCommand command,
+                                                     v1::SecretResponse* response,
+                                                     std::string_view method) {
+  auto peer = Authorize(context, kRoleSecretAdmin, method);
+  if (!peer.ok()) {
+    metrics_->secret_failed->Inc();
+    return Done(context, peer.status(), method);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Realm and id only: the command's bytes never reach a log line.
+  std::string realm = command.secret.realm(), id = command.secret.id();
+  store_->WriteSecret(std::move(command),
+                      [this, reactor, response, method = std::string(method),
+                       realm = std::move(realm), id = std::move(id),
+                       caller = CallerName(context, *peer)](absl::StatusOr<v1::SecretResponse> r) {
+                        if (!r.ok()) {
+                          metrics_->secret_failed->Inc();
+                          LogInfo("secret write refused")
+                              .Kv("method", method)
+                              .Kv("client", caller)
+                              .Kv("realm", realm)
+                              .Kv("id", id)
+                              .Kv("error", r.status());
+                          reactor->Finish(ToGrpcStatus(r.status()));
+                          return;
+                        }
+                        metrics_->secret_ok->Inc();
+                        LogInfo("secret written")
+                            .Kv("method", method)
+                            .Kv("client", caller)
+                            .Kv("realm", realm)
+                            .Kv("id", id)
+                            .Kv("state", SecretStateName(r->secret().state()))
+                            .Kv("revision", r->revision());
+                        *response = *std::move(r);
+                        reactor->Finish(grpc::Status::OK);
+                      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::AddSecret(grpc::CallbackServerContext* context,
+                                                   const v1::AddSecretRequest* request,
+                                                   v1::SecretResponse* response) {
+  SecretCommand command;
+  command.kind = SecretCommand::kAdd;
+  command.secret = request->secret();
+  return WriteSecret(context, std::move(command), response, "AddSecret");
+}
+
+grpc::ServerUnaryReactor* BrokerService::ActivateSecret(grpc::CallbackServerContext* context,
+                                                        const v1::ActivateSecretRequest* request,
+                                                        v1::SecretResponse* response) {
+  SecretCommand command;
+  command.kind = SecretCommand::kActivate;
+  command.secret.set_realm(request->ref().realm());
+  command.secret.set_id(request->ref().id());
+  return WriteSecret(context, std::move(command), response, "ActivateSecret");
+}
+
+grpc::ServerUnaryReactor* BrokerService::RetireSecret(grpc::CallbackServerContext* context,
+                                                      const v1::RetireSecretRequest* request,
+                                                      v1::SecretResponse* response) {
+  SecretCommand command;
+  command.kind = SecretCommand::kRetire;
+  command.secret.set_realm(request->ref().realm());
+  command.secret.set_id(request->ref().id());
+  command.force = request->force();
+  return WriteSecret(context, std::move(command), response, "RetireSecret");
+}
+
+grpc::ServerUnaryReactor* BrokerService::ListSecrets(grpc::CallbackServerContext* context,
+                                                     const v1::ListSecretsRequest* request,
+                                                     v1::ListSecretsResponse* response) {
+  auto peer = Authorize(context, kRoleSecretAdmin | kRoleOperator, "ListSecrets");
+  if (!peer.ok()) return Done(context, peer.status(), "ListSecrets");
+  if (request->include_secret() && !(peer->roles & kRoleSecretAdmin)) {
+    return Done(
+        context,
+        absl::PermissionDeniedError(StrCat("include_secret: needs role secret-admin; client '",
+                                           peer->name, "' has ", RoleNames(peer->roles))),
+        "ListSecrets");
+  }
+  if (!request->realm().empty()) {
+    if (auto s = ValidateRealm(request->realm(), "realm"); !s.ok())
+      return Done(context, s, "ListSecrets");
+  }
+  const CredentialState& state = store_->state();
+  const std::vector<SyncAck> syncs = store_->RecentSyncs();
+  const std::string epoch = state.epoch();
+  response->set_revision(state.head());
+  for (const SecretEntryRef& e : state.Secrets(request->realm())) {
+    v1::SecretInfo* info = response->add_secrets();
+    *info->mutable_secret() = request->include_secret() ? e->secret() : Redacted(e->secret());
+    info->set_staged_revision(e->staged_revision);
+    info->set_revision(e->revision);
+    StagingProgress p =
+        Progress(e->secret(), e->staged_revision, syncs, epoch, store_->secret_policy());
+    for (const auto& n : p.acknowledged) info->add_syncs_acknowledged(n);
+    for (const auto& n : p.pending) info->add_syncs_pending(n);
+    info->set_stage_grace_ends_at_ms(p.grace_ends_at_ms);
+  }
+  if (request->include_secret()) {
+    LogInfo("secret bytes listed")
+        .Kv("client", CallerName(context, *peer))
+        .Kv("realm", request->realm())
+        .Kv("secrets", response->secrets_size());
+  }
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* BrokerService::Acknowledge(grpc::CallbackServerContext* context,
+                                                     const v1::AcknowledgeRequest* request,
+                                                     v1::AcknowledgeResponse*) {
+  auto peer = Authorize(context, kRoleSubscriber, "Acknowledge");
+  if (!peer.ok()) return Done(context, peer.status(), "Acknowledge");
+  if (auto s = ValidateAcknowledge(*request); !s.ok()) return Done(context, s, "Acknowledge");
+  metrics_->acknowledged->Inc();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  store_->Acknowledge(ToSyncAck(*request, store_->state().clock()->NowMs()),
+                      [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  return reactor;
 }
 
 }  // namespace turnbroker::broker

@@ -52,6 +52,24 @@ class BrokerService final : public ServiceBase {
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;
 
+  // Approach 1 (docs/approach1.md). Every call is logged with the caller,
+  // the realm and the id, never with secret bytes.
+  grpc::ServerUnaryReactor* AddSecret(grpc::CallbackServerContext* context,
+                                      const v1::AddSecretRequest* request,
+                                      v1::SecretResponse* response) override;
+  grpc::ServerUnaryReactor* ActivateSecret(grpc::CallbackServerContext* context,
+                                           const v1::ActivateSecretRequest* request,
+                                           v1::SecretResponse* response) override;
+  grpc::ServerUnaryReactor* RetireSecret(grpc::CallbackServerContext* context,
+                                         const v1::RetireSecretRequest* request,
+                                         v1::SecretResponse* response) override;
+  grpc::ServerUnaryReactor* ListSecrets(grpc::CallbackServerContext* context,
+                                        const v1::ListSecretsRequest* request,
+                                        v1::ListSecretsResponse* response) override;
+  grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* context,
+                                        const v1::AcknowledgeRequest* request,
+                                        v1::AcknowledgeResponse* response) override;
+
   // Ends every PublishStream with UNAVAILABLE once its requests are
   // answered (draining: the store already refuses new writes).
   void CloseStreams();
@@ -84,6 +102,14 @@ class BrokerService final : public ServiceBase {
                             const v1::PublishRequest& request);
   // "<certificate name> <address>", for logs.
   static std::string CallerName(grpc::CallbackServerContext* context, const Peer& peer);
+  // Revoke by a minter: one approach-1 username (docs/approach1.md).
+  grpc::ServerUnaryReactor* RevokeMinted(grpc::CallbackServerContext* context,
+                                         const v1::RevokeRequest* request,
+                                         v1::RevokeResponse* response, const Peer& peer,
+                                         int64_t start_us);
+  // AddSecret, ActivateSecret, RetireSecret after their role check.
+  grpc::ServerUnaryReactor* WriteSecret(grpc::CallbackServerContext* context, SecretCommand command,
+                                        v1::SecretResponse* response, std::string_view method);
 
   Store* const store_;
   WatchHub* const hub_;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -215,6 +216,7 @@ class SqliteJournal : public Journal {
     if (auto s = q.Prepare(db_, "SELECT revision, event FROM log ORDER BY revision"); !s.ok())
       return s;
     size_t rows = 0;
+    int64_t last_at_ms = 0;
     int rc;
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       Revision revision = static_cast<Revision>(sqlite3_column_int64(q.get(), 0));
@@ -243,9 +245,22 @@ class SqliteJournal : public Journal {
         rc->event_wire.assign(static_cast<const char*>(blob), size);
         at_ms = rc->revocation.revoked_at_ms();
         change.revoke = std::move(rc);
+      } else if (event.has_secret() || event.has_secret_retired()) {
+        v1::SharedSecret secret;
+        if (event.has_secret()) {
+          secret = event.secret();
+          at_ms =
+              std::max({secret.added_at_ms(), secret.activated_at_ms(), secret.superseded_at_ms()});
+        } else {
+          secret.set_realm(event.secret_retired().realm());
+          secret.set_id(event.secret_retired().id());
+          at_ms = last_at_ms;
+        }
+        change.secret = MakeSecretChange(std::move(secret), event.has_secret_retired(), revision);
       } else {
         continue;  // a kind of record this broker does not know
       }
+      last_at_ms = at_ms;
       state->Recover(change, at_ms, revision >= suffix_start);
       ++rows;
     }
@@ -257,6 +272,7 @@ class SqliteJournal : public Journal {
         .Kv("head", head)
         .Kv("rows", rows)
         .Kv("live", state->stats().live)
+        .Kv("secrets", state->stats().secrets)
         .Kv("history_from", suffix_start);
     return absl::OkStatus();
   }
@@ -282,7 +298,9 @@ class SqliteJournal : public Journal {
     for (const Change& change : changes) {
       buffer_.clear();
       if (change.put) AppendPutEvent(&buffer_, *change.put, change.revision);
-      const std::string& blob = change.put ? buffer_ : change.revoke->event_wire;
+      const std::string& blob = change.put      ? buffer_
+                                : change.revoke ? change.revoke->event_wire
+                                                : change.secret->event_wire;
       sqlite3_bind_int64(ins, 1, static_cast<sqlite3_int64>(change.revision));
       sqlite3_bind_blob(ins, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
       int rc = sqlite3_step(ins);

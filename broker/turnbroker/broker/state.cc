@@ -27,6 +27,28 @@ uint64_t CredentialState::TombstoneKey(std::string_view realm, std::string_view 
       std::make_tuple(realm, username));
 }
 
+std::shared_ptr<const SecretChange> MakeSecretChange(v1::SharedSecret secret, bool retired,
+                                                     Revision revision, Revision staged_revision) {
+  auto change = std::make_shared<SecretChange>();
+  change->staged_revision = staged_revision;
+  v1::Event event;
+  event.set_revision(revision);
+  if (retired) {
+    event.mutable_secret_retired()->set_realm(secret.realm());
+    event.mutable_secret_retired()->set_id(secret.id());
+    event.SerializeToString(&change->event_wire);
+    change->redacted_wire = change->event_wire;
+  } else {
+    *event.mutable_secret() = secret;
+    event.SerializeToString(&change->event_wire);
+    event.mutable_secret()->clear_secret();
+    event.SerializeToString(&change->redacted_wire);
+  }
+  change->secret = std::move(secret);
+  change->retired = retired;
+  return change;
+}
+
 CredentialState::CredentialState(StateOptions options, const Clock* clock)
     : options_(options), clock_(clock) {}
 
@@ -46,7 +68,8 @@ std::string CredentialState::epoch() const {
 }
 
 void CredentialState::Replace(std::string epoch, Revision head, std::vector<RecordRef> live,
-                              const std::vector<Tombstone>& tombstones) {
+                              const std::vector<Tombstone>& tombstones,
+                              std::vector<SecretEntryRef> secrets) {
   int64_t now = clock_->NowMs();
   {
     std::unique_lock lock(mu_);
@@ -57,8 +80,14 @@ void CredentialState::Replace(std::string epoch, Revision head, std::vector<Reco
     realms_.clear();
     tombstones_.clear();
     revocation_deaths_.clear();
+    secrets_.clear();
     history_.clear();
     dead_.clear();
+    for (SecretEntryRef& e : secrets) {
+      const v1::SharedSecret& s = e->secret();
+      if (s.expires_at_ms() != 0 && s.expires_at_ms() <= now) continue;
+      secrets_[{s.realm(), s.id()}] = std::move(e);
+    }
     for (RecordRef& r : live) {
       if (!Live(*r, now)) continue;
       auto it = live_.find(Key{r->realm(), r->username()});
@@ -91,6 +120,7 @@ StateStats CredentialState::stats() const {
   std::shared_lock lock(mu_);
   StateStats s;
   s.live = live_.size();
+  s.secrets = secrets_.size();
   s.tombstones = tombstones_.size();
   s.history_events = history_.size();
   s.head = head();
@@ -197,6 +227,31 @@ Revision CredentialState::Scan(Revision after, size_t max, size_t max_examined,
   });
 }
 
+SecretEntryRef CredentialState::FindSecret(std::string_view realm, std::string_view id) const {
+  std::shared_lock lock(mu_);
+  auto it = secrets_.find(std::pair<std::string, std::string>(realm, id));
+  return it == secrets_.end() ? nullptr : it->second;
+}
+
+std::vector<SecretEntryRef> CredentialState::Secrets(std::string_view realm) const {
+  std::vector<SecretEntryRef> out;
+  std::shared_lock lock(mu_);
+  for (const auto& [key, entry] : secrets_) {
+    if (realm.empty() || key.first == realm) out.push_back(entry);
+  }
+  return out;
+}
+
+std::vector<std::string> CredentialState::RealmsWithSecret(std::string_view id,
+                                                           std::string_view except) const {
+  std::vector<std::string> out;
+  std::shared_lock lock(mu_);
+  for (const auto& [key, entry] : secrets_) {
+    if (key.second == id && key.first != except) out.push_back(key.first);
+  }
+  return out;
+}
+
 CredentialState::HistoryRead CredentialState::VisitHistory(
     Revision after, const std::function<bool(const Change&)>& visit) const {
   std::shared_lock lock(mu_);
@@ -279,8 +334,54 @@ void CredentialState::ApplyLocked(const Change& change, int64_t now) {
       last_until = until;
     }
     revocation_deaths_.emplace(last_until, change.revision);
+  } else if (change.secret) {
+    ApplySecretLocked(change, now);
   }
   head_.store(change.revision, std::memory_order_release);
+}
+
+void CredentialState::DropSecretLocked(const std::pair<std::string, std::string>& key) {
+  auto it = secrets_.find(key);
+  if (it == secrets_.end()) return;
+  dead_.insert(dead_.end(), it->second->rows.begin(), it->second->rows.end());
+  secrets_.erase(it);
+}
+
+void CredentialState::ApplySecretLocked(const Change& change, int64_t now) {
+  const SecretChange& sc = *change.secret;
+  std::pair<std::string, std::string> key(sc.secret.realm(), sc.secret.id());
+  auto it = secrets_.find(key);
+  // A later state is known already (a log replayed over a Replace).
+  if (it != secrets_.end() && it->second->revision >= change.revision) return;
+  if (sc.retired) {
+    if (it == secrets_.end()) {
+      // Nothing of it remains to be replayed: the row can go.
+      dead_.push_back(change.revision);
+      return;
+    }
+    DropSecretLocked(key);
+    // Its other rows are dead now; the retirement row goes only once they
+    // have surely been compacted, so no replay ever meets them without it.
+    revocation_deaths_.emplace(now + options_.history_max_age_ms, change.revision);
+    return;
+  }
+  if (sc.secret.expires_at_ms() != 0 && sc.secret.expires_at_ms() <= now) {
+    // Expired (e.g. while the broker was down): as if retired.
+    DropSecretLocked(key);
+    dead_.push_back(change.revision);
+    return;
+  }
+  auto entry = std::make_shared<SecretEntry>();
+  entry->last = change.secret;
+  entry->revision = change.revision;
+  if (it != secrets_.end()) {
+    entry->staged_revision = it->second->staged_revision;
+    entry->rows = it->second->rows;
+  } else {
+    entry->staged_revision = sc.staged_revision != 0 ? sc.staged_revision : change.revision;
+  }
+  entry->rows.push_back(change.revision);
+  secrets_[key] = std::move(entry);
 }
 
 void CredentialState::Apply(const std::vector<Change>& changes) {
@@ -328,6 +429,13 @@ size_t CredentialState::Expire(size_t max) {
     dead_.push_back(revocation_deaths_.begin()->second);
     revocation_deaths_.erase(revocation_deaths_.begin());
   }
+  // (A btree's erase invalidates its iterators: collect first.)
+  std::vector<std::pair<std::string, std::string>> expired_secrets;
+  for (const auto& [key, entry] : secrets_) {
+    int64_t expires = entry->secret().expires_at_ms();
+    if (expires != 0 && expires <= now) expired_secrets.push_back(key);
+  }
+  for (const auto& key : expired_secrets) DropSecretLocked(key);
   if (now >= next_tombstone_sweep_ms_) {
     absl::erase_if(tombstones_, [now](const auto& t) { return t.second <= now; });
     next_tombstone_sweep_ms_ = now + kTombstoneSweepIntervalMs;

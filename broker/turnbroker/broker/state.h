@@ -36,11 +36,45 @@ struct RevocationChange {
   std::string event_wire;  // Event{revision, revoke}
 };
 
-// One committed change at one revision: exactly one of `put` and `revoke`.
+// A shared secret's change as committed (approach 1, docs/approach1.md):
+// the secret in its new state (`retired` false), or its retirement (only
+// realm and id set), and its Event encoding (Event.secret or
+// Event.secret_retired). `redacted_wire` is the same event without the
+// secret bytes, for watchers that may not see them (operators). Secrets are
+// few and rare: they ride beside the credential hot path, not in Record.
+struct SecretChange {
+  v1::SharedSecret secret;
+  bool retired = false;
+  // The revision the secret was staged at, when the writer knows it (0: the
+  // state keeps the one it knows, or this change's own revision).
+  Revision staged_revision = 0;
+  std::string event_wire;
+  std::string redacted_wire;
+};
+// Encodes `change`'s events at `revision`.
+std::shared_ptr<const SecretChange> MakeSecretChange(v1::SharedSecret secret, bool retired,
+                                                     Revision revision,
+                                                     Revision staged_revision = 0);
+
+// A known secret: its last change, the revision it was staged (added) at,
+// and every log revision that holds a state of it (dead once it is retired or
+// expired, never before: recovery needs its first row for staged_revision).
+struct SecretEntry {
+  std::shared_ptr<const SecretChange> last;
+  Revision staged_revision = 0;
+  Revision revision = 0;
+  std::vector<Revision> rows;
+  const v1::SharedSecret& secret() const { return last->secret; }
+};
+using SecretEntryRef = std::shared_ptr<const SecretEntry>;
+
+// One committed change at one revision: exactly one of `put`, `revoke` and
+// `secret`.
 struct Change {
   Revision revision = 0;
   RecordRef put;
   std::shared_ptr<const RevocationChange> revoke;
+  std::shared_ptr<const SecretChange> secret;
 };
 
 struct StateOptions {
@@ -53,6 +87,7 @@ struct StateOptions {
 
 struct StateStats {
   size_t live = 0;
+  size_t secrets = 0;
   size_t tombstones = 0;
   size_t history_events = 0;
   Revision head = 0;
@@ -103,6 +138,15 @@ class CredentialState {
   Revision VisitLive(Revision after, size_t max_examined,
                      const std::function<bool(const Record&)>& visit) const;
 
+  // Known shared secrets (approach 1): staged, active or superseded, not
+  // retired and not expired. One, or null.
+  SecretEntryRef FindSecret(std::string_view realm, std::string_view id) const;
+  // Every known secret of `realm` ("" : of every realm), in (realm, id)
+  // order.
+  std::vector<SecretEntryRef> Secrets(std::string_view realm = {}) const;
+  // The realms other than `realm` where a secret `id` is known.
+  std::vector<std::string> RealmsWithSecret(std::string_view id, std::string_view except) const;
+
   enum class HistoryRead { kOk, kCompacted };
   // Appends the changes after `after` (at most `max`) to `out`. kCompacted if
   // some of them are no longer retained.
@@ -120,20 +164,24 @@ class CredentialState {
   // During recovery: like Apply, without notifying; `in_history` says whether
   // the change is part of the contiguous log suffix that may be replayed.
   void Recover(const Change& change, int64_t at_ms, bool in_history);
-  // Removes up to `max` expired credentials and expired tombstones, trims the
-  // history by age. Returns how many credentials it removed.
+  // Removes up to `max` expired credentials and expired tombstones, expired
+  // secrets, trims the history by age. Returns how many credentials it
+  // removed.
   size_t Expire(size_t max);
   // Log revisions that no longer hold anything live (superseded, revoked or
-  // expired puts; revocations whose tombstones all expired). For compaction.
+  // expired puts; revocations whose tombstones all expired; the rows of a
+  // retired or expired secret). Never a row of a known secret. For
+  // compaction.
   std::vector<Revision> TakeDeadRevisions();
   // Replaces everything (a Redis dataset that changed its epoch, or the
   // first load of a replica): the live records (at their own revisions, which
   // may be above `head`: a later Apply of their revisions is then a no-op),
-  // the revoked usernames as ((realm, username), until) and the head, with
-  // no history. Increments generation() and calls the commit listener.
+  // the revoked usernames as ((realm, username), until), the known secrets
+  // and the head, with no history. Increments generation() and calls the
+  // commit listener.
   using Tombstone = std::pair<std::pair<std::string, std::string>, int64_t>;
   void Replace(std::string epoch, Revision head, std::vector<RecordRef> live,
-               const std::vector<Tombstone>& tombstones);
+               const std::vector<Tombstone>& tombstones, std::vector<SecretEntryRef> secrets = {});
   // Called (on the commit thread) after each Apply and Replace. Set it
   // before the first write.
   void SetCommitListener(std::function<void()> listener);
@@ -168,6 +216,8 @@ class CredentialState {
   void ApplyLocked(const Change& change, int64_t now);
   void AddTombstoneLocked(std::string_view realm, std::string_view username, int64_t until);
   void TrimHistoryLocked(int64_t now);
+  void ApplySecretLocked(const Change& change, int64_t now);
+  void DropSecretLocked(const std::pair<std::string, std::string>& key);
   static uint64_t TombstoneKey(std::string_view realm, std::string_view username);
   static uint64_t SubscriberHash(std::string_view subscriber);
 
@@ -191,8 +241,13 @@ class CredentialState {
   // hash: a collision could only refuse one publish, never accept one.
   absl::flat_hash_map<uint64_t, int64_t> tombstones_;
   int64_t next_tombstone_sweep_ms_ = 0;
-  // When each revocation's last tombstone expires: (time, revision).
+  // When each revocation's last tombstone expires: (time, revision). Also
+  // secret retirements, dead once every earlier row of their secret is
+  // surely compacted (so a replay never finds a state of it without its
+  // retirement).
   absl::btree_set<std::pair<int64_t, Revision>> revocation_deaths_;
+  // Known secrets by (realm, id).
+  absl::btree_map<std::pair<std::string, std::string>, SecretEntryRef> secrets_;
   struct HistoryEntry {
     Change change;
     int64_t at_ms;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "turnbroker/broker/secrets.h"
 #include "turnbroker/broker/state.h"
 #include "turnbroker/v1/broker.pb.h"
 
@@ -21,6 +22,7 @@ class Store {
  public:
   using PublishDone = std::function<void(absl::StatusOr<v1::PublishResponse>)>;
   using RevokeDone = std::function<void(absl::StatusOr<v1::RevokeResponse>)>;
+  using SecretDone = std::function<void(absl::StatusOr<v1::SecretResponse>)>;
 
   virtual ~Store() = default;
 
@@ -34,6 +36,23 @@ class Store {
   // UNAVAILABLE when the store is shutting down, failed or unreachable.
   virtual void Publish(const v1::PublishRequest* request, PublishDone done) = 0;
   virtual void Revoke(const v1::RevokeRequest* request, RevokeDone done) = 0;
+  // A minter's revocation of one approach-1 username (the service checked
+  // its form and role), with a tombstone until `until_ms`, the expiry in the
+  // username.
+  virtual void RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms,
+                            RevokeDone done) = 0;
+
+  // Approach 1 (docs/approach1.md): stages, activates or retires a shared
+  // secret, committed and answered like Publish. ActivateSecret is gated on
+  // the syncs' reports (Acknowledge) and the policy's stage grace.
+  virtual void WriteSecret(SecretCommand command, SecretDone done) = 0;
+  // Records a TURN sync's report, where every replica sees it (the Redis
+  // store: in Redis). `done` gets OK, RESOURCE_EXHAUSTED (too many syncs)
+  // or UNAVAILABLE; inline or on a store thread.
+  virtual void Acknowledge(SyncAck ack, std::function<void(absl::Status)> done) = 0;
+  // The syncs that reported within the policy's window, by name.
+  virtual std::vector<SyncAck> RecentSyncs() const = 0;
+  virtual const SecretPolicy& secret_policy() const = 0;
 
   // The committed state that reads and Watch streams are served from.
   virtual const CredentialState& state() const = 0;

@@ -97,7 +97,7 @@ struct WatchHub::Metrics {
 // everything it touches is guarded by mu_.
 class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  WatchStream(WatchHub* hub, v1::WatchRequest request, std::string peer)
+  WatchStream(WatchHub* hub, v1::WatchRequest request, std::string peer, uint32_t roles)
       : hub_(hub),
         state_(hub->state_),
         request_(std::move(request)),
@@ -105,9 +105,15 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         progress_interval_ms_(request_.progress_interval_ms() != 0
                                   ? request_.progress_interval_ms()
                                   : hub->options_.default_progress_interval_ms) {
-    for (int k : request_.kinds())
+    for (int k : request_.kinds()) {
       if (k == v1::RECORD_KIND_LONG_TERM_CREDENTIAL) wants_credentials_ = true;
+      if (k == v1::RECORD_KIND_SHARED_SECRET) wants_secrets_ = true;
+    }
     if (request_.kinds().empty()) wants_credentials_ = true;
+    // A TURN sync ends a revoked username's live allocations whatever it
+    // watches (approach 1 too); a minter has no use for revocations.
+    wants_revocations_ = (roles & (kRoleSubscriber | kRoleOperator)) != 0;
+    secret_bytes_ = (roles & (kRoleSubscriber | kRoleMinter)) != 0;
     // A hash set: Wants() runs for every event, often on the commit thread,
     // and must not cost more for a longer (client-chosen) list.
     realms_.insert(request_.realms().begin(), request_.realms().end());
@@ -201,6 +207,21 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
  private:
+  bool WantsSecret(const v1::SharedSecret& s) const {
+    if (!wants_secrets_) return false;
+    return realms_.empty() || realms_.contains(s.realm());
+  }
+
+  // The known secrets this stream wants, for its snapshot.
+  void ReadSnapshotSecretsLocked() {
+    snapshot_secrets_.clear();
+    secrets_sent_ = 0;
+    if (!wants_secrets_) return;
+    for (SecretEntryRef& e : state_.Secrets()) {
+      if (WantsSecret(e->secret())) snapshot_secrets_.push_back(std::move(e));
+    }
+  }
+
   bool Wants(const Record& r) const {
     if (!wants_credentials_) return false;
     std::string_view realm = r.realm();
@@ -238,14 +259,37 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     if (begin_pending_) {
       begin_pending_ = false;
       in_resync_ = true;
-      scanning_ = true;
       scan_after_ = 0;
       snapshot_base_ = state_.head();
+      // A watcher of secrets only (an agent) skips the walk of the live set.
+      scanning_ = wants_credentials_;
+      if (!scanning_) {
+        cursor_ = snapshot_base_;
+        synced_pending_ = true;
+      }
+      // Secrets are read after the base: each is sent as last written, and
+      // the replay from the base that follows the snapshot re-sends what
+      // changed meanwhile, in order (so at SYNCED the watcher holds exactly
+      // the state at its revision).
+      ReadSnapshotSecretsLocked();
       AppendFrameTrailer(out, 0, v1::WatchResponse::SNAPSHOT_BEGIN, reason_);
       return true;
     }
     size_t events = 0;
     auto room = [&] { return events < opt.max_frame_events && out->size() < opt.max_frame_bytes; };
+    if (secrets_sent_ < snapshot_secrets_.size()) {
+      // Shared secrets first: few, and what an agent needs to mint.
+      while (secrets_sent_ < snapshot_secrets_.size() && room()) {
+        const SecretChange& c = *snapshot_secrets_[secrets_sent_++]->last;
+        wire::PutBytesAlways(out, kEvents, secret_bytes_ ? c.event_wire : c.redacted_wire);
+        ++events;
+      }
+      if (secrets_sent_ == snapshot_secrets_.size()) snapshot_secrets_.clear(), secrets_sent_ = 0;
+      events_in_frame_ = events;
+      AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
+                         v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+      return true;
+    }
     if (scanning_) {
       // Frames are built under the state's read lock, straight from the
       // records: no copies, no reference counting.
@@ -283,8 +327,12 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
           AppendPut(out, *c.put, c.revision);
           ++events;
         }
-      } else if (c.revoke && wants_credentials_) {
+      } else if (c.revoke && wants_revocations_) {
         wire::PutBytesAlways(out, kEvents, c.revoke->event_wire);
+        ++events;
+      } else if (c.secret && WantsSecret(c.secret->secret)) {
+        wire::PutBytesAlways(out, kEvents,
+                             secret_bytes_ ? c.secret->event_wire : c.secret->redacted_wire);
         ++events;
       }
       cursor_ = c.revision;
@@ -369,6 +417,9 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const std::string peer_;
   const int64_t progress_interval_ms_;
   bool wants_credentials_ = false;
+  bool wants_secrets_ = false;
+  bool wants_revocations_ = false;
+  bool secret_bytes_ = false;
   uint64_t generation_ = 0;                  // the state's, at Start()
   absl::flat_hash_set<std::string> realms_;  // request_.realms(); empty: all
 
@@ -388,6 +439,9 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool in_resync_ = false;       // between SNAPSHOT_BEGIN and SYNCED
   bool synced_pending_ = false;  // SYNCED is due once caught up
   Revision cursor_ = 0;          // last revision considered
+  // The snapshot's secrets still to send (read at SNAPSHOT_BEGIN).
+  std::vector<SecretEntryRef> snapshot_secrets_;
+  size_t secrets_sent_ = 0;
   int64_t last_sent_ms_ = 0;
   size_t events_in_frame_ = 0;
   uint64_t events_sent_ = 0;
@@ -411,7 +465,8 @@ size_t WatchHub::size() const {
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* context,
-                                                           const grpc::ByteBuffer* request) {
+                                                           const grpc::ByteBuffer* request,
+                                                           const Peer& peer) {
   v1::WatchRequest parsed;
   std::vector<grpc::Slice> slices;
   std::string bytes;
@@ -429,8 +484,25 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
         .Kv("error", s);
     return Refuse<Reactor>(s);
   }
-  auto* stream = new WatchStream(
-      this, std::move(parsed), StrCat(context->peer(), " ", PeerOf(*context->auth_context()).name));
+  const bool minter_only =
+      (peer.roles & kRoleMinter) && !(peer.roles & (kRoleSubscriber | kRoleOperator));
+  if (minter_only) {
+    bool secrets_only = parsed.kinds_size() > 0;
+    for (int k : parsed.kinds()) secrets_only &= k == v1::RECORD_KIND_SHARED_SECRET;
+    if (!secrets_only) {
+      absl::Status s =
+          absl::PermissionDeniedError(StrCat("kinds: a minter watches shared secrets only "
+                                             "(kinds=[RECORD_KIND_SHARED_SECRET]); client '",
+                                             peer.name, "' has ", RoleNames(peer.roles)));
+      LogInfo("call refused")
+          .Kv("method", "Watch")
+          .Kv("client", StrCat(peer.name, " ", context->peer()))
+          .Kv("error", s);
+      return Refuse<Reactor>(s);
+    }
+  }
+  auto* stream =
+      new WatchStream(this, std::move(parsed), StrCat(context->peer(), " ", peer.name), peer.roles);
   {
     std::lock_guard<std::mutex> lock(mu_);
     absl::Status refused;

@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "turnbroker/broker/state.h"
 #include "turnbroker/common/metrics.h"
+#include "turnbroker/common/tls.h"
 
 namespace turnbroker::broker {
 
@@ -49,9 +50,14 @@ class WatchHub {
   ~WatchHub();  // Shutdown() first
 
   // Validates the request and starts a stream for it. Errors (bad request,
-  // too many watchers, shutting down) are returned as a finished reactor.
+  // too many watchers, shutting down, a minter asking for more than shared
+  // secrets) are returned as a finished reactor. What the stream carries
+  // depends on the caller's roles (docs/approach1.md): a minter-only watcher
+  // gets shared secrets only; any other gets revocations whatever its kinds;
+  // secret bytes go to subscribers and minters, not to operators.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(grpc::CallbackServerContext* context,
-                                                   const grpc::ByteBuffer* request);
+                                                   const grpc::ByteBuffer* request,
+                                                   const Peer& peer);
 
   // A new head revision was committed: live streams with no write in flight
   // build and start their next frame, on the calling thread (the commit

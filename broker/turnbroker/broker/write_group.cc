@@ -32,27 +32,44 @@ void TakeGroup(std::deque<WriteOp>& queue, size_t max_credentials, std::vector<W
 PlannedGroup PlanGroup(GroupPlanner& planner, const std::vector<WriteOp>& group) {
   PlannedGroup out;
   for (const WriteOp& op : group) {
-    if (auto* p = std::get_if<PublishOp>(&op))
+    if (auto* p = std::get_if<PublishOp>(&op)) {
       out.published.push_back(planner.Publish(*p->request));
-    else
-      out.revoked.push_back(planner.Revoke(*std::get<RevokeOp>(op).request));
+    } else if (auto* r = std::get_if<RevokeOp>(&op)) {
+      out.revoked.push_back(r->minted_until_ms != 0
+                                ? planner.RevokeMinted(*r->request, r->minted_until_ms)
+                                : planner.Revoke(*r->request));
+    } else {
+      out.secrets.push_back(planner.Secret(std::get<SecretOp>(op).command));
+    }
   }
   return out;
 }
 
 void AnswerGroup(std::vector<WriteOp>& group, PlannedGroup& planned, const std::string& epoch) {
-  size_t pi = 0, ri = 0;
+  size_t pi = 0, ri = 0, si = 0;
   for (WriteOp& op : group) {
     if (auto* p = std::get_if<PublishOp>(&op)) {
       auto& r = planned.published[pi++];
       if (r.ok()) r->set_epoch(epoch);
       p->done(std::move(r));
-    } else {
+    } else if (auto* rv = std::get_if<RevokeOp>(&op)) {
       auto& r = planned.revoked[ri++];
       if (r.ok()) r->set_epoch(epoch);
-      std::get<RevokeOp>(op).done(std::move(r));
+      rv->done(std::move(r));
+    } else {
+      auto& r = planned.secrets[si++];
+      if (r.ok()) r->set_epoch(epoch);
+      std::get<SecretOp>(op).done(std::move(r));
     }
   }
+}
+
+bool HasActivation(const std::vector<WriteOp>& group) {
+  for (const WriteOp& op : group) {
+    if (auto* s = std::get_if<SecretOp>(&op); s && s->command.kind == SecretCommand::kActivate)
+      return true;
+  }
+  return false;
 }
 
 void FailGroup(std::vector<WriteOp>& group, const absl::Status& error) {

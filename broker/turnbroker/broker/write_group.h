@@ -27,22 +27,34 @@ struct RevokeOp {
   const v1::RevokeRequest* request;
   Store::RevokeDone done;
   int64_t enqueued_ms = 0;
+  // A minter's revocation of an approach-1 username: its expiry (Unix ms);
+  // 0 for any other revocation.
+  int64_t minted_until_ms = 0;
 };
-using WriteOp = std::variant<PublishOp, RevokeOp>;
+struct SecretOp {
+  SecretCommand command;
+  Store::SecretDone done;
+  int64_t enqueued_ms = 0;
+};
+using WriteOp = std::variant<PublishOp, RevokeOp, SecretOp>;
 
 // Appends `op` unless `stopping` (UNAVAILABLE) or `queue` holds `max_queue`
 // (RESOURCE_EXHAUSTED); the caller answers the error.
 absl::Status PushWrite(std::deque<WriteOp>& queue, WriteOp op, bool stopping, size_t max_queue);
 
 // Moves requests from the front of `queue` to `group` until they carry
-// `max_credentials` credentials (a Revoke counts one).
+// `max_credentials` credentials (a Revoke or a secret write counts one).
 void TakeGroup(std::deque<WriteOp>& queue, size_t max_credentials, std::vector<WriteOp>* group);
 
 // The planner's answers to a group, in the group's order.
 struct PlannedGroup {
   std::vector<absl::StatusOr<v1::PublishResponse>> published;
   std::vector<absl::StatusOr<v1::RevokeResponse>> revoked;
+  std::vector<absl::StatusOr<v1::SecretResponse>> secrets;
 };
+// Whether `group` holds an ActivateSecret (whose plan needs the syncs'
+// latest reports).
+bool HasActivation(const std::vector<WriteOp>& group);
 PlannedGroup PlanGroup(GroupPlanner& planner, const std::vector<WriteOp>& group);
 
 // Answers every request of `group`: its planned answer (with `epoch` when
