@@ -1,10 +1,13 @@
 // turnbrokerctl against a real broker: every verb, its output and exit codes.
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <thread>
 
 #include "broker_process.h"
+#include "turnbroker/v1/broker.grpc.pb.h"
 
 namespace turnbroker::testing {
 namespace {
@@ -178,6 +181,158 @@ TEST_F(CtlTest, UnreachableBrokerExitsThree) {
                                      "status"});
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_THAT(r.output, HasSubstr("turnbrokerctl: "));
+}
+
+}  // namespace
+}  // namespace turnbroker::testing
+
+namespace turnbroker::testing {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Approach 1 through the real binaries: a whole rotation with `secret add,
+// activate, retire, list`, refusals included; then not one secret's bytes
+// in the broker's log (at debug level) nor in any output but the ones that
+// asked for them (docs/approach1.md).
+class CtlSecretTest : public ::testing::Test {
+ protected:
+  CtlSecretTest()
+      : stub_(v1::CredentialBroker::NewStub(
+            grpc::CreateChannel(broker_.address(), grpc::InsecureChannelCredentials()))) {}
+  static void ExpectOneLineReason(const RunResult& r) {
+    EXPECT_THAT(r.output, ::testing::StartsWith("turnbrokerctl: ")) << r.output;
+    EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "not one line:\n" << r.output;
+  }
+  void Acknowledge(uint64_t revision) {
+    v1::GetStatusResponse status;
+    grpc::ClientContext sc;
+    sc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(stub_->GetStatus(&sc, {}, &status).ok());
+    v1::AcknowledgeRequest req;
+    req.set_watcher_name("turn-1.example.net");
+    req.set_epoch(status.epoch());
+    req.set_revision(revision);
+    v1::AcknowledgeResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(stub_->Acknowledge(&ctx, req, &resp).ok());
+  }
+  // Runs turnbrokerctl; kept for the final check unless it asked for bytes.
+  RunResult Run(std::vector<std::string> args, bool shows_bytes = false) {
+    std::vector<std::string> argv = {BuiltBinary("turnbrokerctl"), "--broker", broker_.address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunResult r = turnbroker::testing::Run(argv, std::chrono::seconds(20));
+    if (!shows_bytes) outputs_.push_back(r.output);
+    return r;
+  }
+  TempDir dir_;
+  // (BrokerProcess runs it with --log-level debug.)
+  BrokerProcess broker_{dir_, {"--ephemeral", "--secret-stage-grace", "3600", "--max-ttl", "600"}};
+  std::unique_ptr<v1::CredentialBroker::Stub> stub_;
+  std::vector<std::string> outputs_;
+};
+
+std::string FieldOf(const std::string& line, const std::string& key) {
+  size_t at = line.find(key + "=");
+  if (at == std::string::npos) return "";
+  at += key.size() + 1;
+  return line.substr(at, line.find_first_of(" \n", at) - at);
+}
+
+TEST_F(CtlSecretTest, ARotationThroughTheCliAndNoSecretInAnyLogOrOutput) {
+  const std::string realm = "ims.example.org";
+  auto r = Run({"secret", "add", "--realm", realm, "--id", "one"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "added=one realm=ims.example.org state=STAGED revision=1\n");
+  r = Run({"secret", "add", "--realm", realm, "--id", "two", "--show-secret", "--expires-in",
+           "8640000", "--not-before", "1800000000"},
+          /*shows_bytes=*/true);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string two = FieldOf(r.output, "secret");
+  ASSERT_EQ(two.size(), 43u) << "256 random bits, base64url: " << r.output;
+  EXPECT_EQ(
+      two.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
+  const std::string three = "static-auth-secret:migrated/from+turnserver.conf";
+  std::ofstream(dir_.File("three")) << three << "\n";
+  ASSERT_EQ(
+      Run({"secret", "add", "--realm", realm, "--id", "three", "--secret-file", dir_.File("three")})
+          .exit_code,
+      0);
+
+  // Refusals: one line each, naming the field, no bytes.
+  const std::string short_secret = "short-but-secret";
+  std::ofstream(dir_.File("short")) << short_secret;
+  r = Run({"secret", "add", "--realm", realm, "--id", "four", "--secret-file", dir_.File("short")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("INVALID_ARGUMENT: secret.secret: 16 bytes, at least 32"));
+  ExpectOneLineReason(r);
+  r = Run({"secret", "add", "--realm", realm, "--id", "four", "--secret-file", dir_.File("three")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output,
+              HasSubstr("ALREADY_EXISTS: secret.secret: the same bytes as secret 'three'"));
+  r = Run({"secret", "activate", "--realm", "other.example.org", "--id", "two"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output,
+              HasSubstr("NOT_FOUND: ref.id: no secret 'two' in realm 'other.example.org'"));
+
+  // The gate: a sync that has not acknowledged the staged secret.
+  Acknowledge(0);
+  r = Run({"secret", "activate", "--realm", realm, "--id", "two"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("FAILED_PRECONDITION: ref.id: secret 'two'"));
+  EXPECT_THAT(r.output, HasSubstr("not acknowledged it yet: turn-1.example.net"));
+  ExpectOneLineReason(r);
+  r = Run({"secret", "list", "--realm", realm});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output,
+              AllOf(HasSubstr("realm=ims.example.org id=two state=STAGED"),
+                    HasSubstr("syncs_pending=turn-1.example.net"), HasSubstr("activation=waiting"),
+                    HasSubstr("not_before_ms=1800000000000")));
+  Acknowledge(3);
+  r = Run({"secret", "activate", "--realm", realm, "--id", "two"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("activated=two realm=ims.example.org state=ACTIVE revision=4"));
+  ASSERT_EQ(Run({"secret", "activate", "--realm", realm, "--id", "one"}).exit_code, 0);
+
+  r = Run({"secret", "retire", "--realm", realm, "--id", "one"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("is the ACTIVE secret of realm"));
+  r = Run({"secret", "retire", "--realm", realm, "--id", "two"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("credentials minted with it may be valid for"));
+  r = Run({"secret", "list"});
+  EXPECT_THAT(r.output, AllOf(HasSubstr("id=two state=SUPERSEDED"), HasSubstr("retirement=waiting"),
+                              HasSubstr("syncs_acknowledged=turn-1.example.net")));
+  r = Run({"secret", "retire", "--realm", realm, "--id", "two", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("retired=two realm=ims.example.org"));
+  r = Run({"watch", "--kind", "secret", "--until-synced"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("type=secret realm=ims.example.org id=one state=ACTIVE"),
+                              HasSubstr("id=three state=STAGED"), Not(HasSubstr("id=two"))));
+  r = Run({"--json", "secret", "list"});
+  EXPECT_THAT(r.output, HasSubstr("\"id\":\"one\""));
+  EXPECT_THAT(Run({"status"}).output, HasSubstr("revision=7"));
+
+  r = Run({"secret", "list", "--show-secret"}, /*shows_bytes=*/true);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string one = FieldOf(r.output.substr(r.output.find("id=one")), "secret");
+  ASSERT_EQ(one.size(), 43u) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("secret=" + three));
+
+  // Not one secret's bytes anywhere else.
+  const std::string log = broker_.process().Output();
+  ASSERT_THAT(log, HasSubstr("secret written"));
+  for (const std::string& bytes : {one, two, three, short_secret}) {
+    EXPECT_EQ(log.find(bytes), std::string::npos) << "in the broker's log: " << bytes;
+    for (const std::string& out : outputs_) {
+      EXPECT_EQ(out.find(bytes), std::string::npos) << "in turnbrokerctl's output:\n" << out;
+    }
+  }
 }
 
 }  // namespace

@@ -8,14 +8,15 @@ namespace turnbroker::ctl {
 
 CtlCommandLine::CtlCommandLine(CLI::App* app) {
   app->description(
-      "turnbrokerctl: operate a turn-broker (publish, revoke, get, list, watch, status).\n"
+      "turnbrokerctl: operate a turn-broker (publish, revoke, get, list, watch, status; "
+      "secret add|activate|retire|list for approach 1).\n"
       "Exit codes: 0 ok, 1 the broker refused (reason on stderr), 2 usage, 3 broker "
       "unreachable.");
   app->require_subcommand(1);
   // TLS from TURNBROKERCTL_TLS_*: TURNBROKER_TLS_* are the broker's own
   // (server certificate), often set in the same shell or container.
   AddBrokerClientFlags(*app, &channel_, "TURNBROKER_BROKER", "TURNBROKERCTL_",
-                       "publisher or operator");
+                       "publisher or operator; secret-admin for `secret`");
   app->add_option("--timeout", timeout_s_, "Deadline of each call, seconds")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86'400.0));
@@ -74,7 +75,50 @@ CtlCommandLine::CtlCommandLine(CLI::App* app) {
   watch_->add_option("--count", w.count, "Exit after this many events");
   watch_->add_flag("--until-synced", w.until_synced, "Exit at the SYNCED marker");
 
+  watch_
+      ->add_option("--kind", watch_kinds_,
+                   "Record kinds: credential (default), secret (shared secrets, approach 1; "
+                   "their bytes are never printed) (repeatable)")
+      ->check(CLI::IsMember({"credential", "secret"}));
+
   status_ = app->add_subcommand("status", "Broker status and health");
+
+  // Approach 1 (docs/approach1.md): the rotation of a realm's shared secret.
+  SecretArgs& sa = secret_args_;
+  secret_ = app->add_subcommand(
+      "secret", "Shared secrets of approach 1: add (stage), activate, retire, list");
+  secret_->require_subcommand(1);
+  secret_add_ = secret_->add_subcommand(
+      "add", "Stage a new secret: every TURN node starts accepting it; agents do not use it yet");
+  secret_activate_ = secret_->add_subcommand(
+      "activate",
+      "Make agents mint with it (refused until every TURN sync acknowledged it, or the "
+      "broker's --secret-stage-grace passed); the active one becomes SUPERSEDED");
+  secret_retire_ =
+      secret_->add_subcommand("retire",
+                              "Remove it everywhere (not the ACTIVE one; a SUPERSEDED one once its "
+                              "credentials' longest lifetime has passed, or with --force)");
+  secret_list_ = secret_->add_subcommand(
+      "list", "The known secrets, one a line, with the TURN syncs that acknowledged each");
+  for (CLI::App* verb : {secret_add_, secret_activate_, secret_retire_}) {
+    verb->add_option("--realm", sa.realm, "TURN realm")->required();
+    verb->add_option("--id", sa.id, "Secret id: 1..64 of [A-Za-z0-9._-]")->required();
+  }
+  secret_list_->add_option("--realm", sa.realm, "Only this realm");
+  secret_add_->add_option("--secret-file", sa.secret_file,
+                          "Read the secret from this file (e.g. a static-auth-secret being "
+                          "migrated) instead of generating 256 random bits");
+  secret_add_->add_option("--not-before", sa.not_before,
+                          "Agents do not mint with it before: Unix seconds or RFC 3339 UTC");
+  secret_add_->add_option("--expires-in", sa.expires_in_s,
+                          "It expires this many seconds from now (default: never)");
+  for (CLI::App* verb : {secret_add_, secret_list_}) {
+    verb->add_flag("--show-secret", sa.show_secret,
+                   "Print the secret's bytes (never printed otherwise)");
+  }
+  secret_retire_->add_flag("--force", sa.force,
+                           "Retire a SUPERSEDED secret now: credentials minted with it are "
+                           "then refused");
 }
 
 int CtlCommandLine::Run(std::istream* input, std::ostream* output) {
@@ -88,8 +132,18 @@ int CtlCommandLine::Run(std::istream* input, std::ostream* output) {
   if (*revoke_) return Revoke(broker, revoke_args_, out);
   if (*get_) return Get(broker, get_args_, out);
   if (*list_) return List(broker, list_args_, out);
-  if (*watch_) return Watch(broker, watch_args_, out);
+  if (*watch_) {
+    for (const std::string& kind : watch_kinds_) {
+      watch_args_.request.add_kinds(kind == "secret" ? v1::RECORD_KIND_SHARED_SECRET
+                                                     : v1::RECORD_KIND_LONG_TERM_CREDENTIAL);
+    }
+    return Watch(broker, watch_args_, out);
+  }
   if (*status_) return Status(broker, out);
+  if (*secret_add_) return SecretAdd(broker, secret_args_, Clock::System(), out);
+  if (*secret_activate_) return SecretActivate(broker, secret_args_, out);
+  if (*secret_retire_) return SecretRetire(broker, secret_args_, out);
+  if (*secret_list_) return SecretList(broker, secret_args_, Clock::System(), out);
   return kUsage;
 }
 

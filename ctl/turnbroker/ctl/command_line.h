@@ -31,11 +31,18 @@ class CtlCommandLine {
   CLI::App* list_ = nullptr;
   CLI::App* watch_ = nullptr;
   CLI::App* status_ = nullptr;
+  CLI::App* secret_ = nullptr;
+  CLI::App* secret_add_ = nullptr;
+  CLI::App* secret_activate_ = nullptr;
+  CLI::App* secret_retire_ = nullptr;
+  CLI::App* secret_list_ = nullptr;
+  SecretArgs secret_args_;
   PublishArgs publish_args_;
   RevokeArgs revoke_args_;
   GetArgs get_args_;
   ListArgs list_args_;
   WatchArgs watch_args_;
+  std::vector<std::string> watch_kinds_;
 };
 
 // Parses argv and runs: what turnbrokerctl's main does. A parse error is a

@@ -37,9 +37,44 @@ json EventJson(const v1::Event& e) {
     }
     j["revoked"] = e.revoke().credentials_size();
     if (!e.revoke().reason().empty()) j["reason"] = e.revoke().reason();
+  } else if (e.has_secret()) {
+    j["type"] = "secret";
+    const json secret = SecretJson(e.secret(), false);
+    for (const auto& [k, v] : secret.items()) j[k] = v;
+  } else if (e.has_secret_retired()) {
+    j["type"] = "secret-retired";
+    j["realm"] = e.secret_retired().realm();
+    j["id"] = e.secret_retired().id();
   } else {
     j["type"] = "unknown";
   }
+  return j;
+}
+
+std::string SecretStateText(v1::SecretState state) {
+  switch (state) {
+    case v1::SECRET_STATE_STAGED:
+      return "STAGED";
+    case v1::SECRET_STATE_ACTIVE:
+      return "ACTIVE";
+    case v1::SECRET_STATE_SUPERSEDED:
+      return "SUPERSEDED";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+json SecretJson(const v1::SharedSecret& s, bool show_secret) {
+  json j = {{"realm", s.realm()},
+            {"id", s.id()},
+            {"state", SecretStateText(s.state())},
+            {"added_at_ms", s.added_at_ms()}};
+  if (s.activated_at_ms() != 0) j["activated_at_ms"] = s.activated_at_ms();
+  if (s.superseded_at_ms() != 0) j["superseded_at_ms"] = s.superseded_at_ms();
+  if (s.not_before_ms() != 0) j["not_before_ms"] = s.not_before_ms();
+  if (s.expires_at_ms() != 0) j["expires_at_ms"] = s.expires_at_ms();
+  j["max_credential_ttl_ms"] = s.max_credential_ttl_ms();
+  if (show_secret) j["secret"] = s.secret();
   return j;
 }
 

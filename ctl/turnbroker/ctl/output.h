@@ -15,8 +15,13 @@ using json = nlohmann::ordered_json;  // keeps fields in the order written
 
 // A credential's fields, without its key (never printed).
 json CredentialJson(const v1::Credential& credential);
-// One event of a Watch stream: revision, type and what it names.
+// One event of a Watch stream: revision, type and what it names (never
+// key material nor secret bytes).
 json EventJson(const v1::Event& event);
+// A shared secret's fields (approach 1); its bytes only if `show_secret`.
+json SecretJson(const v1::SharedSecret& secret, bool show_secret);
+// "STAGED", "ACTIVE", "SUPERSEDED".
+std::string SecretStateText(v1::SecretState state);
 // key=value pairs on one line; an empty value or one with a space is quoted.
 std::string KeyValueLine(const json& object);
 

@@ -2,8 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
+#include "absl/time/time.h"
 #include "turnbroker/common/credential.h"
+#include "turnbroker/common/random.h"
 #include "turnbroker/common/status.h"
 #include "turnbroker/common/strings.h"
 
@@ -204,6 +208,162 @@ int Status(const Broker& broker, const Printer& out) {
              {"store", st.store()},
              {"version", st.version()},
              {"started_at_ms", st.started_at_ms()}});
+  return kOk;
+}
+
+}  // namespace turnbroker::ctl
+
+namespace turnbroker::ctl {
+
+absl::StatusOr<int64_t> ParseNotBefore(const std::string& text) {
+  if (!text.empty() && text.size() <= 12 &&
+      text.find_first_not_of("0123456789") == std::string::npos) {
+    return static_cast<int64_t>(std::stoll(text)) * 1000;
+  }
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &error)) {
+    return absl::InvalidArgumentError(
+        StrCat("--not-before: '", text,
+               "' is neither Unix seconds nor an RFC 3339 time like 2026-12-06T12:00:00Z"));
+  }
+  return absl::ToUnixMillis(t);
+}
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(StrCat("--secret-file: cannot read '", path, "'"));
+  std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+  if (secret.empty())
+    return absl::InvalidArgumentError(StrCat("--secret-file: '", path, "' is empty"));
+  return secret;
+}
+
+namespace {
+
+bool ValidRef(const SecretArgs& args, const char* verb) {
+  if (args.realm.empty() || args.id.empty()) {
+    Usage(StrCat("secret ", verb, ": give --realm and --id"));
+    return false;
+  }
+  return true;
+}
+
+void PrintWritten(const Printer& out, const char* what, const v1::SecretResponse& r) {
+  json j = {{what, r.secret().id()}, {"realm", r.secret().realm()}};
+  j["state"] = SecretStateText(r.secret().state());
+  j["revision"] = r.revision();
+  out.Print(j);
+}
+
+}  // namespace
+
+int SecretAdd(const Broker& broker, const SecretArgs& args, const Clock* clock,
+              const Printer& out) {
+  if (!ValidRef(args, "add")) return kUsage;
+  v1::AddSecretRequest request;
+  v1::SharedSecret* s = request.mutable_secret();
+  s->set_realm(args.realm);
+  s->set_id(args.id);
+  if (!args.secret_file.empty()) {
+    auto secret = ReadSecretFile(args.secret_file);
+    if (!secret.ok()) return Usage(std::string(secret.status().message()));
+    s->set_secret(*secret);
+  } else {
+    s->set_secret(Base64Url(RandomBytes(32)));  // 256 bits, 43 characters
+  }
+  if (!args.not_before.empty()) {
+    auto nb = ParseNotBefore(args.not_before);
+    if (!nb.ok()) return Usage(std::string(nb.status().message()));
+    s->set_not_before_ms(*nb);
+  }
+  if (args.expires_in_s < 0 || args.expires_in_s > kMaxTtlSeconds) {
+    return Usage(StrCat("--expires-in: ", args.expires_in_s, " is not between 0 and ",
+                        kMaxTtlSeconds, " seconds"));
+  }
+  if (args.expires_in_s > 0) s->set_expires_at_ms(clock->NowMs() + args.expires_in_s * 1000);
+  v1::SecretResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context, broker);
+  grpc::Status st = broker.stub->AddSecret(&context, request, &response);
+  if (!st.ok()) return Fail(st);
+  json j = {{"added", response.secret().id()},
+            {"realm", response.secret().realm()},
+            {"state", SecretStateText(response.secret().state())},
+            {"revision", response.revision()}};
+  if (args.show_secret) j["secret"] = s->secret();
+  out.Print(j);
+  return kOk;
+}
+
+int SecretActivate(const Broker& broker, const SecretArgs& args, const Printer& out) {
+  if (!ValidRef(args, "activate")) return kUsage;
+  v1::ActivateSecretRequest request;
+  request.mutable_ref()->set_realm(args.realm);
+  request.mutable_ref()->set_id(args.id);
+  v1::SecretResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context, broker);
+  grpc::Status st = broker.stub->ActivateSecret(&context, request, &response);
+  if (!st.ok()) return Fail(st);
+  PrintWritten(out, "activated", response);
+  return kOk;
+}
+
+int SecretRetire(const Broker& broker, const SecretArgs& args, const Printer& out) {
+  if (!ValidRef(args, "retire")) return kUsage;
+  v1::RetireSecretRequest request;
+  request.mutable_ref()->set_realm(args.realm);
+  request.mutable_ref()->set_id(args.id);
+  request.set_force(args.force);
+  v1::SecretResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context, broker);
+  grpc::Status st = broker.stub->RetireSecret(&context, request, &response);
+  if (!st.ok()) return Fail(st);
+  json j = {{"retired", response.secret().id()},
+            {"realm", response.secret().realm()},
+            {"revision", response.revision()}};
+  out.Print(j);
+  return kOk;
+}
+
+int SecretList(const Broker& broker, const SecretArgs& args, const Clock* clock,
+               const Printer& out) {
+  v1::ListSecretsRequest request;
+  request.set_realm(args.realm);
+  request.set_include_secret(args.show_secret);
+  v1::ListSecretsResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context, broker);
+  grpc::Status st = broker.stub->ListSecrets(&context, request, &response);
+  if (!st.ok()) return Fail(st);
+  const int64_t now = clock->NowMs();
+  auto names = [](const auto& list) {
+    std::string s;
+    for (const std::string& n : list) StrAppend(&s, s.empty() ? "" : ",", n);
+    return s;
+  };
+  for (const v1::SecretInfo& info : response.secrets()) {
+    const v1::SharedSecret& s = info.secret();
+    json j = SecretJson(s, args.show_secret);
+    j["revision"] = info.revision();
+    j["staged_revision"] = info.staged_revision();
+    j["syncs_acknowledged"] = names(info.syncs_acknowledged());
+    j["syncs_pending"] = names(info.syncs_pending());
+    if (s.state() == v1::SECRET_STATE_STAGED) {
+      j["stage_grace_ends_at_ms"] = info.stage_grace_ends_at_ms();
+      const bool ready = info.syncs_pending_size() == 0 || now >= info.stage_grace_ends_at_ms();
+      j["activation"] = ready ? "ready" : "waiting";
+    } else if (s.state() == v1::SECRET_STATE_SUPERSEDED) {
+      const int64_t at = s.superseded_at_ms() + s.max_credential_ttl_ms();
+      j["retire_allowed_at_ms"] = at;
+      j["retirement"] = now >= at ? "ready" : "waiting";
+    }
+    out.Print(j);
+  }
   return kOk;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/ctl/output.h"
@@ -71,6 +72,35 @@ struct WatchArgs {
 int Watch(const Broker& broker, WatchArgs args, const Printer& out);
 
 int Status(const Broker& broker, const Printer& out);
+
+// `secret add|activate|retire|list` (approach 1, docs/approach1.md). No verb
+// prints secret bytes unless `show_secret`.
+struct SecretArgs {
+  std::string realm, id;
+  // add: read the secret from this file (a final line ending is not part of
+  // it); empty: 256 random bits, base64url (43 characters).
+  std::string secret_file;
+  bool show_secret = false;  // add, list
+  // add: agents do not mint with it before this time: Unix seconds, or
+  // RFC 3339 ("2026-12-06T12:00:00Z"); empty: at once.
+  std::string not_before;
+  int64_t expires_in_s = 0;  // add: it expires this long from now (0: never)
+  bool force = false;        // retire
+};
+int SecretAdd(const Broker& broker, const SecretArgs& args, const Clock* clock, const Printer& out);
+int SecretActivate(const Broker& broker, const SecretArgs& args, const Printer& out);
+int SecretRetire(const Broker& broker, const SecretArgs& args, const Printer& out);
+// One line per secret: its state, and how far its staging has reached (the
+// syncs that acknowledged it and those pending, when the grace ends; for a
+// superseded one, when it may be retired).
+int SecretList(const Broker& broker, const SecretArgs& args, const Clock* clock,
+               const Printer& out);
+
+// --not-before's value in Unix ms; INVALID_ARGUMENT names the flag.
+absl::StatusOr<int64_t> ParseNotBefore(const std::string& text);
+// A secret read from a file, without a final line ending. Errors name
+// --secret-file, never the content.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
 
 }  // namespace turnbroker::ctl
 
