@@ -58,8 +58,8 @@ class SecretBrokerTest : public ::testing::Test {
   }
 
   grpc::Status Add(const std::string& id, const std::string& bytes,
-                   const std::string& who = "secret-admin",
-                   const std::string& realm = kSecretRealm, v1::SecretResponse* out = nullptr) {
+                   const std::string& who = "secret-admin", const std::string& realm = kSecretRealm,
+                   v1::SecretResponse* out = nullptr) {
     v1::AddSecretRequest req;
     req.mutable_secret()->set_realm(realm);
     req.mutable_secret()->set_id(id);

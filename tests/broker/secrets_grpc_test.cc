@@ -34,9 +34,8 @@ TEST_F(SecretBrokerTest, WatchersGetSecretsAsTheirRoleAllows) {
   auto operator_ = WatchSecrets("operator");
   auto plain = WatchSecrets("subscriber", {});  // credentials only
   for (auto* w : {minter.get(), subscriber.get(), operator_.get()}) {
-    ASSERT_TRUE(WaitForEvent(*w, [](const v1::Event& e) {
-      return IsSecret(e, "a", v1::SECRET_STATE_ACTIVE);
-    }));
+    ASSERT_TRUE(WaitForEvent(
+        *w, [](const v1::Event& e) { return IsSecret(e, "a", v1::SECRET_STATE_ACTIVE); }));
     ASSERT_TRUE(w->WaitFor([](const WatchClient::Responses& rs) {
       return WatchClient::Count(rs, v1::WatchResponse::SYNCED) == 1;
     }));
@@ -57,9 +56,8 @@ TEST_F(SecretBrokerTest, WatchersGetSecretsAsTheirRoleAllows) {
   ASSERT_TRUE(Add("b", kBytesB).ok());
   ASSERT_TRUE(Activate("b").ok());
   for (auto* w : {minter.get(), subscriber.get(), operator_.get()}) {
-    ASSERT_TRUE(WaitForEvent(*w, [](const v1::Event& e) {
-      return IsSecret(e, "b", v1::SECRET_STATE_ACTIVE);
-    }));
+    ASSERT_TRUE(WaitForEvent(
+        *w, [](const v1::Event& e) { return IsSecret(e, "b", v1::SECRET_STATE_ACTIVE); }));
   }
   std::vector<std::string> seen;
   for (const v1::Event& e : WatchClient::Events(minter->responses())) {
@@ -82,7 +80,8 @@ TEST_F(SecretBrokerTest, WatchersGetSecretsAsTheirRoleAllows) {
            e.revoke().credentials(0).username() == username;
   }));
   ASSERT_TRUE(WaitForEvent(*plain, [&](const v1::Event& e) { return e.has_revoke(); }))
-      << plain->responses().size() << " " << (plain->finished() ? plain->finished()->error_message() : "");
+      << plain->responses().size() << " "
+      << (plain->finished() ? plain->finished()->error_message() : "");
   ASSERT_TRUE(RevokeUsername(username, "minter").ok()) << "again: nothing new to record";
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   for (const v1::Event& e : WatchClient::Events(minter->responses())) {
@@ -124,12 +123,11 @@ TEST_F(SecretBrokerTest, AcknowledgementsGateActivationAndShowInListAndMetrics) 
   EXPECT_EQ(list.secrets(0).secret().secret(), kBytesA);
 
   std::string metrics = server_->metrics().Render();
-  EXPECT_THAT(metrics,
-              AllOf(HasSubstr("turnbroker_secret_syncs{realm=\"ims.example.org\",id=\"a\","
-                              "state=\"acknowledged\"} 1"),
-                    HasSubstr("turnbroker_secret_syncs{realm=\"ims.example.org\",id=\"a\","
-                              "state=\"pending\"} 1"),
-                    HasSubstr("turnbroker_shared_secrets 1")));
+  EXPECT_THAT(metrics, AllOf(HasSubstr("turnbroker_secret_syncs{realm=\"ims.example.org\",id=\"a\","
+                                       "state=\"acknowledged\"} 1"),
+                             HasSubstr("turnbroker_secret_syncs{realm=\"ims.example.org\",id=\"a\","
+                                       "state=\"pending\"} 1"),
+                             HasSubstr("turnbroker_shared_secrets 1")));
   EXPECT_EQ(turnbroker::testing::PromtoolProblems(metrics), "");
   EXPECT_EQ(metrics.find(kBytesA), std::string::npos);
 
@@ -154,7 +152,8 @@ TEST_F(SecretBrokerTest, TheDurableStoreKeepsSecretsAcrossARestart) {
     return WatchClient::Count(rs, v1::WatchResponse::SYNCED) == 1;
   }));
   std::map<std::string, v1::SharedSecret> known;
-  for (const v1::Event& e : WatchClient::Events(minter->responses())) known[e.secret().id()] = e.secret();
+  for (const v1::Event& e : WatchClient::Events(minter->responses()))
+    known[e.secret().id()] = e.secret();
   ASSERT_EQ(known.size(), 2u);
   EXPECT_EQ(known["a"].state(), v1::SECRET_STATE_ACTIVE);
   EXPECT_EQ(known["a"].secret(), kBytesA);

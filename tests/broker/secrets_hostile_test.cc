@@ -69,8 +69,8 @@ TEST_F(SecretHostileTest, TheRotationOrderIsEnforced) {
 }
 
 TEST_F(SecretHostileTest, OnlyASecretAdminWritesSecrets) {
-  for (const std::string who : {"subscriber", "publisher", "minter", "operator", "norole",
-                                "publisher-operator"}) {
+  for (const std::string who :
+       {"subscriber", "publisher", "minter", "operator", "norole", "publisher-operator"}) {
     ExpectRefused(Add("a", kBytesA, who), grpc::StatusCode::PERMISSION_DENIED,
                   "AddSecret needs role secret-admin");
     ExpectRefused(Activate("a", who), grpc::StatusCode::PERMISSION_DENIED,

@@ -2,13 +2,14 @@
 // the rotation rules (stage, activate gated on the syncs' reports or the
 // grace, retire), validation, durability and compaction
 // (docs/approach1.md).
+#include "turnbroker/broker/secrets.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "process.h"
 #include "store_fixture.h"
 #include "turnbroker/broker/journal.h"
-#include "turnbroker/broker/secrets.h"
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker::broker::testing {
@@ -126,8 +127,8 @@ TEST_F(SecretStoreTest, AStagedSecretIsActivatedThenSupersededThenRetired) {
   EXPECT_THAT(r.status().message(), HasSubstr("ACTIVE secret of realm 'ims.example.org'"));
   r = Retire("a");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(r.status().message(), AllOf(HasSubstr("may be valid for 3600 s more"),
-                                          HasSubstr("or now with force")));
+  EXPECT_THAT(r.status().message(),
+              AllOf(HasSubstr("may be valid for 3600 s more"), HasSubstr("or now with force")));
   clock_.Advance(3'600'000);
   r = Retire("a");
   ASSERT_TRUE(r.ok()) << r.status();
@@ -331,9 +332,8 @@ TEST_F(SecretStoreTest, AMintedRevocationIsATombstoneUntilTheExpiryInTheUsername
   r.mutable_selector()->mutable_username()->set_username("1800000600:AbC_d-1");
   r.set_reason("de-REGISTER");
   std::promise<absl::StatusOr<v1::RevokeResponse>> done;
-  store_->RevokeMinted(&r, kStart + 600'000, [&](absl::StatusOr<v1::RevokeResponse> x) {
-    done.set_value(std::move(x));
-  });
+  store_->RevokeMinted(&r, kStart + 600'000,
+                       [&](absl::StatusOr<v1::RevokeResponse> x) { done.set_value(std::move(x)); });
   auto revoked = done.get_future().get();
   ASSERT_TRUE(revoked.ok()) << revoked.status();
   EXPECT_EQ(revoked->revoked(), 1u);

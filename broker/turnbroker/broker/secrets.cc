@@ -78,7 +78,8 @@ absl::Status ValidateAcknowledge(const v1::AcknowledgeRequest& r) {
         "epoch: required, the epoch of the revision applied (at most 64 bytes)");
   }
   if (r.realms_size() > 1'000) {
-    return absl::InvalidArgumentError(StrCat("realms: ", r.realms_size(), " entries, at most 1000"));
+    return absl::InvalidArgumentError(
+        StrCat("realms: ", r.realms_size(), " entries, at most 1000"));
   }
   for (int i = 0; i < r.realms_size(); ++i) {
     if (auto s = ValidateRealm(r.realms(i), StrCat("realms[", i, "]")); !s.ok()) return s;
