@@ -368,5 +368,19 @@ TEST(SyncRegistryTest, KeepsTheNewestReportPerNameAndOnlyRecentOnes) {
   EXPECT_EQ(r.Recent(30'100).size(), 2u);
 }
 
+TEST(SyncRegistryTest, HostileNamesAreBoundedAndSilentOnesMakeRoom) {
+  SyncRegistry r;
+  for (size_t i = 0; i < kMaxSyncs; ++i) {
+    ASSERT_TRUE(r.Record({StrCat("sync-", i), "e", 1, {}, "", 1'000}).ok());
+  }
+  absl::Status full = r.Record({"one-more", "e", 1, {}, "", 2'000});
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(r.Record({"sync-7", "e", 2, {}, "", 2'000}).ok()) << "a known name reports on";
+  // Silent for ten windows: forgotten, the newcomer is taken.
+  EXPECT_TRUE(r.Record({"one-more", "e", 1, {}, "", 1'000 + 10 * kSyncAckWindowMs + 1}).ok());
+  EXPECT_EQ(r.Recent(1'000 + 10 * kSyncAckWindowMs + 1, 100 * kSyncAckWindowMs).size(), 2u)
+      << "one-more and sync-7, which reported later";
+}
+
 }  // namespace
 }  // namespace turnbroker::broker::testing

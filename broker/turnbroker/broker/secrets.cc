@@ -168,16 +168,11 @@ v1::SharedSecret Redacted(const v1::SharedSecret& secret) {
 }
 
 std::string_view SecretStateName(v1::SecretState state) {
-  switch (state) {
-    case v1::SECRET_STATE_STAGED:
-      return "STAGED";
-    case v1::SECRET_STATE_ACTIVE:
-      return "ACTIVE";
-    case v1::SECRET_STATE_SUPERSEDED:
-      return "SUPERSEDED";
-    default:
-      return "UNSPECIFIED";
-  }
+  // "SECRET_STATE_ACTIVE" -> "ACTIVE" (the generated name is static).
+  std::string_view name = v1::SecretState_Name(state);
+  constexpr std::string_view kPrefix = "SECRET_STATE_";
+  if (name.starts_with(kPrefix)) name.remove_prefix(kPrefix.size());
+  return name;
 }
 
 }  // namespace turnbroker::broker

@@ -132,8 +132,8 @@ struct BrokerService::Metrics {
     secret_failed = r->AddCounter("turnbroker_secret_writes_total",
                                   "AddSecret, ActivateSecret and RetireSecret calls by result",
                                   "result=\"error\"");
-    acknowledged = r->AddCounter("turnbroker_sync_acknowledgements_total",
-                                 "Acknowledge calls from TURN syncs");
+    acknowledged = r->AddCounter("turnbroker_acknowledgements_received_total",
+                                 "Acknowledge calls received from TURN syncs");
   }
   Counter* secret_ok;
   Counter* secret_failed;

@@ -52,16 +52,11 @@ json EventJson(const v1::Event& e) {
 }
 
 std::string SecretStateText(v1::SecretState state) {
-  switch (state) {
-    case v1::SECRET_STATE_STAGED:
-      return "STAGED";
-    case v1::SECRET_STATE_ACTIVE:
-      return "ACTIVE";
-    case v1::SECRET_STATE_SUPERSEDED:
-      return "SUPERSEDED";
-    default:
-      return "UNSPECIFIED";
-  }
+  // "SECRET_STATE_ACTIVE" -> "ACTIVE".
+  std::string_view name = v1::SecretState_Name(state);
+  constexpr std::string_view kPrefix = "SECRET_STATE_";
+  if (name.starts_with(kPrefix)) name.remove_prefix(kPrefix.size());
+  return std::string(name);
 }
 
 json SecretJson(const v1::SharedSecret& s, bool show_secret) {
