@@ -20,27 +20,82 @@ using testing::BuiltBinary;
 using testing::FreePort;
 using testing::Subprocess;
 
-AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads) {
+namespace {
+
+// Stages and activates a fresh secret for example.org on the (plaintext)
+// broker, so that a shared-secret agent can mint.
+void ActivateSecret(const std::string& broker_address) {
+  auto stub = v1::CredentialBroker::NewStub(
+      grpc::CreateChannel(broker_address, grpc::InsecureChannelCredentials()));
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(10);
+  grpc::Status added, activated;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline);
+    v1::AddSecretRequest req;
+    req.mutable_secret()->set_realm("example.org");
+    req.mutable_secret()->set_id("bench");
+    req.mutable_secret()->set_secret("bench-secret-0123456789-abcdefghijklmnop");
+    v1::SecretResponse resp;
+    added = stub->AddSecret(&ctx, req, &resp);
+  }
+  // No TURN sync watches this broker: activation is not held back, but
+  // wait a little should it be.
+  while (added.ok() && std::chrono::system_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline);
+    v1::ActivateSecretRequest req;
+    req.mutable_ref()->set_realm("example.org");
+    req.mutable_ref()->set_id("bench");
+    v1::SecretResponse resp;
+    activated = stub->ActivateSecret(&ctx, req, &resp);
+    if (activated.error_code() != grpc::StatusCode::FAILED_PRECONDITION) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (!added.ok() || !activated.ok()) {
+    std::fprintf(stderr, "cannot add and activate a shared secret: %s\n",
+                 (added.ok() ? activated : added).error_message().c_str());
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const std::string& mode) {
   AgentStack s;
   s.broker_address = "127.0.0.1:" + std::to_string(FreePort());
   s.broker = std::make_unique<Subprocess>(
       std::vector<std::string>{BuiltBinary("turn-broker"), "--listen", s.broker_address,
                                "--ephemeral", "--log-level", "warn"},
-      dir.File("broker.log"));
+      dir.File("broker-" + mode + ".log"));
   if (!s.broker->WaitForOutput("turn-broker listening on", std::chrono::seconds(10))) {
     std::fprintf(stderr, "turn-broker did not start:\n%s\n", s.broker->Output().c_str());
     std::exit(1);
   }
+  if (mode == "shared-secret") ActivateSecret(s.broker_address);
   s.agent_port = FreePort();
   s.agent = std::make_unique<Subprocess>(
       std::vector<std::string>{BuiltBinary("pcscf-turn-agent"), "--broker", s.broker_address,
                                "--listen", "127.0.0.1:" + std::to_string(s.agent_port), "--realm",
                                "example.org", "--turn-uri", "turn:127.0.0.1:3478?transport=udp",
-                               "--http-threads", std::to_string(http_threads), "--log-level",
-                               "warn"},
-      dir.File("agent.log"));
+                               "--http-threads", std::to_string(http_threads), "--mode", mode,
+                               "--log-level", "warn"},
+      dir.File("agent-" + mode + ".log"));
   if (!s.agent->WaitForOutput("pcscf-turn-agent listening on", std::chrono::seconds(10))) {
     std::fprintf(stderr, "pcscf-turn-agent did not start:\n%s\n", s.agent->Output().c_str());
+    std::exit(1);
+  }
+  // Ready: in shared-secret mode once the secret has arrived over Watch.
+  httplib::Client cli("127.0.0.1", s.agent_port);
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    auto r = cli.Get("/healthz");
+    ready = r && r->status == 200;
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!ready) {
+    std::fprintf(stderr, "pcscf-turn-agent (--mode %s) not ready in 10 s:\n%s\n", mode.c_str(),
+                 s.agent->Output().c_str());
     std::exit(1);
   }
   return s;

@@ -24,8 +24,12 @@ struct AgentStack {
   std::string broker_address;  // HOST:PORT
   int agent_port = 0;
 };
-// Exits the program with the logs if either does not start.
-AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads);
+// `mode`: the agent's --mode. For "shared-secret" a secret is added and
+// activated at the broker (AddSecret, ActivateSecret) and the stack is
+// returned once the agent's /healthz says it can mint. Exits the program
+// with the logs if a part does not start.
+AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads,
+                           const std::string& mode = "per-credential");
 
 // Open-loop HTTP load over keep-alive connections (open_loop.h): request k
 // is scheduled at t0 + k / rate and sent by connection k % connections (so a connection

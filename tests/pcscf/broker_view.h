@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "turnbroker/v1/broker.grpc.pb.h"
@@ -54,6 +56,48 @@ class BrokerView {
     v1::RevokeRequest req;
     req.mutable_selector()->set_issuer(issuer);
     return Revoke(req);
+  }
+
+  // As a secret-admin (turnbrokerctl secret add / activate / retire): OK,
+  // or the broker's refusal. Activation is retried while refused as not yet
+  // acknowledged by every TURN sync (FAILED_PRECONDITION), for up to 10 s.
+  grpc::Status AddSecret(const std::string& realm, const std::string& id,
+                         const std::string& bytes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::AddSecretRequest req;
+    req.mutable_secret()->set_realm(realm);
+    req.mutable_secret()->set_id(id);
+    req.mutable_secret()->set_secret(bytes);
+    v1::SecretResponse resp;
+    return stub_->AddSecret(&ctx, req, &resp);
+  }
+  grpc::Status ActivateSecret(const std::string& realm, const std::string& id) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      v1::ActivateSecretRequest req;
+      req.mutable_ref()->set_realm(realm);
+      req.mutable_ref()->set_id(id);
+      v1::SecretResponse resp;
+      grpc::Status s = stub_->ActivateSecret(&ctx, req, &resp);
+      if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION ||
+          std::chrono::steady_clock::now() > until) {
+        return s;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  grpc::Status RetireSecret(const std::string& realm, const std::string& id, bool force) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::RetireSecretRequest req;
+    req.mutable_ref()->set_realm(realm);
+    req.mutable_ref()->set_id(id);
+    req.set_force(force);
+    v1::SecretResponse resp;
+    return stub_->RetireSecret(&ctx, req, &resp);
   }
 
   std::optional<v1::GetStatusResponse> Status() {

@@ -7,11 +7,13 @@
 #include <string>
 
 #include "broker_process.h"
+#include "broker_view.h"
 #include "pcscf_turn.h"
 #include "process.h"
 #include "turnbroker/common/strings.h"
 
 extern "C" int pcscf_c_client_lifecycle(const char* broker, char* err, size_t err_len);
+extern "C" int pcscf_c_client_shared_secret(const char* broker, char* err, size_t err_len);
 
 namespace turnbroker::pcscf {
 namespace {
@@ -195,6 +197,37 @@ TEST(CApiTest, ACCallerRunsTheLifecycleAgainstARealBroker) {
   BrokerProcess broker(dir, {"--ephemeral"});
   char err[512] = "";
   EXPECT_EQ(pcscf_c_client_lifecycle(broker.address().c_str(), err, sizeof err), 0) << err;
+}
+
+TEST(CApiTest, AnUnknownModeIsRefusedNamingIt) {
+  pcscf_turn_options o = Options("127.0.0.1:1");
+  o.mode = "approach-3";
+  pcscf_turn* h = nullptr;
+  char err[256];
+  EXPECT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_INVALID_ARGUMENT);
+  EXPECT_EQ(h, nullptr);
+  EXPECT_EQ(std::string(err).rfind("mode: 'approach-3'", 0), 0u) << err;
+  // A caller built against 1.0.0 (its struct ends before `mode`): the
+  // default mode, whatever lies beyond its struct.
+  o.struct_size = offsetof(pcscf_turn_options, mode);
+  EXPECT_EQ(pcscf_turn_open(&o, &h, err, sizeof err), PCSCF_TURN_OK) << err;
+  pcscf_turn_close(h);
+}
+
+TEST(CApiTest, ACCallerIssuesInSharedSecretModeAgainstARealBroker) {
+  TempDir dir;
+  BrokerProcess broker(dir, {"--ephemeral"});
+  testing::BrokerView view(broker.address());
+  grpc::Status added =
+      view.AddSecret("example.org", "c-1", "c-api-test-secret-0123456789abcdefghijkl");
+  ASSERT_TRUE(added.ok()) << added.error_message();
+  grpc::Status activated = view.ActivateSecret("example.org", "c-1");
+  ASSERT_TRUE(activated.ok()) << activated.error_message();
+  const uint64_t revoked = view.Status()->revoked_usernames();
+  char err[512] = "";
+  EXPECT_EQ(pcscf_c_client_shared_secret(broker.address().c_str(), err, sizeof err), 0) << err;
+  EXPECT_EQ(view.Status()->live_credentials(), 0u) << "nothing published";
+  EXPECT_EQ(view.Status()->revoked_usernames(), revoked + 1) << "de-REGISTER revoked it";
 }
 
 }  // namespace
