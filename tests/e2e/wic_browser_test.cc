@@ -5,6 +5,10 @@
 // turn-broker -> turn-credential-sync -> coturn's Redis; Chromium gathers a
 // relay candidate from an unmodified coturn with it. After de-REGISTER, and
 // after expiry, coturn refuses the same credential (icecandidateerror 401).
+// The same page against approach 1 (docs/approach1.md): the agent in
+// --mode=shared-secret, coturn with --use-auth-secret, the sync in
+// --auth-mode=shared-secret; the credential is "<expiry>:<opaque id>" /
+// base64(HMAC-SHA1(secret, username)) and coturn relays with it.
 //
 // The C++ side starts the servers on free loopback ports; examples/wic/drive.js
 // runs the page and prints what it did as JSON. The test installs what it
@@ -63,25 +67,56 @@ class WicStack {
  public:
   // turn_ttl_s: the credential lifetime Kamailio asks the agent for.
   // start_agent false: the agent's port stays closed (Kamailio's policy
-  // then registers without a credential).
-  WicStack(const TempDir& dir, int turn_ttl_s, bool start_agent = true)
+  // then registers without a credential). shared_secret: approach 1 in
+  // every part (the secret itself is added by ActivateSecret).
+  WicStack(const TempDir& dir, int turn_ttl_s, bool start_agent = true, bool shared_secret = false)
       : redis_(dir),
-        coturn_(dir, CoturnOptions{kRealm, redis_.port(), kCliPassword}),
+        coturn_(dir, CoturnOptions{.realm = kRealm,
+                                   .redis_port = redis_.port(),
+                                   .cli_password = kCliPassword,
+                                   .use_auth_secret = shared_secret}),
         ws_port_(FreePort()) {
     PcscfStackOptions o;
     o.start_agent = start_agent;
     o.agent_args = {"--realm", kRealm, "--turn-uri", TurnUri(), "--min-ttl", "1"};
+    if (shared_secret) {
+      o.agent_args.insert(o.agent_args.end(), {"--mode", "shared-secret"});
+    }
     o.kamailio_defines = {{"WITH_WEBSOCKET", ""},
                           {"WS_LISTEN", "tcp:127.0.0.1:" + std::to_string(ws_port_)},
                           {"TURN_TTL", std::to_string(turn_ttl_s)}};
     pcscf_ = std::make_unique<PcscfStack>(dir, o);
-    sync_ = std::make_unique<SyncProcess>(dir, redis_,
-                                          SyncProcessOptions{.broker = pcscf_->broker().address(),
-                                                             .realm = kRealm,
-                                                             .name = "wic-e2e",
-                                                             .coturn_cli_port = coturn_.cli_port(),
-                                                             .coturn_cli_password = kCliPassword,
-                                                             .extra_args = {}});
+    sync_ = std::make_unique<SyncProcess>(
+        dir, redis_,
+        SyncProcessOptions{
+            .broker = pcscf_->broker().address(),
+            .realm = kRealm,
+            .name = "wic-e2e",
+            .coturn_cli_port = coturn_.cli_port(),
+            .coturn_cli_password = kCliPassword,
+            .extra_args = shared_secret ? std::vector<std::string>{"--auth-mode", "shared-secret"}
+                                        : std::vector<std::string>{}});
+  }
+
+  // Approach 1: stages and activates `bytes` at the broker, then waits until
+  // coturn's Redis set holds it and the agent mints with it.
+  bool ActivateSecret(const std::string& id, const std::string& bytes) {
+    auto& view = pcscf_->view();
+    if (!view.AddSecret(kRealm, id, bytes).ok()) return false;
+    // The sync acknowledges the staged secret; activation waits for that.
+    if (!view.ActivateSecret(kRealm, id).ok()) return false;
+    const std::string set = std::string("turn/realm/") + kRealm + "/secret";
+    return turnbroker::pcscf::testing::WaitFor([&] {
+      turnbroker::RedisReply members = redis_.Command({"SMEMBERS", set});
+      bool in_set = false;
+      for (const auto& m : members.elements) in_set |= m.str == bytes;
+      if (!in_set) return false;
+      auto health = turnbroker::testing::Run(
+          {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+           "http://127.0.0.1:" + std::to_string(pcscf_->agent_port()) + "/healthz"},
+          std::chrono::seconds(5));
+      return health.output == "200";
+    });
   }
 
   std::string TurnUri() const {
@@ -257,6 +292,55 @@ TEST_F(WicBrowserTest, PageSaysSoWhenTheOkCarriesNoCredentialAndStillUnregisters
   EXPECT_TRUE(Step(r, "relay").empty()) << r.dump(2);
   EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
   EXPECT_FALSE(r.value("ok", true));
+}
+
+// Approach 1 (docs/approach1.md): the same page, the agent minting with the
+// realm's active shared secret and coturn recomputing the password.
+const char kWicSecret[] = "wic-e2e-shared-secret-0123456789abcdefghijk";
+
+void ExpectApproachOneCredential(const json& credential, const std::string& user) {
+  const std::string username = credential.value("username", "");
+  const size_t colon = username.find(':');
+  ASSERT_NE(colon, std::string::npos) << username;
+  EXPECT_EQ(username.substr(0, colon), std::to_string(credential.value("expiresAt", 0)))
+      << credential.dump(2);
+  EXPECT_EQ(username.size() - colon - 1, 22u) << username;
+  EXPECT_EQ(username.find(user), std::string::npos) << "never the IMPU";
+}
+
+TEST_F(WicBrowserTest, SharedSecretRegisterGivesRelayCandidate) {
+  WicStack stack(dir_, 600, /*start_agent=*/true, /*shared_secret=*/true);
+  ASSERT_TRUE(stack.ActivateSecret("wic-1", kWicSecret)) << stack.Logs();
+  json r = Drive(stack, "sip:alice@example.org", "none", "wic_shared_secret_relay.png");
+
+  EXPECT_EQ(Step(r, "registered").value("status", ""), "ok") << r.dump(2) << stack.Logs();
+  json credential = Step(r, "credential");
+  ASSERT_EQ(credential.value("status", ""), "ok") << r.dump(2) << stack.Logs();
+  ExpectApproachOneCredential(credential["credential"], "alice");
+  EXPECT_EQ(credential["credential"]["urls"], json::array({stack.TurnUri()}));
+  EXPECT_NEAR(credential["credential"].value("ttl", 0), 600, 5);
+  EXPECT_EQ(r.value("passwordShown", true), false) << "the page showed the TURN password";
+  ExpectRelayGathered(r);
+  EXPECT_FALSE(stack.KeyInRedis(credential["credential"].value("username", "")))
+      << "approach 1 writes no per-credential key";
+  EXPECT_EQ(Step(r, "unregistered").value("status", ""), "ok") << r.dump(2);
+  EXPECT_TRUE(r.value("ok", false)) << r.dump(2) << stack.Logs();
+}
+
+TEST_F(WicBrowserTest, SharedSecretExpiredCredentialIsRefusedWith401) {
+  // A 3 s credential (rounded down to the second in the username): coturn
+  // checks the expiry in the username itself.
+  WicStack stack(dir_, 3, /*start_agent=*/true, /*shared_secret=*/true);
+  ASSERT_TRUE(stack.ActivateSecret("wic-1", kWicSecret)) << stack.Logs();
+  json r = Drive(stack, "sip:bob@example.org", "expired", "wic_shared_secret_expired.png");
+
+  json credential = Step(r, "credential");
+  ASSERT_EQ(credential.value("status", ""), "ok") << r.dump(2) << stack.Logs();
+  ExpectApproachOneCredential(credential["credential"], "bob");
+  EXPECT_LE(credential["credential"].value("ttl", 0), 3);
+  ExpectRelayGathered(r);
+  ExpectRefusedWith401(r, "expired");
+  EXPECT_TRUE(r.value("ok", false)) << r.dump(2) << stack.Logs();
 }
 
 }  // namespace
