@@ -20,6 +20,9 @@ class BrokerView {
   explicit BrokerView(const std::string& address)
       : stub_(v1::CredentialBroker::NewStub(
             grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+  // Over `channel` (e.g. mTLS with a role's certificate: MakeChannel).
+  explicit BrokerView(std::shared_ptr<grpc::Channel> channel)
+      : stub_(v1::CredentialBroker::NewStub(std::move(channel))) {}
 
   // The live credential, or nullopt (not live, or the broker did not answer).
   std::optional<v1::Credential> Get(const std::string& username) {

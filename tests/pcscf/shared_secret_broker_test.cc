@@ -7,6 +7,7 @@
 
 #include "broker_process.h"
 #include "broker_view.h"
+#include "pki.h"
 #include "turnbroker/pcscf/issuer.h"
 #include "wait_for.h"
 
@@ -17,12 +18,14 @@ using testing::BrokerView;
 using testing::WaitFor;
 using ::turnbroker::testing::BrokerProcess;
 using ::turnbroker::testing::FreePort;
+using ::turnbroker::testing::MakeTestPki;
+using ::turnbroker::testing::Pki;
 using ::turnbroker::testing::TempDir;
 
 const std::string kSecret1 = "broker-test-secret-one-0123456789abcdefghij";
 const std::string kSecret2 = "broker-test-secret-two-0123456789abcdefghij";
 
-std::unique_ptr<CredentialService> Connect(const std::string& broker) {
+std::unique_ptr<CredentialService> Connect(const std::string& broker, TlsFiles tls = {}) {
   IssuerOptions issuer;
   issuer.mode = CredentialMode::kSharedSecret;
   issuer.realm = "example.org";
@@ -30,6 +33,7 @@ std::unique_ptr<CredentialService> Connect(const std::string& broker) {
   issuer.turn_uris = {"turn:127.0.0.1:3478?transport=udp"};
   issuer.status_interval_ms = 0;
   ChannelOptions channel(broker);
+  channel.tls = std::move(tls);
   channel.max_reconnect_backoff_ms = 200;
   SecretWatchOptions watch;
   watch.backoff = BackoffOptions{20, 200, 2.0};
@@ -144,6 +148,57 @@ TEST(SharedSecretBrokerTest, AnAgentThatNeverReachedTheBrokerAnswersUnavailable)
   EXPECT_NE(c.status().message().find("no shared secret received"), std::string::npos)
       << c.status();
   EXPECT_GE(service->secret_watcher()->streams(), 2u) << "it keeps trying";
+}
+
+// Over mTLS, with each part's role from its certificate (tests/support/pki.h).
+class SharedSecretMtlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(MakeTestPki(dir_.path(), &pki_, &error)) << error;
+    broker_ = std::make_unique<BrokerProcess>(
+        dir_, std::vector<std::string>{"--ephemeral", "--tls-cert", pki_.Cert("server"),
+                                       "--tls-key", pki_.Key("server"), "--tls-ca", pki_.ca});
+    admin_ = std::make_unique<BrokerView>(Channel("secret-admin"));
+    operator_ = std::make_unique<BrokerView>(Channel("operator"));
+  }
+  TlsFiles Files(const std::string& who) { return {pki_.Cert(who), pki_.Key(who), pki_.ca}; }
+  std::shared_ptr<grpc::Channel> Channel(const std::string& who) {
+    ChannelOptions o(broker_->address());
+    o.tls = Files(who);
+    auto channel = MakeChannel(o);
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    return *channel;
+  }
+  TempDir dir_;
+  Pki pki_;
+  std::unique_ptr<BrokerProcess> broker_;
+  std::unique_ptr<BrokerView> admin_, operator_;
+};
+
+TEST_F(SharedSecretMtlsTest, AMinterWatchesTheSecretAndRevokesItsUsernames) {
+  auto service = Connect(broker_->address(), Files("minter"));
+  ASSERT_TRUE(service);
+  AddAndActivate(*admin_, "s1", kSecret1);
+  ASSERT_TRUE(WaitFor([&] { return MintsWith(*service, "sip:warmup@example.org") == "s1"; }));
+  auto c = service->issuer().Issue("sip:alice@example.org", "", 600);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->password, TurnRestPassword(kSecret1, c->username));
+  const uint64_t before = operator_->Status()->revoked_usernames();
+  absl::Status s = service->issuer().RevokeSubscriber("sip:alice@example.org", "de-REGISTER");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(operator_->Status()->revoked_usernames(), before + 1)
+      << "revoked until the expiry in the username";
+}
+
+TEST_F(SharedSecretMtlsTest, ACertificateWithoutTheMinterRoleGetsNoSecret) {
+  AddAndActivate(*admin_, "s1", kSecret1);
+  auto service = Connect(broker_->address(), Files("publisher"));
+  ASSERT_TRUE(service);
+  ASSERT_TRUE(WaitFor([&] { return service->secret_watcher()->streams() >= 2; }));
+  auto c = service->issuer().Issue("sip:alice@example.org", "", 600);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
 }
 
 }  // namespace
