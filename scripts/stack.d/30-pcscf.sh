@@ -14,14 +14,26 @@ pcscf_sip_password() {
   sed -n "s/^$1 //p" "$STACK_DIR/sip-passwords"
 }
 
+# The agent mints in the TURN farm's mode (20-turn.sh's TURN_AUTH_MODE):
+# per-credential, or shared-secret with the realm's active secret
+# (docs/approach1.md).
+PCSCF_AGENT_MODE=${TURN_AUTH_MODE:-per-credential}
+
 stack_start_pcscf() {
   local realm=${TURN_REALM:-demo.example.org}
   AGENT_PORT=$(free_port)
   start_bg pcscf-agent "$BUILD/pcscf-plugin/pcscf-turn-agent" --broker "$BROKER" \
-    --listen "127.0.0.1:$AGENT_PORT" --realm "$realm" \
+    --listen "127.0.0.1:$AGENT_PORT" --realm "$realm" --mode "$PCSCF_AGENT_MODE" \
     --turn-uri "turn:127.0.0.1:${TURN_PORT:-3478}?transport=udp" \
     --turn-uri "turn:127.0.0.1:${TURN_PORT:-3478}?transport=tcp"
   wait_for_log pcscf-agent "pcscf-turn-agent listening on"
+  if [[ $PCSCF_AGENT_MODE == shared-secret ]]; then
+    # Ready once the realm's active secret has arrived over Watch.
+    for _ in $(seq 100); do
+      curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null && break
+      sleep 0.1
+    done
+  fi
 
   local subscribers="$STACK_DIR/kamailio-subscribers" user password
   rm -rf "$subscribers"
@@ -72,13 +84,20 @@ stack_demo_pcscf() {
   user=$(sed -n 's/.*username="\([^"]*\)".*/\1/p' <<<"$header")
   pass=$(sed -n 's/.*password="\([^"]*\)".*/\1/p' <<<"$header")
   [[ -n "$user" ]] || { echo "no TURN-Credential in the 200 OK"; return 1; }
-  echo "the broker holds it (published before the 200 OK left):"
-  run "$CTL" get --username "$user"
+  if [[ $PCSCF_AGENT_MODE == shared-secret ]]; then
+    echo "minted by the agent with the realm's active secret (\"<expiry>:<opaque id>\"), no broker call:"
+    curl -s "http://127.0.0.1:$AGENT_PORT/metrics" |
+      grep -E '^pcscf_turn_(shared_secret_mints_total|shared_secrets)[ {]' | sed 's/^/  /'
+  else
+    echo "the broker holds it (published before the 200 OK left):"
+    run "$CTL" get --username "$user"
+  fi
 
   local turn=0
   if declare -F turn_allocate >/dev/null && declare -F turn_key_present >/dev/null; then
     turn=1
-    for _ in $(seq 50); do turn_key_present "$user" && break; sleep 0.1; done
+    [[ $PCSCF_AGENT_MODE == shared-secret ]] ||
+      for _ in $(seq 50); do turn_key_present "$user" && break; sleep 0.1; done
     if turn_allocate "$user" "$pass"; then
       echo "turnutils_uclient with the credential from the 200 OK: allocation ACCEPTED by coturn"
     else
@@ -91,6 +110,13 @@ stack_demo_pcscf() {
 
   say "eP-CSCF: sipp de-REGISTER; the credential is revoked"
   pcscf_sipp deregister.xml alice || return 1
+  if [[ $PCSCF_AGENT_MODE == shared-secret ]]; then
+    # Approach 1: the broker records the revocation and the sync ends the
+    # username's live allocations; coturn itself would still accept a new
+    # Allocate with it until it expires (docs/approach1.md, Revocation).
+    echo "revoked at the broker as a minter; live allocations are ended, new ones not refused"
+    return 0
+  fi
   run "$CTL" get --username "$user" || echo "(get fails: revoked, exit code $?)"
   if ((turn)); then
     for _ in $(seq 50); do turn_key_present "$user" || break; sleep 0.1; done
