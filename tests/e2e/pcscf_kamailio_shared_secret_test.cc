@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "pcscf_stack.h"
+#include "promtool.h"
 #include "turnbroker/pcscf/secret_book.h"
 
 namespace turnbroker::pcscf::testing {
@@ -80,6 +81,16 @@ TEST_F(PcscfKamailioSharedSecretTest, The200OkCarriesAnApproachOneCredential) {
   EXPECT_GE(h->ttl_s, 3590);  // TURN_TTL of the reference config
   EXPECT_FALSE(stack.view().IsLive(h->username)) << "nothing published per REGISTER";
   EXPECT_EQ(stack.view().Status()->live_credentials(), 0u);
+  httplib::Client cli("127.0.0.1", stack.agent_port());
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(turnbroker::testing::PromtoolProblems(m->body), "") << m->body;
+  EXPECT_NE(m->body.find("pcscf_turn_shared_secret_mints_total{secret=\"s1\"} 1\n"),
+            std::string::npos)
+      << m->body;
+  EXPECT_NE(m->body.find("pcscf_turn_credential_mode{mode=\"shared-secret\"} 1\n"),
+            std::string::npos);
+  EXPECT_EQ(m->body.find(kSecret1), std::string::npos);
 }
 
 TEST_F(PcscfKamailioSharedSecretTest, ReRegisterReusesAndDeRegisterRevokesAtTheBroker) {
