@@ -32,6 +32,9 @@ std::unique_ptr<CredentialService> Connect(const std::string& broker, TlsFiles t
   issuer.issuer = "pcscf-it";
   issuer.turn_uris = {"turn:127.0.0.1:3478?transport=udp"};
   issuer.status_interval_ms = 0;
+  // Replaced credentials expire rather than being revoked later: the only
+  // revocations are the test's own.
+  issuer.overlap_ms = -1;
   ChannelOptions channel(broker);
   channel.tls = std::move(tls);
   channel.max_reconnect_backoff_ms = 200;

@@ -109,6 +109,16 @@ TEST_F(SecretBookTest, NothingBeforeTheFirstSnapshot) {
   EXPECT_EQ(book_.position().revision, 5u);
 }
 
+TEST_F(SecretBookTest, AStoreWithNoEventYetSyncsAtRevisionZero) {
+  ApplyAll(SnapshotFrames("e1", 0, {}));
+  EXPECT_EQ(book_.position().revision, 0u);
+  ASSERT_TRUE(
+      book_.Apply(SecretEvent("e1", 1, MakeSecret(kRealm, "a", v1::SECRET_STATE_ACTIVE, kSecretA)))
+          .ok());
+  EXPECT_EQ(ActiveId(), "a");
+  EXPECT_EQ(book_.position().revision, 1u);
+}
+
 TEST_F(SecretBookTest, OnlyTheActiveSecretOfTheRealmIsUsed) {
   ApplyAll(SnapshotFrames("e1", 9,
                           {MakeSecret(kRealm, "old", v1::SECRET_STATE_SUPERSEDED, kSecretA),

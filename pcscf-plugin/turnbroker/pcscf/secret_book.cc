@@ -58,6 +58,7 @@ SecretBook::SecretBook(const Clock* clock) : clock_(clock) {}
 
 void SecretBook::ResetLocked() {
   position_ = WatchPosition();
+  positioned_ = false;
   in_snapshot_ = false;
   snapshot_.clear();
 }
@@ -91,6 +92,7 @@ absl::Status SecretBook::Apply(const v1::WatchResponse& frame) {
       in_snapshot_ = true;
       snapshot_.clear();
       position_ = WatchPosition{frame.epoch(), 0};
+      positioned_ = false;
       ApplyEventsLocked(frame, &snapshot_);
       return absl::OkStatus();
     case v1::WatchResponse::SYNCED:
@@ -99,13 +101,14 @@ absl::Status SecretBook::Apply(const v1::WatchResponse& frame) {
         known_.swap(snapshot_);
         snapshot_.clear();
         in_snapshot_ = false;
-      } else if (position_.revision == 0 || frame.epoch() != position_.epoch) {
+      } else if (!positioned_ || frame.epoch() != position_.epoch) {
         ResetLocked();
         return absl::DataLossError("watch: SYNCED without a snapshot or a resume point");
       } else {
         ApplyEventsLocked(frame, &known_);  // a resumed stream's replay
       }
       position_ = WatchPosition{frame.epoch(), frame.revision()};
+      positioned_ = true;
       synced_ = true;
       return absl::OkStatus();
     case v1::WatchResponse::EVENTS:
@@ -114,7 +117,7 @@ absl::Status SecretBook::Apply(const v1::WatchResponse& frame) {
         ApplyEventsLocked(frame, &snapshot_);
         return absl::OkStatus();
       }
-      if (position_.revision == 0 || frame.epoch() != position_.epoch) {
+      if (!positioned_ || frame.epoch() != position_.epoch) {
         const std::string had = position_.epoch;
         ResetLocked();
         return absl::DataLossError(StrCat("watch: events of epoch '", frame.epoch(),

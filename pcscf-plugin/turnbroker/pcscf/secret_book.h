@@ -100,8 +100,11 @@ class SecretBook {
   Realms known_;              // guarded by mu_
   Realms snapshot_;           // guarded by mu_: being received
   bool in_snapshot_ = false;  // guarded by mu_
-  bool synced_ = false;       // guarded by mu_
-  WatchPosition position_;    // guarded by mu_
+  // position_ is a resume point: a SYNCED of its epoch was applied (its
+  // revision may be 0: a store with no event yet). Guarded by mu_.
+  bool positioned_ = false;
+  bool synced_ = false;     // guarded by mu_
+  WatchPosition position_;  // guarded by mu_
 };
 
 }  // namespace turnbroker::pcscf
