@@ -48,7 +48,12 @@ stack_start_wic() {
   # made its password); a loopback demo, so the password rides in the URL.
   local wic_password=""
   declare -F pcscf_sip_password >/dev/null && wic_password=$(pcscf_sip_password wic)
-  WIC_URL="http://127.0.0.1:$page_port/?ws=ws://127.0.0.1:$WIC_WS_PORT&impu=$WIC_IMPU&password=$wic_password"
+  # Approach 1 (TURN_AUTH_MODE=shared-secret): coturn cannot refuse one
+  # still-valid credential after de-REGISTER (docs/approach1.md, Revocation),
+  # so the page does not check that.
+  local check=revoked
+  [[ ${TURN_AUTH_MODE:-per-credential} == shared-secret ]] && check=none
+  WIC_URL="http://127.0.0.1:$page_port/?ws=ws://127.0.0.1:$WIC_WS_PORT&impu=$WIC_IMPU&check=$check&password=$wic_password"
   WIC_URL_SHOWN="${WIC_URL%%&password=*}&password=(see $STACK_DIR/sip-passwords)"
   echo "WIC page: $WIC_URL_SHOWN"
   echo "  (Kamailio SIP over WebSocket on ws://127.0.0.1:$WIC_WS_PORT; open the page in a browser" \
