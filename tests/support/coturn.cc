@@ -151,14 +151,23 @@ TurnClient::TurnClient(const TempDir& dir, const CoturnServer& server, const Tur
 TurnClient::~TurnClient() = default;
 
 bool TurnClient::Allocated(std::chrono::milliseconds timeout) {
-  bool allocated = false;
+  return Wait(timeout) == Outcome::kAllocated;
+}
+
+TurnClient::Outcome TurnClient::Wait(std::chrono::milliseconds timeout) {
+  Outcome outcome = Outcome::kNoAnswer;
   WaitUntil(
       [&] {
-        allocated = process_->Output().find("Received relay addr") != std::string::npos;
-        return allocated || !process_->running();
+        const std::string output = process_->Output();
+        if (output.find("Received relay addr") != std::string::npos) {
+          outcome = Outcome::kAllocated;
+        } else if (output.find("Cannot complete Allocation") != std::string::npos) {
+          outcome = Outcome::kRefused;
+        }
+        return outcome != Outcome::kNoAnswer || !process_->running();
       },
       timeout);
-  return allocated;
+  return outcome;
 }
 
 bool TryAllocate(const TempDir& dir, const CoturnServer& server, const TurnPeer& peer,

@@ -87,6 +87,10 @@ class TurnClient {
   // True once an allocation succeeded; false if the client gave up (401,
   // wrong or unknown credential) or `timeout` passed.
   bool Allocated(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Like Allocated, telling a refusal (coturn answered with an error: the
+  // client prints "Cannot complete Allocation") from no answer in time.
+  enum class Outcome { kAllocated, kRefused, kNoAnswer };
+  Outcome Wait(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   Subprocess& process() { return *process_; }
 
  private:
