@@ -43,13 +43,18 @@ TEST_F(TurnSecretE2eTest, ACredentialFromAnAddedSecretIsAcceptedUntilTheSecretIs
 
   // The broker knows the sync applied it (Acknowledge).
   EXPECT_TRUE(WaitUntil(
-      [&] { return farm_.Metrics().find("turnbroker_sync_acknowledgements_total{result=\"ok\"} 0") == npos; },
+      [&] {
+        return farm_.Metrics().find("turnbroker_sync_acknowledgements_total{result=\"ok\"} 0") ==
+               npos;
+      },
       5s))
       << farm_.Metrics();
 
-  RunResult retire = farm_.Ctl({"secret", "retire", "--realm", SecretFarm::kRealm, "--id", "s1", "--force"});
+  RunResult retire =
+      farm_.Ctl({"secret", "retire", "--realm", SecretFarm::kRealm, "--id", "s1", "--force"});
   ASSERT_EQ(retire.exit_code, 0) << retire.output;
-  ASSERT_TRUE(WaitUntil([&] { return farm_.SecretSet().empty(); }, 5s)) << farm_.sync().process().Output();
+  ASSERT_TRUE(WaitUntil([&] { return farm_.SecretSet().empty(); }, 5s))
+      << farm_.sync().process().Output();
   EXPECT_FALSE(farm_.Allocates(user, password));
 
   // The secret's bytes are in no log line of the sync.
@@ -66,13 +71,15 @@ TEST_F(TurnSecretE2eTest, RevokingAnApproach1UsernameEndsItsLiveAllocation) {
   ASSERT_FALSE(secret.empty());
   const std::string carol = RestUsername(NowS() + 600);
   const std::string dave = RestUsername(NowS() + 600);
-  TurnClient carol_client(farm_.dir(), farm_.coturn(), farm_.peer(), carol, RestPassword(secret, carol));
-  TurnClient dave_client(farm_.dir(), farm_.coturn(), farm_.peer(), dave, RestPassword(secret, dave));
+  TurnClient carol_client(farm_.dir(), farm_.coturn(), farm_.peer(), carol,
+                          RestPassword(secret, carol));
+  TurnClient dave_client(farm_.dir(), farm_.coturn(), farm_.peer(), dave,
+                         RestPassword(secret, dave));
   ASSERT_TRUE(carol_client.Allocated());
   ASSERT_TRUE(dave_client.Allocated());
 
-  CoturnCli cli(
-      CoturnCliOptions{{"127.0.0.1", static_cast<uint16_t>(farm_.coturn().cli_port())}, SecretFarm::kCliPassword});
+  CoturnCli cli(CoturnCliOptions{{"127.0.0.1", static_cast<uint16_t>(farm_.coturn().cli_port())},
+                                 SecretFarm::kCliPassword});
   auto sessions = [&](const std::string& user) {
     auto ids = cli.Sessions(SecretFarm::kRealm, user);
     EXPECT_TRUE(ids.ok()) << ids.status();
@@ -82,10 +89,11 @@ TEST_F(TurnSecretE2eTest, RevokingAnApproach1UsernameEndsItsLiveAllocation) {
 
   // coturn would accept carol's credential again (it recomputes the
   // password); the revocation ends what is live (docs/approach1.md).
-  RunResult revoke =
-      farm_.Ctl({"revoke", "--realm", SecretFarm::kRealm, "--username", carol, "--reason", "de-REGISTER"});
+  RunResult revoke = farm_.Ctl(
+      {"revoke", "--realm", SecretFarm::kRealm, "--username", carol, "--reason", "de-REGISTER"});
   ASSERT_EQ(revoke.exit_code, 0) << revoke.output;
-  EXPECT_TRUE(WaitUntil([&] { return sessions(carol) == 0; }, 10s)) << farm_.sync().process().Output();
+  EXPECT_TRUE(WaitUntil([&] { return sessions(carol) == 0; }, 10s))
+      << farm_.sync().process().Output();
   EXPECT_GT(sessions(dave), 0u);
   EXPECT_NE(farm_.Metrics().find("turnbroker_sync_sessions_cancelled_total"), npos);
 }
@@ -94,8 +102,8 @@ TEST(TurnSecretSyncCommandLineTest, AuthModeIsDocumentedAndABadOneStopsIt) {
   RunResult help = turnbroker::testing::Run({BuiltBinary("turn-credential-sync"), "--help"});
   EXPECT_NE(help.output.find("--auth-mode"), std::string::npos);
   EXPECT_NE(help.output.find("TURNBROKER_SYNC_AUTH_MODE"), std::string::npos);
-  RunResult bad =
-      turnbroker::testing::Run({BuiltBinary("turn-credential-sync"), "--realm", "r", "--auth-mode", "static-secret"});
+  RunResult bad = turnbroker::testing::Run(
+      {BuiltBinary("turn-credential-sync"), "--realm", "r", "--auth-mode", "static-secret"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("--auth-mode"), std::string::npos) << bad.output;
 }

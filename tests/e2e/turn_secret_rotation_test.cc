@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -36,6 +37,7 @@ int64_t NowMs() { return Clock::System()->NowMs(); }
 // One credential asked of the agent and the Allocate made with it.
 struct Attempt {
   int64_t asked_at_ms = 0;
+  int64_t answered_at_ms = 0;
   std::string username;
   std::string password;
   TurnClient::Outcome outcome = TurnClient::Outcome::kNoAnswer;
@@ -43,8 +45,7 @@ struct Attempt {
 
 class TurnSecretRotationE2eTest : public ::testing::Test {
  protected:
-  TurnSecretRotationE2eTest()
-      : farm_({"--max-ttl", std::to_string(kMaxTtlS), "--min-ttl", "1"}) {}
+  TurnSecretRotationE2eTest() : farm_({"--max-ttl", std::to_string(kMaxTtlS), "--min-ttl", "1"}) {}
 
   // Runs `verb` until the broker accepts it (it refuses activation before
   // every sync acknowledged, and retirement before the credentials'
@@ -84,11 +85,11 @@ TEST_F(TurnSecretRotationE2eTest, TwentyClientsAreNeverRefusedWhileTheSecretRota
   ASSERT_FALSE(old_secret.empty());
   ASSERT_NE(Until({"secret", "activate", "--realm", realm, "--id", "old"}, 10s), 0);
 
-  AgentProcess agent(farm_.dir(), farm_.broker().address(),
-                     {"--mode", "shared-secret", "--realm", realm, "--turn-uri",
-                      "turn:127.0.0.1:" + std::to_string(farm_.coturn().port()) + "?transport=udp",
-                      "--ttl", std::to_string(kMaxTtlS), "--min-ttl", "1", "--max-ttl",
-                      std::to_string(kMaxTtlS)});
+  AgentProcess agent(
+      farm_.dir(), farm_.broker().address(),
+      {"--mode", "shared-secret", "--realm", realm, "--turn-uri",
+       "turn:127.0.0.1:" + std::to_string(farm_.coturn().port()) + "?transport=udp", "--ttl",
+       std::to_string(kMaxTtlS), "--min-ttl", "1", "--max-ttl", std::to_string(kMaxTtlS)});
   {
     httplib::Client http("127.0.0.1", agent.port());
     ASSERT_TRUE(WaitUntil([&] { return !Mint(&http, "sip:probe@example.org").first.empty(); }, 10s))
@@ -106,8 +107,9 @@ TEST_F(TurnSecretRotationE2eTest, TwentyClientsAreNeverRefusedWhileTheSecretRota
       for (int n = 0; !stop; ++n) {
         Attempt a;
         a.asked_at_ms = NowMs();
-        std::tie(a.username, a.password) =
-            Mint(&http, "sip:client" + std::to_string(c) + "-" + std::to_string(n) + "@example.org");
+        std::tie(a.username, a.password) = Mint(
+            &http, "sip:client" + std::to_string(c) + "-" + std::to_string(n) + "@example.org");
+        a.answered_at_ms = NowMs();
         if (!a.username.empty()) {
           TurnClient client(farm_.dir(), farm_.coturn(), farm_.peer(), a.username, a.password);
           a.outcome = client.Wait(10s);
@@ -120,27 +122,28 @@ TEST_F(TurnSecretRotationE2eTest, TwentyClientsAreNeverRefusedWhileTheSecretRota
       }
     });
   }
-  auto attempts_now = [&] {
+  auto asked_after = [&](int64_t at_ms) {
     std::lock_guard<std::mutex> lock(mu);
-    return attempts.size();
+    return std::count_if(attempts.begin(), attempts.end(),
+                         [&](const Attempt& a) { return a.asked_at_ms > at_ms; });
   };
 
   std::this_thread::sleep_for(2s);
   // Stage: every TURN node accepts both secrets.
+  const int64_t staged_at = NowMs();
   const std::string new_secret = farm_.AddSecret("new");
   // Activate: the broker refuses until the sync has acknowledged the
   // staged revision (its grace, 60 s by default, is far longer than this).
-  const int64_t staged_at = NowMs();
   const int64_t activated_at = Until({"secret", "activate", "--realm", realm, "--id", "new"}, 20s);
   EXPECT_LT(activated_at - staged_at, 10'000) << "activated by the grace, not by acknowledgements";
   // Retire the old one once no credential minted with it can be live: the
   // broker refuses before kMaxTtlS after the activation.
   const int64_t retired_at = Until({"secret", "retire", "--realm", realm, "--id", "old"}, 30s);
   EXPECT_GE(retired_at - activated_at, kMaxTtlS * 1000 - 1000);
-  ASSERT_TRUE(WaitUntil([&] { return farm_.SecretSet() == std::vector<std::string>{new_secret}; },
-                        5s));
-  const size_t before_end = attempts_now();
-  WaitUntil([&] { return attempts_now() >= before_end + kClients; }, 10s);
+  ASSERT_TRUE(
+      WaitUntil([&] { return farm_.SecretSet() == std::vector<std::string>{new_secret}; }, 5s));
+  // Every client allocates again with the new secret alone.
+  WaitUntil([&] { return asked_after(retired_at) >= 2 * kClients; }, 15s);
   stop = true;
   for (std::thread& t : clients) t.join();
 
@@ -169,7 +172,7 @@ TEST_F(TurnSecretRotationE2eTest, TwentyClientsAreNeverRefusedWhileTheSecretRota
       ++after_activation;
       EXPECT_EQ(a.password, RestPassword(new_secret, a.username))
           << a.username << " asked " << a.asked_at_ms - activated_at << " ms after activation";
-    } else if (a.asked_at_ms < staged_at) {
+    } else if (a.answered_at_ms < staged_at) {
       EXPECT_EQ(a.password, RestPassword(old_secret, a.username)) << a.username;
     }
     if (a.asked_at_ms > retired_at) ++after_retirement;
@@ -181,11 +184,12 @@ TEST_F(TurnSecretRotationE2eTest, TwentyClientsAreNeverRefusedWhileTheSecretRota
   EXPECT_GE(after_retirement, static_cast<size_t>(kClients));
   EXPECT_GT(allocated, 0u);
   RecordProperty("allocations", static_cast<int>(allocated));
-  std::printf("rotation under load: %zu allocations, %zu refused, %zu after activation, %zu after "
-              "retirement; activated %lld ms after staging, retired %lld ms after activation\n",
-              allocated, refused, after_activation, after_retirement,
-              static_cast<long long>(activated_at - staged_at),
-              static_cast<long long>(retired_at - activated_at));
+  std::printf(
+      "rotation under load: %zu allocations, %zu refused, %zu after activation, %zu after "
+      "retirement; activated %lld ms after staging, retired %lld ms after activation\n",
+      allocated, refused, after_activation, after_retirement,
+      static_cast<long long>(activated_at - staged_at),
+      static_cast<long long>(retired_at - activated_at));
 }
 
 }  // namespace
