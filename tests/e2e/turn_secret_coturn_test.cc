@@ -44,11 +44,12 @@ TEST_F(TurnSecretE2eTest, ACredentialFromAnAddedSecretIsAcceptedUntilTheSecretIs
   // The broker knows the sync applied it (Acknowledge).
   EXPECT_TRUE(WaitUntil(
       [&] {
-        return farm_.Metrics().find("turnbroker_sync_acknowledgements_total{result=\"ok\"} 0") ==
-               npos;
+        return farm_.Ctl({"secret", "list", "--realm", SecretFarm::kRealm})
+                   .output.find("syncs_acknowledged=e2e-secret") != npos;
       },
       5s))
-      << farm_.Metrics();
+      << farm_.Ctl({"secret", "list", "--realm", SecretFarm::kRealm}).output;
+  EXPECT_EQ(farm_.Metrics().find("turnbroker_sync_acknowledgements_total{result=\"ok\"} 0"), npos);
 
   RunResult retire =
       farm_.Ctl({"secret", "retire", "--realm", SecretFarm::kRealm, "--id", "s1", "--force"});
@@ -96,6 +97,48 @@ TEST_F(TurnSecretE2eTest, RevokingAnApproach1UsernameEndsItsLiveAllocation) {
       << farm_.sync().process().Output();
   EXPECT_GT(sessions(dave), 0u);
   EXPECT_NE(farm_.Metrics().find("turnbroker_sync_sessions_cancelled_total"), npos);
+}
+
+TEST_F(TurnSecretE2eTest, AnExpiringSecretLeavesCoturnsSetAtItsExpiry) {
+  const std::vector<std::string> before = farm_.SecretSet();
+  RunResult add = farm_.Ctl(
+      {"secret", "add", "--realm", SecretFarm::kRealm, "--id", "brief", "--expires-in", "2"});
+  ASSERT_EQ(add.exit_code, 0) << add.output;
+  ASSERT_TRUE(WaitUntil([&] { return farm_.SecretSet().size() == 1; }, 5s));
+  const std::string secret = farm_.SecretSet().front();
+  const std::string user = RestUsername(NowS() + 600);
+  EXPECT_TRUE(farm_.Allocates(user, RestPassword(secret, user)));
+  // No event: the sync's timer removes it at its expiry.
+  ASSERT_TRUE(WaitUntil([&] { return farm_.SecretSet().empty(); }, 5s))
+      << farm_.sync().process().Output();
+  EXPECT_FALSE(farm_.Allocates(user, RestPassword(secret, user)));
+  EXPECT_NE(farm_.Metrics().find("turnbroker_sync_secrets_removed_total{reason=\"expired\"} 1"),
+            npos);
+}
+
+// A broker whose store is made anew (a new epoch) has lost the secret: the
+// sync keeps it until every credential minted with it has expired (the
+// broker's --max-ttl), so no client is refused meanwhile.
+class TurnSecretEpochE2eTest : public ::testing::Test {
+ protected:
+  SecretFarm farm_{{"--max-ttl", "3", "--min-ttl", "1"}};
+};
+
+TEST_F(TurnSecretEpochE2eTest, ASecretLostWithTheBrokersStoreIsKeptForItsCredentialsLifetime) {
+  const std::string secret = farm_.AddSecret("s1");
+  ASSERT_FALSE(secret.empty());
+  const std::string user = RestUsername(NowS() + 60);
+  ASSERT_TRUE(farm_.Allocates(user, RestPassword(secret, user)));
+
+  farm_.broker().Restart();  // --ephemeral: an empty store, another epoch
+  ASSERT_TRUE(WaitUntil(
+      [&] { return farm_.Metrics().find("turnbroker_sync_secrets_retained_total 1") != npos; },
+      10s))
+      << farm_.sync().process().Output();
+  EXPECT_EQ(farm_.SecretSet(), std::vector<std::string>{secret});
+  EXPECT_TRUE(farm_.Allocates(user, RestPassword(secret, user)));
+  // Then it goes: no credential made with it can still be valid.
+  EXPECT_TRUE(WaitUntil([&] { return farm_.SecretSet().empty(); }, 6s));
 }
 
 TEST(TurnSecretSyncCommandLineTest, AuthModeIsDocumentedAndABadOneStopsIt) {
