@@ -114,7 +114,7 @@ stack_demo_pcscf() {
     # Approach 1: the broker records the revocation and the sync ends the
     # username's live allocations; coturn itself would still accept a new
     # Allocate with it until it expires (docs/approach1.md, Revocation).
-    echo "revoked at the broker as a minter; live allocations are ended, new ones not refused"
+    echo "revoked at the broker by username; live allocations are ended, new ones not refused"
     return 0
   fi
   run "$CTL" get --username "$user" || echo "(get fails: revoked, exit code $?)"
