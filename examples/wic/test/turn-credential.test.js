@@ -75,3 +75,14 @@ test('refuses a URL that is not TURN or STUN', () => {
   assert.equal(fieldOf(() => parseTurnCredential(bad)), 'urls[1]');
   assert.equal(fieldOf(() => parseTurnCredential(HEADER.replace('turn:turn.example.org', 'turn:?x'))), 'urls[0]');
 });
+
+test('parses an approach-1 credential: a colon in the username, base64 padding in the password', () => {
+  // pcscf-turn-agent --mode=shared-secret (docs/approach1.md): the same header.
+  const header = 'username="1796560354:c3Jgcp-qH5HNd6_mOhRuxQ";password="jfbuYIRExN5mLhjz+GTw/kJGP4Y=";'
+    + 'ttl=600;expires_at=1796560354;urls="turn:127.0.0.1:3478?transport=udp"';
+  const c = parseTurnCredential(header);
+  assert.equal(c.username, '1796560354:c3Jgcp-qH5HNd6_mOhRuxQ');
+  assert.equal(c.password, 'jfbuYIRExN5mLhjz+GTw/kJGP4Y=');
+  assert.equal(c.expiresAt, 1796560354);
+  assert.equal(toIceServer(c).credential, 'jfbuYIRExN5mLhjz+GTw/kJGP4Y=');
+});
