@@ -277,6 +277,13 @@ int RunSync(const SyncRunOptions& o) {
         "revoked users are not ended")
         .Kv("from", kPasswordVariable);
   }
+  if (credential_sync.shared_secret() && !o.coturn_admin) {
+    // coturn recomputes an approach-1 password from the secret: without its
+    // CLI a revocation changes nothing at all (docs/approach1.md).
+    LogWarn(
+        "shared-secret mode without --coturn-admin: revocations cannot end the live "
+        "allocations of revoked users");
+  }
   if (canceller) canceller->Start();
   if (expiry) expiry->Start();
   loop.Start();
