@@ -269,9 +269,11 @@ void SecretSet::FinishSnapshot(
       ++changes->retained;
     }
   }
-  for (const auto& [realm, set] : members) {
+  for (const auto& realm_members : members) {
+    // Not a structured binding: Clang 14 cannot capture one in a lambda.
+    const std::string& realm = realm_members.first;
     size_t foreign = 0;
-    for (const std::string& m : set) {
+    for (const std::string& m : realm_members.second) {
       bool held = std::any_of(secrets_.begin(), secrets_.end(), [&](const auto& e) {
         return e.second.realm == realm && e.second.secret == m;
       });
