@@ -39,6 +39,22 @@ class BrokerClient {
     return resp.revision();
   }
 
+  // Publish, retried while the broker is UNAVAILABLE (just restarted: the
+  // first call may meet the closing connection) for up to 5 s.
+  uint64_t PublishOnceServing(const std::string& realm, const std::string& username,
+                              int64_t ttl_ms) {
+    v1::PublishResponse resp;
+    grpc::Status s;
+    turnbroker::testing::WaitUntil(
+        [&] {
+          s = client_.Publish({Cred(realm, username, Clock::System()->NowMs() + ttl_ms)}, &resp);
+          return s.error_code() != grpc::StatusCode::UNAVAILABLE;
+        },
+        std::chrono::seconds(5));
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.revision();
+  }
+
   uint64_t Revoke(const v1::Selector& selector) {
     v1::RevokeRequest req;
     *req.mutable_selector() = selector;
