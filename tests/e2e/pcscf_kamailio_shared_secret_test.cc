@@ -112,6 +112,18 @@ TEST_F(PcscfKamailioSharedSecretTest, ReRegisterReusesAndDeRegisterRevokesAtTheB
   EXPECT_GT(stack.view().Status()->revision(), revision_before);
 }
 
+TEST_F(PcscfKamailioSharedSecretTest, RegistrationExpiryRevokesAtTheBroker) {
+  PcscfStack stack(dir_, SharedSecret({}, {{"REG_MIN_EXPIRES", "1"}, {"UL_TIMER_INTERVAL", "1"}}));
+  Activate(stack, "s1", kSecret1);
+  SippResult r = stack.Sipp("register.xml", "frank", 2);
+  ASSERT_EQ(r.exit_code, 0) << Dump(r);
+  ASSERT_TRUE(HeaderIn(r.log.at(0))) << Dump(r);
+  const uint64_t revision = stack.view().Status()->revision();
+  EXPECT_TRUE(WaitFor([&] { return stack.view().Status()->revision() > revision; }))
+      << "the expired registration's username was not revoked\n"
+      << stack.kamailio().Log();
+}
+
 TEST_F(PcscfKamailioSharedSecretTest, AfterAnActivationTheNextRegisterUsesTheNewSecret) {
   PcscfStack stack(dir_, SharedSecret());
   Activate(stack, "s1", kSecret1);
