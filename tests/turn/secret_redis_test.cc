@@ -1,13 +1,16 @@
 // turn-credential-sync in --auth-mode=shared-secret against a real
 // redis-server (frames fed in process): coturn's secret set after adds,
 // retirements, a reconciling snapshot, a restart of the sync, a secret's
-// expiry on the timer, and a Redis restarted empty.
+// expiry on the timer, and a Redis restarted empty; and over gRPC against a
+// scripted broker: what it asks for in Watch and reports in Acknowledge, and
+// bad or hostile secrets refused without their bytes in the log.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "frames.h"
 #include "redis_server.h"
+#include "sync_fixture.h"
 #include "turnbroker/common/metrics.h"
 #include "turnbroker/turn/sync.h"
 
@@ -113,6 +116,65 @@ TEST_F(SecretRedisTest, ARedisRestartedEmptyIsRefilledFromASnapshot) {
   Apply(Events(kEpoch, 0, {SecretEvent(1, kRealm, "a", kSecretA)}));
   Apply(Synced(kEpoch, 1));
   EXPECT_EQ(Set(), (std::vector<std::string>{kSecretA}));
+}
+
+TEST_F(SecretRedisTest, WatchesSecretsAcknowledgesAndRefusesBadSecretsWithoutLoggingThem) {
+  const std::string hostile = "bad\nline injected " + std::string(30, 'x');  // not printable
+  const std::string too_short = "short-but-secret";
+  ScriptedBroker service({
+      SnapshotBegin("e1", WR::NO_RESUME_POINT),
+      Events("e1", 0,
+             {SecretEvent(1, kRealm, "good", kSecretA), SecretEvent(2, kRealm, "short", too_short),
+              SecretEvent(3, kRealm, "hostile", hostile),
+              SecretEvent(4, "not-served.org", "other", kSecretB)}),
+      Synced("e1", 4),
+      Frame("e1", 6, WR::PROGRESS),
+  });
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+
+  SyncOptions o;
+  o.name = "node-7";
+  o.realms = {kRealm};
+  o.farm = "farm-x";
+  o.auth_mode = AuthMode::kSharedSecret;
+  ::testing::internal::CaptureStderr();
+  SyncRunner sync("127.0.0.1:" + std::to_string(port), redis_.redis_url(), o);
+  bool reached = WaitUntil([&] { return service.acknowledgements().size() >= 2; }, 5s);
+  sync.Stop();
+  std::string log = ::testing::internal::GetCapturedStderr();
+  server->Shutdown(std::chrono::system_clock::now());
+  ASSERT_TRUE(reached) << log;
+
+  ASSERT_FALSE(service.watches().empty());
+  const v1::WatchRequest watch = service.watches().front();
+  ASSERT_EQ(watch.kinds_size(), 1);
+  EXPECT_EQ(watch.kinds(0), v1::RECORD_KIND_SHARED_SECRET);
+  EXPECT_EQ(watch.watcher_name(), "node-7");
+  EXPECT_EQ(watch.farm(), "farm-x");
+  // After SYNCED, then at the PROGRESS marker.
+  auto acks = service.acknowledgements();
+  EXPECT_EQ(acks[0].revision(), 4u);
+  EXPECT_EQ(acks[1].revision(), 6u);
+  for (const v1::AcknowledgeRequest& a : acks) {
+    EXPECT_EQ(a.watcher_name(), "node-7");
+    EXPECT_EQ(a.epoch(), "e1");
+    EXPECT_EQ(a.farm(), "farm-x");
+    EXPECT_EQ(std::vector<std::string>(a.realms().begin(), a.realms().end()),
+              std::vector<std::string>{kRealm});
+  }
+  EXPECT_EQ(Set(), std::vector<std::string>{kSecretA});
+  EXPECT_EQ(sync.metrics().events_refused->value(), 3u);
+  EXPECT_NE(log.find("secret refused"), std::string::npos);
+  EXPECT_NE(log.find("id=hostile"), std::string::npos);
+  for (const std::string& bytes : {kSecretA, kSecretB, too_short, hostile}) {
+    EXPECT_EQ(log.find(bytes), std::string::npos) << "secret bytes in the log";
+  }
+  EXPECT_EQ(sync.RenderMetrics().find(kSecretA), std::string::npos);
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../broker/broker_client.h"
@@ -76,6 +78,43 @@ class BrokerClient {
   turnbroker::testing::BrokerClient client_;
 };
 
+// A broker that sends scripted frames, then holds the stream open; it keeps
+// the WatchRequests and AcknowledgeRequests it receives.
+class ScriptedBroker final : public v1::CredentialBroker::Service {
+ public:
+  explicit ScriptedBroker(std::vector<v1::WatchResponse> frames) : frames_(std::move(frames)) {}
+  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
+                     grpc::ServerWriter<v1::WatchResponse>* writer) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      watches_.push_back(*request);
+    }
+    for (const auto& f : frames_) writer->Write(f);
+    while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return grpc::Status::OK;
+  }
+  grpc::Status Acknowledge(grpc::ServerContext*, const v1::AcknowledgeRequest* request,
+                           v1::AcknowledgeResponse*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    acknowledgements_.push_back(*request);
+    return grpc::Status::OK;
+  }
+  std::vector<v1::WatchRequest> watches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return watches_;
+  }
+  std::vector<v1::AcknowledgeRequest> acknowledgements() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acknowledgements_;
+  }
+
+ private:
+  const std::vector<v1::WatchResponse> frames_;
+  std::mutex mu_;
+  std::vector<v1::WatchRequest> watches_;                 // guarded by mu_
+  std::vector<v1::AcknowledgeRequest> acknowledgements_;  // guarded by mu_
+};
+
 // How a SyncRunner watches: the test defaults (a short idle watchdog).
 struct SyncRunnerTiming {
   int64_t idle_timeout_ms = 1'500;
@@ -107,6 +146,7 @@ class SyncRunner {
     wo.realms = options_.realms;
     wo.farm = options_.farm;
     wo.watcher_name = options_.name;
+    wo.kinds = WatchKinds(options_.auth_mode);
     wo.progress_interval_ms = 200;
     wo.idle_timeout_ms = timing.idle_timeout_ms;
     wo.backoff = BackoffOptions{20, 300, 2.0};

@@ -229,21 +229,6 @@ TEST_F(SyncRedisTest, TwoSyncsSharingOneRedisAgree) {
                                       "turnbroker/sync/node-2/position"}));
 }
 
-// A broker that sends scripted frames, then holds the stream open.
-class ScriptedBroker final : public v1::CredentialBroker::Service {
- public:
-  explicit ScriptedBroker(std::vector<v1::WatchResponse> frames) : frames_(std::move(frames)) {}
-  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest*,
-                     grpc::ServerWriter<v1::WatchResponse>* writer) override {
-    for (const auto& f : frames_) writer->Write(f);
-    while (!context->IsCancelled()) std::this_thread::sleep_for(10ms);
-    return grpc::Status::OK;
-  }
-
- private:
-  std::vector<v1::WatchResponse> frames_;
-};
-
 TEST_F(SyncRedisTest, BadRecordsFromTheStreamAreRefusedAndTheSyncGoesOn) {
   const int64_t exp = Clock::System()->NowMs() + 60'000;
   v1::Credential malformed = Cred(kRealm, "short-key", exp);

@@ -20,6 +20,11 @@ const std::string& ReasonName(v1::WatchResponse::SnapshotReason reason) {
 
 }  // namespace
 
+std::vector<v1::RecordKind> WatchKinds(AuthMode mode) {
+  if (mode == AuthMode::kSharedSecret) return {v1::RECORD_KIND_SHARED_SECRET};
+  return {};
+}
+
 CredentialSync::CredentialSync(SyncOptions options, RedisClient* redis, const Clock* clock,
                                SyncMetrics* metrics)
     : options_(std::move(options)),

@@ -71,6 +71,10 @@ struct SyncOptions {
   AuthMode auth_mode = AuthMode::kPerCredential;
 };
 
+// The record kinds a sync in `mode` watches (WatchRequest.kinds): none (the
+// default, long-term credentials) or RECORD_KIND_SHARED_SECRET.
+std::vector<v1::RecordKind> WatchKinds(AuthMode mode);
+
 class CredentialSync : public FrameSink {
  public:
   // `redis`, `clock` and `metrics` must outlive the sync.

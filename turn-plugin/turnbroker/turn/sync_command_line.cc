@@ -206,9 +206,7 @@ absl::StatusOr<SyncRunOptions> SyncCommandLine::Options() const {
   o.sync.cancel_sessions = o.coturn_admin.has_value();
   o.sync.auth_mode =
       auth_mode_ == "shared-secret" ? AuthMode::kSharedSecret : AuthMode::kPerCredential;
-  if (o.sync.auth_mode == AuthMode::kSharedSecret) {
-    o.watch.kinds = {v1::RECORD_KIND_SHARED_SECRET};
-  }
+  o.watch.kinds = WatchKinds(o.sync.auth_mode);
   o.watch.realms = o.sync.realms;
   o.watch.farm = o.sync.farm;
   o.watch.watcher_name = o.sync.name;
