@@ -9,11 +9,18 @@
 # Usage: scripts/tls-secrets.sh RELEASE [NAMESPACE] [CA_DIR] | kubectl apply -f -
 #   NAMESPACE default: default; CA_DIR default: ./turnbroker-ca-RELEASE
 #   DAYS (environment) certificate lifetime, default 90.
+#   AGENT_ROLE (environment) the agents' role: publisher (default) or, for
+#   agents of a turn.authMode=shared-secret farm (approach 1), minter.
 set -euo pipefail
 release=${1:?usage: tls-secrets.sh RELEASE [NAMESPACE] [CA_DIR]}
 namespace=${2:-default}
 ca_dir=${3:-./turnbroker-ca-$release}
 days=${DAYS:-90}
+agent_role=${AGENT_ROLE:-publisher}
+if [[ $agent_role != publisher && $agent_role != minter ]]; then
+  echo "tls-secrets.sh: AGENT_ROLE must be publisher or minter, not '$agent_role'" >&2
+  exit 2
+fi
 # The chart's fullname (helm/turnbroker/templates/_helpers.tpl).
 if [[ $release == *turnbroker* ]]; then full=$release; else full=$release-turnbroker; fi
 full=${full:0:63}
@@ -43,7 +50,7 @@ subjectAltName=DNS:$full-broker,DNS:$full-broker.$namespace.svc,DNS:$full-broker
 issue sync "$full-turn-credential-sync" "$client
 subjectAltName=URI:urn:turnbroker:role:subscriber"
 issue agent "$full-pcscf-agent" "$client
-subjectAltName=URI:urn:turnbroker:role:publisher"
+subjectAltName=URI:urn:turnbroker:role:$agent_role"
 issue operator "$full-operator" "$client
 subjectAltName=URI:urn:turnbroker:role:operator"
 cp "$work/operator.crt" "$work/operator.key" "$ca_dir/"

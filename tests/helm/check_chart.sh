@@ -147,6 +147,22 @@ grep -q -- "- --use-auth-secret$" <<<"$out" || fail "shared-secret: coturn witho
 ! grep -q -- "static-auth-secret" <<<"$out" || fail "shared-secret: a static secret in coturn's flags"
 grep -q -- "- --auth-mode=shared-secret$" <<<"$out" || fail "shared-secret: sync not --auth-mode=shared-secret"
 grep -q "redis-userdb=" <<<"$out" || fail "shared-secret: coturn does not read the node's Redis"
+# Its agents mint locally (role minter, --mode=shared-secret).
+grep -q '"urn:turnbroker:role:minter"' <<<"$out" || fail "shared-secret: agent certificate not minter"
+! grep -q "urn:turnbroker:role:publisher" <<<"$out" || fail "shared-secret: agent still publisher"
+notes=$("$helm" template rel "$notes_chart" --namespace ims -f "$here/values-shared-secret.yaml" \
+  --set tls.certManager.enabled=false --show-only templates/zz-notes.yaml |
+  sed -n 's/^notes: //p' | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")))')
+grep -q -- "- --mode=shared-secret" <<<"$notes" || fail "shared-secret NOTES: agent without --mode"
+grep -q "AGENT_ROLE=minter scripts/tls-secrets.sh" <<<"$notes" || fail "shared-secret NOTES: no minter TLS step"
+grep -q "secret add --realm" <<<"$notes" || fail "shared-secret NOTES: no first secret"
+AGENT_ROLE=minter "$root/scripts/tls-secrets.sh" rel ims "$work/ca-minter" 2>/dev/null >"$work/minter.yaml"
+sed -n '/name: rel-turnbroker-agent-tls/,/tls.crt:/p' "$work/minter.yaml" | sed -n 's/^  tls.crt: //p' |
+  base64 -d | openssl x509 -noout -ext subjectAltName | grep -q "urn:turnbroker:role:minter" ||
+  fail "tls-secrets.sh AGENT_ROLE=minter: agent certificate without the minter role"
+if AGENT_ROLE=root "$root/scripts/tls-secrets.sh" rel ims "$work/ca-bad" >/dev/null 2>&1; then
+  fail "tls-secrets.sh took AGENT_ROLE=root"
+fi
 
 # Refusals (helm template, whose fail is an error).
 refuses() {  # refuses VALUES_FILE TEXT
