@@ -6,6 +6,9 @@
 // an eP-CSCF would.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <thread>
+
 #include "turn_secret_farm.h"
 #include "turnbroker/turn/coturn_admin.h"
 
@@ -139,6 +142,40 @@ TEST_F(TurnSecretEpochE2eTest, ASecretLostWithTheBrokersStoreIsKeptForItsCredent
   EXPECT_TRUE(farm_.Allocates(user, RestPassword(secret, user)));
   // Then it goes: no credential made with it can still be valid.
   EXPECT_TRUE(WaitUntil([&] { return farm_.SecretSet().empty(); }, 6s));
+}
+
+// The same farm with mTLS on every hop: the sync watches secrets and
+// acknowledges with its subscriber certificate, the operator adds and
+// activates with a secret-admin one.
+class TurnSecretMtlsE2eTest : public ::testing::Test {
+ protected:
+  TurnSecretMtlsE2eTest() {
+    std::string error;
+    EXPECT_TRUE(MakeTestPki(pki_dir_.path(), &pki_, &error)) << error;
+    farm_ = std::make_unique<SecretFarm>(std::vector<std::string>{}, &pki_);
+  }
+  TempDir pki_dir_;
+  Pki pki_;
+  std::unique_ptr<SecretFarm> farm_;
+};
+
+TEST_F(TurnSecretMtlsE2eTest, TheSyncWatchesAndAcknowledgesWithItsSubscriberCertificate) {
+  EXPECT_NE(farm_->sync().process().Output().find("tls=true"), npos);
+  const std::string secret = farm_->AddSecret("s1");
+  ASSERT_FALSE(secret.empty());
+  // Accepted long before the broker's 60 s grace: the sync's Acknowledge
+  // was taken under its subscriber role.
+  RunResult activate =
+      farm_->Ctl({"secret", "activate", "--realm", SecretFarm::kRealm, "--id", "s1"});
+  for (int i = 0; i < 50 && activate.exit_code != 0; ++i) {
+    std::this_thread::sleep_for(100ms);
+    activate = farm_->Ctl({"secret", "activate", "--realm", SecretFarm::kRealm, "--id", "s1"});
+  }
+  EXPECT_EQ(activate.exit_code, 0) << activate.output;
+  const std::string user = RestUsername(NowS() + 600);
+  EXPECT_TRUE(farm_->Allocates(user, RestPassword(secret, user)));
+  EXPECT_NE(farm_->Metrics().find("turnbroker_sync_acknowledgements_total{result=\"failed\"} 0"),
+            npos);
 }
 
 TEST(TurnSecretSyncCommandLineTest, AuthModeIsDocumentedAndABadOneStopsIt) {

@@ -20,6 +20,7 @@
 
 #include "broker_process.h"
 #include "coturn.h"
+#include "pki.h"
 #include "redis_server.h"
 #include "sync_process.h"
 #include "turnbroker/common/clock.h"
@@ -59,9 +60,13 @@ class SecretFarm {
   static constexpr char kRealm[] = "example.org";
   static constexpr char kCliPassword[] = "cli-secret";
 
-  // `broker_args` beside --ephemeral (e.g. a short --max-ttl).
-  explicit SecretFarm(std::vector<std::string> broker_args = {})
-      : broker_(dir_, WithEphemeral(std::move(broker_args))),
+  // `broker_args` beside --ephemeral (e.g. a short --max-ttl). With `pki`
+  // (which must outlive the farm), mTLS on every hop: the broker's "server"
+  // certificate, the sync's "subscriber", turnbrokerctl's "secret-admin".
+  explicit SecretFarm(std::vector<std::string> broker_args = {},
+                      const ::turnbroker::testing::Pki* pki = nullptr)
+      : pki_(pki),
+        broker_(dir_, WithTls(WithEphemeral(std::move(broker_args)), "server")),
         coturn_(dir_, ::turnbroker::testing::CoturnOptions{.realm = kRealm,
                                                            .redis_port = redis_.port(),
                                                            .cli_password = kCliPassword,
@@ -73,8 +78,10 @@ class SecretFarm {
                   .name = "e2e-secret",
                   .coturn_cli_port = coturn_.cli_port(),
                   .coturn_cli_password = kCliPassword,
-                  .extra_args = {"--auth-mode", "shared-secret", "--metrics-listen", "127.0.0.1:0",
-                                 "--progress-interval", "200", "--backoff-max", "300"}}) {
+                  .extra_args =
+                      WithTls({"--auth-mode", "shared-secret", "--metrics-listen", "127.0.0.1:0",
+                               "--progress-interval", "200", "--backoff-max", "300"},
+                              "subscriber")}) {
     EXPECT_TRUE(::turnbroker::testing::WaitUntil(
         [&] { return Metrics().find("turnbroker_sync_up 1") != std::string::npos; },
         std::chrono::seconds(10)))
@@ -82,8 +89,9 @@ class SecretFarm {
   }
 
   ::turnbroker::testing::RunResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {::turnbroker::testing::BuiltBinary("turnbrokerctl"),
-                                     "--broker", broker_.address()};
+    std::vector<std::string> argv = WithTls(
+        {::turnbroker::testing::BuiltBinary("turnbrokerctl"), "--broker", broker_.address()},
+        "secret-admin");
     argv.insert(argv.end(), args.begin(), args.end());
     return ::turnbroker::testing::Run(argv);
   }
@@ -141,7 +149,16 @@ class SecretFarm {
     args.insert(args.begin(), "--ephemeral");
     return args;
   }
+  // `args` and, with a PKI, the TLS flags for certificate `who`.
+  std::vector<std::string> WithTls(std::vector<std::string> args, const std::string& who) const {
+    if (pki_) {
+      args.insert(args.end(), {"--tls-cert", pki_->Cert(who), "--tls-key", pki_->Key(who),
+                               "--tls-ca", pki_->ca});
+    }
+    return args;
+  }
 
+  const ::turnbroker::testing::Pki* const pki_;
   ::turnbroker::testing::TempDir dir_;
   ::turnbroker::testing::RedisServer redis_{dir_};
   ::turnbroker::testing::BrokerProcess broker_;
