@@ -119,6 +119,20 @@ TEST_F(TurnSecretE2eTest, AnExpiringSecretLeavesCoturnsSetAtItsExpiry) {
             npos);
 }
 
+TEST_F(TurnSecretE2eTest, CoturnsRedisRestartedEmptyGetsTheSecretsBack) {
+  const std::string secret = farm_.AddSecret("s1");
+  ASSERT_FALSE(secret.empty());
+  const std::string user = RestUsername(NowS() + 600);
+  ASSERT_TRUE(farm_.Allocates(user, RestPassword(secret, user)));
+  farm_.redis().Kill();
+  EXPECT_FALSE(farm_.Allocates(user, RestPassword(secret, user)));  // coturn cannot read the set
+  farm_.redis().Start();                                            // empty: no persistence
+  // No event at the broker: the sync notices at a PROGRESS marker.
+  ASSERT_TRUE(WaitUntil([&] { return farm_.SecretSet() == std::vector<std::string>{secret}; }, 10s))
+      << farm_.sync().process().Output();
+  EXPECT_TRUE(farm_.Allocates(user, RestPassword(secret, user)));
+}
+
 // A broker whose store is made anew (a new epoch) has lost the secret: the
 // sync keeps it until every credential minted with it has expired (the
 // broker's --max-ttl), so no client is refused meanwhile.

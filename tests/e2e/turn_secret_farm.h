@@ -140,6 +140,7 @@ class SecretFarm {
 
   const ::turnbroker::testing::TempDir& dir() const { return dir_; }
   ::turnbroker::testing::BrokerProcess& broker() { return broker_; }
+  ::turnbroker::testing::RedisServer& redis() { return redis_; }
   ::turnbroker::testing::CoturnServer& coturn() { return coturn_; }
   ::turnbroker::testing::TurnPeer& peer() { return peer_; }
   ::turnbroker::testing::SyncProcess& sync() { return sync_; }
