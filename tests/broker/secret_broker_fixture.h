@@ -26,6 +26,13 @@ class SecretBrokerTest : public ::testing::Test {
   void SetUp() override {
     std::string error;
     ASSERT_TRUE(turnbroker::testing::MakeTestPki(dir_.path(), &pki_, &error)) << error;
+    // An eP-CSCF agent in both modes: CN pcscf-1, publisher and minter.
+    ASSERT_TRUE(turnbroker::testing::IssueTestCertificate(
+        pki_, "publisher-minter", "/CN=pcscf-1",
+        "extendedKeyUsage=clientAuth\nsubjectAltName=URI:urn:turnbroker:role:publisher,"
+        "URI:urn:turnbroker:role:minter",
+        &error))
+        << error;
     options_.listen = {"127.0.0.1", 0};
     options_.ephemeral = true;
     options_.tls = {pki_.Cert("server"), pki_.Key("server"), pki_.ca};

@@ -91,6 +91,16 @@ TEST_F(SecretBrokerTest, WatchersGetSecretsAsTheirRoleAllows) {
     EXPECT_FALSE(e.has_secret() || e.has_secret_retired()) << "not asked for";
   }
 
+  // A client with both roles (an eP-CSCF in both modes) gets the minter's
+  // rules for an approach-1 username: recorded, with its tombstone.
+  const std::string other = StrCat(Clock::System()->NowMs() / 1000 + 300, ":Both_roles");
+  ASSERT_TRUE(RevokeUsername(other, "publisher-minter").ok());
+  EXPECT_TRUE(server_->store().state().IsRevoked(kSecretRealm, other));
+  ASSERT_TRUE(WaitForEvent(*subscriber, [&](const v1::Event& e) {
+    return e.has_revoke() && e.revoke().credentials_size() == 1 &&
+           e.revoke().credentials(0).username() == other;
+  }));
+
   v1::GetStatusResponse status;
   grpc::ClientContext ctx;
   Deadline(&ctx);

@@ -97,6 +97,16 @@ absl::StatusOr<bool> CheckRevokeIssuer(const Peer& peer, const v1::RevokeRequest
   return !matches.empty();
 }
 
+// One username in approach-1 form, of a realm where a shared secret is
+// known, not live as a published credential.
+bool IsMintedRevocation(const v1::RevokeRequest& request, const CredentialState& state) {
+  const v1::Selector& selector = request.selector();
+  if (!selector.has_username() || selector.username().realm().empty()) return false;
+  const v1::CredentialRef& ref = selector.username();
+  return Approach1Expiry(ref.username()).has_value() && !state.Secrets(ref.realm()).empty() &&
+         !state.Find(ref.realm(), ref.username());
+}
+
 }  // namespace
 
 struct BrokerService::Metrics {
@@ -271,8 +281,13 @@ grpc::ServerUnaryReactor* BrokerService::Revoke(grpc::CallbackServerContext* con
   int64_t start = MonotonicMicros();
   auto peer = Authorize(context, kRolePublisher | kRoleMinter, "Revoke");
   if (!peer.ok()) return Done(context, peer.status(), "Revoke");
-  if (!(peer->roles & kRolePublisher))
+  // A minter's revocation of an approach-1 username; for a client that is
+  // also a publisher (or plaintext), only when it is one (else its publisher
+  // rules would find nothing of its own live and record nothing).
+  if ((peer->roles & kRoleMinter) &&
+      (!(peer->roles & kRolePublisher) || IsMintedRevocation(*request, store_->state()))) {
     return RevokeMinted(context, request, response, *peer, start);
+  }
   const std::string caller = CallerName(context, *peer);
   auto refuse = [&](const absl::Status& s) {
     Account(1, start, absl::StatusOr<v1::RevokeResponse>(s), caller);
