@@ -61,7 +61,8 @@ void ActivateSecret(const std::string& broker_address) {
 
 }  // namespace
 
-AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const std::string& mode) {
+AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const std::string& mode,
+                           const std::vector<std::string>& extra_agent_args) {
   AgentStack s;
   s.broker_address = "127.0.0.1:" + std::to_string(FreePort());
   s.broker = std::make_unique<Subprocess>(
@@ -74,13 +75,23 @@ AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const 
   }
   if (mode == "shared-secret") ActivateSecret(s.broker_address);
   s.agent_port = FreePort();
-  s.agent = std::make_unique<Subprocess>(
-      std::vector<std::string>{BuiltBinary("pcscf-turn-agent"), "--broker", s.broker_address,
-                               "--listen", "127.0.0.1:" + std::to_string(s.agent_port), "--realm",
-                               "example.org", "--turn-uri", "turn:127.0.0.1:3478?transport=udp",
-                               "--http-threads", std::to_string(http_threads), "--mode", mode,
-                               "--log-level", "warn"},
-      dir.File("agent-" + mode + ".log"));
+  std::vector<std::string> argv = {BuiltBinary("pcscf-turn-agent"),
+                                   "--broker",
+                                   s.broker_address,
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(s.agent_port),
+                                   "--realm",
+                                   "example.org",
+                                   "--turn-uri",
+                                   "turn:127.0.0.1:3478?transport=udp",
+                                   "--http-threads",
+                                   std::to_string(http_threads),
+                                   "--mode",
+                                   mode,
+                                   "--log-level",
+                                   "warn"};
+  argv.insert(argv.end(), extra_agent_args.begin(), extra_agent_args.end());
+  s.agent = std::make_unique<Subprocess>(argv, dir.File("agent-" + mode + ".log"));
   if (!s.agent->WaitForOutput("pcscf-turn-agent listening on", std::chrono::seconds(10))) {
     std::fprintf(stderr, "pcscf-turn-agent did not start:\n%s\n", s.agent->Output().c_str());
     std::exit(1);

@@ -27,9 +27,11 @@ struct AgentStack {
 // `mode`: the agent's --mode. For "shared-secret" a secret is added and
 // activated at the broker (AddSecret, ActivateSecret) and the stack is
 // returned once the agent's /healthz says it can mint. Exits the program
-// with the logs if a part does not start.
+// with the logs if a part does not start. `extra_agent_args` are added to
+// the agent's command line (e.g. --kamailio-evapi).
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads,
-                           const std::string& mode = "per-credential");
+                           const std::string& mode = "per-credential",
+                           const std::vector<std::string>& extra_agent_args = {});
 
 // Open-loop HTTP load over keep-alive connections (open_loop.h): request k
 // is scheduled at t0 + k / rate and sent by connection k % connections (so a connection

@@ -72,6 +72,11 @@ TEST_F(RedisReplicasTest, AWatcherResumesOnAnotherReplicaWithoutASnapshot) {
   v1::PublishResponse ack;
   ASSERT_TRUE(a_.client->Publish({Cred("u1")}, &ack).ok());
   ASSERT_TRUE(a_.client->Publish({Cred("u2")}).ok());
+  // Replica b tails the log: once it has u2 (under load it may lag a few
+  // ms; a resume point ahead of a replica's head is REVISION_AHEAD there).
+  ASSERT_TRUE(::turnbroker::testing::WaitUntil(
+      [&] { return b_.client->Status().revision() >= ack.revision() + 1; },
+      std::chrono::seconds(10)));
   // Seen up to u1 on replica a; resumed on b.
   v1::WatchRequest resume;
   resume.set_resume_revision(ack.revision());

@@ -29,14 +29,6 @@ PcscfStackOptions Async(std::vector<std::pair<std::string, std::string>> defines
   return o;
 }
 
-const std::pair<std::string, std::string> kRefuse = {"TURN_FAILURE_POLICY", "\"refuse\""};
-
-std::string Dump(const SippResult& r) {
-  std::string s = "sipp exit " + std::to_string(r.exit_code) + "\n" + r.output + "\nlog:\n";
-  for (const auto& l : r.log) s += l + "\n";
-  return s;
-}
-
 // The agent's counter of evapi messages with this result, from /metrics.
 int EvapiMessages(PcscfStack& stack, const std::string& result) {
   httplib::Client http("127.0.0.1", stack.agent_port());

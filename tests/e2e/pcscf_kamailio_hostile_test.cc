@@ -18,12 +18,6 @@ using ::turnbroker::testing::SippResult;
 using ::turnbroker::testing::SipUdpSocket;
 using ::turnbroker::testing::TempDir;
 
-std::string Dump(const SippResult& r) {
-  std::string s = "sipp exit " + std::to_string(r.exit_code) + "\n" + r.output + "\nlog:\n";
-  for (const auto& l : r.log) s += l + "\n";
-  return s;
-}
-
 class PcscfKamailioHostileTest : public ::testing::Test {
  protected:
   // alice registers properly; returns her credential's username.

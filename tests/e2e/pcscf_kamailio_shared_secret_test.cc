@@ -21,14 +21,6 @@ using ::turnbroker::testing::TempDir;
 
 const std::string kSecret1 = "kamailio-e2e-secret-one-0123456789abcdefgh";
 const std::string kSecret2 = "kamailio-e2e-secret-two-0123456789abcdefgh";
-const std::pair<std::string, std::string> kRefuse = {"TURN_FAILURE_POLICY", "\"refuse\""};
-
-std::string Dump(const SippResult& r) {
-  std::string s = "sipp exit " + std::to_string(r.exit_code) + "\n" + r.output + "\nlog:\n";
-  for (const auto& l : r.log) s += l + "\n";
-  return s;
-}
-
 PcscfStackOptions SharedSecret(std::vector<std::string> extra_args = {},
                                std::vector<std::pair<std::string, std::string>> defines = {}) {
   PcscfStackOptions o;

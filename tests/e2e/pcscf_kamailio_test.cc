@@ -31,14 +31,6 @@ PcscfStackOptions WithDefines(std::vector<std::pair<std::string, std::string>> d
   return o;
 }
 
-const std::pair<std::string, std::string> kRefuse = {"TURN_FAILURE_POLICY", "\"refuse\""};
-
-std::string Dump(const SippResult& r) {
-  std::string s = "sipp exit " + std::to_string(r.exit_code) + "\n" + r.output + "\nlog:\n";
-  for (const auto& l : r.log) s += l + "\n";
-  return s;
-}
-
 class PcscfKamailioTest : public ::testing::Test {
  protected:
   TempDir dir_;

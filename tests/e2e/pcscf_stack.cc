@@ -107,6 +107,12 @@ bool PcscfStack::WaitForAgentConnected(int n) {
   return ::turnbroker::testing::RunSipp(dir_, s);
 }
 
+std::string Dump(const ::turnbroker::testing::SippResult& r) {
+  std::string s = "sipp exit " + std::to_string(r.exit_code) + "\n" + r.output + "\nlog:\n";
+  for (const auto& l : r.log) s += l + "\n";
+  return s;
+}
+
 std::optional<TurnCredentialHeader> HeaderIn(const std::string& log_line) {
   std::string value = ::turnbroker::testing::SippLogValue(log_line, "TURN-Credential");
   if (value.empty()) return std::nullopt;

@@ -73,6 +73,12 @@ class PcscfStack {
   std::unique_ptr<BrokerView> view_;
 };
 
+// The reference config's refuse policy, as a Kamailio define.
+inline const std::pair<std::string, std::string> kRefuse = {"TURN_FAILURE_POLICY", "\"refuse\""};
+
+// A sipp run for a failure message: exit code, output and its log lines.
+std::string Dump(const ::turnbroker::testing::SippResult& r);
+
 // The TURN-Credential value a sipp <log> line carries ("NAME=value"), parsed;
 // nullopt when the header was absent.
 std::optional<TurnCredentialHeader> HeaderIn(const std::string& log_line);
