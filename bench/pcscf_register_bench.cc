@@ -2,7 +2,8 @@
 // configuration at a fixed rate with sipp, once with the credential step and
 // once with it disabled (-A TURN_DISABLED), in one run, alternating rounds;
 // reports the response time of each and the time the credential step adds
-// (p50, p99). Target (issue 4): under 3 ms at 1,000 REGISTER/s.
+// (p50, p99). Target (docs/pcscf-plugin.md#benchmarks): p99 under 3 ms at
+// 1,000 REGISTER/s.
 //
 // sipp's own response-time file has whole-millisecond (in practice 4 ms)
 // resolution, so the response time of each REGISTER is taken from sipp's
