@@ -61,6 +61,48 @@ void ActivateSecret(const std::string& broker_address) {
 
 }  // namespace
 
+AgentProcess StartAgent(const std::string& broker_address, const std::string& log_path,
+                        int http_threads, const std::string& mode,
+                        const std::vector<std::string>& extra_args) {
+  AgentProcess a;
+  a.port = FreePort();
+  std::vector<std::string> argv = {BuiltBinary("pcscf-turn-agent"),
+                                   "--broker",
+                                   broker_address,
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(a.port),
+                                   "--realm",
+                                   "example.org",
+                                   "--turn-uri",
+                                   "turn:127.0.0.1:3478?transport=udp",
+                                   "--http-threads",
+                                   std::to_string(http_threads),
+                                   "--mode",
+                                   mode,
+                                   "--log-level",
+                                   "warn"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  a.process = std::make_unique<Subprocess>(argv, log_path);
+  if (!a.process->WaitForOutput("pcscf-turn-agent listening on", std::chrono::seconds(10))) {
+    std::fprintf(stderr, "pcscf-turn-agent did not start:\n%s\n", a.process->Output().c_str());
+    std::exit(1);
+  }
+  // Ready: in shared-secret mode once the secret has arrived over Watch.
+  httplib::Client cli("127.0.0.1", a.port);
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    auto r = cli.Get("/healthz");
+    ready = r && r->status == 200;
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!ready) {
+    std::fprintf(stderr, "pcscf-turn-agent (--mode %s) not ready in 10 s:\n%s\n", mode.c_str(),
+                 a.process->Output().c_str());
+    std::exit(1);
+  }
+  return a;
+}
+
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const std::string& mode,
                            const std::vector<std::string>& extra_agent_args) {
   AgentStack s;
@@ -74,41 +116,10 @@ AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const 
     std::exit(1);
   }
   if (mode == "shared-secret") ActivateSecret(s.broker_address);
-  s.agent_port = FreePort();
-  std::vector<std::string> argv = {BuiltBinary("pcscf-turn-agent"),
-                                   "--broker",
-                                   s.broker_address,
-                                   "--listen",
-                                   "127.0.0.1:" + std::to_string(s.agent_port),
-                                   "--realm",
-                                   "example.org",
-                                   "--turn-uri",
-                                   "turn:127.0.0.1:3478?transport=udp",
-                                   "--http-threads",
-                                   std::to_string(http_threads),
-                                   "--mode",
-                                   mode,
-                                   "--log-level",
-                                   "warn"};
-  argv.insert(argv.end(), extra_agent_args.begin(), extra_agent_args.end());
-  s.agent = std::make_unique<Subprocess>(argv, dir.File("agent-" + mode + ".log"));
-  if (!s.agent->WaitForOutput("pcscf-turn-agent listening on", std::chrono::seconds(10))) {
-    std::fprintf(stderr, "pcscf-turn-agent did not start:\n%s\n", s.agent->Output().c_str());
-    std::exit(1);
-  }
-  // Ready: in shared-secret mode once the secret has arrived over Watch.
-  httplib::Client cli("127.0.0.1", s.agent_port);
-  bool ready = false;
-  for (int i = 0; i < 100 && !ready; ++i) {
-    auto r = cli.Get("/healthz");
-    ready = r && r->status == 200;
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (!ready) {
-    std::fprintf(stderr, "pcscf-turn-agent (--mode %s) not ready in 10 s:\n%s\n", mode.c_str(),
-                 s.agent->Output().c_str());
-    std::exit(1);
-  }
+  AgentProcess agent = StartAgent(s.broker_address, dir.File("agent-" + mode + ".log"),
+                                  http_threads, mode, extra_agent_args);
+  s.agent = std::move(agent.process);
+  s.agent_port = agent.port;
   return s;
 }
 

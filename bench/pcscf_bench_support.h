@@ -16,6 +16,19 @@
 
 namespace turnbroker::bench {
 
+// A pcscf-turn-agent (realm example.org) publishing to the broker at
+// `broker_address`, on a free loopback port, its output in `log_path`;
+// returned once its /healthz answers 200 (in shared-secret mode: once it can
+// mint). `extra_args` are added to its command line (e.g. --issuer NAME).
+// Exits the program with the log if it does not start.
+struct AgentProcess {
+  std::unique_ptr<testing::Subprocess> process;
+  int port = 0;
+};
+AgentProcess StartAgent(const std::string& broker_address, const std::string& log_path,
+                        int http_threads, const std::string& mode = "per-credential",
+                        const std::vector<std::string>& extra_args = {});
+
 // An ephemeral turn-broker and a pcscf-turn-agent publishing to it, on free
 // loopback ports, logs in `dir`; stopped when destroyed.
 struct AgentStack {
