@@ -37,6 +37,7 @@
 // marked [noisy].
 #include <httplib.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -111,6 +112,31 @@ std::optional<uint64_t> IndexOfImpu(const std::string& impu) {
   return k;
 }
 
+// CPU this thread has used so far, µs.
+double ThreadCpuMicros() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+// CPU of this program's threads of one kind, added by each as it ends, µs.
+class ThreadCpu {
+ public:
+  void AddThisThread() {
+    const double used = ThreadCpuMicros();
+    std::lock_guard<std::mutex> lock(mu_);
+    total_us_ += used;
+  }
+  double total_us() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return total_us_;
+  }
+
+ private:
+  std::mutex mu_;
+  double total_us_ = 0;
+};
+
 // A channel of its own: gRPC shares one connection between channels made
 // with the same arguments, and each watcher and agent is a client apart.
 std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
@@ -176,9 +202,13 @@ class Ledger {
 // does), and counts the reconnection.
 class StormWatcher {
  public:
-  StormWatcher(const std::string& address, int index, Ledger* ledger)
+  // `cpu` gets the CPU of the watcher's thread when it ends.
+  StormWatcher(const std::string& address, int index, Ledger* ledger, ThreadCpu* cpu)
       : stub_(v1::CredentialBroker::NewStub(OwnChannel(address))), index_(index), ledger_(ledger) {
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this, cpu] {
+      Loop();
+      cpu->AddThisThread();
+    });
   }
   ~StormWatcher() { Stop(); }
 
@@ -474,10 +504,15 @@ int Run(const StormOptions& o) {
   BrokerProcess broker(dir, o);
   const size_t n = static_cast<size_t>(o.rate * o.seconds);
   Ledger ledger(n, o.watchers);
+  // This program's CPU by kind of thread: the watchers' (reading and
+  // decoding every event), the workers' (load generator; with in-process
+  // agents also the Issuer's minting), the rest (gRPC's threads: the
+  // agents' Publishers, the floor).
+  ThreadCpu watcher_cpu, worker_cpu;
 
   std::vector<std::unique_ptr<StormWatcher>> watchers;
   for (int i = 0; i < o.watchers; ++i)
-    watchers.push_back(std::make_unique<StormWatcher>(broker.address, i, &ledger));
+    watchers.push_back(std::make_unique<StormWatcher>(broker.address, i, &ledger, &watcher_cpu));
   for (auto& w : watchers) {
     if (!w->WaitSynced(std::chrono::seconds(30))) {
       std::fprintf(stderr, "a watcher did not reach SYNCED in 30 s\n");
@@ -537,7 +572,7 @@ int Run(const StormOptions& o) {
         for (size_t k = t; k < n; k += threads) {
           if (MonotonicMicros() >= end_us) {
             not_sent.fetch_add((n - 1 - k) / threads + 1);
-            return;
+            break;
           }
           schedule.SleepUntil(k);
           ledger.sent_us[k] = MonotonicMicros();
@@ -550,6 +585,7 @@ int Run(const StormOptions& o) {
             ++errors[error];
           }
         }
+        worker_cpu.AddThisThread();
       });
     }
     for (auto& w : workers) w.join();
@@ -655,19 +691,18 @@ int Run(const StormOptions& o) {
   if (broker_used)
     std::printf("broker: %s%s\n", FormatPerCredential(*broker_used, acked.load(), window_s).c_str(),
                 Mark());
-  const double self_percent =
-      self_before && self_after
-          ? 100 * (self_after->cpu_us - self_before->cpu_us) / (window_s * 1e6)
-          : NAN;
+  auto share = [&](double cpu_us) { return FormatValue(100 * cpu_us / (window_s * 1e6), 1, 0); };
+  const double self_us = self_before && self_after ? self_after->cpu_us - self_before->cpu_us : NAN;
   std::printf(
-      "CPU over %.1f s, %% of one core (%u CPUs): broker %s, agent processes %s, this "
-      "program (watchers, load%s) %s%s\n",
+      "CPU over %.1f s, %% of one core (%u CPUs): broker %s, agent processes %s, this program %s "
+      "(its watcher threads %s, worker threads %s%s, gRPC and the rest %s)%s\n",
       window_s, std::thread::hardware_concurrency(),
-      broker_used ? FormatValue(100 * broker_used->cpu_us / (window_s * 1e6), 1, 0).c_str() : "n/a",
-      agent_processes.empty()
-          ? "none"
-          : FormatValue(100 * agents_used.cpu_us / (window_s * 1e6), 1, 0).c_str(),
-      agent_processes.empty() ? ", agents" : "", FormatValue(self_percent, 1, 0).c_str(), Mark());
+      broker_used ? share(broker_used->cpu_us).c_str() : "n/a",
+      agent_processes.empty() ? "none" : share(agents_used.cpu_us).c_str(), share(self_us).c_str(),
+      share(watcher_cpu.total_us()).c_str(), share(worker_cpu.total_us()).c_str(),
+      agent_processes.empty() ? " with the agents' Issue" : "",
+      share(std::max(0.0, self_us - watcher_cpu.total_us() - worker_cpu.total_us())).c_str(),
+      Mark());
 
   // Memory: RSS over the storm.
   const std::vector<Sample>& samples = sampler.samples();
