@@ -562,6 +562,7 @@ int Run(const StormOptions& o) {
   const UsageWindow broker_window(broker.process->pid());
   const std::optional<ProcessUsage> self_before = ReadProcessUsage(getpid());
   const ProcessUsage agents_before = agents_usage();
+  const UsageWindow redis_window(broker.redis ? broker.redis->pid() : 0);
   Sampler sampler(broker.process->pid(), broker.metrics_port, schedule.t0(), &ledger, &acked);
   {
     const int threads = o.agents * o.workers;
@@ -603,6 +604,7 @@ int Run(const StormOptions& o) {
   const std::optional<ProcessUsage> broker_used = broker_window.Stop();
   const std::optional<ProcessUsage> self_after = ReadProcessUsage(getpid());
   const ProcessUsage agents_used = agents_usage() - agents_before;
+  const std::optional<ProcessUsage> redis_used = redis_window.Stop();
   const int64_t rss_drained_kb = testing::ResidentKb(broker.process->pid());
   // A few seconds more, idle: does the broker give memory back, or keep
   // growing with nothing coming in?
@@ -694,10 +696,11 @@ int Run(const StormOptions& o) {
   auto share = [&](double cpu_us) { return FormatValue(100 * cpu_us / (window_s * 1e6), 1, 0); };
   const double self_us = self_before && self_after ? self_after->cpu_us - self_before->cpu_us : NAN;
   std::printf(
-      "CPU over %.1f s, %% of one core (%u CPUs): broker %s, agent processes %s, this program %s "
-      "(its watcher threads %s, worker threads %s%s, gRPC and the rest %s)%s\n",
+      "CPU over %.1f s, %% of one core (%u CPUs): broker %s%s%s, agent processes %s, this program "
+      "%s (its watcher threads %s, worker threads %s%s, gRPC and the rest %s)%s\n",
       window_s, std::thread::hardware_concurrency(),
-      broker_used ? share(broker_used->cpu_us).c_str() : "n/a",
+      broker_used ? share(broker_used->cpu_us).c_str() : "n/a", redis_used ? ", Redis " : "",
+      redis_used ? share(redis_used->cpu_us).c_str() : "",
       agent_processes.empty() ? "none" : share(agents_used.cpu_us).c_str(), share(self_us).c_str(),
       share(watcher_cpu.total_us()).c_str(), share(worker_cpu.total_us()).c_str(),
       agent_processes.empty() ? " with the agents' Issue" : "",
