@@ -1,6 +1,11 @@
 // ha_bench: the Redis store against the embedded store, in one run
-// (docs/benchmarks.md#ha). In-process brokers over real gRPC sockets and a
-// real redis-server:
+// (docs/benchmarks.md#ha). In-process brokers over real gRPC sockets and
+// real redis-servers, in three configurations: embedded (one ephemeral
+// broker), redis (two replicas on one Redis: no WAIT) and redis+replica
+// (two replicas on a primary with one Redis replica: WAIT 1, the
+// production shape). --rounds alternates them (the order reversed every
+// other round) and prints each round's p50 ratios to embedded, so that a
+// shared machine's load, which moves between rounds, cancels out.
 //   1. publish -> visible: credentials published open-loop at --rate through
 //      the eP-CSCF library's Publisher on replica A, until a watcher of
 //      replica B has the event (embedded: one broker, publish and watch on it);
@@ -45,6 +50,8 @@ struct Options {
   int throughput_credentials = 200'000;
   int batch_credentials = 1'000;
   int watchers = 8;
+  int rounds = 1;
+  bool redis_replica = true;
   QuietOptions quiet;
 };
 
@@ -127,6 +134,27 @@ struct Setup {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
 };
 
+// A Redis for one configuration: a primary, with one replica if asked
+// (then the brokers WAIT for it: --redis-min-replicas-ack defaults to 1).
+struct RedisSetup {
+  RedisSetup(const testing::TempDir& dir, bool with_replica)
+      : primary(dir, {"--repl-diskless-sync-delay", "0"}) {
+    if (!with_replica) return;
+    replica.emplace(
+        dir, std::vector<std::string>{"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+    auto give_up = Clock::now() + std::chrono::seconds(10);
+    while (primary.Command({"INFO", "replication"}).str.find("state=online") == std::string::npos) {
+      if (Clock::now() > give_up) {
+        std::fprintf(stderr, "redis replica did not come online\n");
+        std::exit(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  testing::RedisServer primary;
+  std::optional<testing::RedisServer> replica;
+};
+
 Setup Start(int replicas, testing::RedisServer* redis) {
   Setup s;
   for (int i = 0; i < replicas; ++i) {
@@ -149,9 +177,12 @@ Setup Start(int replicas, testing::RedisServer* redis) {
   return s;
 }
 
-void Run(const char* name, const Options& o, testing::RedisServer* redis, int round) {
+// Runs one configuration; returns the publish->visible p50 (µs).
+double Run(const char* name, const Options& o, testing::RedisServer* redis, int round,
+           bool throughput) {
   const int replicas = redis ? 2 : 1;
   Setup s = Start(replicas, redis);
+  double p50 = 0;
   // 1. publish -> visible on the other replica (or the same broker).
   {
     Watcher w(s.channels.back(), /*record=*/true);
@@ -173,7 +204,7 @@ void Run(const char* name, const Options& o, testing::RedisServer* redis, int ro
     std::this_thread::sleep_for(std::chrono::seconds(2));
     std::vector<double> latency_us;
     size_t lost = 0;
-    for (int i = 0; i < n; ++i) {
+    for (int i = static_cast<int>(schedule.FirstMeasured(n)); i < n; ++i) {
       auto seen = w.Seen("v" + std::to_string(round) + "-" + std::to_string(i));
       if (!seen) {
         ++lost;
@@ -181,11 +212,13 @@ void Run(const char* name, const Options& o, testing::RedisServer* redis, int ro
       }
       latency_us.push_back(std::chrono::duration<double, std::micro>(*seen - sent[i]).count());
     }
-    std::printf("%s publish->visible at %.0f/s: %s (failed %d) %s\n", name, o.rate,
-                Format(Summarize(latency_us, lost), "ms", 1e-3).c_str(), failed.load(), Mark());
+    Percentiles p = Summarize(latency_us, lost);
+    p50 = p.p50;
+    std::printf("round %d %s publish->visible at %.0f/s: %s (failed %d) %s\n", round, name, o.rate,
+                Format(p, "ms", 1e-3).c_str(), failed.load(), Mark());
   }
   // 2 and 3. batched throughput to `watchers` per replica; CPU per credential.
-  {
+  if (throughput) {
     std::vector<std::unique_ptr<Watcher>> watchers;
     for (auto& ch : s.channels)
       for (int i = 0; i < o.watchers; ++i) watchers.push_back(std::make_unique<Watcher>(ch, false));
@@ -235,6 +268,7 @@ void Run(const char* name, const Options& o, testing::RedisServer* redis, int ro
         name, static_cast<double>(cpu) / n, redis_cpu * 1e6 / n, Mark());
   }
   for (auto& b : s.brokers) b->Shutdown();
+  return p50;
 }
 
 }  // namespace
@@ -253,14 +287,46 @@ int main(int argc, char** argv) {
   app.add_option("--batch-credentials", o.batch_credentials, "Credentials per Publish there")
       ->capture_default_str();
   app.add_option("--watchers", o.watchers, "Watchers per replica there")->capture_default_str();
+  app.add_option("--rounds", o.rounds,
+                 "Rounds of every configuration (order reversed every other round); the "
+                 "throughput phase runs in the first round only")
+      ->capture_default_str();
+  app.add_option("--redis-replica", o.redis_replica,
+                 "Also run the redis+replica configuration (WAIT 1)")
+      ->capture_default_str();
   AddQuietFlags(app, &o.quiet);
   CLI11_PARSE(app, argc, argv);
   ProbeMachine(o.quiet);
   turnbroker::testing::TempDir dir;
-  Run("embedded", o, nullptr, 0);
-  {
-    turnbroker::testing::RedisServer redis(dir);
-    Run("redis   ", o, &redis, 1);
+  std::vector<int> configs = {0, 1};
+  if (o.redis_replica) configs.push_back(2);
+  const char* names[] = {"embedded     ", "redis        ", "redis+replica"};
+  std::vector<std::vector<double>> ratios(3);
+  for (int round = 0; round < o.rounds; ++round) {
+    double p50[3] = {0, 0, 0};
+    std::vector<int> order = configs;
+    if (round % 2 == 1) std::reverse(order.begin(), order.end());
+    for (int c : order) {
+      if (c == 0) {
+        p50[c] = Run(names[c], o, nullptr, round, round == 0);
+      } else {
+        RedisSetup redis(dir, c == 2);
+        p50[c] = Run(names[c], o, &redis.primary, round, round == 0);
+      }
+    }
+    for (int c : configs) {
+      if (c == 0) continue;
+      ratios[c].push_back(p50[c] / p50[0]);
+      std::printf("round %d %s p50 / embedded p50: %s %s\n", round, names[c],
+                  FormatRatio(p50[c], p50[0], 2).c_str(), Mark());
+    }
+  }
+  if (o.rounds > 1) {
+    for (int c : configs) {
+      if (c == 0) continue;
+      std::printf("median over %d rounds: %s p50 / embedded p50: x%.2f %s\n", o.rounds, names[c],
+                  Median(ratios[c]), Mark());
+    }
   }
   return CheckMachineAfterRun();
 }
