@@ -52,6 +52,7 @@ struct Options {
   int watchers = 8;
   int rounds = 1;
   bool redis_replica = true;
+  bool compare_earlier = false;
   QuietOptions quiet;
 };
 
@@ -155,7 +156,7 @@ struct RedisSetup {
   std::optional<testing::RedisServer> replica;
 };
 
-Setup Start(int replicas, testing::RedisServer* redis) {
+Setup Start(int replicas, testing::RedisServer* redis, bool earlier) {
   Setup s;
   for (int i = 0; i < replicas; ++i) {
     broker::BrokerOptions o;
@@ -163,6 +164,8 @@ Setup Start(int replicas, testing::RedisServer* redis) {
     if (redis) {
       o.use_redis = true;
       o.redis.target.url = redis->redis_url();
+      o.redis.pipeline_confirmation = !earlier;
+      o.redis.apply_own_commits = !earlier;
     } else {
       o.ephemeral = true;
     }
@@ -178,10 +181,10 @@ Setup Start(int replicas, testing::RedisServer* redis) {
 }
 
 // Runs one configuration; returns the publish->visible p50 (µs).
-double Run(const char* name, const Options& o, testing::RedisServer* redis, int round,
+double Run(const char* name, const Options& o, testing::RedisServer* redis, bool earlier, int round,
            bool throughput) {
   const int replicas = redis ? 2 : 1;
-  Setup s = Start(replicas, redis);
+  Setup s = Start(replicas, redis, earlier);
   double p50 = 0;
   // 1. publish -> visible on the other replica (or the same broker).
   {
@@ -294,24 +297,37 @@ int main(int argc, char** argv) {
   app.add_option("--redis-replica", o.redis_replica,
                  "Also run the redis+replica configuration (WAIT 1)")
       ->capture_default_str();
+  app.add_option("--compare-earlier", o.compare_earlier,
+                 "Also run the Redis configurations on the earlier path (WAIT and the mark in "
+                 "round trips of their own; the committer waits for its log thread), for A/B")
+      ->capture_default_str();
   AddQuietFlags(app, &o.quiet);
   CLI11_PARSE(app, argc, argv);
   ProbeMachine(o.quiet);
   turnbroker::testing::TempDir dir;
+  // 0 embedded; 1 redis; 2 redis+replica; 3 and 4 the same on the earlier path.
   std::vector<int> configs = {0, 1};
   if (o.redis_replica) configs.push_back(2);
-  const char* names[] = {"embedded     ", "redis        ", "redis+replica"};
-  std::vector<std::vector<double>> ratios(3);
+  if (o.compare_earlier) {
+    configs.push_back(3);
+    if (o.redis_replica) configs.push_back(4);
+  }
+  const char* names[] = {"embedded             ", "redis                ", "redis+replica        ",
+                         "redis (earlier)      ", "redis+replica(earlier)"};
+  std::vector<std::vector<double>> ratios(5);
+  // The path now against the earlier one, same Redis shape, same round.
+  const std::pair<int, int> pairs[] = {{1, 3}, {2, 4}};
+  std::vector<std::vector<double>> path_ratios(2);
   for (int round = 0; round < o.rounds; ++round) {
-    double p50[3] = {0, 0, 0};
+    double p50[5] = {0, 0, 0, 0, 0};
     std::vector<int> order = configs;
     if (round % 2 == 1) std::reverse(order.begin(), order.end());
     for (int c : order) {
       if (c == 0) {
-        p50[c] = Run(names[c], o, nullptr, round, round == 0);
+        p50[c] = Run(names[c], o, nullptr, false, round, round == 0);
       } else {
-        RedisSetup redis(dir, c == 2);
-        p50[c] = Run(names[c], o, &redis.primary, round, round == 0);
+        RedisSetup redis(dir, c == 2 || c == 4);
+        p50[c] = Run(names[c], o, &redis.primary, c >= 3, round, round == 0);
       }
     }
     for (int c : configs) {
@@ -320,12 +336,24 @@ int main(int argc, char** argv) {
       std::printf("round %d %s p50 / embedded p50: %s %s\n", round, names[c],
                   FormatRatio(p50[c], p50[0], 2).c_str(), Mark());
     }
+    for (int k = 0; k < 2; ++k) {
+      auto [now, earlier] = pairs[k];
+      if (!p50[now] || !p50[earlier]) continue;
+      path_ratios[k].push_back(p50[now] / p50[earlier]);
+      std::printf("round %d %s p50 / %s p50: %s %s\n", round, names[now], names[earlier],
+                  FormatRatio(p50[now], p50[earlier], 2).c_str(), Mark());
+    }
   }
   if (o.rounds > 1) {
     for (int c : configs) {
       if (c == 0) continue;
       std::printf("median over %d rounds: %s p50 / embedded p50: x%.2f %s\n", o.rounds, names[c],
                   Median(ratios[c]), Mark());
+    }
+    for (int k = 0; k < 2; ++k) {
+      if (path_ratios[k].empty()) continue;
+      std::printf("median over %d rounds: %s p50 / %s p50: x%.2f %s\n", o.rounds,
+                  names[pairs[k].first], names[pairs[k].second], Median(path_ratios[k]), Mark());
     }
   }
   return CheckMachineAfterRun();

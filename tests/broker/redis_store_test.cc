@@ -209,6 +209,99 @@ TEST_F(RedisStoreTest, WritesWaitForTheReplicasAsked) {
   EXPECT_TRUE(Eventually([&] { return bool(b->state().Find("ims.example.org", "heidi")); }));
 }
 
+// A counter's value in `registry` (0 when absent).
+uint64_t CounterValue(const MetricsRegistry& registry, const std::string& name) {
+  std::string text = registry.Render();
+  size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? 0 : std::stoull(text.substr(at + name.size() + 2));
+}
+
+// A primary with one replica, online.
+struct PrimaryAndReplica {
+  explicit PrimaryAndReplica(const TempDir& dir)
+      : primary(dir, {"--repl-diskless-sync-delay", "0"}),
+        replica(dir, {"--replicaof", "127.0.0.1", std::to_string(primary.port()),
+                      "--enable-debug-command", "yes"}) {
+    EXPECT_TRUE(Eventually(
+        [&] {
+          return primary.Command({"INFO", "replication"}).str.find("state=online") !=
+                 std::string::npos;
+        },
+        std::chrono::seconds(10)));
+  }
+  RedisServer primary;
+  RedisServer replica;
+};
+
+TEST_F(RedisStoreTest, EachChangeIsAppliedOnceByItsCommitterOrFromTheLog) {
+  // Two replicas commit concurrently on a primary with a Redis replica:
+  // each applies its own confirmed groups at once, and the other's from the
+  // log; a change both could apply must be applied exactly once, in order.
+  PrimaryAndReplica redis(dir_);
+  MetricsRegistry ma, mb;
+  RedisStoreOptions o = Options(redis.primary);
+  o.ack_timeout_ms = 3'000;  // this is about order, not time: room for a busy machine
+  auto a = RedisStore::Open(o, Clock::System(), &ma);
+  auto b = RedisStore::Open(o, Clock::System(), &mb);
+  ASSERT_TRUE(a.ok() && b.ok());
+  constexpr int kEach = 100;
+  auto publish = [](RedisStore* s, std::string prefix) {
+    for (int i = 0; i < kEach; ++i) {
+      auto r = PublishSync(*s, One(prefix + std::to_string(i)));
+      ASSERT_TRUE(r.ok()) << r.status();
+      // Acknowledged means applied here.
+      EXPECT_TRUE(s->state().Find("ims.example.org", prefix + std::to_string(i)));
+    }
+  };
+  std::thread ta(publish, a->get(), "a"), tb(publish, b->get(), "b");
+  ta.join();
+  tb.join();
+  for (auto* m : {&ma, &mb}) {
+    RedisStore* s = (m == &ma ? a : b)->get();
+    ASSERT_TRUE(Eventually([&] { return s->state().head() == 2 * kEach; })) << s->state().head();
+    std::vector<Change> history;
+    ASSERT_EQ(s->state().ReadHistory(0, 1'000'000, &history), CredentialState::HistoryRead::kOk);
+    ASSERT_EQ(history.size(), 2u * kEach);
+    for (size_t i = 0; i < history.size(); ++i) EXPECT_EQ(history[i].revision, i + 1);
+    uint64_t own = CounterValue(*m, "turnbroker_store_own_changes_total");
+    uint64_t from_log = CounterValue(*m, "turnbroker_store_log_entries_total");
+    EXPECT_GT(own, 0u);
+    EXPECT_EQ(own + from_log, 2u * kEach);
+    // The marks rode in the commits' writes.
+    EXPECT_EQ(CounterValue(*m, "turnbroker_store_redis_late_marks_total"), 0u);
+  }
+}
+
+TEST_F(RedisStoreTest, AMarkNeverConfirmsWhatTheRedisReplicasHaveNotAcknowledged) {
+  // The mark is sent in the same write as the commit and WAIT, so Redis
+  // appends it whatever WAIT answers; it must check the replicas itself.
+  PrimaryAndReplica redis(dir_);
+  RedisStoreOptions o = Options(redis.primary);
+  o.ack_timeout_ms = 300;
+  auto a = Open(o);
+  auto b = Open(o);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(PublishSync(*a, One("ivan")).ok());
+  // The Redis replica stops answering (and acknowledging) for a while.
+  std::thread stall([&] { redis.replica.Command({"DEBUG", "SLEEP", "1.5"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto r = PublishSync(*a, One("judy"));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  // No mark covers judy's revision (2), and no broker replica shows it.
+  RedisReply log = redis.primary.Command({"XRANGE", "{turnbroker}:log", "-", "+"});
+  for (const RedisReply& e : log.elements) {
+    if (e.elements[1].elements[0].str != "a") continue;  // a change, not a mark
+    EXPECT_LT(std::stoull(e.elements[1].elements[1].str), 2u) << e.elements[0].str;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(a->state().Find("ims.example.org", "judy"));
+  EXPECT_FALSE(b->state().Find("ims.example.org", "judy"));
+  stall.join();
+  // Once the Redis replica has it, a log thread confirms it for everyone.
+  EXPECT_TRUE(Eventually([&] { return bool(a->state().Find("ims.example.org", "judy")); }));
+  EXPECT_TRUE(Eventually([&] { return bool(b->state().Find("ims.example.org", "judy")); }));
+}
+
 TEST_F(RedisStoreTest, AnUnreachableRedisAtStartNamesTheAddress) {
   RedisStoreOptions o;
   o.target.url.host = "127.0.0.1";

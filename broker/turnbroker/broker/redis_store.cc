@@ -20,6 +20,7 @@ constexpr std::string_view kCredentialPrefix = "{turnbroker}:c:";
 constexpr std::string_view kTombstonePrefix = "{turnbroker}:t:";
 constexpr std::string_view kSecretPrefix = "{turnbroker}:s:";
 constexpr std::string_view kSyncsKey = "{turnbroker}:syncs";
+constexpr std::string_view kNotePrefix = "{turnbroker}:note:";
 constexpr size_t kTailCount = 4'096;
 constexpr int64_t kTailBlockMs = 1'000;
 constexpr int64_t kExpiryIntervalMs = 100;
@@ -70,14 +71,40 @@ local head = redis.call('GET', KEYS[1]) or '0'
 return redis.call('XADD', KEYS[2], head .. '-*', 'a', ARGV[1])
 )lua";
 
-// Before a replica confirms changes that their committer did not: a write
-// (so that WAIT covers everything before it) that returns the head.
-// KEYS: head, a counter.
-constexpr char kSyncScript[] = R"lua(
-redis.call('INCR', KEYS[2])
-return redis.call('GET', KEYS[1]) or '0'
+// Confirmation without a round trip between WAIT and the mark: a writer
+// sends NOTE, WAIT and CONFIRM back to back in one write, and Redis runs
+// them in order. NOTE (a write, so that WAIT covers it) records where the
+// replication stream is (master_repl_offset: every write so far, the
+// writer's commit included) and the head. CONFIRM, which runs once WAIT has
+// returned, appends a mark up to the noted head only if enough replicas have
+// acknowledged the noted offset (the per-replica offsets of INFO, the same
+// acknowledgements WAIT counts), so it never marks what WAIT did not
+// confirm, whatever WAIT answered (docs/architecture.md).
+// NOTE: KEYS: the writer's note key, head. Returns the head.
+constexpr char kNoteScript[] = R"lua(
+local info = redis.call('INFO', 'replication')
+local offset = string.match(info, 'master_repl_offset:(%d+)') or '0'
+local head = redis.call('GET', KEYS[2]) or '0'
+redis.call('SET', KEYS[1], offset .. ' ' .. head, 'PX', '60000')
+return head
 )lua";
-constexpr std::string_view kSyncKey = "{turnbroker}:sync";
+// CONFIRM: KEYS: the writer's note key, head, log. ARGV: replicas needed.
+// Returns {'OK', noted head} (marked) or {'SHORT', replicas that have it}.
+constexpr char kConfirmScript[] = R"lua(
+local note = redis.call('GET', KEYS[1])
+if not note then return {'SHORT', '0'} end
+local offset, upto = string.match(note, '^(%d+) (%d+)$')
+offset = tonumber(offset)
+local info = redis.call('INFO', 'replication')
+local n = 0
+for state, acked in string.gmatch(info, 'slave%d+:[^\r\n]-state=(%a+),offset=(%d+)') do
+  if state == 'online' and tonumber(acked) >= offset then n = n + 1 end
+end
+if n < tonumber(ARGV[1]) then return {'SHORT', tostring(n)} end
+local head = redis.call('GET', KEYS[2]) or '0'
+redis.call('XADD', KEYS[3], head .. '-*', 'a', upto)
+return {'OK', upto}
+)lua";
 
 // KEYS: epoch, head. ARGV: the epoch expected ('' for none), a new epoch.
 // Replaces the epoch if it is still the expected one; returns the epoch.
@@ -237,7 +264,8 @@ absl::StatusOr<RedisTarget> RedisTargetFromFlags(const RedisFlags& flags) {
 // by the next call. Not thread-safe: one per thread.
 class RedisStore::Connection {
  public:
-  Connection(RedisStore* store, int io_timeout_ms) : store_(store), io_timeout_ms_(io_timeout_ms) {}
+  Connection(RedisStore* store, int io_timeout_ms)
+      : note_key(StrCat(kNotePrefix, NewEpoch())), store_(store), io_timeout_ms_(io_timeout_ms) {}
 
   // Runs `batch` on the primary. UNAVAILABLE names the address; a READONLY
   // or LOADING reply (a demoted or starting primary) drops the connection.
@@ -286,6 +314,9 @@ class RedisStore::Connection {
     address_.clear();
   }
 
+  // This connection's note (kNoteScript): its own, so that writers on
+  // several connections never read each other's.
+  const std::string note_key;
   // Set by every new connection; the owner clears it.
   bool reconnected = false;
   // Replicas connected to the primary at connect time.
@@ -382,8 +413,15 @@ struct RedisStore::Metrics : CommitMetrics {
         epochs(r->AddCounter("turnbroker_store_epoch_changes_total",
                              "State reloads for a new epoch of the Redis dataset")),
         applied(r->AddCounter("turnbroker_store_log_entries_total",
-                              "Log entries applied from the Redis stream")) {}
-  Counter *conflicts, *errors, *unconfirmed, *epochs, *applied;
+                              "Log entries applied from the Redis stream")),
+        own_applied(r->AddCounter(
+            "turnbroker_store_own_changes_total",
+            "Changes this replica committed and applied itself, before reading them back")),
+        late_marks(r->AddCounter(
+            "turnbroker_store_redis_late_marks_total",
+            "Confirmation marks written in a round trip of their own after WAIT (a Redis "
+            "replica went away between WAIT and the mark, or pipelining is off)")) {}
+  Counter *conflicts, *errors, *unconfirmed, *epochs, *applied, *own_applied, *late_marks;
 };
 
 RedisStore::RedisStore(const RedisStoreOptions& options, const Clock* clock,
@@ -730,8 +768,16 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
         script.Push("X").Push(rev).Push("r").Push(payload);
       }
     }
+    // With replicas to wait for, NOTE, WAIT and CONFIRM go in the same write
+    // as the commit (kNoteScript): one round trip, and the other replicas
+    // can apply the group as soon as the Redis replicas have it.
+    const bool pipelined = need > 0 && options_.pipeline_confirmation;
     RedisBatch batch;
     batch.Add(script);
+    if (pipelined) {
+      AddConfirmation(batch, *commit_conn_, need,
+                      std::max<int64_t>(1, deadline - NowMonotonicMs()));
+    }
     auto replies = commit_conn_->Execute(batch);
     if (commit_conn_->reconnected) {
       commit_conn_->reconnected = false;
@@ -760,7 +806,9 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     }
     const std::string& verdict = r.elements[0].str;
     if (verdict == "STALE") {
-      // Another replica committed first: catch up and plan again.
+      // Another replica committed first: catch up and plan again. (A
+      // pipelined NOTE, WAIT and CONFIRM ran anyway: harmless, CONFIRM
+      // marks only what the Redis replicas have.)
       metrics_->conflicts->Inc();
       uint64_t head = 0;
       ParseUint(r.elements[1].str, &head);
@@ -776,29 +824,48 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     uint64_t last = 0;
     ParseUint(r.elements[1].str, &last);
     if (need > 0) {
-      int64_t wait_ms = std::max<int64_t>(1, deadline - NowMonotonicMs());
-      auto acked = commit_conn_->Command({"WAIT", StrCat(need), StrCat(wait_ms)});
-      if (!acked.ok() || acked->type != RedisReply::Type::kInteger || acked->integer < need) {
+      Confirmation confirmed;
+      if (pipelined) {
+        confirmed = ReadConfirmation(*replies, 1);
+      } else {
+        int64_t wait_ms = std::max<int64_t>(1, deadline - NowMonotonicMs());
+        auto acked = commit_conn_->Command({"WAIT", StrCat(need), StrCat(wait_ms)});
+        if (!acked.ok()) {
+          confirmed.error = std::string(acked.status().message());
+        } else if (acked->type == RedisReply::Type::kInteger) {
+          confirmed.acked = acked->integer;
+        }
+      }
+      if (confirmed.acked < need) {
         metrics_->unconfirmed->Inc();
         fail(absl::UnavailableError(
             StrCat("redis: committed at revision ", last, " but confirmed by ",
-                   acked.ok() ? StrCat(acked->integer) : std::string(acked.status().message()),
-                   " of ", need, " replicas within --redis-ack-timeout (", options_.ack_timeout_ms,
+                   confirmed.error.empty() ? StrCat(confirmed.acked) : confirmed.error, " of ",
+                   need, " replicas within --redis-ack-timeout (", options_.ack_timeout_ms,
                    " ms); retry (publishing or revoking again is harmless)")));
         return;
       }
       // Confirmed: now the replicas may apply it (and every change before).
-      auto mark =
-          commit_conn_->Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, StrCat(last)});
-      if (!mark.ok() || mark->is_error()) {
-        metrics_->errors->Inc();
-        fail(absl::UnavailableError(StrCat("redis: committed at revision ", last,
-                                           " and confirmed, but not marked so (",
-                                           mark.ok() ? mark->str : mark.status().message(),
-                                           "); retry (publishing or revoking again is harmless)")));
-        return;
+      // CONFIRM did not mark it only if a Redis replica went away after
+      // WAIT: mark it on WAIT's word.
+      if (!confirmed.marked || confirmed.upto < last) {
+        metrics_->late_marks->Inc();
+        auto mark =
+            commit_conn_->Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, StrCat(last)});
+        if (!mark.ok() || mark->is_error()) {
+          metrics_->errors->Inc();
+          fail(absl::UnavailableError(
+              StrCat("redis: committed at revision ", last, " and confirmed, but not marked so (",
+                     mark.ok() ? mark->str : mark.status().message(),
+                     "); retry (publishing or revoking again is harmless)")));
+          return;
+        }
       }
     }
+    // Confirmed (or no replica to wait for): apply the group here at once,
+    // unless the log thread has already; other replicas apply it from the
+    // log once they read the mark.
+    if (options_.apply_own_commits) ApplyOwn(changes, base, generation);
     if (!WaitApplied(last, generation, deadline) || state_->generation() != generation) {
       fail(absl::UnavailableError(StrCat("redis: committed at revision ", last,
                                          " but not yet applied (or the dataset changed); retry")));
@@ -809,6 +876,48 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     answer();
     return;
   }
+}
+
+void RedisStore::AddConfirmation(RedisBatch& batch, const Connection& c, int need,
+                                 int64_t wait_ms) {
+  batch.Add({"EVAL", kNoteScript, "2", c.note_key, kHeadKey});
+  batch.Add({"WAIT", StrCat(need), StrCat(wait_ms)});
+  batch.Add({"EVAL", kConfirmScript, "3", c.note_key, kHeadKey, kLogKey, StrCat(need)});
+}
+
+RedisStore::Confirmation RedisStore::ReadConfirmation(const std::vector<RedisReply>& replies,
+                                                      size_t at) {
+  Confirmation c;
+  if (replies.size() < at + 3) {
+    c.error = "missing replies";
+    return c;
+  }
+  const RedisReply& note = replies[at];
+  const RedisReply& wait = replies[at + 1];
+  const RedisReply& mark = replies[at + 2];
+  if (note.is_error()) c.error = StrCat("NOTE: ", note.str);
+  ParseUint(note.str, &c.noted_head);
+  if (wait.type == RedisReply::Type::kInteger) {
+    c.acked = wait.integer;
+  } else if (c.error.empty()) {
+    c.error = StrCat("WAIT: ", wait.ToString());
+  }
+  if (!mark.is_error() && mark.elements.size() == 2 && mark.elements[0].str == "OK") {
+    c.marked = ParseUint(mark.elements[1].str, &c.upto);
+  }
+  return c;
+}
+
+void RedisStore::ApplyOwn(const std::vector<Change>& changes, Revision base, uint64_t generation) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  // The log thread may have applied the group already (it read the mark
+  // first), and a reload may have replaced the state: apply only onto the
+  // very state the group was planned on.
+  if (state_->generation() != generation || state_->head() != base || changes.empty()) return;
+  state_->Apply(changes);
+  highest_applied_ = std::max<Revision>(highest_applied_.load(), state_->head());
+  metrics_->own_applied->Inc(changes.size());
+  Applied();
 }
 
 size_t RedisStore::log_max_entries() const {
@@ -943,8 +1052,11 @@ absl::Status RedisStore::Load(Connection& c) {
                                  [start](const SecretEntryRef& e) { return e->revision > start; }),
                   secrets.end());
   }
+  std::unique_lock<std::mutex> apply_lock(apply_mu_);
   bool changed = !state_->epoch().empty() && state_->epoch() != new_epoch;
   state_->Replace(new_epoch, start, std::move(live), tombstones, std::move(secrets));
+  highest_applied_ = start;
+  apply_lock.unlock();
   last_id_ = StrCat(start, "-0");
   pending_.clear();
   confirmed_ = start;
@@ -952,7 +1064,6 @@ absl::Status RedisStore::Load(Connection& c) {
   load_head_ = head;
   caught_up_ = start >= head;
   c.reconnected = false;  // what was read is this connection's
-  highest_applied_ = start;
   Applied();
   if (changed) metrics_->epochs->Inc();
   LogInfo("redis store loaded")
@@ -1011,6 +1122,10 @@ absl::StatusOr<bool> RedisStore::Tail(Connection& c, int64_t block_ms) {
 }
 
 void RedisStore::ApplyConfirmed() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  // Changes the commit thread applied itself (its own groups) are done.
+  const Revision head = state_->head();
+  while (!pending_.empty() && pending_.front().revision <= head) pending_.pop_front();
   std::vector<Change> changes;
   while (!pending_.empty() && pending_.front().revision <= confirmed_) {
     changes.push_back(std::move(pending_.front()));
@@ -1021,33 +1136,40 @@ void RedisStore::ApplyConfirmed() {
   if (changes.empty()) return;
   state_->Apply(changes);
   metrics_->applied->Inc(changes.size());
-  highest_applied_ = std::max(highest_applied_, state_->head());
+  highest_applied_ = std::max<Revision>(highest_applied_.load(), state_->head());
   Applied();
 }
 
 absl::Status RedisStore::ConfirmPending(Connection& c) {
   // Changes whose committer never marked them (its WAIT failed, or it died):
   // confirm them here once the replicas have them, so they are not stuck.
-  auto head = c.Command({"EVAL", kSyncScript, "2", kHeadKey, kSyncKey});
-  if (!head.ok()) return head.status();
-  if (head->is_error()) return absl::UnavailableError(StrCat("redis EVAL: ", head->str));
   int need = options_.min_replicas_ack;
   if (need < 0) need = c.replicas > 0 ? 1 : 0;
-  if (need > 0) {
-    auto acked = c.Command({"WAIT", StrCat(need), StrCat(options_.ack_timeout_ms)});
-    if (!acked.ok()) return acked.status();
-    if (acked->type != RedisReply::Type::kInteger || acked->integer < need) {
-      return absl::UnavailableError(
-          StrCat("redis: ", acked->integer, " of ", need, " replicas confirmed pending changes"));
-    }
+  RedisBatch b;
+  AddConfirmation(b, c, need, options_.ack_timeout_ms);
+  auto replies = c.Execute(b);
+  if (!replies.ok()) return replies.status();
+  Confirmation confirmed = ReadConfirmation(*replies, 0);
+  if (!confirmed.error.empty()) return absl::UnavailableError(StrCat("redis: ", confirmed.error));
+  if (confirmed.acked < need) {
+    return absl::UnavailableError(
+        StrCat("redis: ", confirmed.acked, " of ", need, " replicas confirmed pending changes"));
   }
-  auto mark = c.Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, head->str});
+  if (confirmed.marked) return absl::OkStatus();
+  // A Redis replica went away after WAIT: mark on WAIT's word.
+  metrics_->late_marks->Inc();
+  auto mark =
+      c.Command({"EVAL", kMarkScript, "2", kHeadKey, kLogKey, StrCat(confirmed.noted_head)});
   if (!mark.ok()) return mark.status();
   if (mark->is_error()) return absl::UnavailableError(StrCat("redis XADD: ", mark->str));
   return absl::OkStatus();
 }
 
 absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
+  // Read before Redis's head: the commit thread applies its own groups as
+  // soon as they are committed, so what it applies after this read may be
+  // above the head read below without any write being lost.
+  const Revision applied = highest_applied_.load();
   RedisBatch b;
   b.Add({"ROLE"});
   b.Add({"MULTI"});
@@ -1079,7 +1201,7 @@ absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
   }
   uint64_t head = 0;
   ParseUint(exec.elements[1].str, &head);
-  if (head < highest_applied_) {
+  if (head < applied) {
     // Writes this replica applied (and watchers may have seen) are gone: a
     // failover to a replica that was behind, or a restored backup. Reusing
     // their revisions would tell watchers two stories: new epoch.
@@ -1088,7 +1210,7 @@ absl::StatusOr<bool> RedisStore::CheckIdentity(Connection& c) {
     if (!made.ok()) return made.status();
     LogWarn("redis dataset lost writes; new epoch")
         .Kv("head", head)
-        .Kv("applied", highest_applied_)
+        .Kv("applied", applied)
         .Kv("epoch", made->str);
     return false;
   }
@@ -1102,6 +1224,7 @@ void RedisStore::LogLoop() {
   while (!log_stop_.load()) {
     int64_t now = NowMonotonicMs();
     if (now >= next_expiry) {
+      std::lock_guard<std::mutex> lock(apply_mu_);
       metrics_->expired->Inc(state_->Expire(kMaxExpiryPerPass));
       // Redis trims its own log: the dead revisions the state reports are
       // of no use here, and must not pile up.

@@ -24,13 +24,21 @@
 //   {turnbroker}:syncs       hash: TURN sync name -> its last Acknowledge
 //                            (8-byte Unix ms + AcknowledgeRequest), so every
 //                            replica sees every sync's report
+//   {turnbroker}:note:ID     one per connection that confirms: the
+//                            replication offset and head before its WAIT
+//                            (expires after 60 s)
 //
 // Threads. The commit thread takes queued requests, plans them against the
 // state (GroupPlanner, based on the state's head), and runs one Lua script per
 // group that commits only if Redis's head still equals that base (else the
-// state catches up and the group is planned again); then WAIT for the
-// replicas. The log thread tails the stream (XREAD BLOCK) and is the state's
-// only writer; a request is answered once its revisions are in the state.
+// state catches up and the group is planned again). With replicas to wait
+// for, the same write carries NOTE, WAIT and CONFIRM (redis_store.cc): Redis
+// appends the confirmation mark right after WAIT, and only if the replicas
+// have acknowledged the commit. Once confirmed, the commit thread applies its
+// own group to the state and answers; the log thread tails the stream (XREAD
+// BLOCK) and applies every other change up to the highest mark it has read.
+// The two never write the state at once (apply_mu_), and each change is
+// applied once, in revision order: by its committer, or from the log.
 // Expiry is local to each replica and Redis expires its keys itself; stream
 // trimming rides on every XADD. Nothing needs a lease: all housekeeping is
 // idempotent.
@@ -84,6 +92,12 @@ struct RedisStoreOptions {
   // Replicas that must confirm a commit (WAIT) before it is acknowledged;
   // -1: 1 if the primary has replicas, else 0.
   int min_replicas_ack = -1;
+  // The latency path (docs/architecture.md); both on in production. Off,
+  // each gives back the earlier path, for bench/ha_bench.cc's A/B and for
+  // tests: WAIT and the mark in round trips of their own after the commit,
+  // and a committer that waits for its own log thread to apply its group.
+  bool pipeline_confirmation = true;
+  bool apply_own_commits = true;
   // A Publish or Revoke not committed, confirmed and applied within this is
   // answered UNAVAILABLE.
   int64_t ack_timeout_ms = 500;
@@ -167,6 +181,19 @@ class RedisStore : public Store {
   void ApplyConfirmed();
   // Log thread: confirms changes no committer marked (WAIT, then a mark).
   absl::Status ConfirmPending(Connection& c);
+  // What NOTE, WAIT and CONFIRM answered (redis_store.cc, kNoteScript).
+  struct Confirmation {
+    int64_t acked = -1;  // WAIT's count
+    bool marked = false;
+    Revision upto = 0;        // the mark's revision, when marked
+    Revision noted_head = 0;  // the head when noted
+    std::string error;
+  };
+  static void AddConfirmation(RedisBatch& batch, const Connection& c, int need, int64_t wait_ms);
+  static Confirmation ReadConfirmation(const std::vector<RedisReply>& replies, size_t at);
+  // Commit thread: applies its confirmed group (revisions base+1...) to the
+  // state if the state is still at `base` in `generation`.
+  void ApplyOwn(const std::vector<Change>& changes, Revision base, uint64_t generation);
   void SetPrimary(const std::string& address);
   // Commit thread: writes the queued Acknowledge reports and answers them.
   void WriteAcks(std::vector<std::pair<SyncAck, std::function<void(absl::Status)>>>& acks);
@@ -207,7 +234,12 @@ class RedisStore : public Store {
   Revision confirmed_ = 0;                   // log thread only: highest mark read
   Revision read_head_ = 0;                   // log thread only: last change read
   bool caught_up_ = false;                   // log thread only
-  Revision highest_applied_ = 0;             // log thread only, per epoch
+  // The state's writers: the log thread (changes from the log, expiry,
+  // reloads) and the commit thread (its own confirmed groups, ApplyOwn).
+  // Held around each write, so the state has one writer at a time, and
+  // changes are applied once each, in revision order.
+  std::mutex apply_mu_;
+  std::atomic<Revision> highest_applied_{0};  // per epoch; written under apply_mu_
   std::thread commit_thread_;
   std::thread log_thread_;
   std::atomic<bool> log_stop_{false};
