@@ -56,6 +56,14 @@ struct Options {
   QuietOptions quiet;
 };
 
+// Voluntary context switches of this process (every thread): each thread
+// hand-off and each blocking round trip costs one or more.
+int64_t VoluntarySwitches() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_nvcsw;
+}
+
 int64_t CpuMicros() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -196,6 +204,7 @@ double Run(const char* name, const Options& o, testing::RedisServer* redis, bool
     std::vector<Clock::time_point> sent(n);
     std::atomic<int> failed{0};
     const OpenLoopSchedule schedule(o.rate);
+    const int64_t switches0 = VoluntarySwitches();
     for (int i = 0; i < n; ++i) {
       schedule.SleepUntil(i);
       sent[i] = Clock::now();
@@ -204,6 +213,7 @@ double Run(const char* name, const Options& o, testing::RedisServer* redis, bool
                                if (!st.ok()) failed++;
                              });
     }
+    const int64_t switches = VoluntarySwitches() - switches0;
     std::this_thread::sleep_for(std::chrono::seconds(2));
     std::vector<double> latency_us;
     size_t lost = 0;
@@ -217,8 +227,11 @@ double Run(const char* name, const Options& o, testing::RedisServer* redis, bool
     }
     Percentiles p = Summarize(latency_us, lost);
     p50 = p.p50;
-    std::printf("round %d %s publish->visible at %.0f/s: %s (failed %d) %s\n", round, name, o.rate,
-                Format(p, "ms", 1e-3).c_str(), failed.load(), Mark());
+    std::printf(
+        "round %d %s publish->visible at %.0f/s: %s (failed %d), %.1f voluntary context switches "
+        "per credential (this process: brokers and clients) %s\n",
+        round, name, o.rate, Format(p, "ms", 1e-3).c_str(), failed.load(),
+        static_cast<double>(switches) / n, Mark());
   }
   // 2 and 3. batched throughput to `watchers` per replica; CPU per credential.
   if (throughput) {

@@ -98,6 +98,10 @@ TEST_F(RedisReplicasTest, WatchersAreToldToResyncWhenRedisLosesTheDataset) {
   ASSERT_TRUE(w.WaitForEnd(std::chrono::seconds(10)));
   EXPECT_EQ(w.finished()->error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(b_.client->Status().epoch(), epoch);
+  // Replica a notices on its own (its log thread): until then it still
+  // serves the old epoch, and a resume there is a replay.
+  ASSERT_TRUE(::turnbroker::testing::WaitUntil([&] { return a_.client->Status().epoch() != epoch; },
+                                               std::chrono::seconds(5)));
   // Resuming with the old epoch gives a snapshot of the new one.
   v1::WatchRequest resume;
   resume.set_resume_revision(1);

@@ -277,13 +277,13 @@ TEST_F(RedisStoreTest, AMarkNeverConfirmsWhatTheRedisReplicasHaveNotAcknowledged
   // appends it whatever WAIT answers; it must check the replicas itself.
   PrimaryAndReplica redis(dir_);
   RedisStoreOptions o = Options(redis.primary);
-  o.ack_timeout_ms = 300;
+  o.ack_timeout_ms = 1'000;
   auto a = Open(o);
   auto b = Open(o);
   ASSERT_TRUE(a && b);
   ASSERT_TRUE(PublishSync(*a, One("ivan")).ok());
   // The Redis replica stops answering (and acknowledging) for a while.
-  std::thread stall([&] { redis.replica.Command({"DEBUG", "SLEEP", "1.5"}); });
+  std::thread stall([&] { redis.replica.Command({"DEBUG", "SLEEP", "3"}); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto r = PublishSync(*a, One("judy"));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
