@@ -130,16 +130,33 @@ void EmbeddedStore::CommitLoop() {
       int64_t wait_ms = std::max<int64_t>(0, next_maintenance_ms_ - state_->clock()->NowMs());
       cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                    [this] { return !queue_.empty() || !maintain_now_.empty() || stopping_; });
+      if (!queue_.empty()) WaitForCommitInterval(lock);
       maintain_now.swap(maintain_now_);
       if (queue_.empty() && maintain_now.empty() && stopping_) break;
       TakeGroup(queue_, options_.max_group_credentials, &ops);
       metrics_->queue->Set(static_cast<int64_t>(queue_.size()));
     }
-    if (!ops.empty()) CommitGroup(ops, {});
+    if (!ops.empty()) {
+      last_group_us_ = state_->clock()->MonotonicMicros();
+      CommitGroup(ops, {});
+    }
     ops.clear();
     if (!maintain_now.empty() || state_->clock()->NowMs() >= next_maintenance_ms_) Maintain();
     for (auto& done : maintain_now) done();
     maintain_now.clear();
+  }
+}
+
+void EmbeddedStore::WaitForCommitInterval(std::unique_lock<std::mutex>& lock) {
+  const int64_t interval = options_.min_commit_interval_us;
+  if (interval <= 0 || last_group_us_ == 0) return;
+  const Clock* clock = state_->clock();
+  const int64_t due = last_group_us_ + interval;
+  // Requests queued meanwhile join this group. Shutdown does not wait.
+  for (int64_t now = clock->MonotonicMicros(); now < due && !stopping_;
+       now = clock->MonotonicMicros()) {
+    cv_.wait_for(lock, std::chrono::microseconds(clock->RealWaitMicros(due - now)),
+                 [this] { return stopping_; });
   }
 }
 

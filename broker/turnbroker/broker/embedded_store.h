@@ -36,6 +36,15 @@ struct EmbeddedStoreOptions {
   size_t max_group_credentials = 50'000;
   // How often expiry and compaction run.
   int64_t maintenance_interval_ms = 100;
+  // Under load, a group commit starts at most once per this many
+  // microseconds of the clock's monotonic time, counted from the start of
+  // the previous one: requests that arrive meanwhile join one larger group
+  // (one fsync, one Watch frame per watcher and one answer per request for
+  // all of them), at the cost of up to this much more latency. A request
+  // that arrives after a quiet spell longer than this commits at once.
+  // 0: a group starts as soon as the previous commit is done
+  // (docs/architecture.md, "Group commit").
+  int64_t min_commit_interval_us = 0;
   // Approach 1; its max_credential_ttl_ms is taken from limits.max_ttl_ms.
   SecretPolicy secrets;
 };
@@ -86,6 +95,9 @@ class EmbeddedStore : public Store {
                 std::function<void(const absl::Status&)> on_failure);
   absl::Status Enqueue(Op op);
   void CommitLoop();
+  // Holds the next group until min_commit_interval_us after the last one
+  // started (mu_ held; released while waiting).
+  void WaitForCommitInterval(std::unique_lock<std::mutex>& lock);
   void CommitGroup(std::vector<Op>& ops, const std::vector<Revision>& compact);
   void Maintain();
 
@@ -112,6 +124,7 @@ class EmbeddedStore : public Store {
   std::vector<Revision> dead_;
   int64_t next_maintenance_ms_ = 0;
   int64_t next_compaction_ms_ = 0;
+  int64_t last_group_us_ = 0;  // when the last group's commit started (monotonic)
 };
 
 }  // namespace turnbroker::broker
