@@ -24,6 +24,7 @@
 // printed (percentiles.h), and all samples go to --json.
 // Usage: broker_bench [--runs 3] [--quick] [--require-quiet]
 #include <google/protobuf/arena.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -105,13 +106,16 @@ class Broker {
       return;
     }
     port_ = testing::FreePort();
+    metrics_port_ = testing::FreePort();
     std::vector<std::string> argv = {testing::BuiltBinary("turn-broker"),
                                      "--listen",
                                      "127.0.0.1:" + std::to_string(port_),
                                      "--data-dir",
                                      data_,
                                      "--log-level",
-                                     "warn"};
+                                     "warn",
+                                     "--metrics-listen",
+                                     "127.0.0.1:" + std::to_string(metrics_port_)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = std::make_unique<testing::Subprocess>(argv, dir.File("broker.log"));
     if (!process_->WaitForOutput("listening on", std::chrono::seconds(20))) {
@@ -123,6 +127,19 @@ class Broker {
     return external_.empty() ? "127.0.0.1:" + std::to_string(port_) : external_;
   }
   pid_t pid() const { return process_ ? process_->pid() : 0; }
+  // A counter or gauge of the broker's /metrics (no labels); nullopt for
+  // --external or when it cannot be read.
+  std::optional<double> Metric(const std::string& name) const {
+    if (!process_) return std::nullopt;
+    httplib::Client cli("127.0.0.1", metrics_port_);
+    cli.set_read_timeout(5, 0);
+    auto r = cli.Get("/metrics");
+    if (!r || r->status != 200) return std::nullopt;
+    const std::string prefix = "\n" + name + " ";
+    size_t at = r->body.find(prefix);
+    if (at == std::string::npos) return std::nullopt;
+    return std::strtod(r->body.c_str() + at + prefix.size(), nullptr);
+  }
   const std::string& data() const { return data_; }
   void Stop() {
     if (!process_) return;
@@ -134,6 +151,7 @@ class Broker {
   std::string data_;
   std::string external_;
   int port_ = 0;
+  int metrics_port_ = 0;
   std::unique_ptr<testing::Subprocess> process_;
 };
 
@@ -249,9 +267,14 @@ struct LatencyResult {
   std::optional<ProcessUsage> broker_usage;
   double window_seconds = 0;
   size_t credentials = 0;
+  // From the broker's metrics over the same window: commit groups and Watch
+  // frames sent (all watchers); nullopt for --external.
+  std::optional<double> groups, frames;
 };
 
 std::vector<std::string> g_broker_flags;
+// --ab-broker-flag: the B side of an A/B (A: g_broker_flags alone).
+std::vector<std::string> g_ab_flags;
 
 // --latency-trace: one line per credential of the first latency run,
 // "<scheduled ms since start> <ack us> <first watcher us> <slowest watcher us>
@@ -260,9 +283,10 @@ std::vector<std::string> g_broker_flags;
 // to see whether a tail is periodic (a stall) or spread (CPU queueing).
 std::string g_latency_trace;
 
-LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publishing) {
+LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publishing,
+                         const std::vector<std::string>& broker_flags) {
   TempDir dir;
-  Broker broker(dir, g_broker_flags);
+  Broker broker(dir, broker_flags);
   const size_t n = static_cast<size_t>(rate * seconds);
   std::vector<std::unique_ptr<Watcher>> ws;
   for (int i = 0; i < watchers; ++i)
@@ -296,6 +320,8 @@ LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publ
         });
   }
   int64_t now_ms = turnbroker::Clock::System()->NowMs();
+  const std::optional<double> groups0 = broker.Metric("turnbroker_store_commit_groups_total");
+  const std::optional<double> frames0 = broker.Metric("turnbroker_watch_frames_sent_total");
   const OpenLoopSchedule schedule(rate);
   const UsageWindow usage(broker.pid());
   for (size_t i = 0; i < n; ++i) {
@@ -342,6 +368,10 @@ LatencyResult RunLatency(int watchers, int rate, double seconds, Publishing publ
   r.broker_usage = usage.Stop();
   r.window_seconds = (NowUs() - schedule.t0()) / 1e6;
   r.credentials = n;
+  const std::optional<double> groups1 = broker.Metric("turnbroker_store_commit_groups_total");
+  const std::optional<double> frames1 = broker.Metric("turnbroker_watch_frames_sent_total");
+  if (groups0 && groups1) r.groups = *groups1 - *groups0;
+  if (frames0 && frames1) r.frames = *frames1 - *frames0;
   if (streamer) streamer->Close();
   // The first half second is left out (connections and threads warming up),
   // as in turn_sync_bench. A delivery that never came is lost.
@@ -520,6 +550,9 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "One short run of each (a smoke test)");
   app.add_option("--broker-flag", g_broker_flags,
                  "Extra turn-broker flag (repeatable), e.g. --broker-flag=--no-fsync");
+  app.add_option("--ab-broker-flag", g_ab_flags,
+                 "A/B: every latency run runs twice, A with the --broker-flag flags, B with this "
+                 "flag too (repeatable), in alternating order; B/A ratios are printed");
   AddQuietFlags(app, &quiet);
   CLI11_PARSE(app, argc, argv);
   if (quick) runs = 1, seconds = 1, total = 50'000;
@@ -544,6 +577,37 @@ int main(int argc, char** argv) {
     usage_amount[key].first += credentials;
     usage_amount[key].second += seconds;
   };
+  // Commit groups and Watch frames over all runs' windows, per key.
+  std::map<std::string, std::pair<double, double>> group_sum;
+  // The latency runs of one round: (mode, key, broker flags). With
+  // --ab-broker-flag each mode runs as A (the broker flags alone) and B
+  // (with the A/B flags too), in alternating order from round to round.
+  struct LatencyRun {
+    std::string mode, key;
+    std::vector<std::string> flags;
+  };
+  std::vector<std::string> b_flags = g_broker_flags;
+  b_flags.insert(b_flags.end(), g_ab_flags.begin(), g_ab_flags.end());
+  auto latency_runs = [&](int run) {
+    std::vector<LatencyRun> out;
+    for (const std::string& mode : publishers) {
+      if (g_ab_flags.empty()) {
+        out.push_back({mode, mode, g_broker_flags});
+        continue;
+      }
+      LatencyRun a{mode, mode + "[A]", g_broker_flags}, b{mode, mode + "[B]", b_flags};
+      if (run % 2 == 0) {
+        out.push_back(a);
+        out.push_back(b);
+      } else {
+        out.push_back(b);
+        out.push_back(a);
+      }
+    }
+    return out;
+  };
+  std::vector<std::string> latency_keys;
+  for (const auto& r : latency_runs(0)) latency_keys.push_back(r.key);
   for (int run = 0; run < runs; ++run) {
     auto [seq, seq_floor] = RunSequential(2000);
     samples["sequential_p50_us"].push_back(seq.p50);
@@ -552,9 +616,9 @@ int main(int argc, char** argv) {
     samples["sequential_floor_p99_us"].push_back(seq_floor.p99);
     fprintf(stderr, "run %d: sequential publish %s\n", run + 1,
             BesideFloor(seq.p50, seq.p99, seq_floor.p50, seq_floor.p99).c_str());
-    for (const std::string& mode : publishers) {
-      LatencyResult l = RunLatency(watchers, rate, seconds, kPublishing.at(mode));
-      const std::string k = mode + "_";
+    for (const auto& [mode, key, flags] : latency_runs(run)) {
+      LatencyResult l = RunLatency(watchers, rate, seconds, kPublishing.at(mode), flags);
+      const std::string k = key + "_";
       samples[k + "latency_p50_us"].push_back(l.delivered.p50);
       samples[k + "latency_p99_us"].push_back(l.delivered.p99);
       samples[k + "latency_lost"].push_back(l.delivered.lost);
@@ -563,10 +627,16 @@ int main(int argc, char** argv) {
       samples[k + "achieved_rate"].push_back(l.achieved_rate);
       samples[k + "floor_p50_us"].push_back(l.floor.p50);
       samples[k + "floor_p99_us"].push_back(l.floor.p99);
-      add_usage(mode, l.broker_usage, l.credentials);
-      sum_usage(mode, l.broker_usage, l.credentials, l.window_seconds);
+      add_usage(key, l.broker_usage, l.credentials);
+      sum_usage(key, l.broker_usage, l.credentials, l.window_seconds);
+      if (l.groups && l.frames && *l.groups > 0) {
+        samples[k + "credentials_per_group"].push_back(l.credentials / *l.groups);
+        samples[k + "frames_per_watcher_per_group"].push_back(*l.frames / watchers / *l.groups);
+        group_sum[key].first += *l.groups;
+        group_sum[key].second += *l.frames;
+      }
       fprintf(stderr, "run %d: %s: publish->watcher %s; ack %s; sent %.0f/s; broker %s\n", run + 1,
-              mode.c_str(),
+              key.c_str(),
               BesideFloor(l.delivered.p50, l.delivered.p99, l.floor.p50, l.floor.p99).c_str(),
               Format(l.acked, "ms", 1e-3).c_str(), l.achieved_rate,
               l.broker_usage
@@ -604,9 +674,9 @@ int main(int argc, char** argv) {
          BesideFloor(median("sequential_p50_us"), median("sequential_p99_us"),
                      median("sequential_floor_p50_us"), median("sequential_floor_p99_us"))
              .c_str());
-  for (const std::string& mode : publishers) {
-    const std::string k = mode + "_";
-    printf("  %s, %d/s (floor: GetStatus at %d/s on the same broker):\n", mode.c_str(), rate, rate);
+  for (const std::string& key : latency_keys) {
+    const std::string k = key + "_";
+    printf("  %s, %d/s (floor: GetStatus at %d/s on the same broker):\n", key.c_str(), rate, rate);
     printf("    publish->watcher:  %s   (target p99 < 2 ms)\n",
            BesideFloor(median(k + "latency_p50_us"), median(k + "latency_p99_us"),
                        median(k + "floor_p50_us"), median(k + "floor_p99_us"))
@@ -615,7 +685,38 @@ int main(int argc, char** argv) {
            BesideFloor(median(k + "ack_p50_us"), median(k + "ack_p99_us"),
                        median(k + "floor_p50_us"), median(k + "floor_p99_us"))
                .c_str());
-    printf("    broker:            %s\n", broker_cost(mode).c_str());
+    printf("    broker:            %s\n", broker_cost(key).c_str());
+    if (group_sum.count(key) && group_sum[key].first > 0) {
+      const double groups = group_sum[key].first, frames = group_sum[key].second;
+      printf(
+          "    commit groups:     %.1f credentials per group; %.2f Watch frames per watcher per "
+          "group\n",
+          usage_amount[key].first / groups, frames / watchers / groups);
+    }
+  }
+  if (!g_ab_flags.empty()) {
+    // B against A, from the same runs: what an A/B on a shared machine can
+    // say (each side's absolute figures are only as good as the machine).
+    std::string b_desc;
+    for (const auto& f : g_ab_flags) b_desc += " " + f;
+    printf("  A/B (B = A +%s; rounds alternate A,B / B,A), B/A ratios:\n", b_desc.c_str());
+    for (const std::string& mode : publishers) {
+      const std::string a = mode + "[A]", b = mode + "[B]";
+      auto per_credential = [&](const std::string& key, auto ProcessUsage::*field) {
+        return usage_sum.count(key) ? usage_sum[key].*field / usage_amount[key].first : NAN;
+      };
+      printf(
+          "    %s: broker CPU per credential x%.2f, voluntary switches x%.2f, publish->watcher "
+          "p50 x%.2f p99 x%.2f, ack p50 x%.2f p99 x%.2f%s\n",
+          mode.c_str(),
+          per_credential(b, &ProcessUsage::cpu_us) / per_credential(a, &ProcessUsage::cpu_us),
+          per_credential(b, &ProcessUsage::voluntary_switches) /
+              per_credential(a, &ProcessUsage::voluntary_switches),
+          median(b + "_latency_p50_us") / median(a + "_latency_p50_us"),
+          median(b + "_latency_p99_us") / median(a + "_latency_p99_us"),
+          median(b + "_ack_p50_us") / median(a + "_ack_p50_us"),
+          median(b + "_ack_p99_us") / median(a + "_ack_p99_us"), Mark());
+    }
   }
   if (!g_external.empty()) return CheckMachineAfterRun();
   printf(
