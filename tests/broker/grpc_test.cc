@@ -149,6 +149,32 @@ TEST_F(GrpcTest, AnotherEpochOrARevisionAheadGetsASnapshot) {
   EXPECT_EQ(PutNames(ahead.responses()), std::vector<std::string>{"a"});
 }
 
+// A watcher that kept keys across an epoch change learns from the snapshot
+// which usernames were revoked before it (docs/architecture.md, "Snapshots
+// carry the revoked usernames").
+TEST_F(GrpcTest, ASnapshotCarriesTheRevokedUsernamesBeforeSynced) {
+  ASSERT_TRUE(Publish({Cred("a"), Cred("b")}).ok());
+  ASSERT_TRUE(Revoke("b").ok());
+  ASSERT_TRUE(Revoke("never-published").ok());
+  WatchClient w(channel_, Resume(1, "0123456789abcdef"));
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  // (realm, username): a live credential's realm, or every realm ("") for
+  // a username that matched nothing.
+  std::set<std::pair<std::string, std::string>> revoked;
+  for (const auto& r : w.responses()) {
+    if (r.marker() == Marker::SYNCED) break;
+    for (const auto& e : r.events()) {
+      if (!e.has_revoke()) continue;
+      EXPECT_EQ(e.revoke().revoked_at_ms(), 0) << "not news: no revocation delay to measure";
+      revoked.insert(
+          {e.revoke().selector().username().realm(), e.revoke().selector().username().username()});
+    }
+  }
+  EXPECT_EQ(revoked, (std::set<std::pair<std::string, std::string>>{{"ims.example.org", "b"},
+                                                                    {"", "never-published"}}));
+  EXPECT_EQ(PutNames(w.responses()), std::vector<std::string>{"a"});
+}
+
 TEST_F(GrpcTest, ProgressArrivesOnAnIdleStream) {
   ASSERT_TRUE(Publish({Cred("a")}).ok());
   v1::WatchRequest r = Resume(1, Status().epoch());

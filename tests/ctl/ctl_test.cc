@@ -102,9 +102,13 @@ TEST_F(CtlTest, WatchPrintsOneEventALineAndResumes) {
                               Not(HasSubstr("username=b")), Not(HasSubstr("snapshot"))));
   r = Ctl({"watch", "--until-synced"});
   ASSERT_EQ(r.exit_code, 0);
+  // The snapshot lists the revoked username after the live ones
+  // (docs/architecture.md, "Snapshots carry the revoked usernames").
   EXPECT_THAT(r.output, AllOf(HasSubstr("marker=snapshot-begin"),
                               HasSubstr("marker=synced revision=4"), HasSubstr("username=b"),
-                              HasSubstr("username=c"), Not(HasSubstr("username=a"))));
+                              HasSubstr("username=c"), Not(HasSubstr("type=put username=a")),
+                              HasSubstr("type=revoke username=a realm=r.org revoked=0 "
+                                        "reason=\"revoked before this snapshot\"")));
 }
 
 TEST_F(CtlTest, StatusShowsHealthAndStore) {

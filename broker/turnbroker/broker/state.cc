@@ -155,7 +155,7 @@ bool CredentialState::IsRevoked(std::string_view realm, std::string_view usernam
   std::shared_lock lock(mu_);
   for (uint64_t key : {TombstoneKey(realm, username), TombstoneKey("", username)}) {
     auto it = tombstones_.find(key);
-    if (it != tombstones_.end() && it->second > now) return true;
+    if (it != tombstones_.end() && it->second.until > now) return true;
   }
   return false;
 }
@@ -212,6 +212,20 @@ Revision CredentialState::VisitLive(Revision after, size_t max_examined,
     if (!visit(r)) return it->first - 1;
   }
   return 0;
+}
+
+bool CredentialState::VisitTombstones(
+    std::optional<uint64_t>* cursor, size_t max,
+    const std::function<bool(std::string_view, std::string_view, int64_t)>& visit) const {
+  int64_t now = clock_->NowMs();
+  std::shared_lock lock(mu_);
+  auto it = cursor->has_value() ? tombstones_.upper_bound(**cursor) : tombstones_.begin();
+  for (size_t n = 0; it != tombstones_.end(); ++it) {
+    if (it->second.until <= now) continue;
+    if (n++ == max || !visit(it->second.realm, it->second.username, it->second.until)) return false;
+    *cursor = it->first;
+  }
+  return true;
 }
 
 Revision CredentialState::Scan(Revision after, size_t max, size_t max_examined,
@@ -302,8 +316,13 @@ void CredentialState::RemoveLocked(const Record* r) {
 
 void CredentialState::AddTombstoneLocked(std::string_view realm, std::string_view username,
                                          int64_t until) {
-  int64_t& t = tombstones_[TombstoneKey(realm, username)];
-  t = std::max(t, until);
+  Revoked& t = tombstones_[TombstoneKey(realm, username)];
+  if (until <= t.until) return;
+  t.until = until;
+  if (t.username != username || t.realm != realm) {
+    t.realm = std::string(realm);
+    t.username = std::string(username);
+  }
 }
 
 void CredentialState::ApplyLocked(const Change& change, int64_t now) {
@@ -437,7 +456,7 @@ size_t CredentialState::Expire(size_t max) {
   }
   for (const auto& key : expired_secrets) DropSecretLocked(key);
   if (now >= next_tombstone_sweep_ms_) {
-    absl::erase_if(tombstones_, [now](const auto& t) { return t.second <= now; });
+    absl::erase_if(tombstones_, [now](const auto& t) { return t.second.until <= now; });
     next_tombstone_sweep_ms_ = now + kTombstoneSweepIntervalMs;
   }
   TrimHistoryLocked(now);

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -138,6 +139,17 @@ class CredentialState {
   Revision VisitLive(Revision after, size_t max_examined,
                      const std::function<bool(const Record&)>& visit) const;
 
+  // The revoked usernames not yet expired, for snapshots: a watcher that
+  // kept keys across an epoch change learns from them which were revoked
+  // before its snapshot (docs/architecture.md, "Snapshots carry the
+  // revoked usernames"). Calls `visit(realm, username, until)` under the
+  // read lock for each, in key order after `*cursor` (nullopt: from the
+  // start), at most `max`; `visit` returns false to stop without consuming
+  // the tombstone. Returns true when every one was visited.
+  bool VisitTombstones(
+      std::optional<uint64_t>* cursor, size_t max,
+      const std::function<bool(std::string_view, std::string_view, int64_t)>& visit) const;
+
   // Known shared secrets (approach 1): staged, active or superseded, not
   // retired and not expired. One, or null.
   SecretEntryRef FindSecret(std::string_view realm, std::string_view id) const;
@@ -237,9 +249,14 @@ class CredentialState {
   absl::btree_set<Subscriber> by_subscriber_;
   absl::btree_set<Expiry> by_expiry_;
   std::map<std::string, size_t, std::less<>> realms_;
-  // Revoked (realm, username) -> revoked until (Unix ms). Keyed by a 64-bit
-  // hash: a collision could only refuse one publish, never accept one.
-  absl::flat_hash_map<uint64_t, int64_t> tombstones_;
+  // Revoked (realm, username) -> revoked until (Unix ms), with the names
+  // for snapshots. Keyed by a 64-bit hash: a collision could only refuse one
+  // publish, never accept one. Ordered, so a snapshot walks it in chunks.
+  struct Revoked {
+    int64_t until = 0;
+    std::string realm, username;
+  };
+  absl::btree_map<uint64_t, Revoked> tombstones_;
   int64_t next_tombstone_sweep_ms_ = 0;
   // When each revocation's last tombstone expires: (time, revision). Also
   // secret retirements, dead once every earlier row of their secret is

@@ -1,6 +1,7 @@
 #include "turnbroker/broker/watch.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "turnbroker/broker/refuse.h"
 #include "turnbroker/broker/wire.h"
@@ -160,11 +161,11 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   // For a new head revision, on the commit thread: live streams only. A
-  // stream in a snapshot walks the live set on the hub thread or after its
+  // stream in a snapshot walks the live set (and the tombstones) on the hub thread or after its
   // own writes, never on the thread that commits.
   void PumpLive() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (begin_pending_ || scanning_) return;
+    if (begin_pending_ || scanning_ || tombstoning_) return;
     PumpLocked();
   }
 
@@ -253,6 +254,19 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     AppendPutEvent(out, r, revision);
   }
 
+  // A revoked username as a revocation by username (no revoked_at_ms: it is
+  // not news).
+  static void AppendTombstone(std::string* out, std::string_view realm, std::string_view username,
+                              Revision revision) {
+    v1::Event e;
+    e.set_revision(revision);
+    v1::CredentialRef* ref = e.mutable_revoke()->mutable_selector()->mutable_username();
+    ref->set_realm(std::string(realm));
+    ref->set_username(std::string(username));
+    e.mutable_revoke()->set_reason("revoked before this snapshot");
+    wire::PutBytesAlways(out, kEvents, e.SerializeAsString());
+  }
+
   // Builds the next frame into `out`; false if there is nothing to send.
   bool BuildFrameLocked(std::string* out) {
     const WatchOptions& opt = hub_->options_;
@@ -304,8 +318,13 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       events_in_frame_ = events;
       if (next == 0) {
         scanning_ = false;
-        cursor_ = snapshot_base_;
-        synced_pending_ = true;
+        if (wants_revocations_) {
+          tombstoning_ = true;
+          tombstone_after_.reset();
+        } else {
+          cursor_ = snapshot_base_;
+          synced_pending_ = true;
+        }
       }
       if (events > 0) {
         AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
@@ -315,6 +334,35 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       // A chunk examined, none wanted: the next one on the next pump, so no
       // call walks more than one chunk, whatever the filter lets through.
       if (scanning_) {
+        more_ = true;
+        return false;
+      }
+    }
+    if (tombstoning_) {
+      // Then the revoked usernames: a watcher that kept keys from before an
+      // epoch change deletes those revoked since (docs/architecture.md,
+      // "Snapshots carry the revoked usernames"); to any other they are
+      // no-ops.
+      bool done =
+          state_.VisitTombstones(&tombstone_after_, opt.max_frame_events * 8,
+                                 [&](std::string_view realm, std::string_view username, int64_t) {
+                                   if (!room()) return false;
+                                   AppendTombstone(out, realm, username, snapshot_base_);
+                                   ++events;
+                                   return true;
+                                 });
+      events_in_frame_ = events;
+      if (done) {
+        tombstoning_ = false;
+        cursor_ = snapshot_base_;
+        synced_pending_ = true;
+      }
+      if (events > 0) {
+        AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
+                           v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+        return true;
+      }
+      if (tombstoning_) {
         more_ = true;
         return false;
       }
@@ -435,6 +483,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   Reason reason_ = v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED;
   bool scanning_ = false;  // walking the live set
   Revision scan_after_ = 0;
+  bool tombstoning_ = false;  // then the revoked usernames
+  std::optional<uint64_t> tombstone_after_;
   Revision snapshot_base_ = 0;   // head when the snapshot began
   bool in_resync_ = false;       // between SNAPSHOT_BEGIN and SYNCED
   bool synced_pending_ = false;  // SYNCED is due once caught up
