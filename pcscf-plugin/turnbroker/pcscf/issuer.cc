@@ -461,6 +461,11 @@ void Issuer::Reassert() {
       mode_->CommitAsync(c, kReassertTimeoutMs, [this, username = c.username](absl::Status s) {
         if (s.ok()) {
           if (metrics_) metrics_->reasserted->Inc();
+        } else if (s.code() == absl::StatusCode::kFailedPrecondition) {
+          // Revoked meanwhile (by this issuer, or an operator): as in
+          // Recommit, forget it.
+          registry_.Remove(username);
+          LogInfo("re-asserted credential was revoked meanwhile").Kv("username", username);
         } else {
           LogWarn("re-assertion failed").Kv("username", username).Kv("error", s);
         }
