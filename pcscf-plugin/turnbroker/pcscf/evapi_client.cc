@@ -1,6 +1,8 @@
 #include "turnbroker/pcscf/evapi_client.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -124,7 +126,23 @@ int ConnectTcp(const std::string& host, uint16_t port, std::string* error) {
     }
   }
   freeaddrinfo(list);
+  if (fd >= 0) {
+    // Answers go out at once: with Nagle's algorithm an answer waited for
+    // Kamailio to acknowledge the previous one, a fixed ~4.6 ms at p90
+    // (docs/pcscf-plugin.md, "The asynchronous path").
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   return fd;
+}
+
+// Acknowledges what was just read at once rather than with the next answer
+// or the delayed-ACK timer: Kamailio's evapi socket keeps Nagle's algorithm,
+// so its next event waits for that acknowledgement. Linux clears the mode
+// after use (tcp(7)), so it is set again after every read.
+void AckNow(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 // The answer to `event` (its transaction, the status and one of "header" or
@@ -182,6 +200,7 @@ void EvapiClient::ReadConnection(int fd, uint64_t connection) {
   char buf[16 * 1024];
   for (;;) {
     ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) AckNow(fd);
     if (n == 0) return;
     if (n < 0) {
       if (errno == EINTR) continue;
