@@ -248,26 +248,37 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     wire::PutVarintField(out, kSnapshotReason, static_cast<uint64_t>(reason));
   }
 
-  static void AppendPut(std::string* out, const Record& r, Revision revision) {
+  // `size`: PutEventSize(r, revision).
+  static void AppendPut(std::string* out, const Record& r, Revision revision, size_t size) {
     wire::PutTag(out, kEvents, wire::kLengthDelimited);
-    wire::PutVarint(out, PutEventSize(r, revision));
+    wire::PutVarint(out, size);
     AppendPutEvent(out, r, revision);
   }
 
   // A revoked username as a revocation by username (no revoked_at_ms: it is
-  // not news).
-  static void AppendTombstone(std::string* out, std::string_view realm, std::string_view username,
-                              Revision revision) {
+  // not news), encoded as an Event.
+  static std::string TombstoneEvent(std::string_view realm, std::string_view username,
+                                    Revision revision) {
     v1::Event e;
     e.set_revision(revision);
     v1::CredentialRef* ref = e.mutable_revoke()->mutable_selector()->mutable_username();
     ref->set_realm(std::string(realm));
     ref->set_username(std::string(username));
     e.mutable_revoke()->set_reason("revoked before this snapshot");
-    wire::PutBytesAlways(out, kEvents, e.SerializeAsString());
+    return e.SerializeAsString();
+  }
+
+  // The most a frame's trailer (AppendFrameTrailer) takes.
+  size_t TrailerBound() const {
+    return 3 * (1 + wire::VarintSize(UINT64_MAX)) +
+           wire::BytesFieldSize(kEpoch, state_.epoch().size());
   }
 
   // Builds the next frame into `out`; false if there is nothing to send.
+  // A frame holds at most max_frame_events events and max_frame_bytes bytes,
+  // trailer included, except that an event too large for any frame goes
+  // alone in one (the server's message size limit, 16 MiB by default, is
+  // far above the largest event a request can make).
   bool BuildFrameLocked(std::string* out) {
     const WatchOptions& opt = hub_->options_;
     if (begin_pending_) {
@@ -290,12 +301,21 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       return true;
     }
     size_t events = 0;
-    auto room = [&] { return events < opt.max_frame_events && out->size() < opt.max_frame_bytes; };
+    const size_t trailer = TrailerBound();
+    // Whether an event whose encoding takes `payload` bytes joins this frame.
+    auto fits = [&](size_t payload) {
+      if (events == 0) return true;
+      return events < opt.max_frame_events &&
+             out->size() + wire::BytesFieldSize(kEvents, payload) + trailer <= opt.max_frame_bytes;
+    };
     if (secrets_sent_ < snapshot_secrets_.size()) {
       // Shared secrets first: few, and what an agent needs to mint.
-      while (secrets_sent_ < snapshot_secrets_.size() && room()) {
-        const SecretChange& c = *snapshot_secrets_[secrets_sent_++]->last;
-        wire::PutBytesAlways(out, kEvents, secret_bytes_ ? c.event_wire : c.redacted_wire);
+      while (secrets_sent_ < snapshot_secrets_.size()) {
+        const SecretChange& c = *snapshot_secrets_[secrets_sent_]->last;
+        const std::string& event = secret_bytes_ ? c.event_wire : c.redacted_wire;
+        if (!fits(event.size())) break;
+        wire::PutBytesAlways(out, kEvents, event);
+        ++secrets_sent_;
         ++events;
       }
       if (secrets_sent_ == snapshot_secrets_.size()) snapshot_secrets_.clear(), secrets_sent_ = 0;
@@ -309,8 +329,9 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       // records: no copies, no reference counting.
       Revision next = state_.VisitLive(scan_after_, opt.max_frame_events * 8, [&](const Record& r) {
         if (!Wants(r)) return true;
-        if (!room()) return false;
-        AppendPut(out, r, r.revision());
+        const size_t size = PutEventSize(r, r.revision());
+        if (!fits(size)) return false;
+        AppendPut(out, r, r.revision(), size);
         ++events;
         return true;
       });
@@ -343,14 +364,15 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       // epoch change deletes those revoked since (docs/architecture.md,
       // "Snapshots carry the revoked usernames"); to any other they are
       // no-ops.
-      bool done =
-          state_.VisitTombstones(&tombstone_after_, opt.max_frame_events * 8,
-                                 [&](std::string_view realm, std::string_view username, int64_t) {
-                                   if (!room()) return false;
-                                   AppendTombstone(out, realm, username, snapshot_base_);
-                                   ++events;
-                                   return true;
-                                 });
+      bool done = state_.VisitTombstones(
+          &tombstone_after_, opt.max_frame_events * 8,
+          [&](std::string_view realm, std::string_view username, int64_t) {
+            const std::string event = TombstoneEvent(realm, username, snapshot_base_);
+            if (!fits(event.size())) return false;
+            wire::PutBytesAlways(out, kEvents, event);
+            ++events;
+            return true;
+          });
       events_in_frame_ = events;
       if (done) {
         tombstoning_ = false;
@@ -369,18 +391,21 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     }
     // Replay or live: events after cursor_.
     auto read = state_.VisitHistory(cursor_, [&](const Change& c) {
-      if (!room()) return false;
       if (c.put) {
         if (Wants(*c.put)) {
-          AppendPut(out, *c.put, c.revision);
+          const size_t size = PutEventSize(*c.put, c.revision);
+          if (!fits(size)) return false;
+          AppendPut(out, *c.put, c.revision, size);
           ++events;
         }
       } else if (c.revoke && wants_revocations_) {
+        if (!fits(c.revoke->event_wire.size())) return false;
         wire::PutBytesAlways(out, kEvents, c.revoke->event_wire);
         ++events;
       } else if (c.secret && WantsSecret(c.secret->secret)) {
-        wire::PutBytesAlways(out, kEvents,
-                             secret_bytes_ ? c.secret->event_wire : c.secret->redacted_wire);
+        const std::string& event = secret_bytes_ ? c.secret->event_wire : c.secret->redacted_wire;
+        if (!fits(event.size())) return false;
+        wire::PutBytesAlways(out, kEvents, event);
         ++events;
       }
       cursor_ = c.revision;
