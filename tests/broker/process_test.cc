@@ -133,7 +133,13 @@ TEST_F(ProcessTest, ASlowWatcherDelaysNoOneAndMemoryStaysBounded) {
   // watcher (which would be ~15 MB of frames if it were queued).
   int64_t growth_kb = ResidentKb(broker.process().pid()) - rss_before;
   RecordProperty("rss_growth_kb", static_cast<int>(growth_kb));
+#ifndef __SANITIZE_ADDRESS__
   EXPECT_LT(growth_kb, 80 * 1024) << "RSS grew by " << growth_kb << " KiB";
+#else
+  // Under ASan (scripts/sanitize.sh) freed memory stays in ASan's quarantine
+  // (256 MB by default) and every block has redzones: RSS measures those, not
+  // the broker's buffers (docs/security.md#sanitizers).
+#endif
 
   // The slow watcher fell behind the retained history: when it reads again
   // it is given a snapshot, and ends up with the whole live set.
