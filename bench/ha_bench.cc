@@ -1,10 +1,11 @@
 // ha_bench: the Redis store against the embedded store, in one run
 // (docs/benchmarks.md#ha). In-process brokers over real gRPC sockets and
-// real redis-servers, in three configurations: embedded (one ephemeral
-// broker), redis (two replicas on one Redis: no WAIT) and redis+replica
-// (two replicas on a primary with one Redis replica: WAIT 1, the
-// production shape). --rounds alternates them (the order reversed every
-// other round) and prints each round's p50 ratios to embedded, so that a
+// real redis-servers, in four configurations: embedded (one ephemeral
+// broker), redis (two replicas on one Redis: no WAIT), redis+replica (two
+// replicas on a primary with one Redis replica: WAIT 1, the production
+// shape) and embedded (durable) (one broker on SQLite with fsync, the default
+// store). --rounds alternates them (the order reversed every other round)
+// and prints each round's p50 ratios to both embedded stores, so that a
 // shared machine's load, which moves between rounds, cancels out.
 //   1. publish -> visible: credentials published open-loop at --rate through
 //      the eP-CSCF library's Publisher on replica A, until a watcher of
@@ -53,6 +54,9 @@ struct Options {
   int rounds = 1;
   bool redis_replica = true;
   bool compare_earlier = false;
+  // Also the durable embedded store (SQLite with fsync: the default store),
+  // the one the Redis store replaces in production.
+  bool durable_embedded = true;
   QuietOptions quiet;
 };
 
@@ -164,7 +168,9 @@ struct RedisSetup {
   std::optional<testing::RedisServer> replica;
 };
 
-Setup Start(int replicas, testing::RedisServer* redis, bool earlier) {
+// `data_dir` empty: the ephemeral embedded store; else the durable one there.
+Setup Start(int replicas, testing::RedisServer* redis, bool earlier,
+            const std::string& data_dir = "") {
   Setup s;
   for (int i = 0; i < replicas; ++i) {
     broker::BrokerOptions o;
@@ -174,8 +180,10 @@ Setup Start(int replicas, testing::RedisServer* redis, bool earlier) {
       o.redis.target.url = redis->redis_url();
       o.redis.pipeline_confirmation = !earlier;
       o.redis.apply_own_commits = !earlier;
-    } else {
+    } else if (data_dir.empty()) {
       o.ephemeral = true;
+    } else {
+      o.data_dir = data_dir;
     }
     auto b = broker::BrokerServer::Start(o);
     if (!b.ok()) {
@@ -190,9 +198,9 @@ Setup Start(int replicas, testing::RedisServer* redis, bool earlier) {
 
 // Runs one configuration; returns the publish->visible p50 (µs).
 double Run(const char* name, const Options& o, testing::RedisServer* redis, bool earlier, int round,
-           bool throughput) {
+           bool throughput, const std::string& data_dir = "") {
   const int replicas = redis ? 2 : 1;
-  Setup s = Start(replicas, redis, earlier);
+  Setup s = Start(replicas, redis, earlier, data_dir);
   double p50 = 0;
   // 1. publish -> visible on the other replica (or the same broker).
   {
@@ -310,6 +318,10 @@ int main(int argc, char** argv) {
   app.add_option("--redis-replica", o.redis_replica,
                  "Also run the redis+replica configuration (WAIT 1)")
       ->capture_default_str();
+  app.add_option("--durable-embedded", o.durable_embedded,
+                 "Also run the durable embedded store (SQLite with fsync, the default store) and "
+                 "print the Redis configurations' ratios to it")
+      ->capture_default_str();
   app.add_option("--compare-earlier", o.compare_earlier,
                  "Also run the Redis configurations on the earlier path (WAIT and the mark in "
                  "round trips of their own; the committer waits for its log thread), for A/B")
@@ -318,26 +330,32 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   ProbeMachine(o.quiet);
   turnbroker::testing::TempDir dir;
-  // 0 embedded; 1 redis; 2 redis+replica; 3 and 4 the same on the earlier path.
+  // 0 embedded; 1 redis; 2 redis+replica; 3 and 4 the same on the earlier
+  // path; 5 the durable embedded store.
   std::vector<int> configs = {0, 1};
   if (o.redis_replica) configs.push_back(2);
   if (o.compare_earlier) {
     configs.push_back(3);
     if (o.redis_replica) configs.push_back(4);
   }
-  const char* names[] = {"embedded             ", "redis                ", "redis+replica        ",
-                         "redis (earlier)      ", "redis+replica(earlier)"};
-  std::vector<std::vector<double>> ratios(5);
+  if (o.durable_embedded) configs.push_back(5);
+  const char* names[] = {"embedded             ",  "redis                ",
+                         "redis+replica        ",  "redis (earlier)      ",
+                         "redis+replica(earlier)", "embedded (durable)   "};
+  std::vector<std::vector<double>> ratios(6), durable_ratios(6);
   // The path now against the earlier one, same Redis shape, same round.
   const std::pair<int, int> pairs[] = {{1, 3}, {2, 4}};
   std::vector<std::vector<double>> path_ratios(2);
   for (int round = 0; round < o.rounds; ++round) {
-    double p50[5] = {0, 0, 0, 0, 0};
+    double p50[6] = {0, 0, 0, 0, 0, 0};
     std::vector<int> order = configs;
     if (round % 2 == 1) std::reverse(order.begin(), order.end());
     for (int c : order) {
       if (c == 0) {
         p50[c] = Run(names[c], o, nullptr, false, round, round == 0);
+      } else if (c == 5) {
+        const std::string data = dir.path() + "/durable-" + std::to_string(round);
+        p50[c] = Run(names[c], o, nullptr, false, round, round == 0, data);
       } else {
         RedisSetup redis(dir, c == 2 || c == 4);
         p50[c] = Run(names[c], o, &redis.primary, c >= 3, round, round == 0);
@@ -348,6 +366,10 @@ int main(int argc, char** argv) {
       ratios[c].push_back(p50[c] / p50[0]);
       std::printf("round %d %s p50 / embedded p50: %s %s\n", round, names[c],
                   FormatRatio(p50[c], p50[0], 2).c_str(), Mark());
+      if (c == 5 || !p50[5]) continue;
+      durable_ratios[c].push_back(p50[c] / p50[5]);
+      std::printf("round %d %s p50 / embedded (durable) p50: %s %s\n", round, names[c],
+                  FormatRatio(p50[c], p50[5], 2).c_str(), Mark());
     }
     for (int k = 0; k < 2; ++k) {
       auto [now, earlier] = pairs[k];
@@ -362,6 +384,9 @@ int main(int argc, char** argv) {
       if (c == 0) continue;
       std::printf("median over %d rounds: %s p50 / embedded p50: x%.2f %s\n", o.rounds, names[c],
                   Median(ratios[c]), Mark());
+      if (durable_ratios[c].empty()) continue;
+      std::printf("median over %d rounds: %s p50 / embedded (durable) p50: x%.2f %s\n", o.rounds,
+                  names[c], Median(durable_ratios[c]), Mark());
     }
     for (int k = 0; k < 2; ++k) {
       if (path_ratios[k].empty()) continue;
