@@ -274,6 +274,25 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
            wire::BytesFieldSize(kEpoch, state_.epoch().size());
   }
 
+  // Ends one chunk of a snapshot's walk (the live set, the tombstones):
+  // true, the frame, if it holds events; false while the walk goes on with
+  // none wanted in this chunk (the next one on the next pump, so no call
+  // walks more than one chunk, whatever the filter lets through); nullopt
+  // once the walk is over with nothing to send: go on.
+  std::optional<bool> EndWalkChunk(std::string* out, size_t events, bool walking) {
+    events_in_frame_ = events;
+    if (events > 0) {
+      AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
+                         v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
+      return true;
+    }
+    if (walking) {
+      more_ = true;
+      return false;
+    }
+    return std::nullopt;
+  }
+
   // Builds the next frame into `out`; false if there is nothing to send.
   // A frame holds at most max_frame_events events and max_frame_bytes bytes,
   // trailer included, except that an event too large for any frame goes
@@ -336,7 +355,6 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         return true;
       });
       scan_after_ = next;
-      events_in_frame_ = events;
       if (next == 0) {
         scanning_ = false;
         if (wants_revocations_) {
@@ -347,17 +365,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
           synced_pending_ = true;
         }
       }
-      if (events > 0) {
-        AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
-                           v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
-        return true;
-      }
-      // A chunk examined, none wanted: the next one on the next pump, so no
-      // call walks more than one chunk, whatever the filter lets through.
-      if (scanning_) {
-        more_ = true;
-        return false;
-      }
+      if (auto sent = EndWalkChunk(out, events, scanning_)) return *sent;
     }
     if (tombstoning_) {
       // Then the revoked usernames: a watcher that kept keys from before an
@@ -373,21 +381,12 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
             ++events;
             return true;
           });
-      events_in_frame_ = events;
       if (done) {
         tombstoning_ = false;
         cursor_ = snapshot_base_;
         synced_pending_ = true;
       }
-      if (events > 0) {
-        AppendFrameTrailer(out, 0, v1::WatchResponse::EVENTS,
-                           v1::WatchResponse::SNAPSHOT_REASON_UNSPECIFIED);
-        return true;
-      }
-      if (tombstoning_) {
-        more_ = true;
-        return false;
-      }
+      if (auto sent = EndWalkChunk(out, events, tombstoning_)) return *sent;
     }
     // Replay or live: events after cursor_.
     auto read = state_.VisitHistory(cursor_, [&](const Change& c) {
