@@ -28,7 +28,7 @@ class IssuerTest : public ::testing::Test {
     options_.status_interval_ms = 0;
   }
   void Start() {
-    publisher_ = std::make_unique<Publisher>(&broker_, PublisherOptions());
+    publisher_ = std::make_unique<Publisher>(&broker_, publisher_options_);
     issuer_ = std::make_unique<Issuer>(publisher_.get(), options_, &clock_);
   }
   void TearDown() override {
@@ -50,6 +50,7 @@ class IssuerTest : public ::testing::Test {
   ManualClock clock_;
   FakeBrokerClient broker_;
   IssuerOptions options_;
+  PublisherOptions publisher_options_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<Issuer> issuer_;
 };
@@ -284,6 +285,22 @@ TEST_F(IssuerTest, ReassertsLiveCredentialsWhenTheBrokerEpochChanges) {
   // The status poll notices the new epoch and re-publishes what is live.
   ASSERT_TRUE(WaitMovingClock([&] { return broker_.IsLive(a->username); }, 20));
   EXPECT_FALSE(broker_.IsLive(b->username)) << "a revoked credential is never re-asserted";
+}
+
+TEST_F(IssuerTest, AReassertionTheBrokerDoesNotAnswerIsRetriedUntilItDoes) {
+  options_.status_interval_ms = 20;
+  // The Publisher does not retry UNAVAILABLE itself: each failure reaches
+  // the issuer (as after its retry window in a longer outage).
+  publisher_options_.retry_unavailable_for_ms = 0;
+  Start();
+  auto a = issuer_->Issue("sip:alice@example.org", "", 0);
+  ASSERT_TRUE(a.ok());
+  // A new epoch that comes with a failover: the first re-assertions find
+  // the broker still away.
+  broker_.FailNextPublishes(3, absl::UnavailableError("failing over"));
+  broker_.LoseState();
+  ASSERT_TRUE(WaitMovingClock([&] { return broker_.IsLive(a->username); }, 200))
+      << "re-asserted once the broker answered";
 }
 
 TEST_F(IssuerTest, RevokesAgainWhatANewEpochLostTheRevocationOf) {

@@ -15,7 +15,8 @@ absl::Status Invalid(std::string_view field, std::string_view problem) {
   return absl::InvalidArgumentError(StrCat(field, ": ", problem));
 }
 
-// A refused-for-now background revocation is retried after these delays.
+// A refused-for-now background revocation, or re-assertion, is retried after
+// these delays.
 constexpr BackoffOptions kRevokeBackoff{500, 30'000, 2.0};
 constexpr int64_t kSweepIntervalMs = 10'000;
 constexpr int64_t kReassertTimeoutMs = 10'000;
@@ -409,6 +410,35 @@ void Issuer::ScheduleRevoke(std::string username, int64_t expires_at_ms, std::st
   });
 }
 
+void Issuer::ReassertOne(IssuedCredential c, int attempt) {
+  CallStarted();
+  IssuedCredential sent = c;
+  mode_->CommitAsync(sent, kReassertTimeoutMs, [this, c = std::move(c), attempt](absl::Status s) {
+    if (s.ok()) {
+      if (metrics_) metrics_->reasserted->Inc();
+    } else if (s.code() == absl::StatusCode::kFailedPrecondition) {
+      // Revoked meanwhile (by this issuer, or an operator): as in
+      // Recommit, forget it.
+      registry_.Remove(c.username);
+      LogInfo("re-asserted credential was revoked meanwhile").Kv("username", c.username);
+    } else if (IsTransient(s) && clock_->NowMs() < c.expires_at_ms && registry_.Find(c.username)) {
+      // The broker is still away (a new epoch often comes with a failover):
+      // again after a backoff, until it answers or the credential expires
+      // or is revoked (docs/operations.md, "Redis lost data").
+      // Once per credential at warning level: an outage retries them all.
+      (attempt == 0 ? LogWarn("re-assertion failed; retrying")
+                    : LogDebug("re-assertion failed; retrying"))
+          .Kv("username", c.username)
+          .Kv("error", s);
+      const int64_t backoff = BackoffDelayMs(kRevokeBackoff, attempt + 1);
+      scheduler_.RunAfter(backoff, [this, c, attempt] { ReassertOne(c, attempt + 1); });
+    } else {
+      LogWarn("re-assertion failed").Kv("username", c.username).Kv("error", s);
+    }
+    CallFinished();
+  });
+}
+
 void Issuer::PollBroker() {
   registry_.RemoveExpired();
   if (options_.status_interval_ms <= 0) {
@@ -456,22 +486,7 @@ void Issuer::Reassert() {
     for (auto& [username, expires_at_ms] : revoked) {
       RevokeLater(std::move(username), expires_at_ms, "re-asserted after a broker epoch change", 0);
     }
-    for (const auto& c : live) {
-      CallStarted();
-      mode_->CommitAsync(c, kReassertTimeoutMs, [this, username = c.username](absl::Status s) {
-        if (s.ok()) {
-          if (metrics_) metrics_->reasserted->Inc();
-        } else if (s.code() == absl::StatusCode::kFailedPrecondition) {
-          // Revoked meanwhile (by this issuer, or an operator): as in
-          // Recommit, forget it.
-          registry_.Remove(username);
-          LogInfo("re-asserted credential was revoked meanwhile").Kv("username", username);
-        } else {
-          LogWarn("re-assertion failed").Kv("username", username).Kv("error", s);
-        }
-        CallFinished();
-      });
-    }
+    for (auto& c : live) ReassertOne(std::move(c), 0);
   });
 }
 

@@ -161,6 +161,9 @@ class Issuer {
                       int64_t delay_ms, int attempt);
   void Retire(const IssuedCredential& old);
   void Remember(const std::string& username, int64_t expires_at_ms);
+  // Publishes `c` again after an epoch change; a transient failure is
+  // retried with backoff while `c` is held and live.
+  void ReassertOne(IssuedCredential c, int attempt);
   void PollBroker();
 
   Publisher* const publisher_;
