@@ -15,7 +15,7 @@
 # Usage: scripts/scale-curves.sh [--quick] [--out DIR]
 #   --quick  few, small points (a smoke test of the script, figures meaningless)
 # Needs a build (./scripts/build.sh) and gnuplot (scripts/setup.sh installs
-# gnuplot-nox). Takes about 25 minutes on 2 cores; run it on a quiet machine.
+# gnuplot-nox). Takes about 8 minutes on 2 cores; run it on a quiet machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench=$root/build/bench/broker_bench
