@@ -49,6 +49,20 @@ class WatchFramesTest : public ::testing::Test {
     return testing::TestCredential("user-" + std::to_string(i), "ims.example.org", 600'000);
   }
 
+  // A watcher resuming after revision 1 of `epoch` (a replay of the rest).
+  static v1::WatchRequest ResumeAfterFirst(const std::string& epoch) {
+    v1::WatchRequest r;
+    r.set_resume_revision(1);
+    r.set_resume_epoch(epoch);
+    return r;
+  }
+  // What a watcher opened with `request` got up to its SYNCED.
+  WatchClient::Responses UntilSynced(const v1::WatchRequest& request) {
+    WatchClient w(channel_, request);
+    EXPECT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+    return w.responses();
+  }
+
   static WatchClient::Responses Frames(const WatchClient::Responses& rs, Marker::Marker marker) {
     WatchClient::Responses out;
     for (const auto& r : rs)
@@ -67,12 +81,7 @@ TEST_F(WatchFramesTest, AWatcherBehindGetsTheMissedCommitsInFewFramesInOrder) {
   Start();
   const int kCommits = 300;
   std::string epoch = PublishEach(kCommits);
-  v1::WatchRequest request;
-  request.set_resume_revision(1);
-  request.set_resume_epoch(epoch);
-  WatchClient w(channel_, request);
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  auto rs = w.responses();
+  auto rs = UntilSynced(ResumeAfterFirst(epoch));
   EXPECT_EQ(WatchClient::Count(rs, Marker::SNAPSHOT_BEGIN), 0);
   auto events = WatchClient::Events(rs);
   ASSERT_EQ(events.size(), static_cast<size_t>(kCommits - 1));
@@ -92,13 +101,8 @@ TEST_F(WatchFramesTest, NoFrameExceedsTheByteLimitTrailerIncluded) {
   const int kCommits = 120;
   std::string epoch = PublishEach(kCommits);
   // Replay (resume) and snapshot (a new watcher) alike.
-  v1::WatchRequest resume;
-  resume.set_resume_revision(1);
-  resume.set_resume_epoch(epoch);
-  for (const v1::WatchRequest& request : {resume, v1::WatchRequest()}) {
-    WatchClient w(channel_, request);
-    ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-    auto rs = w.responses();
+  for (const v1::WatchRequest& request : {ResumeAfterFirst(epoch), v1::WatchRequest()}) {
+    auto rs = UntilSynced(request);
     size_t most = 0;
     for (const auto& r : rs) {
       EXPECT_LE(r.ByteSizeLong(), 1'000u) << r.events_size() << " events";
@@ -119,12 +123,7 @@ TEST_F(WatchFramesTest, NoFrameExceedsTheEventLimit) {
   options_.watch.max_frame_events = 7;
   Start();
   std::string epoch = PublishEach(50);
-  v1::WatchRequest request;
-  request.set_resume_revision(1);
-  request.set_resume_epoch(epoch);
-  WatchClient w(channel_, request);
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  auto frames = Frames(w.responses(), Marker::EVENTS);
+  auto frames = Frames(UntilSynced(ResumeAfterFirst(epoch)), Marker::EVENTS);
   ASSERT_EQ(frames.size(), 7u);  // 49 events, 7 a frame
   uint64_t next = 2;
   for (const auto& f : frames) {
@@ -158,12 +157,7 @@ TEST_F(WatchFramesTest, AnEventLargerThanTheByteLimitGoesAloneAndNothingIsLost) 
   options_.watch.max_frame_bytes = 50;  // below any credential's event with its trailer
   Start();
   std::string epoch = PublishEach(10);
-  v1::WatchRequest request;
-  request.set_resume_revision(1);
-  request.set_resume_epoch(epoch);
-  WatchClient w(channel_, request);
-  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
-  auto frames = Frames(w.responses(), Marker::EVENTS);
+  auto frames = Frames(UntilSynced(ResumeAfterFirst(epoch)), Marker::EVENTS);
   ASSERT_EQ(frames.size(), 9u);
   for (size_t i = 0; i < frames.size(); ++i) {
     ASSERT_EQ(frames[i].events_size(), 1);

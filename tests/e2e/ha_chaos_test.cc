@@ -6,10 +6,9 @@
 // acknowledged and not revoked, and so does the broker.
 //
 // The Redis nodes have no persistence, so a node that is killed comes back
-// empty; when the primary is killed before both restarted replicas finished
-// their full sync, the dataset is lost (every copy of it was). The brokers
-// then make a new epoch and the publishers re-assert: nothing acknowledged
-// may be lost even then.
+// empty. A primary is killed only once both replicas are in sync (else the
+// kill is a double fault that loses the dataset); that case, a new epoch
+// answered by the publishers' re-assertion, is the second test's.
 #include <gtest/gtest.h>
 #include <signal.h>
 
