@@ -947,6 +947,9 @@ absl::Status RedisStore::Load(Connection& c) {
   // The epoch: made if the dataset has none (new, or Redis restarted empty).
   auto epoch = c.Command({"GET", kEpochKey});
   if (!epoch.ok()) return epoch.status();
+  // Everything below must come from this connection (one primary): a
+  // reconnect on the way makes the load start again.
+  c.reconnected = false;
   if (epoch->is_error()) return absl::UnavailableError(StrCat("redis GET: ", epoch->str));
   if (epoch->is_nil()) {
     std::string fresh = NewEpoch();
@@ -1052,18 +1055,29 @@ absl::Status RedisStore::Load(Connection& c) {
                                  [start](const SecretEntryRef& e) { return e->revision > start; }),
                   secrets.end());
   }
+  // The log from `start` up to the head read above, before the state is
+  // shown: a Watch that began on the keys alone would get a snapshot that
+  // lacks what was set aside for the replay.
+  pending_.clear();
+  last_id_ = StrCat(start, "-0");
+  confirmed_ = read_head_ = start;
+  load_head_ = head;
+  while (read_head_ < load_head_) {
+    const Revision before = read_head_;
+    auto more = ReadLog(c, 0);
+    if (!more.ok()) return more.status();
+    if (!*more) return absl::UnavailableError("redis: the log changed while loading; retry");
+    if (c.reconnected) return absl::UnavailableError("redis: reconnected while loading; retry");
+    if (read_head_ == before) break;  // nothing more to read
+  }
   std::unique_lock<std::mutex> apply_lock(apply_mu_);
   bool changed = !state_->epoch().empty() && state_->epoch() != new_epoch;
-  state_->Replace(new_epoch, start, std::move(live), tombstones, std::move(secrets));
-  highest_applied_ = start;
+  std::vector<Change> replay = TakeConfirmed(start);
+  state_->Replace(new_epoch, start, std::move(live), tombstones, std::move(secrets), replay);
+  highest_applied_ = state_->head();
+  caught_up_ = read_head_ >= load_head_;
   apply_lock.unlock();
-  last_id_ = StrCat(start, "-0");
-  pending_.clear();
-  confirmed_ = start;
-  read_head_ = start;
-  load_head_ = head;
-  caught_up_ = start >= head;
-  c.reconnected = false;  // what was read is this connection's
+  metrics_->applied->Inc(replay.size());
   Applied();
   if (changed) metrics_->epochs->Inc();
   LogInfo("redis store loaded")
@@ -1076,6 +1090,12 @@ absl::Status RedisStore::Load(Connection& c) {
 }
 
 absl::StatusOr<bool> RedisStore::Tail(Connection& c, int64_t block_ms) {
+  auto more = ReadLog(c, block_ms);
+  if (more.ok() && *more) ApplyConfirmed();
+  return more;
+}
+
+absl::StatusOr<bool> RedisStore::ReadLog(Connection& c, int64_t block_ms) {
   RedisBatch b;
   if (block_ms > 0) {
     b.Add({"XREAD", "COUNT", StrCat(kTailCount), "BLOCK", StrCat(block_ms), "STREAMS", kLogKey,
@@ -1117,21 +1137,24 @@ absl::StatusOr<bool> RedisStore::Tail(Connection& c, int64_t block_ms) {
     pending_.push_back(*std::move(change));
     read_head_ = rev;
   }
-  ApplyConfirmed();
   return true;
 }
 
-void RedisStore::ApplyConfirmed() {
-  std::lock_guard<std::mutex> lock(apply_mu_);
-  // Changes the commit thread applied itself (its own groups) are done.
-  const Revision head = state_->head();
-  while (!pending_.empty() && pending_.front().revision <= head) pending_.pop_front();
+std::vector<Change> RedisStore::TakeConfirmed(Revision applied) {
+  while (!pending_.empty() && pending_.front().revision <= applied) pending_.pop_front();
   std::vector<Change> changes;
   while (!pending_.empty() && pending_.front().revision <= confirmed_) {
     changes.push_back(std::move(pending_.front()));
     pending_.pop_front();
   }
   if (!pending_.empty() && !changes.empty()) pending_since_ms_ = NowMonotonicMs();
+  return changes;
+}
+
+void RedisStore::ApplyConfirmed() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  // Changes the commit thread applied itself (its own groups) are done.
+  std::vector<Change> changes = TakeConfirmed(state_->head());
   caught_up_ = read_head_ >= load_head_;
   if (changes.empty()) return;
   state_->Apply(changes);

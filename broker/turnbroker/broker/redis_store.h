@@ -168,8 +168,11 @@ class RedisStore : public Store {
   void LogLoop();
   // Log thread: makes the epoch if missing, loads the state from Redis.
   absl::Status Load(Connection& c);
-  // Log thread: reads the next entries; false when the state must reload.
+  // Log thread: reads the next entries and applies the confirmed ones; false
+  // when the state must reload.
   absl::StatusOr<bool> Tail(Connection& c, int64_t block_ms);
+  // Log thread: Tail's read, into pending_ (and confirmed_) only.
+  absl::StatusOr<bool> ReadLog(Connection& c, int64_t block_ms);
   // Log thread: compares Redis's epoch and head with the state's; false when
   // the state must reload (after making a new epoch if writes were lost).
   absl::StatusOr<bool> CheckIdentity(Connection& c);
@@ -179,6 +182,10 @@ class RedisStore : public Store {
   void Applied();  // log thread: wakes WaitApplied
   // Log thread: applies pending changes up to the confirmation mark.
   void ApplyConfirmed();
+  // Log thread, apply_mu_ held: takes from pending_ the changes up to the
+  // confirmation mark, dropping those at or below `applied` (applied
+  // already).
+  std::vector<Change> TakeConfirmed(Revision applied);
   // Log thread: confirms changes no committer marked (WAIT, then a mark).
   absl::Status ConfirmPending(Connection& c);
   // What NOTE, WAIT and CONFIRM answered (redis_store.cc, kNoteScript).

@@ -69,7 +69,8 @@ std::string CredentialState::epoch() const {
 
 void CredentialState::Replace(std::string epoch, Revision head, std::vector<RecordRef> live,
                               const std::vector<Tombstone>& tombstones,
-                              std::vector<SecretEntryRef> secrets) {
+                              std::vector<SecretEntryRef> secrets,
+                              const std::vector<Change>& replay) {
   int64_t now = clock_->NowMs();
   {
     std::unique_lock lock(mu_);
@@ -106,6 +107,11 @@ void CredentialState::Replace(std::string epoch, Revision head, std::vector<Reco
       epoch_ = std::move(epoch);
     }
     head_.store(head, std::memory_order_release);
+    for (const Change& change : replay) {
+      ApplyLocked(change, now);
+      history_.push_back(HistoryEntry{change, now});
+    }
+    TrimHistoryLocked(now);
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   if (listener_) listener_();

@@ -189,11 +189,14 @@ class CredentialState {
   // first load of a replica): the live records (at their own revisions, which
   // may be above `head`: a later Apply of their revisions is then a no-op),
   // the revoked usernames as ((realm, username), until), the known secrets
-  // and the head, with no history. Increments generation() and calls the
-  // commit listener.
+  // and the head, with no history; then applies `replay` (consecutive
+  // revisions after `head`) as Apply would, under the same lock, so no
+  // reader sees the base without its replay. Increments generation() and
+  // calls the commit listener.
   using Tombstone = std::pair<std::pair<std::string, std::string>, int64_t>;
   void Replace(std::string epoch, Revision head, std::vector<RecordRef> live,
-               const std::vector<Tombstone>& tombstones, std::vector<SecretEntryRef> secrets = {});
+               const std::vector<Tombstone>& tombstones, std::vector<SecretEntryRef> secrets = {},
+               const std::vector<Change>& replay = {});
   // Called (on the commit thread) after each Apply and Replace. Set it
   // before the first write.
   void SetCommitListener(std::function<void()> listener);
