@@ -19,8 +19,6 @@
 // Usage: grpc_floor_bench [--rates 1000,2000,5000] [--runs 3] [--seconds 4]
 //                         [--cpu-seconds 3] [--require-quiet]
 #include <arpa/inet.h>
-#include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -48,30 +46,14 @@
 #include "process.h"
 #include "report.h"
 #include "status_floor.h"
+#include "stream_floor.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/v1/broker.grpc.pb.h"
-#include "write_queue.h"
 
 namespace turnbroker::bench {
 namespace {
 
 namespace v1 = ::turnbroker::v1;
-
-constexpr char kStreamMethod[] = "/turnbroker.bench.Floor/Echo";
-
-grpc::ByteBuffer EncodeSeq(uint64_t seq) {
-  grpc::Slice slice(&seq, sizeof seq);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-// The sequence number a stream message carries, or UINT64_MAX.
-uint64_t DecodeSeq(const grpc::ByteBuffer& buffer) {
-  grpc::Slice slice;
-  if (!buffer.DumpToSingleSlice(&slice).ok() || slice.size() != sizeof(uint64_t)) return UINT64_MAX;
-  uint64_t seq;
-  std::memcpy(&seq, slice.begin(), sizeof seq);
-  return seq;
-}
 
 // ---- server side (child process) -----------------------------------------
 
@@ -85,31 +67,6 @@ class UnaryEcho final : public v1::CredentialBroker::CallbackService {
     auto* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
-  }
-};
-
-class StreamEcho final : public grpc::ServerGenericBidiReactor {
- public:
-  StreamEcho() { StartRead(&in_); }
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    writes_.Push(EncodeSeq(DecodeSeq(in_)));
-    StartRead(&in_);
-  }
-  void OnWriteDone(bool) override { writes_.Done(); }
-  void OnDone() override { delete this; }
-
- private:
-  grpc::ByteBuffer in_;
-  WriteQueue<StreamEcho, grpc::ByteBuffer> writes_{this};
-};
-
-class StreamService final : public grpc::CallbackGenericService {
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
-    return new StreamEcho;
   }
 };
 
@@ -147,7 +104,7 @@ void ServeTcpEcho(int port) {
 int Serve(int tcp_port, int grpc_port) {
   ServeTcpEcho(tcp_port);
   UnaryEcho unary;
-  StreamService stream;
+  StreamEchoService stream;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:" + std::to_string(grpc_port),
                            grpc::InsecureServerCredentials());
@@ -162,23 +119,6 @@ int Serve(int tcp_port, int grpc_port) {
 }
 
 // ---- client side -----------------------------------------------------------
-
-// Open loop: send(i) at its scheduled time; `arrived[i]` is filled in by the
-// receiving side. Waits for all (or 10 s), then the percentiles (µs) after
-// warm-up; a message that never came back is lost.
-Percentiles OpenLoop(int rate, const std::function<void(size_t)>& send,
-                     const std::function<size_t()>& received, const std::vector<int64_t>& arrived) {
-  const size_t n = arrived.size();
-  const OpenLoopSchedule schedule(rate);
-  for (size_t i = 0; i < n; ++i) {
-    schedule.SleepUntil(i);
-    send(i);
-  }
-  const int64_t deadline = MonotonicMicros() + 10'000'000;
-  while (received() < n && MonotonicMicros() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return LatenciesFromSchedule(schedule, arrived, schedule.FirstMeasured(n));
-}
 
 Percentiles RunTcp(int port, int rate, double seconds) {
   const size_t n = static_cast<size_t>(rate * seconds);
@@ -233,58 +173,6 @@ Percentiles RunUnary(const std::string& address, int rate, double seconds) {
   return OpenLoopStatus(stub.get(), rate, seconds);
 }
 
-class StreamClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
- public:
-  StreamClient(grpc::GenericStub* stub, std::vector<int64_t>* arrived) : arrived_(arrived) {
-    stub->PrepareBidiStreamingCall(&context_, kStreamMethod, grpc::StubOptions(), this);
-    StartRead(&in_);
-    StartCall();
-  }
-  void Send(uint64_t seq) { writes_.Push(EncodeSeq(seq)); }
-  void Close() {
-    StartWritesDone();
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return done_; });
-  }
-  size_t received() const { return received_.load(); }
-
-  void OnWriteDone(bool) override { writes_.Done(); }
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    uint64_t seq = DecodeSeq(in_);
-    if (seq < arrived_->size()) (*arrived_)[seq] = MonotonicMicros();
-    received_.fetch_add(1);
-    StartRead(&in_);
-  }
-  void OnWritesDoneDone(bool) override {}
-  void OnDone(const grpc::Status&) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  grpc::ClientContext context_;
-  grpc::ByteBuffer in_;
-  std::vector<int64_t>* const arrived_;
-  std::atomic<size_t> received_{0};
-  WriteQueue<StreamClient, grpc::ByteBuffer> writes_{this};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-};
-
-Percentiles RunStream(const std::string& address, int rate, double seconds) {
-  const size_t n = static_cast<size_t>(rate * seconds);
-  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  std::vector<int64_t> arrived(n, 0);
-  StreamClient client(&stub, &arrived);
-  Percentiles r = OpenLoop(
-      rate, [&](size_t i) { client.Send(i); }, [&] { return client.received(); }, arrived);
-  client.Close();
-  return r;
-}
-
 }  // namespace
 }  // namespace turnbroker::bench
 
@@ -335,7 +223,7 @@ int main(int argc, char** argv) {
         std::string p = path;
         Percentiles r = p == "tcp"     ? RunTcp(tcp_port, rate, seconds)
                         : p == "unary" ? RunUnary(address, rate, seconds)
-                                       : RunStream(address, rate, seconds);
+                                       : OpenLoopStreamEcho(address, rate, seconds);
         p50[p].push_back(r.p50);
         p99[p].push_back(r.p99);
         std::fprintf(stderr, "  %5d/s run %d %-6s %s%s\n", rate, run + 1, path,

@@ -12,6 +12,10 @@
 //   diy             the publisher writes SET ... PX into the N Redis itself
 //   replication     the publisher writes SET ... PX into one primary Redis with N
 //                   replicas
+// The broker paths are also set against the sum of the floors they stand on,
+// measured in the same run: two gRPC stream hops (publish, watch; each a
+// round trip on one stream to an echo server in a process of its own,
+// stream_floor.h) plus the do-it-yourself write (diy, when it runs).
 // Load is open-loop: send i is scheduled at t0 + i/rate and its latency is
 // counted from that scheduled time, so a stalled path cannot hide its queue.
 // A key is "visible" when the Redis that must serve it emits its keyspace
@@ -46,6 +50,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,6 +68,7 @@
 #include "redis_server.h"
 #include "report.h"
 #include "status_floor.h"
+#include "stream_floor.h"
 #include "stream_publisher.h"
 #include "turnbroker/common/channel.h"
 #include "turnbroker/common/clock.h"
@@ -240,6 +246,9 @@ struct Options {
   double batch_window_ms = 0;
   bool stream_publisher = false;
   std::string scenarios = "broker,broker-library,broker-durable,diy,replication,cold-sync";
+  // The stream echo server (stream_floor.h) the broker runs measure their
+  // stream floor on; empty: none.
+  std::string stream_echo;
 };
 
 v1::Credential MakeCredential(int run, int i, int64_t ttl_ms) {
@@ -334,6 +343,9 @@ struct RunResult {
   double achieved_rate = 0;
   // Broker runs: GetStatus at the same rate on the same broker, right after.
   std::optional<Percentiles> floor;
+  // Broker runs: round trips on one gRPC stream to an echo server at the same
+  // rate, right after (the stream floor, stream_floor.h).
+  std::optional<Percentiles> stream_floor;
   // Broker runs: the broker over the measured window.
   std::optional<ProcessUsage> broker_usage;
   double window_seconds = 0;
@@ -472,6 +484,11 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
   Percentiles turn_side = Summarize(after_ack, after_ack_lost);
   result.p = LatenciesFromSchedule(schedule, visible, first);
   result.floor = OpenLoopStatus(stub.get(), static_cast<int>(o.rate), o.duration_s);
+  if (!o.stream_echo.empty()) {
+    result.stream_floor = OpenLoopStreamEcho(o.stream_echo, static_cast<int>(o.rate), o.duration_s);
+    std::printf("  %-15s        stream floor (echo round trip): %s%s\n", scenario,
+                Format(*result.stream_floor, "ms", 1e-3).c_str(), Mark());
+  }
   std::printf(
       "  %-15s        publish acknowledged: %s\n"
       "  %-15s        acknowledged -> visible in all: %s%s\n"
@@ -615,12 +632,44 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   QuietOptions quiet;
   AddQuietFlags(app, &quiet);
+  int serve_stream_echo = 0;
+  app.add_option("--serve-stream-echo", serve_stream_echo, "(internal) be the stream echo server");
   CLI11_PARSE(app, argc, argv);
+  if (serve_stream_echo > 0) {
+    StreamEchoService echo;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(turnbroker::StrCat("127.0.0.1:", serve_stream_echo),
+                             grpc::InsecureServerCredentials());
+    builder.RegisterCallbackGenericService(&echo);
+    auto server = builder.BuildAndStart();
+    if (!server) return 1;
+    std::printf("serving\n");
+    std::fflush(stdout);
+    server->Wait();
+    return 0;
+  }
   ProbeMachine(quiet);
+  // The stream floor's echo server, in a process of its own like the broker.
+  TempDir echo_dir;
+  std::unique_ptr<Subprocess> echo;
+  if (Wants(o, "broker") || Wants(o, "broker-library") || Wants(o, "broker-durable")) {
+    const int port = FreePort();
+    echo = std::make_unique<Subprocess>(
+        std::vector<std::string>{std::filesystem::read_symlink("/proc/self/exe").string(),
+                                 "--serve-stream-echo", std::to_string(port)},
+        echo_dir.File("echo.log"));
+    if (!echo->WaitForOutput("serving", 10s)) {
+      std::fprintf(stderr, "bench: the stream echo server did not start:\n%s\n",
+                   echo->Output().c_str());
+      return 1;
+    }
+    o.stream_echo = turnbroker::StrCat("127.0.0.1:", port);
+  }
 
   struct Row {
     std::string name;
     std::vector<double> p50, p99, max, rate, floor50, floor99;  // µs, /s
+    std::vector<double> stream50, stream99;                     // µs
     size_t lost = 0;
     // The broker over all runs' windows together.
     std::optional<ProcessUsage> usage;
@@ -660,6 +709,10 @@ int main(int argc, char** argv) {
         row.floor99.push_back(res.floor->p99);
         floors50.push_back(res.floor->p50);
         floors99.push_back(res.floor->p99);
+      }
+      if (res.stream_floor) {
+        row.stream50.push_back(res.stream_floor->p50);
+        row.stream99.push_back(res.stream_floor->p99);
       }
       std::printf("%s\n", Mark());
       std::fflush(stdout);
@@ -762,6 +815,22 @@ int main(int argc, char** argv) {
     if (row.usage) {
       std::printf("  %-15s broker, all runs' windows: %s%s\n", "",
                   FormatPerCredential(*row.usage, row.credentials, row.seconds).c_str(), Mark());
+    }
+  }
+  // The broker paths against the sum of the floors they stand on, all from
+  // this run: a publish-stream hop and a watch-stream hop (each counted as a
+  // stream echo round trip) plus the do-it-yourself write into the N Redis.
+  if (diy50 > 0) {
+    for (auto& row : rows) {
+      if (row.stream50.empty()) continue;
+      const double s50 = Median(row.stream50), s99 = Median(row.stream99);
+      const double sum50 = 2 * s50 + diy50, sum99 = 2 * s99 + diy99;
+      std::printf(
+          "  %-15s vs the sum of floors (2 x stream echo p50 %s / p99 %s + diy): p50 %s ms "
+          "%s (target <= 1.3), p99 %s ms %s (target <= 1.5)%s\n",
+          row.name.c_str(), FormatValue(s50, 1e-3).c_str(), FormatValue(s99, 1e-3).c_str(),
+          FormatValue(sum50, 1e-3).c_str(), ratio(Median(row.p50), sum50).c_str(),
+          FormatValue(sum99, 1e-3).c_str(), ratio(Median(row.p99), sum99).c_str(), Mark());
     }
   }
   if (!cold.empty()) {
