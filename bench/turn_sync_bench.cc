@@ -346,13 +346,25 @@ struct RunResult {
   // Broker runs: round trips on one gRPC stream to an echo server at the same
   // rate, right after (the stream floor, stream_floor.h).
   std::optional<Percentiles> stream_floor;
-  // Broker runs: the broker over the measured window.
-  std::optional<ProcessUsage> broker_usage;
+  // Broker runs: the broker over the measured window, and the TURN side's
+  // processes (all syncs together, all Redis together).
+  std::optional<ProcessUsage> broker_usage, syncs_usage, redis_usage;
   double window_seconds = 0;
   int credentials = 0;
 };
 
 enum class Publishing { kPerCredential, kLibrary };
+
+// The usage of several processes together; nullopt if any sample failed.
+std::optional<ProcessUsage> SumOf(const std::vector<UsageWindow>& windows) {
+  ProcessUsage sum;
+  for (const UsageWindow& w : windows) {
+    auto u = w.Stop();
+    if (!u) return std::nullopt;
+    sum += *u;
+  }
+  return sum;
+}
 
 RunResult RunBroker(const Options& o, const char* scenario, int run, bool durable,
                     Publishing publishing) {
@@ -425,6 +437,9 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
         });
   }
   const UsageWindow usage(broker->pid());
+  std::vector<UsageWindow> sync_usage, redis_usage;
+  for (auto& s : syncs) sync_usage.emplace_back(s->pid());
+  for (auto& r : redis) redis_usage.emplace_back(r->pid());
   OpenLoop(n, schedule, [&](int i) {
     if (library) {
       library->PublishAsync(requests[i].credentials(0), 10'000, [&, i](absl::Status s) {
@@ -462,6 +477,8 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
   result.achieved_rate = n / (static_cast<double>(NowUs() - schedule.t0()) / 1e6);
   WaitUntil([&] { return done.load() == n && vis.AllSeen(); }, 15s);
   result.broker_usage = usage.Stop();
+  result.syncs_usage = SumOf(sync_usage);
+  result.redis_usage = SumOf(redis_usage);
   result.window_seconds = static_cast<double>(NowUs() - schedule.t0()) / 1e6;
   result.credentials = n;
   if (streamer) streamer->Close();
@@ -492,12 +509,21 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
   std::printf(
       "  %-15s        publish acknowledged: %s\n"
       "  %-15s        acknowledged -> visible in all: %s%s\n"
-      "  %-15s        broker: %s%s\n",
+      "  %-15s        broker: %s%s\n"
+      "  %-15s        the %d syncs: %s; the %d Redis: %s%s\n",
       scenario, BesideFloor(ack.p50, ack.p99, result.floor->p50, result.floor->p99).c_str(),
       scenario, Format(turn_side, "ms", 1e-3).c_str(), Mark(), scenario,
       result.broker_usage
           ? FormatPerCredential(*result.broker_usage, n, result.window_seconds).c_str()
           : "n/a (/proc not readable)",
+      Mark(), scenario, o.syncs,
+      result.syncs_usage
+          ? FormatPerCredential(*result.syncs_usage, n, result.window_seconds).c_str()
+          : "n/a",
+      o.syncs,
+      result.redis_usage
+          ? FormatPerCredential(*result.redis_usage, n, result.window_seconds).c_str()
+          : "n/a",
       Mark());
   return result;
 }

@@ -32,6 +32,7 @@ class RedisServer {
   // Starts again on the same port, empty.
   void Start();
   bool running() { return process_ && process_->running(); }
+  pid_t pid() const { return process_ ? process_->pid() : 0; }
 
   // A connection for assertions (reconnects after a restart).
   turnbroker::RedisClient& client() { return *client_; }
