@@ -94,8 +94,7 @@ inline Percentiles OpenLoop(int rate, const std::function<void(size_t)>& send,
   return LatenciesFromSchedule(schedule, arrived, schedule.FirstMeasured(n));
 }
 
-class StreamEchoClient final
-    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamEchoClient(grpc::GenericStub* stub, std::vector<int64_t>* arrived) : arrived_(arrived) {
     stub->PrepareBidiStreamingCall(&context_, kStreamEchoMethod, grpc::StubOptions(), this);
