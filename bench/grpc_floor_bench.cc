@@ -104,18 +104,7 @@ void ServeTcpEcho(int port) {
 int Serve(int tcp_port, int grpc_port) {
   ServeTcpEcho(tcp_port);
   UnaryEcho unary;
-  StreamEchoService stream;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:" + std::to_string(grpc_port),
-                           grpc::InsecureServerCredentials());
-  builder.RegisterService(&unary);
-  builder.RegisterCallbackGenericService(&stream);
-  auto server = builder.BuildAndStart();
-  if (!server) return 1;
-  std::printf("serving\n");
-  std::fflush(stdout);
-  server->Wait();
-  return 0;
+  return ServeStreamEcho(grpc_port, &unary);
 }
 
 // ---- client side -----------------------------------------------------------

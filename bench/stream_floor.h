@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -73,6 +74,22 @@ class StreamEchoService final : public grpc::CallbackGenericService {
     return new StreamEcho;
   }
 };
+
+// Serves the stream echo (and `more`, if any) on 127.0.0.1:`port` until the
+// process is killed, printing "serving" once it listens; 1 if it cannot.
+inline int ServeStreamEcho(int port, grpc::Service* more = nullptr) {
+  StreamEchoService echo;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials());
+  if (more) builder.RegisterService(more);
+  builder.RegisterCallbackGenericService(&echo);
+  auto server = builder.BuildAndStart();
+  if (!server) return 1;
+  std::printf("serving\n");
+  std::fflush(stdout);
+  server->Wait();
+  return 0;
+}
 
 // ---- client side -----------------------------------------------------------
 

@@ -661,19 +661,7 @@ int main(int argc, char** argv) {
   int serve_stream_echo = 0;
   app.add_option("--serve-stream-echo", serve_stream_echo, "(internal) be the stream echo server");
   CLI11_PARSE(app, argc, argv);
-  if (serve_stream_echo > 0) {
-    StreamEchoService echo;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(turnbroker::StrCat("127.0.0.1:", serve_stream_echo),
-                             grpc::InsecureServerCredentials());
-    builder.RegisterCallbackGenericService(&echo);
-    auto server = builder.BuildAndStart();
-    if (!server) return 1;
-    std::printf("serving\n");
-    std::fflush(stdout);
-    server->Wait();
-    return 0;
-  }
+  if (serve_stream_echo > 0) return ServeStreamEcho(serve_stream_echo);
   ProbeMachine(quiet);
   // The stream floor's echo server, in a process of its own like the broker.
   TempDir echo_dir;
