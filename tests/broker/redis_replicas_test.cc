@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "broker_client.h"
+#include "in_process_broker.h"
 #include "process.h"
 #include "redis_server.h"
 #include "turnbroker/broker/server.h"
@@ -31,15 +32,12 @@ class RedisReplicasTest : public ::testing::Test {
   }
   void Start(Replica& r) {
     BrokerOptions o;
-    o.listen = {"127.0.0.1", 0};
     o.use_redis = true;
     o.redis.target.url = redis_.redis_url();
-    auto s = BrokerServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    r.server = std::move(*s);
-    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(r.server->port())});
-    ASSERT_TRUE(ch.ok());
-    r.channel = *ch;
+    testing::InProcessBroker b;
+    ASSERT_NO_FATAL_FAILURE(testing::StartInProcessBroker(o, &b));
+    r.server = std::move(b.server);
+    r.channel = b.channel;
     r.client = std::make_unique<BrokerClient>(r.channel);
   }
   static v1::Credential Cred(const std::string& username) {

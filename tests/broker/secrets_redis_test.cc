@@ -6,10 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "in_process_broker.h"
 #include "process.h"
 #include "redis_server.h"
 #include "turnbroker/broker/server.h"
-#include "turnbroker/common/channel.h"
 #include "watch_client.h"
 
 namespace turnbroker::broker {
@@ -36,16 +36,13 @@ class BrokerSecretRedisTest : public ::testing::Test {
   }
   void Start(Replica& r) {
     BrokerOptions o;
-    o.listen = {"127.0.0.1", 0};
     o.use_redis = true;
     o.redis.target.url = redis_.redis_url();
     o.store.secrets.stage_grace_ms = 3'600'000;
-    auto s = BrokerServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    r.server = std::move(*s);
-    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(r.server->port())});
-    ASSERT_TRUE(ch.ok());
-    r.channel = *ch;
+    turnbroker::testing::InProcessBroker b;
+    ASSERT_NO_FATAL_FAILURE(turnbroker::testing::StartInProcessBroker(o, &b));
+    r.server = std::move(b.server);
+    r.channel = b.channel;
     r.stub = v1::CredentialBroker::NewStub(r.channel);
   }
   static void Deadline(grpc::ClientContext* ctx) {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "broker_client.h"
+#include "in_process_broker.h"
 #include "turnbroker/broker/server.h"
-#include "turnbroker/common/channel.h"
 #include "watch_client.h"
 
 namespace turnbroker::broker {
@@ -23,14 +23,11 @@ class WatchFramesTest : public ::testing::Test {
  protected:
   void Start() {
     BrokerOptions o = options_;
-    o.listen = {"127.0.0.1", 0};
     o.ephemeral = true;
-    auto s = BrokerServer::Start(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    auto ch = MakeChannel(ChannelOptions{"127.0.0.1:" + std::to_string(server_->port())});
-    ASSERT_TRUE(ch.ok());
-    channel_ = *ch;
+    testing::InProcessBroker b;
+    ASSERT_NO_FATAL_FAILURE(testing::StartInProcessBroker(o, &b));
+    server_ = std::move(b.server);
+    channel_ = b.channel;
     client_ = std::make_unique<BrokerClient>(channel_);
   }
 
