@@ -104,9 +104,17 @@ TEST_F(TurnE2eTest, CoturnRefusesAnExpiredCredential) {
 TEST_F(TurnE2eTest, HealthAndMetricsFollowRedis) {
   client_.Publish(kRealm, "m1", 60'000);
   ASSERT_TRUE(WaitUntil([&] { return KeyPresent("m1"); }, 5s));
-  auto [status, body] = sync_.Get("/metrics");
-  EXPECT_EQ(status, 200);
-  EXPECT_NE(body.find("turnbroker_sync_events_applied_total{kind=\"put\"} 1"), std::string::npos)
+  // The counters move once the write returned, a moment after the key shows.
+  std::string body;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto [status, text] = sync_.Get("/metrics");
+        body = text;
+        return status == 200 &&
+               body.find("turnbroker_sync_events_applied_total{kind=\"put\"} 1") !=
+                   std::string::npos;
+      },
+      5s))
       << body;
   EXPECT_NE(body.find("turnbroker_sync_last_applied_revision 1"), std::string::npos);
   EXPECT_NE(body.find("turnbroker_sync_lag_seconds"), std::string::npos);
