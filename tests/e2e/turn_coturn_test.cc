@@ -134,8 +134,9 @@ TEST_F(TurnE2eTest, AnIdleSyncRefillsARedisThatRestartedEmpty) {
   ASSERT_TRUE(WaitUntil([&] { return KeyPresent("idle"); }, 5s));
   std::this_thread::sleep_for(1s);  // the stream idles: PROGRESS markers only
   redis_.Kill();
-  redis_.Start();  // empty: no persistence
-  ASSERT_FALSE(KeyPresent("idle"));
+  // Empty: no persistence. (Not checked here: with PROGRESS every 200 ms the
+  // sync may refill it before a check could look.)
+  redis_.Start();
   // No publish: the sync notices on a PROGRESS marker and resyncs.
   EXPECT_TRUE(WaitUntil([&] { return KeyPresent("idle"); }, 5s)) << sync_.process().Output();
   EXPECT_TRUE(WaitUntil([&] { return sync_.Healthy(); }, 5s));
