@@ -198,11 +198,19 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   void OnDone() override {
+    Revision cursor = 0;
+    uint64_t sent = 0;
+    {
+      // Written under mu_ by the last OnWriteDone, on another gRPC thread.
+      std::lock_guard<std::mutex> lock(mu_);
+      cursor = cursor_;
+      sent = events_sent_;
+    }
     LogInfo("watch ended")
         .Kv("watcher", request_.watcher_name())
         .Kv("peer", peer_)
-        .Kv("revision", cursor_)
-        .Kv("events_sent", events_sent_);
+        .Kv("revision", cursor)
+        .Kv("events_sent", sent);
     hub_->Remove(this);
     delete this;
   }
