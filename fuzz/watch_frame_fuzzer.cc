@@ -22,8 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Info and warning lines (a snapshot begins, an event refused) come with
   // nearly every input: 2 GB of log per 4M inputs, and much of the time.
   // Errors still go through the log's formatting of hostile strings.
-  static bool quiet = (turnbroker::InitLogging("watch_frame_fuzzer", turnbroker::LogLevel::kError),
-                       true);
+  static bool quiet =
+      (turnbroker::InitLogging("watch_frame_fuzzer", turnbroker::LogLevel::kError), true);
   (void)quiet;
   using namespace turnbroker;
   using namespace turnbroker::turn;

@@ -110,9 +110,8 @@ TEST_F(TurnE2eTest, HealthAndMetricsFollowRedis) {
       [&] {
         auto [status, text] = sync_.Get("/metrics");
         body = text;
-        return status == 200 &&
-               body.find("turnbroker_sync_events_applied_total{kind=\"put\"} 1") !=
-                   std::string::npos;
+        return status == 200 && body.find("turnbroker_sync_events_applied_total{kind=\"put\"} 1") !=
+                                    std::string::npos;
       },
       5s))
       << body;
