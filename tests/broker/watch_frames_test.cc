@@ -150,6 +150,33 @@ TEST_F(WatchFramesTest, ACaughtUpWatcherGetsEachCommitAtOnceInItsOwnFrame) {
   }
 }
 
+// --min-frame-interval-us: commits that come within the interval of the
+// last frame wait for the hub thread and leave together, in order, nothing
+// lost; the first one after a quiet spell goes at once.
+TEST_F(WatchFramesTest, AFrameIntervalGathersTheCommitsWithinItIntoOneFrame) {
+  options_.watch.min_frame_interval_us = 2'000'000;  // far above five commits' time
+  Start();
+  WatchClient w(channel_, v1::WatchRequest());
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Count(rs, Marker::SYNCED) == 1; }));
+  PublishEach(1, 0);
+  // The snapshot's SYNCED frame was the last write, so the first commit may
+  // wait for the interval too; then the next four share one frame at most.
+  PublishEach(4, 1);
+  ASSERT_TRUE(w.WaitFor([](auto& rs) { return WatchClient::Events(rs).size() == 5; }));
+  auto frames = Frames(w.responses(), Marker::EVENTS);
+  EXPECT_LE(frames.size(), 2u);
+  std::vector<std::string> names;
+  for (const auto& f : frames)
+    for (const auto& e : f.events()) names.push_back(e.put().username());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"user-0", "user-1", "user-2", "user-3", "user-4"}));
+  uint64_t last = 0;
+  for (const auto& f : frames) {
+    EXPECT_GT(f.revision(), last);
+    last = f.revision();
+  }
+}
+
 TEST_F(WatchFramesTest, AnEventLargerThanTheByteLimitGoesAloneAndNothingIsLost) {
   options_.watch.max_frame_bytes = 50;  // below any credential's event with its trailer
   Start();

@@ -123,6 +123,13 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
       ->envname(env("PROGRESS_INTERVAL"))
       ->capture_default_str()
       ->check(CLI::Range(100, 3'600'000));
+  app->add_option("--min-frame-interval-us", o_.watch.min_frame_interval_us,
+                  "A caught-up Watch stream starts a frame at most this often, microseconds: what "
+                  "commits meanwhile leaves in one frame (fewer writes per credential) for up to "
+                  "this much more latency; 0: a frame per commit")
+      ->envname(env("MIN_FRAME_INTERVAL_US"))
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100'000));
   app->add_option("--max-watchers", o_.watch.max_watchers, "Open Watch streams at most")
       ->envname(env("MAX_WATCHERS"))
       ->capture_default_str()

@@ -452,6 +452,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   bool PumpLocked() {
     if (writing_ || finishing_) return false;
+    if (HeldBackLocked()) return false;
     std::string bytes;
     events_in_frame_ = 0;
     more_ = false;
@@ -470,10 +471,25 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     hub_->metrics_->bytes->Inc(bytes.size());
     events_sent_ += events_in_frame_;
     last_sent_ms_ = state_.clock()->NowMs();
+    last_write_us_ = state_.clock()->MonotonicMicros();
     frame_ = ToByteBuffer(std::move(bytes));
     writing_ = true;
     StartWrite(&frame_);
     return false;
+  }
+
+  // A caught-up stream with new revisions whose last frame started less than
+  // min_frame_interval_us ago waits for the hub thread (docs/architecture.md,
+  // "What a credential costs").
+  bool HeldBackLocked() {
+    const int64_t interval = hub_->options_.min_frame_interval_us;
+    if (interval <= 0 || in_resync_ || begin_pending_ || scanning_ || tombstoning_ ||
+        synced_pending_ || state_.head() <= cursor_) {
+      return false;
+    }
+    if (state_.clock()->MonotonicMicros() - last_write_us_ >= interval) return false;
+    hub_->Defer();
+    return true;
   }
 
   void FinishLocked(absl::Status status) {
@@ -525,6 +541,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   std::vector<SecretEntryRef> snapshot_secrets_;
   size_t secrets_sent_ = 0;
   int64_t last_sent_ms_ = 0;
+  int64_t last_write_us_ = 0;  // monotonic: when the last frame started
   size_t events_in_frame_ = 0;
   uint64_t events_sent_ = 0;
 };
@@ -617,6 +634,13 @@ void WatchHub::Notify() {
   for (WatchStream* s : streams_) s->PumpLive();
 }
 
+void WatchHub::Defer() {
+  std::lock_guard<std::mutex> lock(defer_mu_);
+  if (deferred_) return;
+  deferred_ = true;
+  defer_cv_.notify_one();
+}
+
 void WatchHub::Remove(WatchStream* stream) {
   std::lock_guard<std::mutex> lock(mu_);
   streams_.erase(stream);
@@ -624,12 +648,22 @@ void WatchHub::Remove(WatchStream* stream) {
 }
 
 void WatchHub::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
   bool more = false;
-  while (!stopping_) {
-    // Snapshots in progress go on at once (the wait still lets Open, Remove
-    // and Notify take the mutex); otherwise a tick for PROGRESS markers.
-    cv_.wait_for(lock, std::chrono::milliseconds(more ? 0 : kTickMs), [this] { return stopping_; });
+  for (;;) {
+    {
+      // Snapshots in progress go on at once; frames held back go when their
+      // interval is over; otherwise a tick for PROGRESS markers.
+      std::unique_lock<std::mutex> wait(defer_mu_);
+      defer_cv_.wait_for(wait, std::chrono::milliseconds(more ? 0 : kTickMs),
+                         [this] { return defer_stopping_ || deferred_; });
+      if (deferred_ && !defer_stopping_) {
+        defer_cv_.wait_for(wait, std::chrono::microseconds(options_.min_frame_interval_us),
+                           [this] { return defer_stopping_; });
+      }
+      deferred_ = false;
+      if (defer_stopping_) break;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) break;
     more = false;
     // Streams cannot be removed (OnDone) while mu_ is held.
@@ -638,6 +672,11 @@ void WatchHub::Loop() {
 }
 
 void WatchHub::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(defer_mu_);
+    defer_stopping_ = true;
+    defer_cv_.notify_all();
+  }
   std::unique_lock<std::mutex> lock(mu_);
   if (!stopping_) {
     stopping_ = true;

@@ -40,6 +40,11 @@ struct WatchOptions {
   size_t max_frame_bytes = 1 << 20;
   size_t max_frame_events = 4'096;
   size_t max_watchers = 10'000;
+  // A caught-up stream starts a frame at most once per this many µs: what
+  // commits within the interval waits and leaves in one frame, sent by the
+  // hub thread when the interval is over (fewer writes per credential, for
+  // up to this much more latency). 0: a frame per commit.
+  int64_t min_frame_interval_us = 0;
 };
 
 class WatchStream;
@@ -78,6 +83,9 @@ class WatchHub {
   struct Metrics;
   void Loop();
   void Remove(WatchStream* stream);
+  // A stream held a frame back (min_frame_interval_us): the hub thread pumps
+  // every stream once the interval has passed. Takes only defer_mu_.
+  void Defer();
 
   const CredentialState& state_;
   const WatchOptions options_;
@@ -87,6 +95,12 @@ class WatchHub {
   std::condition_variable cv_;
   std::unordered_set<WatchStream*> streams_;  // guarded by mu_
   bool stopping_ = false;                     // guarded by mu_
+  // The hub thread sleeps on these (a leaf lock: taken with a stream's mutex
+  // or mu_ held, never the other way round).
+  std::mutex defer_mu_;
+  std::condition_variable defer_cv_;
+  bool deferred_ = false;       // guarded by defer_mu_
+  bool defer_stopping_ = false;  // guarded by defer_mu_
   std::thread thread_;
 };
 
