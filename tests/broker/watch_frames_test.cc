@@ -168,8 +168,7 @@ TEST_F(WatchFramesTest, AFrameIntervalGathersTheCommitsWithinItIntoOneFrame) {
   std::vector<std::string> names;
   for (const auto& f : frames)
     for (const auto& e : f.events()) names.push_back(e.put().username());
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"user-0", "user-1", "user-2", "user-3", "user-4"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"user-0", "user-1", "user-2", "user-3", "user-4"}));
   uint64_t last = 0;
   for (const auto& f : frames) {
     EXPECT_GT(f.revision(), last);

@@ -99,7 +99,7 @@ class WatchHub {
   // or mu_ held, never the other way round).
   std::mutex defer_mu_;
   std::condition_variable defer_cv_;
-  bool deferred_ = false;       // guarded by defer_mu_
+  bool deferred_ = false;        // guarded by defer_mu_
   bool defer_stopping_ = false;  // guarded by defer_mu_
   std::thread thread_;
 };
