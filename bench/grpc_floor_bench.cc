@@ -143,7 +143,7 @@ Percentiles RunTcp(int port, int rate, double seconds) {
       have -= off;
     }
   });
-  Percentiles r = OpenLoop(
+  Percentiles r = OpenLoopRoundTrips(
       rate,
       [s](size_t i) {
         uint64_t seq = i;

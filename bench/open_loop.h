@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -57,6 +58,25 @@ inline Percentiles LatenciesFromSchedule(const OpenLoopSchedule& schedule,
       ++lost;
   }
   return Summarize(latencies, lost);
+}
+
+// Open loop for a round trip each: send(i) at its scheduled time;
+// `arrived[i]` is filled in by the receiving side (`received` counts them).
+// Waits for all (or 10 s), then the percentiles (µs) after warm-up; a
+// message that never came back is lost.
+inline Percentiles OpenLoopRoundTrips(int rate, const std::function<void(size_t)>& send,
+                                      const std::function<size_t()>& received,
+                                      const std::vector<int64_t>& arrived) {
+  const size_t n = arrived.size();
+  const OpenLoopSchedule schedule(rate);
+  for (size_t i = 0; i < n; ++i) {
+    schedule.SleepUntil(i);
+    send(i);
+  }
+  const int64_t deadline = MonotonicMicros() + 10'000'000;
+  while (received() < n && MonotonicMicros() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return LatenciesFromSchedule(schedule, arrived, schedule.FirstMeasured(n));
 }
 
 }  // namespace turnbroker::bench

@@ -93,24 +93,6 @@ inline int ServeStreamEcho(int port, grpc::Service* more = nullptr) {
 
 // ---- client side -----------------------------------------------------------
 
-// Open loop: send(i) at its scheduled time; `arrived[i]` is filled in by the
-// receiving side. Waits for all (or 10 s), then the percentiles (µs) after
-// warm-up; a message that never came back is lost.
-inline Percentiles OpenLoop(int rate, const std::function<void(size_t)>& send,
-                            const std::function<size_t()>& received,
-                            const std::vector<int64_t>& arrived) {
-  const size_t n = arrived.size();
-  const OpenLoopSchedule schedule(rate);
-  for (size_t i = 0; i < n; ++i) {
-    schedule.SleepUntil(i);
-    send(i);
-  }
-  const int64_t deadline = MonotonicMicros() + 10'000'000;
-  while (received() < n && MonotonicMicros() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return LatenciesFromSchedule(schedule, arrived, schedule.FirstMeasured(n));
-}
-
 class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamEchoClient(grpc::GenericStub* stub, std::vector<int64_t>* arrived) : arrived_(arrived) {
@@ -158,7 +140,7 @@ inline Percentiles OpenLoopStreamEcho(const std::string& address, int rate, doub
   grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   std::vector<int64_t> arrived(n, 0);
   StreamEchoClient client(&stub, &arrived);
-  Percentiles r = OpenLoop(
+  Percentiles r = OpenLoopRoundTrips(
       rate, [&](size_t i) { client.Send(i); }, [&] { return client.received(); }, arrived);
   client.Close();
   return r;

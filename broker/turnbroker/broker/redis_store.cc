@@ -463,13 +463,7 @@ absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Open(const RedisStoreOpt
     }
     return s;
   }
-  // Catch up with the log before serving.
-  while (true) {
-    auto more = store->Tail(*store->log_conn_, 0);
-    if (!more.ok()) return more.status();
-    if (!*more) return absl::UnavailableError("redis: the dataset changed while loading; retry");
-    if (store->caught_up_) break;
-  }
+  // (Load has caught up with the log: the state is served from here on.)
   if (auto s = store->ReadSyncs(*store->log_conn_); !s.ok()) return s;
   store->loaded_ = true;
   store->log_thread_ = std::thread([s = store.get()] { s->LogLoop(); });
@@ -1061,8 +1055,7 @@ absl::Status RedisStore::Load(Connection& c) {
   pending_.clear();
   last_id_ = StrCat(start, "-0");
   confirmed_ = read_head_ = start;
-  load_head_ = head;
-  while (read_head_ < load_head_) {
+  while (read_head_ < head) {
     const Revision before = read_head_;
     auto more = ReadLog(c, 0);
     if (!more.ok()) return more.status();
@@ -1075,7 +1068,6 @@ absl::Status RedisStore::Load(Connection& c) {
   std::vector<Change> replay = TakeConfirmed(start);
   state_->Replace(new_epoch, start, std::move(live), tombstones, std::move(secrets), replay);
   highest_applied_ = state_->head();
-  caught_up_ = read_head_ >= load_head_;
   apply_lock.unlock();
   metrics_->applied->Inc(replay.size());
   Applied();
@@ -1111,10 +1103,7 @@ absl::StatusOr<bool> RedisStore::ReadLog(Connection& c, int64_t block_ms) {
   if (c.reconnected) return true;
   const RedisReply& r = replies->front();
   if (r.is_error()) return absl::UnavailableError(StrCat("redis XREAD: ", r.str));
-  if (r.is_nil() || r.elements.empty()) {
-    caught_up_ = read_head_ >= load_head_;
-    return true;
-  }
+  if (r.is_nil() || r.elements.empty()) return true;
   const auto& entries = r.elements[0].elements[1].elements;
   for (const RedisReply& e : entries) {
     uint64_t seq = 0;
@@ -1155,7 +1144,6 @@ void RedisStore::ApplyConfirmed() {
   std::lock_guard<std::mutex> lock(apply_mu_);
   // Changes the commit thread applied itself (its own groups) are done.
   std::vector<Change> changes = TakeConfirmed(state_->head());
-  caught_up_ = read_head_ >= load_head_;
   if (changes.empty()) return;
   state_->Apply(changes);
   metrics_->applied->Inc(changes.size());

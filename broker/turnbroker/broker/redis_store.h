@@ -235,12 +235,10 @@ class RedisStore : public Store {
   std::unique_ptr<Connection> commit_conn_;  // commit thread only
   std::unique_ptr<Connection> log_conn_;     // log thread only
   std::string last_id_;                      // log thread only
-  Revision load_head_ = 0;                   // log thread only: head at Load()
   std::deque<Change> pending_;               // log thread only: read, not confirmed
   int64_t pending_since_ms_ = 0;             // log thread only
   Revision confirmed_ = 0;                   // log thread only: highest mark read
   Revision read_head_ = 0;                   // log thread only: last change read
-  bool caught_up_ = false;                   // log thread only
   // The state's writers: the log thread (changes from the log, expiry,
   // reloads) and the commit thread (its own confirmed groups, ApplyOwn).
   // Held around each write, so the state has one writer at a time, and

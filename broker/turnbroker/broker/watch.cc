@@ -635,10 +635,10 @@ void WatchHub::Notify() {
 }
 
 void WatchHub::Defer() {
-  std::lock_guard<std::mutex> lock(defer_mu_);
+  std::lock_guard<std::mutex> lock(wake_mu_);
   if (deferred_) return;
   deferred_ = true;
-  defer_cv_.notify_one();
+  wake_cv_.notify_one();
 }
 
 void WatchHub::Remove(WatchStream* stream) {
@@ -653,15 +653,15 @@ void WatchHub::Loop() {
     {
       // Snapshots in progress go on at once; frames held back go when their
       // interval is over; otherwise a tick for PROGRESS markers.
-      std::unique_lock<std::mutex> wait(defer_mu_);
-      defer_cv_.wait_for(wait, std::chrono::milliseconds(more ? 0 : kTickMs),
-                         [this] { return defer_stopping_ || deferred_; });
-      if (deferred_ && !defer_stopping_) {
-        defer_cv_.wait_for(wait, std::chrono::microseconds(options_.min_frame_interval_us),
-                           [this] { return defer_stopping_; });
+      std::unique_lock<std::mutex> wait(wake_mu_);
+      wake_cv_.wait_for(wait, std::chrono::milliseconds(more ? 0 : kTickMs),
+                        [this] { return exit_ || deferred_; });
+      if (deferred_ && !exit_) {
+        wake_cv_.wait_for(wait, std::chrono::microseconds(options_.min_frame_interval_us),
+                          [this] { return exit_; });
       }
       deferred_ = false;
-      if (defer_stopping_) break;
+      if (exit_) break;
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) break;
@@ -673,9 +673,9 @@ void WatchHub::Loop() {
 
 void WatchHub::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(defer_mu_);
-    defer_stopping_ = true;
-    defer_cv_.notify_all();
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    exit_ = true;
+    wake_cv_.notify_all();
   }
   std::unique_lock<std::mutex> lock(mu_);
   if (!stopping_) {

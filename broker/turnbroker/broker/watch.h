@@ -84,7 +84,7 @@ class WatchHub {
   void Loop();
   void Remove(WatchStream* stream);
   // A stream held a frame back (min_frame_interval_us): the hub thread pumps
-  // every stream once the interval has passed. Takes only defer_mu_.
+  // every stream once the interval has passed. Takes only wake_mu_.
   void Defer();
 
   const CredentialState& state_;
@@ -92,15 +92,15 @@ class WatchHub {
   std::unique_ptr<Metrics> metrics_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;                // Shutdown waits on it for the streams to go
   std::unordered_set<WatchStream*> streams_;  // guarded by mu_
   bool stopping_ = false;                     // guarded by mu_
   // The hub thread sleeps on these (a leaf lock: taken with a stream's mutex
   // or mu_ held, never the other way round).
-  std::mutex defer_mu_;
-  std::condition_variable defer_cv_;
-  bool deferred_ = false;        // guarded by defer_mu_
-  bool defer_stopping_ = false;  // guarded by defer_mu_
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool deferred_ = false;  // guarded by wake_mu_
+  bool exit_ = false;      // guarded by wake_mu_; set by Shutdown
   std::thread thread_;
 };
 
