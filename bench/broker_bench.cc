@@ -48,6 +48,7 @@
 #include "percentiles.h"
 #include "proc_usage.h"
 #include "process.h"
+#include "relay_floor.h"
 #include "report.h"
 #include "status_floor.h"
 #include "stream_publisher.h"
@@ -62,6 +63,8 @@ namespace turnbroker::bench {
 namespace {
 
 namespace v1 = ::turnbroker::v1;
+using testing::FreePort;
+using testing::Subprocess;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 
@@ -553,10 +556,29 @@ int main(int argc, char** argv) {
   app.add_option("--ab-broker-flag", g_ab_flags,
                  "A/B: every latency run runs twice, A with the --broker-flag flags, B with this "
                  "flag too (repeatable), in alternating order; B/A ratios are printed");
+  bool no_relay_floor = false;
+  app.add_flag("--no-relay-floor", no_relay_floor,
+               "Skip the relay floor (relay_floor.h) run after each round's latency runs");
+  int serve_relay = 0;
+  app.add_option("--serve-relay", serve_relay, "(internal) be the relay floor's server");
   AddQuietFlags(app, &quiet);
   CLI11_PARSE(app, argc, argv);
+  if (serve_relay > 0) {
+    RelayService relay;
+    return ServeStreamEcho(serve_relay, nullptr, &relay);
+  }
   if (quick) runs = 1, seconds = 1, total = 50'000;
   ProbeMachine(quiet);
+  // The relay floor's server, in a process of its own like the broker.
+  TempDir relay_dir;
+  std::unique_ptr<Subprocess> relay;
+  std::string relay_address;
+  if (!no_relay_floor) {
+    const int port = FreePort();
+    relay = StartFloorServer({"--serve-relay", std::to_string(port)}, relay_dir.File("relay.log"));
+    if (!relay) return 1;
+    relay_address = "127.0.0.1:" + std::to_string(port);
+  }
 
   std::map<std::string, std::vector<double>> samples;
   auto add_usage = [&](const std::string& key, const std::optional<ProcessUsage>& u,
@@ -643,6 +665,21 @@ int main(int argc, char** argv) {
                   ? FormatPerCredential(*l.broker_usage, l.credentials, l.window_seconds).c_str()
                   : "n/a (external)");
     }
+    if (relay) {
+      // The transport's floor for the same job at the same rate: its
+      // latency and, per message, the relay server's CPU.
+      const UsageWindow usage(relay->pid());
+      const Percentiles r = RunRelay(relay_address, watchers, rate, seconds);
+      const std::optional<ProcessUsage> used = usage.Stop();
+      samples["relay_p50_us"].push_back(r.p50);
+      samples["relay_p99_us"].push_back(r.p99);
+      add_usage("relay", used, rate * seconds);
+      sum_usage("relay", used, rate * seconds, seconds);
+      fprintf(stderr, "run %d: relay floor: publish->watcher %s; server %s%s\n", run + 1,
+              Format(r, "ms", 1e-3).c_str(),
+              used ? FormatPerCredential(*used, rate * seconds, seconds, "message").c_str() : "n/a",
+              Mark());
+    }
     if (!g_external.empty()) continue;
     auto b = RunBulk(watchers, total, batch, inflight);
     samples["delivered_per_s"].push_back(b.delivered_per_s);
@@ -674,6 +711,27 @@ int main(int argc, char** argv) {
          BesideFloor(median("sequential_p50_us"), median("sequential_p99_us"),
                      median("sequential_floor_p50_us"), median("sequential_floor_p99_us"))
              .c_str());
+  // The relay floor's CPU per message over all rounds, and the broker's
+  // per credential against it.
+  auto per_credential = [&](const std::string& key, auto ProcessUsage::*field) {
+    return usage_sum.count(key) && usage_amount[key].first > 0
+               ? usage_sum[key].*field / usage_amount[key].first
+               : NAN;
+  };
+  const double relay_cpu = per_credential("relay", &ProcessUsage::cpu_us);
+  if (relay) {
+    printf(
+        "  relay floor, %d/s (the broker's job with nothing of the broker in it: each message read "
+        "from a stream, answered and written to %d watch streams; relay_floor.h):\n",
+        rate, watchers);
+    printf("    publish->watcher:  p50 %s ms  p99 %s ms%s\n",
+           FormatValue(median("relay_p50_us"), 1e-3).c_str(),
+           FormatValue(median("relay_p99_us"), 1e-3).c_str(), Mark());
+    printf("    relay server:      %s\n",
+           FormatPerCredential(usage_sum["relay"], usage_amount["relay"].first,
+                               usage_amount["relay"].second, "message")
+               .c_str());
+  }
   for (const std::string& key : latency_keys) {
     const std::string k = key + "_";
     printf("  %s, %d/s (floor: GetStatus at %d/s on the same broker):\n", key.c_str(), rate, rate);
@@ -686,6 +744,9 @@ int main(int argc, char** argv) {
                        median(k + "floor_p50_us"), median(k + "floor_p99_us"))
                .c_str());
     printf("    broker:            %s\n", broker_cost(key).c_str());
+    if (relay && usage_sum.count(key))
+      printf("    broker CPU per credential x%.2f the relay floor's per message\n",
+             per_credential(key, &ProcessUsage::cpu_us) / relay_cpu);
     if (group_sum.count(key) && group_sum[key].first > 0) {
       const double groups = group_sum[key].first, frames = group_sum[key].second;
       printf(
@@ -702,9 +763,6 @@ int main(int argc, char** argv) {
     printf("  A/B (B = A +%s; rounds alternate A,B / B,A), B/A ratios:\n", b_desc.c_str());
     for (const std::string& mode : publishers) {
       const std::string a = mode + "[A]", b = mode + "[B]";
-      auto per_credential = [&](const std::string& key, auto ProcessUsage::*field) {
-        return usage_sum.count(key) ? usage_sum[key].*field / usage_amount[key].first : NAN;
-      };
       printf(
           "    %s: broker CPU per credential x%.2f, voluntary switches x%.2f, publish->watcher "
           "p50 x%.2f p99 x%.2f, ack p50 x%.2f p99 x%.2f%s\n",

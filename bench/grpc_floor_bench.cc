@@ -6,18 +6,24 @@
 //   tcp     raw TCP echo of 8 bytes (a blocking thread per side)
 //   unary   gRPC unary call to a no-op handler (callback API, as the broker)
 //   stream  one gRPC bidirectional stream, each message echoed
+//   relay   the broker's job with nothing of the broker in it: each message
+//           of a publish stream is sent to --watchers watch streams (each
+//           on its own connection) and answered; latency to the last
+//           watcher
 //
 // The server runs in a child process (this program with --serve), as the
-// broker does. What the broker's paths add above these figures is the
-// broker's; what these figures add above raw TCP is the gRPC library's
-// (Debian's gRPC 1.51) and this machine's.
+// broker does, and each path also prints the server's CPU and context
+// switches per message (/proc, proc_usage.h): the CPU floor beside the
+// broker's CPU per credential (docs/benchmarks.md). What the broker's paths
+// add above these figures is the broker's; what these figures add above
+// raw TCP is the gRPC library's (Debian's gRPC 1.51) and this machine's.
 //
 // First it probes the machine (report.h): on a busy machine every figure is
 // marked [noisy]. The gRPC paths are printed beside raw TCP, the floor under
 // them measured in the same run.
 //
 // Usage: grpc_floor_bench [--rates 1000,2000,5000] [--runs 3] [--seconds 4]
-//                         [--cpu-seconds 3] [--require-quiet]
+//                         [--watchers 8] [--cpu-seconds 3] [--require-quiet]
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
@@ -43,7 +49,9 @@
 
 #include "open_loop.h"
 #include "percentiles.h"
+#include "proc_usage.h"
 #include "process.h"
+#include "relay_floor.h"
 #include "report.h"
 #include "status_floor.h"
 #include "stream_floor.h"
@@ -104,7 +112,8 @@ void ServeTcpEcho(int port) {
 int Serve(int tcp_port, int grpc_port) {
   ServeTcpEcho(tcp_port);
   UnaryEcho unary;
-  return ServeStreamEcho(grpc_port, &unary);
+  RelayService relay;
+  return ServeStreamEcho(grpc_port, &unary, &relay);
 }
 
 // ---- client side -----------------------------------------------------------
@@ -172,12 +181,14 @@ int main(int argc, char** argv) {
       "gRPC stream), open loop"};
   std::vector<int> rates{1000, 2000, 5000};
   int runs = 3;
+  int watchers = 8;
   double seconds = 4;
   QuietOptions quiet;
   bool serve = false;
   int tcp_port = 0, grpc_port = 0;
   app.add_option("--rates", rates, "Messages per second (comma-separated)")->delimiter(',');
   app.add_option("--runs", runs, "Runs of each (the median is reported)");
+  app.add_option("--watchers", watchers, "Watch streams the relay path sends every message to");
   app.add_option("--seconds", seconds, "Seconds per run (the first 0.5 s is left out)");
   AddQuietFlags(app, &quiet);
   app.add_flag("--serve", serve, "(internal) be the server");
@@ -191,41 +202,61 @@ int main(int argc, char** argv) {
   turnbroker::testing::TempDir dir;
   tcp_port = FreePort();
   grpc_port = FreePort();
-  turnbroker::testing::Subprocess server(
-      {std::filesystem::read_symlink("/proc/self/exe").string(), "--serve", "--tcp-port",
-       std::to_string(tcp_port), "--grpc-port", std::to_string(grpc_port)},
+  auto server = StartFloorServer(
+      {"--serve", "--tcp-port", std::to_string(tcp_port), "--grpc-port", std::to_string(grpc_port)},
       dir.File("server.log"));
-  if (!server.WaitForOutput("serving", std::chrono::seconds(10))) {
-    std::fprintf(stderr, "server did not start:\n%s\n", server.Output().c_str());
-    return 1;
-  }
+  if (!server) return 1;
   const std::string address = "127.0.0.1:" + std::to_string(grpc_port);
   std::printf(
       "one no-op hop, open loop, %d runs of %.1f s (medians of p50 / p99; the gRPC "
       "paths beside raw TCP, their floor)\n",
       runs, seconds);
+  const std::string relay_name = "relay to " + std::to_string(watchers) + " watchers";
   for (int rate : rates) {
-    std::map<std::string, std::vector<double>> p50, p99;
+    std::map<std::string, std::vector<double>> p50, p99, cpu, switches;
     for (int run = 0; run < runs; ++run) {
-      // Interleaved, so that a noisy minute hits all three alike.
-      for (const char* path : {"tcp", "unary", "stream"}) {
+      // Interleaved, so that a noisy minute hits all of them alike.
+      for (const char* path : {"tcp", "unary", "stream", "relay"}) {
         std::string p = path;
-        Percentiles r = p == "tcp"     ? RunTcp(tcp_port, rate, seconds)
-                        : p == "unary" ? RunUnary(address, rate, seconds)
-                                       : OpenLoopStreamEcho(address, rate, seconds);
+        const UsageWindow usage(server->pid());
+        Percentiles r = p == "tcp"      ? RunTcp(tcp_port, rate, seconds)
+                        : p == "unary"  ? RunUnary(address, rate, seconds)
+                        : p == "stream" ? OpenLoopStreamEcho(address, rate, seconds)
+                                        : RunRelay(address, watchers, rate, seconds);
+        const std::optional<ProcessUsage> used = usage.Stop();
+        const double messages = rate * seconds;
         p50[p].push_back(r.p50);
         p99[p].push_back(r.p99);
-        std::fprintf(stderr, "  %5d/s run %d %-6s %s%s\n", rate, run + 1, path,
-                     Format(r, "ms", 1e-3).c_str(), Mark());
+        if (used) {
+          cpu[p].push_back(used->cpu_us / messages);
+          switches[p].push_back((used->voluntary_switches + used->involuntary_switches) / messages);
+        }
+        std::fprintf(
+            stderr, "  %5d/s run %d %-6s %s; server %s%s\n", rate, run + 1, path,
+            Format(r, "ms", 1e-3).c_str(),
+            used ? FormatPerCredential(*used, messages, seconds, "message").c_str() : "(no /proc)",
+            Mark());
       }
     }
     const double tcp50 = Median(p50["tcp"]), tcp99 = Median(p99["tcp"]);
-    std::printf("  %5d/s  %-27s p50 %s ms  p99 %s ms%s\n", rate, "raw TCP echo (the floor)",
-                FormatValue(tcp50, 1e-3).c_str(), FormatValue(tcp99, 1e-3).c_str(), Mark());
-    for (const char* path : {"unary", "stream"}) {
-      std::printf("  %5d/s  %-27s %s\n", rate,
-                  std::string(path) == "unary" ? "gRPC unary, no-op handler" : "gRPC stream, echo",
-                  BesideFloor(Median(p50[path]), Median(p99[path]), tcp50, tcp99).c_str());
+    auto server_cost = [&](const std::string& p) {
+      if (cpu[p].empty()) return std::string("server: no /proc");
+      char b[128];
+      std::snprintf(b, sizeof b, "server %.1f us CPU, %.2f switches per message", Median(cpu[p]),
+                    Median(switches[p]));
+      return std::string(b);
+    };
+    std::printf("  %5d/s  %-27s p50 %s ms  p99 %s ms   %s%s\n", rate, "raw TCP echo (the floor)",
+                FormatValue(tcp50, 1e-3).c_str(), FormatValue(tcp99, 1e-3).c_str(),
+                server_cost("tcp").c_str(), Mark());
+    for (const char* path : {"unary", "stream", "relay"}) {
+      const std::string p = path;
+      std::printf("  %5d/s  %-27s %s   %s\n", rate,
+                  p == "unary"    ? "gRPC unary, no-op handler"
+                  : p == "stream" ? "gRPC stream, echo"
+                                  : relay_name.c_str(),
+                  BesideFloor(Median(p50[p]), Median(p99[p]), tcp50, tcp99).c_str(),
+                  server_cost(p).c_str());
     }
   }
   return CheckMachineAfterRun();

@@ -76,14 +76,15 @@ std::optional<ProcessUsage> UsageWindow::Stop() const {
   return *end - *start_;
 }
 
-std::string FormatPerCredential(const ProcessUsage& used, double credentials, double seconds) {
+std::string FormatPerCredential(const ProcessUsage& used, double credentials, double seconds,
+                                const char* unit) {
   char buf[256];
-  if (credentials <= 0 || seconds <= 0) return "n/a (no credentials in the window)";
+  if (credentials <= 0 || seconds <= 0) return std::string("n/a (no ") + unit + "s in the window)";
   std::snprintf(buf, sizeof buf,
                 "%.1f µs CPU, %.2f + %.2f context switches (voluntary + involuntary) per "
-                "credential; %.0f %% of one core",
+                "%s; %.0f %% of one core",
                 used.cpu_us / credentials, used.voluntary_switches / credentials,
-                used.involuntary_switches / credentials, 100 * used.cpu_us / (seconds * 1e6));
+                used.involuntary_switches / credentials, unit, 100 * used.cpu_us / (seconds * 1e6));
   return buf;
 }
 

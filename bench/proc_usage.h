@@ -46,8 +46,10 @@ class UsageWindow {
 
 // "<cpu> µs CPU and <v> + <i> context switches (voluntary + involuntary)
 // per credential, <share> % of one core" for `credentials` credentials over
-// `seconds` of wall time.
-std::string FormatPerCredential(const ProcessUsage& used, double credentials, double seconds);
+// `seconds` of wall time; `unit` names what was counted instead of
+// "credential" (grpc_floor_bench: "message").
+std::string FormatPerCredential(const ProcessUsage& used, double credentials, double seconds,
+                                const char* unit = "credential");
 
 }  // namespace turnbroker::bench
 

@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,6 +28,7 @@
 
 #include "open_loop.h"
 #include "percentiles.h"
+#include "process.h"
 #include "turnbroker/common/clock.h"
 #include "write_queue.h"
 
@@ -77,12 +80,15 @@ class StreamEchoService final : public grpc::CallbackGenericService {
 
 // Serves the stream echo (and `more`, if any) on 127.0.0.1:`port` until the
 // process is killed, printing "serving" once it listens; 1 if it cannot.
-inline int ServeStreamEcho(int port, grpc::Service* more = nullptr) {
+// `generic`, if given, serves the generic methods instead of the echo alone
+// (it must answer kStreamEchoMethod with a StreamEcho).
+inline int ServeStreamEcho(int port, grpc::Service* more = nullptr,
+                           grpc::CallbackGenericService* generic = nullptr) {
   StreamEchoService echo;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials());
   if (more) builder.RegisterService(more);
-  builder.RegisterCallbackGenericService(&echo);
+  builder.RegisterCallbackGenericService(generic ? generic : &echo);
   auto server = builder.BuildAndStart();
   if (!server) return 1;
   std::printf("serving\n");
@@ -91,12 +97,29 @@ inline int ServeStreamEcho(int port, grpc::Service* more = nullptr) {
   return 0;
 }
 
+// Runs this program again with `args` (one of its serve modes, which prints
+// "serving" once it listens), its output to `log`; nullptr, with that output
+// on stderr, if it does not start within 10 s.
+inline std::unique_ptr<testing::Subprocess> StartFloorServer(const std::vector<std::string>& args,
+                                                             const std::string& log) {
+  std::vector<std::string> argv{std::filesystem::read_symlink("/proc/self/exe").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto server = std::make_unique<testing::Subprocess>(argv, log);
+  if (server->WaitForOutput("serving", std::chrono::seconds(10))) return server;
+  std::fprintf(stderr, "bench: the floor server did not start:\n%s\n", server->Output().c_str());
+  return nullptr;
+}
+
 // ---- client side -----------------------------------------------------------
 
 class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamEchoClient(grpc::GenericStub* stub, std::vector<int64_t>* arrived) : arrived_(arrived) {
-    stub->PrepareBidiStreamingCall(&context_, kStreamEchoMethod, grpc::StubOptions(), this);
+  // `method`: another stream method that answers each message with its
+  // sequence number (grpc_floor_bench's relay).
+  StreamEchoClient(grpc::GenericStub* stub, std::vector<int64_t>* arrived,
+                   const char* method = kStreamEchoMethod)
+      : arrived_(arrived) {
+    stub->PrepareBidiStreamingCall(&context_, method, grpc::StubOptions(), this);
     StartRead(&in_);
     StartCall();
   }

@@ -668,15 +668,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<Subprocess> echo;
   if (Wants(o, "broker") || Wants(o, "broker-library") || Wants(o, "broker-durable")) {
     const int port = FreePort();
-    echo = std::make_unique<Subprocess>(
-        std::vector<std::string>{std::filesystem::read_symlink("/proc/self/exe").string(),
-                                 "--serve-stream-echo", std::to_string(port)},
-        echo_dir.File("echo.log"));
-    if (!echo->WaitForOutput("serving", 10s)) {
-      std::fprintf(stderr, "bench: the stream echo server did not start:\n%s\n",
-                   echo->Output().c_str());
-      return 1;
-    }
+    echo =
+        StartFloorServer({"--serve-stream-echo", std::to_string(port)}, echo_dir.File("echo.log"));
+    if (!echo) return 1;
     o.stream_echo = turnbroker::StrCat("127.0.0.1:", port);
   }
 

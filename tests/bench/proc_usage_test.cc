@@ -55,6 +55,9 @@ TEST(ProcUsageTest, PerCredentialDividesByCredentialsAndTheWindow) {
             "500.0 µs CPU, 2.00 + 0.50 context switches (voluntary + involuntary) per "
             "credential; 50 % of one core");
   EXPECT_EQ(FormatPerCredential(used, 0, 1.0), "n/a (no credentials in the window)");
+  EXPECT_EQ(FormatPerCredential(used, 1'000, 1.0, "message"),
+            "500.0 µs CPU, 2.00 + 0.50 context switches (voluntary + involuntary) per "
+            "message; 50 % of one core");
 }
 
 }  // namespace
