@@ -36,7 +36,8 @@
 // Usage: turn_sync_bench [--rate 5000] [--duration 5] [--runs 3] [--syncs 4]
 //                        [--cold 1000000] [--cold-runs 3] [--batch-window 0]
 //                        [--scenarios broker,broker-library,broker-durable,diy,
-//                                     replication,cold-sync] [--require-quiet]
+//                                     replication,cold-sync] [--broker-flag=F]...
+//                        [--require-quiet]
 // Prints one line per run and a summary table with medians and ratios.
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -251,6 +252,9 @@ struct Options {
   std::string stream_echo;
 };
 
+// --broker-flag: extra flags for every turn-broker this program starts.
+std::vector<std::string> g_broker_flags;
+
 v1::Credential MakeCredential(int run, int i, int64_t ttl_ms) {
   v1::Credential c;
   c.set_realm(kRealm);
@@ -276,6 +280,7 @@ std::unique_ptr<Subprocess> StartBroker(const TempDir& dir, bool durable, int po
   } else {
     argv.push_back("--ephemeral");
   }
+  argv.insert(argv.end(), g_broker_flags.begin(), g_broker_flags.end());
   auto p = std::make_unique<Subprocess>(argv, dir.File(StrCat("broker-", port, ".log")));
   if (!p->WaitForOutput("turn-broker listening on", 10s)) {
     std::fprintf(stderr, "bench: turn-broker did not start:\n%s\n", p->Output().c_str());
@@ -656,6 +661,9 @@ int main(int argc, char** argv) {
                  "Broker paths: publish the credentials of each window of this many ms in one "
                  "Publish (0: one credential per Publish)")
       ->capture_default_str();
+  app.add_option(
+      "--broker-flag", g_broker_flags,
+      "Extra turn-broker flag (repeatable), e.g. --broker-flag=--min-frame-interval-us=1000");
   QuietOptions quiet;
   AddQuietFlags(app, &quiet);
   int serve_stream_echo = 0;
