@@ -214,7 +214,6 @@ class RedisStore : public Store {
   SyncRegistry syncs_;
   std::unique_ptr<CredentialState> state_;
   std::unique_ptr<Metrics> metrics_;
-  std::function<void()> listener_;
 
   std::mutex mu_;
   std::condition_variable cv_;
