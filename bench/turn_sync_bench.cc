@@ -246,6 +246,8 @@ struct Options {
   double warmup_s = 0.5;
   double batch_window_ms = 0;
   bool stream_publisher = false;
+  // broker-library: the Publisher's max_in_flight (0: its default).
+  int publisher_in_flight = 0;
   std::string scenarios = "broker,broker-library,broker-durable,diy,replication,cold-sync";
   // The stream echo server (stream_floor.h) the broker runs measure their
   // stream floor on; empty: none.
@@ -411,7 +413,9 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
   std::unique_ptr<pcscf::Publisher> library;
   if (publishing == Publishing::kLibrary) {
     library_client = pcscf::NewGrpcBrokerClient(channel);
-    library = std::make_unique<pcscf::Publisher>(library_client.get(), pcscf::PublisherOptions());
+    pcscf::PublisherOptions options;
+    if (o.publisher_in_flight > 0) options.max_in_flight = o.publisher_in_flight;
+    library = std::make_unique<pcscf::Publisher>(library_client.get(), options);
   }
   std::this_thread::sleep_for(200ms);
   const OpenLoopSchedule schedule(o.rate, 10'000);
@@ -660,6 +664,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch-window", o.batch_window_ms,
                  "Broker paths: publish the credentials of each window of this many ms in one "
                  "Publish (0: one credential per Publish)")
+      ->capture_default_str();
+  app.add_option("--publisher-in-flight", o.publisher_in_flight,
+                 "broker-library: Publish calls the library's Publisher keeps in flight (0: its "
+                 "default, pcscf::PublisherOptions)")
       ->capture_default_str();
   app.add_option(
       "--broker-flag", g_broker_flags,
