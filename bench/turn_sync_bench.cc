@@ -15,7 +15,10 @@
 // The broker paths are also set against the sum of the floors they stand on,
 // measured in the same run: two gRPC stream hops (publish, watch; each a
 // round trip on one stream to an echo server in a process of its own,
-// stream_floor.h) plus the do-it-yourself write (diy, when it runs).
+// stream_floor.h) plus the do-it-yourself write (diy, when it runs); and
+// against the relay floor (relay_floor.h: one publish stream fanned out to N
+// watch streams by a server that does nothing else, the fan-out's own cost
+// on this machine included) plus the diy write.
 // Load is open-loop: send i is scheduled at t0 + i/rate and its latency is
 // counted from that scheduled time, so a stalled path cannot hide its queue.
 // A key is "visible" when the Redis that must serve it emits its keyspace
@@ -67,6 +70,7 @@
 #include "proc_usage.h"
 #include "process.h"
 #include "redis_server.h"
+#include "relay_floor.h"
 #include "report.h"
 #include "status_floor.h"
 #include "stream_floor.h"
@@ -353,6 +357,8 @@ struct RunResult {
   // Broker runs: round trips on one gRPC stream to an echo server at the same
   // rate, right after (the stream floor, stream_floor.h).
   std::optional<Percentiles> stream_floor;
+  // Right after too: the relay floor to as many watch streams as syncs.
+  std::optional<Percentiles> relay_floor;
   // Broker runs: the broker over the measured window, and the TURN side's
   // processes (all syncs together, all Redis together).
   std::optional<ProcessUsage> broker_usage, syncs_usage, redis_usage;
@@ -514,6 +520,9 @@ RunResult RunBroker(const Options& o, const char* scenario, int run, bool durabl
     result.stream_floor = OpenLoopStreamEcho(o.stream_echo, static_cast<int>(o.rate), o.duration_s);
     std::printf("  %-15s        stream floor (echo round trip): %s%s\n", scenario,
                 Format(*result.stream_floor, "ms", 1e-3).c_str(), Mark());
+    result.relay_floor = RunRelay(o.stream_echo, o.syncs, static_cast<int>(o.rate), o.duration_s);
+    std::printf("  %-15s        relay floor (to %d watch streams): %s%s\n", scenario, o.syncs,
+                Format(*result.relay_floor, "ms", 1e-3).c_str(), Mark());
   }
   std::printf(
       "  %-15s        publish acknowledged: %s\n"
@@ -677,7 +686,10 @@ int main(int argc, char** argv) {
   int serve_stream_echo = 0;
   app.add_option("--serve-stream-echo", serve_stream_echo, "(internal) be the stream echo server");
   CLI11_PARSE(app, argc, argv);
-  if (serve_stream_echo > 0) return ServeStreamEcho(serve_stream_echo);
+  if (serve_stream_echo > 0) {
+    RelayService relay;  // the echo, and the relay's methods
+    return ServeStreamEcho(serve_stream_echo, nullptr, &relay);
+  }
   ProbeMachine(quiet);
   // The stream floor's echo server, in a process of its own like the broker.
   TempDir echo_dir;
@@ -694,6 +706,7 @@ int main(int argc, char** argv) {
     std::string name;
     std::vector<double> p50, p99, max, rate, floor50, floor99;  // µs, /s
     std::vector<double> stream50, stream99;                     // µs
+    std::vector<double> relay50, relay99;                       // µs
     size_t lost = 0;
     // The broker over all runs' windows together.
     std::optional<ProcessUsage> usage;
@@ -737,6 +750,10 @@ int main(int argc, char** argv) {
       if (res.stream_floor) {
         row.stream50.push_back(res.stream_floor->p50);
         row.stream99.push_back(res.stream_floor->p99);
+      }
+      if (res.relay_floor) {
+        row.relay50.push_back(res.relay_floor->p50);
+        row.relay99.push_back(res.relay_floor->p99);
       }
       std::printf("%s\n", Mark());
       std::fflush(stdout);
@@ -855,6 +872,12 @@ int main(int argc, char** argv) {
           row.name.c_str(), FormatValue(s50, 1e-3).c_str(), FormatValue(s99, 1e-3).c_str(),
           FormatValue(sum50, 1e-3).c_str(), ratio(Median(row.p50), sum50).c_str(),
           FormatValue(sum99, 1e-3).c_str(), ratio(Median(row.p99), sum99).c_str(), Mark());
+      if (row.relay50.empty()) continue;
+      const double r50 = Median(row.relay50) + diy50, r99 = Median(row.relay99) + diy99;
+      std::printf("  %-15s vs the relay floor to %d + diy (p50 %s / p99 %s ms): p50 %s, p99 %s%s\n",
+                  row.name.c_str(), o.syncs, FormatValue(r50, 1e-3).c_str(),
+                  FormatValue(r99, 1e-3).c_str(), ratio(Median(row.p50), r50).c_str(),
+                  ratio(Median(row.p99), r99).c_str(), Mark());
     }
   }
   if (!cold.empty()) {
