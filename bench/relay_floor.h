@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -143,8 +142,7 @@ class RelayWatcher final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc
   }
   void Close() {
     StartWritesDone();
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return done_; });
+    done_.Wait();
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;
@@ -159,19 +157,13 @@ class RelayWatcher final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc
     StartRead(&in_);
   }
   void OnWritesDoneDone(bool) override {}
-  void OnDone(const grpc::Status&) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-    cv_.notify_all();
-  }
+  void OnDone(const grpc::Status&) override { done_.Set(); }
 
  private:
   Shared* const shared_;
   grpc::ClientContext context_;
   grpc::ByteBuffer in_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
+  StreamDone done_;
 };
 
 // Publish → received by every one of `watchers` Watch streams, each on a

@@ -112,6 +112,26 @@ inline std::unique_ptr<testing::Subprocess> StartFloorServer(const std::vector<s
 
 // ---- client side -----------------------------------------------------------
 
+// The end of a client stream: set by the reactor's OnDone, waited for by
+// its Close().
+class StreamDone {
+ public:
+  void Set() {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
 class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `method`: another stream method that answers each message with its
@@ -126,8 +146,7 @@ class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, 
   void Send(uint64_t seq) { writes_.Push(EncodeSeq(seq)); }
   void Close() {
     StartWritesDone();
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return done_; });
+    done_.Wait();
   }
   size_t received() const { return received_.load(); }
 
@@ -140,11 +159,7 @@ class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, 
     StartRead(&in_);
   }
   void OnWritesDoneDone(bool) override {}
-  void OnDone(const grpc::Status&) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-    cv_.notify_all();
-  }
+  void OnDone(const grpc::Status&) override { done_.Set(); }
 
  private:
   grpc::ClientContext context_;
@@ -152,9 +167,7 @@ class StreamEchoClient final : public grpc::ClientBidiReactor<grpc::ByteBuffer, 
   std::vector<int64_t>* const arrived_;
   std::atomic<size_t> received_{0};
   WriteQueue<StreamEchoClient, grpc::ByteBuffer> writes_{this};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
+  StreamDone done_;
 };
 
 // Round trips on one stream to the echo server at `address`, µs.
