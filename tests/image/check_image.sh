@@ -25,6 +25,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# buildah 1.28 caches a COPY layer under its destination unexpanded: a COPY
+# into an ARG's path would reuse a layer built for another path
+# (docs/toolchain.md). Copy to fixed paths only.
+if grep -nE '^(COPY|ADD)\b.*\$' "$root/Containerfile"; then
+  fail "a COPY or ADD in the Containerfile names a variable (buildah caches it unexpanded)"
+fi
+
 if ((build_image)); then OUT=$archive "$root/scripts/build-image.sh"; fi
 [[ -f $archive ]] || fail "no $archive (scripts/build-image.sh)"
 
