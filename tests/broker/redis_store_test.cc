@@ -367,6 +367,42 @@ TEST_F(RedisStoreTest, SentinelFindsThePrimaryAndTheStoreFollowsAFailover) {
   EXPECT_EQ(a->state().epoch(), epoch);
 }
 
+TEST_F(RedisStoreTest, ASentinelThatNamesAGonePrimaryDoesNotHoldTheStore) {
+  // A sentinel that lags behind a failover names the old primary for up to
+  // its failover-timeout (the HA chaos test saw 30 s). Here one names a
+  // primary that is gone for good, and it is asked first: the store must
+  // find the primary the other sentinel names.
+  RedisServer primary(dir_);
+  const int gone = turnbroker::testing::FreePort();
+  turnbroker::testing::RedisSentinel stale(dir_, "tb", gone, /*quorum=*/2);
+  turnbroker::testing::RedisSentinel current(dir_, "tb", primary.port(), /*quorum=*/1);
+  ASSERT_EQ(stale.PrimaryPort(), gone);
+  RedisStoreOptions o;
+  o.target.master = "tb";
+  o.target.sentinels = {{"127.0.0.1", static_cast<uint16_t>(stale.port())},
+                        {"127.0.0.1", static_cast<uint16_t>(current.port())}};
+  auto a = Open(o);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
+  EXPECT_TRUE(PublishSync(*a, One("kim")).ok());
+}
+
+TEST(RedisPrimaryCandidatesTest, TheMostNamedComesFirstThenTheOrderAsked) {
+  auto ports = [](const std::vector<HostPort>& v) {
+    std::vector<int> out;
+    for (const HostPort& h : v) out.push_back(h.port);
+    return out;
+  };
+  const HostPort a{"127.0.0.1", 1}, b{"127.0.0.1", 2}, c{"127.0.0.1", 3};
+  EXPECT_EQ(ports(PrimaryCandidates({a, b, b})), (std::vector<int>{2, 1}));
+  EXPECT_EQ(ports(PrimaryCandidates({a, b, c})), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(ports(PrimaryCandidates({c, a, c, a, b})), (std::vector<int>{3, 1, 2}));
+  EXPECT_EQ(ports(PrimaryCandidates({b})), (std::vector<int>{2}));
+  EXPECT_TRUE(PrimaryCandidates({}).empty());
+  // The same port on another host is another primary.
+  EXPECT_EQ(PrimaryCandidates({a, HostPort{"::1", 1}}).size(), 2u);
+}
+
 TEST(RedisFlagsTest, TheFlagsCombineOrNameWhatIsWrong) {
   auto code = [](const RedisFlags& f) { return RedisTargetFromFlags(f).status().code(); };
   auto message = [](const RedisFlags& f) {

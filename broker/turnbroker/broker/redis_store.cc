@@ -208,6 +208,28 @@ absl::StatusOr<Change> DecodeEntry(Revision revision, const RedisReply& fields) 
 
 }  // namespace
 
+std::vector<HostPort> PrimaryCandidates(const std::vector<HostPort>& answers) {
+  struct Named {
+    HostPort primary;
+    int votes = 0;
+  };
+  std::vector<Named> named;  // in the order first named
+  for (const HostPort& a : answers) {
+    auto it = std::find_if(named.begin(), named.end(), [&](const Named& n) {
+      return n.primary.host == a.host && n.primary.port == a.port;
+    });
+    if (it == named.end())
+      named.push_back({a, 1});
+    else
+      ++it->votes;
+  }
+  std::stable_sort(named.begin(), named.end(),
+                   [](const Named& a, const Named& b) { return a.votes > b.votes; });
+  std::vector<HostPort> out;
+  for (Named& n : named) out.push_back(std::move(n.primary));
+  return out;
+}
+
 absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text) {
   return ParseHostPortList(text, "--redis-sentinels");
 }
@@ -325,13 +347,27 @@ class RedisStore::Connection {
  private:
   absl::Status Connect() {
     const RedisTarget& t = store_->options_.target;
-    RedisUrl url = t.url;
-    if (!t.sentinels.empty()) {
-      auto primary = AskSentinels();
-      if (!primary.ok()) return primary.status();
-      url.host = primary->host;
-      url.port = primary->port;
+    if (t.sentinels.empty()) return ConnectTo(t.url);
+    auto candidates = AskSentinels();
+    if (!candidates.ok()) return candidates.status();
+    // The first candidate that is the primary; a stale sentinel's is dead
+    // or a replica by now.
+    absl::Status first;
+    std::string errors;
+    for (const HostPort& primary : *candidates) {
+      RedisUrl url = t.url;
+      url.host = primary.host;
+      url.port = primary.port;
+      absl::Status s = ConnectTo(url);
+      if (s.ok()) return s;
+      if (first.ok()) first = s;
+      StrAppend(&errors, errors.empty() ? "" : "; ", s.message());
     }
+    return absl::Status(first.code(), errors);  // the first one's kind, every message
+  }
+
+  // Connects to `url` if it is the primary (ROLE).
+  absl::Status ConnectTo(const RedisUrl& url) {
     RedisOptions o;
     o.url = url;
     o.connect_timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
@@ -361,8 +397,10 @@ class RedisStore::Connection {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<HostPort> AskSentinels() {
+  // Every sentinel's answer, as PrimaryCandidates orders them.
+  absl::StatusOr<std::vector<HostPort>> AskSentinels() {
     const RedisTarget& t = store_->options_.target;
+    std::vector<HostPort> answers;
     std::string errors;
     for (const HostPort& s : t.sentinels) {
       RedisOptions o;
@@ -383,10 +421,13 @@ class RedisStore::Connection {
       }
       uint64_t port = 0;
       if (!ParseUint(r->elements[1].str, &port) || port == 0 || port > 65535) continue;
-      return HostPort{r->elements[0].str, static_cast<uint16_t>(port)};
+      answers.push_back(HostPort{r->elements[0].str, static_cast<uint16_t>(port)});
     }
-    return absl::UnavailableError(StrCat("--redis-sentinels: no sentinel gave the primary of '",
-                                         t.master, "' (", errors, ")"));
+    if (answers.empty()) {
+      return absl::UnavailableError(StrCat("--redis-sentinels: no sentinel gave the primary of '",
+                                           t.master, "' (", errors, ")"));
+    }
+    return PrimaryCandidates(answers);
   }
 
   static int CountReplicas(const std::string& info) {

@@ -114,6 +114,15 @@ struct RedisStoreOptions {
 // the flag.
 absl::StatusOr<std::vector<HostPort>> ParseSentinels(std::string_view text);
 
+// The primaries the sentinels named (one answer per sentinel that gave one,
+// in the order asked), each once: the one most of them named first, ties in
+// the order asked. The store tries them in this order and takes the first
+// that says it is the primary (ROLE): a sentinel that lags behind a failover
+// keeps naming the old primary for up to its failover-timeout, and the
+// first answer alone would hold the store on it (docs/architecture.md,
+// "Sentinel").
+std::vector<HostPort> PrimaryCandidates(const std::vector<HostPort>& answers);
+
 // The --store=redis flags as given on the command line.
 struct RedisFlags {
   std::string url;            // --redis-url redis://[[USER]:PASSWORD@]HOST:PORT[/DB]
