@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "wait_for.h"
@@ -110,10 +111,15 @@ class EvapiClientTest : public ::testing::Test {
  protected:
   // The handler stands in for AgentApi::Handle: it records what it got and
   // answers as the HTTP API would.
+  // It runs on the client's worker threads (two at once): what it records
+  // is guarded, and read through Paths() and Bodies().
   EvapiClient::Handler Handler() {
     return [this](const HttpRequest& r) {
-      seen_paths_.push_back(r.path);
-      seen_bodies_.push_back(json::parse(r.body));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        seen_paths_.push_back(r.path);
+        seen_bodies_.push_back(json::parse(r.body));
+      }
       HttpResponse out;
       if (r.path == "/v1/credentials/revoke") {
         out.status = 204;
@@ -129,8 +135,19 @@ class EvapiClientTest : public ::testing::Test {
       return out;
     };
   }
-  std::vector<std::string> seen_paths_;
-  std::vector<json> seen_bodies_;
+  std::vector<std::string> Paths() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_paths_;
+  }
+  std::vector<json> Bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_bodies_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> seen_paths_;  // guarded by mu_
+  std::vector<json> seen_bodies_;        // guarded by mu_
 };
 
 TEST_F(EvapiClientTest, AnswersEachSuspendedRegisterWithItsTransaction) {
@@ -152,9 +169,9 @@ TEST_F(EvapiClientTest, AnswersEachSuspendedRegisterWithItsTransaction) {
   EXPECT_EQ(answer["tlabel"], 1234567);
   EXPECT_EQ(answer["status"], 201);
   EXPECT_EQ(answer["header"], "username=u1;password=p1");
-  ASSERT_EQ(seen_paths_.size(), 1u);
-  EXPECT_EQ(seen_paths_[0], "/v1/credentials");
-  EXPECT_EQ(seen_bodies_[0], (json{{"impu", "sip:a@x"}, {"ttl", 600}})) << "op is not passed on";
+  ASSERT_EQ(Paths().size(), 1u);
+  EXPECT_EQ(Paths()[0], "/v1/credentials");
+  EXPECT_EQ(Bodies()[0], (json{{"impu", "sip:a@x"}, {"ttl", 600}})) << "op is not passed on";
 
   // A refusal keeps its status and error text; a revoke gets no answer.
   kamailio.Send({{"request", {{"op", "revoke"}, {"impu", "sip:a@x"}, {"reason", "bye"}}}});
@@ -164,9 +181,10 @@ TEST_F(EvapiClientTest, AnswersEachSuspendedRegisterWithItsTransaction) {
   EXPECT_EQ(answer["tindex"], 8);
   EXPECT_EQ(answer["status"], 503);
   EXPECT_EQ(answer["error"], "broker did not acknowledge");
-  EXPECT_TRUE(WaitFor([&] { return seen_paths_.size() == 3u; }));
+  EXPECT_TRUE(WaitFor([&] { return Paths().size() == 3u; }));
   client.Stop();
-  EXPECT_EQ(std::count(seen_paths_.begin(), seen_paths_.end(), "/v1/credentials/revoke"), 1);
+  const std::vector<std::string> paths = Paths();
+  EXPECT_EQ(std::count(paths.begin(), paths.end(), "/v1/credentials/revoke"), 1);
 }
 
 TEST_F(EvapiClientTest, BadEventsAreAnsweredOrIgnoredAndTheStreamGoesOn) {
@@ -189,7 +207,7 @@ TEST_F(EvapiClientTest, BadEventsAreAnsweredOrIgnoredAndTheStreamGoesOn) {
       {{"tindex", 4}, {"tlabel", 5}, {"request", {{"op", "issue"}, {"impu", "sip:b@x"}}}});
   answer = kamailio.Receive();
   EXPECT_EQ(answer["status"], 201) << "the stream goes on after bad events";
-  EXPECT_TRUE(seen_paths_.size() == 1u) << "bad events never reach the handler";
+  EXPECT_TRUE(Paths().size() == 1u) << "bad events never reach the handler";
 }
 
 TEST_F(EvapiClientTest, ABrokenStreamIsDroppedAndTheClientReconnects) {
