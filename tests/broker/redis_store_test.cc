@@ -2,7 +2,11 @@
 // one dataset, failures of Redis, epochs, replica confirmation.
 #include "turnbroker/broker/redis_store.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -385,6 +389,30 @@ TEST_F(RedisStoreTest, ASentinelThatNamesAGonePrimaryDoesNotHoldTheStore) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
   EXPECT_TRUE(PublishSync(*a, One("kim")).ok());
+}
+
+TEST_F(RedisStoreTest, ASentinelThatNeverAnswersIsPassedOver) {
+  // A listening socket nobody reads: the connection is made (the kernel
+  // accepts it) and the question is never answered, like a hung sentinel.
+  int silent = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(silent, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  RedisServer primary(dir_);
+  turnbroker::testing::RedisSentinel current(dir_, "tb", primary.port(), /*quorum=*/1);
+  RedisStoreOptions o;
+  o.target.master = "tb";
+  o.target.sentinels = {{"127.0.0.1", ntohs(addr.sin_port)},
+                        {"127.0.0.1", static_cast<uint16_t>(current.port())}};
+  auto a = Open(o);
+  close(silent);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
+  EXPECT_TRUE(PublishSync(*a, One("lee")).ok());
 }
 
 TEST(RedisPrimaryCandidatesTest, TheMostNamedComesFirstThenTheOrderAsked) {

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <fstream>
+#include <future>
 
 #include "turnbroker/broker/journal.h"
 #include "turnbroker/broker/planner.h"
@@ -397,19 +398,29 @@ class RedisStore::Connection {
     return absl::OkStatus();
   }
 
-  // Every sentinel's answer, as PrimaryCandidates orders them.
+  // Every sentinel's answer, as PrimaryCandidates orders them. The
+  // sentinels are asked at once, so one that does not answer costs one
+  // connect timeout, not one per sentinel.
   absl::StatusOr<std::vector<HostPort>> AskSentinels() {
     const RedisTarget& t = store_->options_.target;
+    const int timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
+    std::vector<std::future<absl::StatusOr<RedisReply>>> replies;
+    for (const HostPort& s : t.sentinels) {
+      replies.push_back(std::async(std::launch::async, [&s, &t, timeout_ms] {
+        RedisOptions o;
+        o.url.host = s.host;
+        o.url.port = s.port;
+        o.connect_timeout_ms = timeout_ms;
+        o.io_timeout_ms = timeout_ms;
+        HiredisClient sentinel(o);
+        return sentinel.Command({"SENTINEL", "get-master-addr-by-name", t.master});
+      }));
+    }
     std::vector<HostPort> answers;
     std::string errors;
-    for (const HostPort& s : t.sentinels) {
-      RedisOptions o;
-      o.url.host = s.host;
-      o.url.port = s.port;
-      o.connect_timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
-      o.io_timeout_ms = static_cast<int>(store_->options_.connect_timeout_ms);
-      HiredisClient sentinel(o);
-      auto r = sentinel.Command({"SENTINEL", "get-master-addr-by-name", t.master});
+    for (size_t i = 0; i < replies.size(); ++i) {
+      const HostPort& s = t.sentinels[i];
+      absl::StatusOr<RedisReply> r = replies[i].get();
       if (!r.ok()) {
         StrAppend(&errors, errors.empty() ? "" : "; ", s.ToString(), ": ", r.status().message());
         continue;
