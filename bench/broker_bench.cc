@@ -563,10 +563,7 @@ int main(int argc, char** argv) {
   app.add_option("--serve-relay", serve_relay, "(internal) be the relay floor's server");
   AddQuietFlags(app, &quiet);
   CLI11_PARSE(app, argc, argv);
-  if (serve_relay > 0) {
-    RelayService relay;
-    return ServeStreamEcho(serve_relay, nullptr, &relay);
-  }
+  if (serve_relay > 0) return ServeFloors(serve_relay);
   if (quick) runs = 1, seconds = 1, total = 50'000;
   ProbeMachine(quiet);
   // The relay floor's server, in a process of its own like the broker.

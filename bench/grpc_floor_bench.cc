@@ -105,8 +105,7 @@ void ServeTcpEcho(int port) {
 int Serve(int tcp_port, int grpc_port) {
   ServeTcpEcho(tcp_port);
   UnaryEcho unary;
-  RelayService relay;
-  return ServeStreamEcho(grpc_port, &unary, &relay);
+  return ServeFloors(grpc_port, &unary);
 }
 
 // ---- client side -----------------------------------------------------------

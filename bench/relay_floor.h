@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -110,8 +111,7 @@ class RelayPublish final : public grpc::ServerGenericBidiReactor {
   WriteQueue<RelayPublish, grpc::ByteBuffer> writes_{this};
 };
 
-// The relay's methods, and the stream echo (stream_floor.h) for any other:
-// register with ServeStreamEcho(port, more, &service).
+// The relay's methods, and the stream echo (stream_floor.h) for any other.
 class RelayService final : public grpc::CallbackGenericService {
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* c) override {
     if (c->method() == kRelayWatchMethod) return new RelayWatch(&watchers_);
@@ -120,6 +120,24 @@ class RelayService final : public grpc::CallbackGenericService {
   }
   RelayWatchers watchers_;
 };
+
+// The floor server of the benchmarks (their serve modes, started with
+// StartFloorServer): the stream echo and the relay (and `more`, if any) on
+// 127.0.0.1:`port` until the process is killed, printing "serving" once it
+// listens; 1 if it cannot.
+inline int ServeFloors(int port, grpc::Service* more = nullptr) {
+  RelayService relay;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials());
+  if (more) builder.RegisterService(more);
+  builder.RegisterCallbackGenericService(&relay);
+  auto server = builder.BuildAndStart();
+  if (!server) return 1;
+  std::printf("serving\n");
+  std::fflush(stdout);
+  server->Wait();
+  return 0;
+}
 
 // ---- client side -----------------------------------------------------------
 

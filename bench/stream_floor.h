@@ -71,32 +71,6 @@ class StreamEcho final : public grpc::ServerGenericBidiReactor {
   WriteQueue<StreamEcho, grpc::ByteBuffer> writes_{this};
 };
 
-// Register with ServerBuilder::RegisterCallbackGenericService.
-class StreamEchoService final : public grpc::CallbackGenericService {
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
-    return new StreamEcho;
-  }
-};
-
-// Serves the stream echo (and `more`, if any) on 127.0.0.1:`port` until the
-// process is killed, printing "serving" once it listens; 1 if it cannot.
-// `generic`, if given, serves the generic methods instead of the echo alone
-// (it must answer kStreamEchoMethod with a StreamEcho).
-inline int ServeStreamEcho(int port, grpc::Service* more = nullptr,
-                           grpc::CallbackGenericService* generic = nullptr) {
-  StreamEchoService echo;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials());
-  if (more) builder.RegisterService(more);
-  builder.RegisterCallbackGenericService(generic ? generic : &echo);
-  auto server = builder.BuildAndStart();
-  if (!server) return 1;
-  std::printf("serving\n");
-  std::fflush(stdout);
-  server->Wait();
-  return 0;
-}
-
 // Runs this program again with `args` (one of its serve modes, which prints
 // "serving" once it listens), its output to `log`; nullptr, with that output
 // on stderr, if it does not start within 10 s.

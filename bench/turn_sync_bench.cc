@@ -684,12 +684,10 @@ int main(int argc, char** argv) {
   QuietOptions quiet;
   AddQuietFlags(app, &quiet);
   int serve_stream_echo = 0;
-  app.add_option("--serve-stream-echo", serve_stream_echo, "(internal) be the stream echo server");
+  app.add_option("--serve-stream-echo", serve_stream_echo,
+                 "(internal) be the floor server (stream echo and relay)");
   CLI11_PARSE(app, argc, argv);
-  if (serve_stream_echo > 0) {
-    RelayService relay;  // the echo, and the relay's methods
-    return ServeStreamEcho(serve_stream_echo, nullptr, &relay);
-  }
+  if (serve_stream_echo > 0) return ServeFloors(serve_stream_echo);  // the echo and the relay
   ProbeMachine(quiet);
   // The stream floor's echo server, in a process of its own like the broker.
   TempDir echo_dir;
