@@ -732,10 +732,13 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     PlannedGroup planned = PlanGroup(planner, ops);
     std::vector<Change> changes = planner.TakeChanges();
     auto answer = [&] { AnswerGroup(ops, planned, epoch); };
-    if (changes.empty()) {
-      answer();
-      return;
-    }
+    // Another replica committed after `head`: catch up with it, then plan
+    // again.
+    auto catch_up = [&](Revision head) {
+      metrics_->conflicts->Inc();
+      if (head < base) reload_ = true;  // the dataset went back: check it
+      WaitApplied(head, generation, deadline);
+    };
 
     // Connected first: the default number of replicas to wait for is the
     // primary's (a commit must never skip WAIT for want of knowing).
@@ -748,6 +751,38 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
         continue;
       }
       fail(absl::UnavailableError(StrCat(st.message(), "; nothing acknowledged, retry")));
+      return;
+    }
+    if (changes.empty()) {
+      // Nothing to write (a publish of what is live already, say): the
+      // answer comes from this replica's state, so that state must be the
+      // dataset's. A revocation another replica committed and this one has
+      // not read yet would otherwise be answered "unchanged"
+      // (docs/architecture.md, "High availability: the Redis store").
+      auto now = commit_conn_->Command({"MGET", kHeadKey, kEpochKey});
+      uint64_t at = 0;
+      const bool read = now.ok() && now->type == RedisReply::Type::kArray &&
+                        now->elements.size() == 2 &&
+                        (now->elements[0].is_nil() || ParseUint(now->elements[0].str, &at));
+      if (!read) {
+        metrics_->errors->Inc();
+        if (NowMonotonicMs() + kRetryMs / 4 < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs / 4));
+          continue;
+        }
+        fail(absl::UnavailableError("redis: cannot read the head; nothing acknowledged, retry"));
+        return;
+      }
+      if (now->elements[1].str != epoch) {  // as the commit script's EPOCH
+        reload_ = true;
+        WaitApplied(base + 1, generation, deadline);
+        continue;
+      }
+      if (at != base) {
+        catch_up(at);
+        continue;
+      }
+      answer();
       return;
     }
     int need = options_.min_replicas_ack;
@@ -852,14 +887,12 @@ void RedisStore::CommitGroup(std::vector<Op>& ops) {
     }
     const std::string& verdict = r.elements[0].str;
     if (verdict == "STALE") {
-      // Another replica committed first: catch up and plan again. (A
-      // pipelined NOTE, WAIT and CONFIRM ran anyway: harmless, CONFIRM
-      // marks only what the Redis replicas have.)
-      metrics_->conflicts->Inc();
+      // Another replica committed first. (A pipelined NOTE, WAIT and
+      // CONFIRM ran anyway: harmless, CONFIRM marks only what the Redis
+      // replicas have.)
       uint64_t head = 0;
       ParseUint(r.elements[1].str, &head);
-      if (head < base) reload_ = true;  // the dataset went back: check it
-      WaitApplied(head, generation, deadline);
+      catch_up(head);
       continue;
     }
     if (verdict == "EPOCH") {
