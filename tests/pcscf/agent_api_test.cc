@@ -305,6 +305,25 @@ TEST_F(AgentApiTest, MetricsCountRequestsByRouteAndClass) {
 // The same API in shared-secret mode (docs/approach1.md): the same answers'
 // shape, 503 without an active secret, healthy with one even when the
 // broker is down.
+// What the HTTP server may answer on its I/O thread (AgentServerOptions::
+// answer_inline): here, where issuing waits for the broker, nothing that
+// reaches the issuer.
+TEST_F(AgentApiTest, OnlyUnknownPathsAreAnsweredWithoutWaiting) {
+  auto inline_ = [this](std::string method, std::string path) {
+    ApiRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    return api_->AnswersWithoutWaiting(r);
+  };
+  EXPECT_TRUE(inline_("GET", "/v1/floor"));
+  EXPECT_TRUE(inline_("GET", "/"));
+  EXPECT_FALSE(inline_("POST", "/v1/credentials"));
+  EXPECT_FALSE(inline_("POST", "/v1/credentials/abc/refresh"));
+  EXPECT_FALSE(inline_("DELETE", "/v1/credentials/abc"));
+  EXPECT_FALSE(inline_("GET", "/healthz"));  // asks the broker
+  EXPECT_FALSE(inline_("GET", "/metrics"));
+}
+
 class AgentApiSharedSecretTest : public ::testing::Test {
  protected:
   AgentApiSharedSecretTest() : minting_(&book_, "example.org", 60, Clock::System(), &metrics_) {
@@ -388,6 +407,25 @@ TEST_F(AgentApiSharedSecretTest, TheSameAnswerShapeAndHealthyWhileTheBrokerIsDow
   EXPECT_NE(m.body.find("pcscf_turn_shared_secret_mints_total{secret=\"s1\"} 1"),
             std::string::npos);
   EXPECT_EQ(m.body.find(kSecret), std::string::npos);
+}
+
+// Minted locally: issue and refresh never wait, and may be answered on the
+// HTTP server's I/O thread. Revocations and health still call the broker.
+TEST_F(AgentApiSharedSecretTest, IssueAndRefreshAreAnsweredWithoutWaiting) {
+  auto inline_ = [this](std::string method, std::string path) {
+    ApiRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    return api_->AnswersWithoutWaiting(r);
+  };
+  EXPECT_TRUE(inline_("POST", "/v1/credentials"));
+  EXPECT_TRUE(inline_("POST", "/v1/credentials/1700000000:abc/refresh"));
+  EXPECT_TRUE(inline_("GET", "/nowhere"));
+  EXPECT_FALSE(inline_("DELETE", "/v1/credentials"));  // de-REGISTER revokes at the broker
+  EXPECT_FALSE(inline_("DELETE", "/v1/credentials/1700000000:abc"));
+  EXPECT_FALSE(inline_("POST", "/v1/credentials/revoke"));
+  EXPECT_FALSE(inline_("GET", "/v1/credentials"));  // 405, but routed: kept with its route
+  EXPECT_FALSE(inline_("GET", "/healthz"));
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // pcscf-turn-agent as built, over raw sockets, against hostile clients
 // (issue 14, docs/security.md): bodies bounded by the bytes read whatever
 // the framing, content encodings refused, POST without Content-Length, idle
-// and slowloris connections that must not lock a legitimate client out, and
-// the per-peer connection cap.
+// and slowloris connections and peers that never read their answers (also
+// for requests answered on the I/O thread) that must not lock a legitimate
+// client out, and the per-peer connection cap.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 
 #include "agent_process.h"
 #include "broker_process.h"
+#include "broker_view.h"
 #include "process.h"
 #include "turnbroker/common/clock.h"
 
@@ -259,6 +261,42 @@ TEST_F(AgentHostileTest, PeersThatDoNotReadTheirAnswersDoNotHoldTheWorkers) {
     ExpectServed("127.0.0.2", "sip:reader" + std::to_string(i) + "@example.org");
   }
   for (auto& c : deaf) c->Shutdown();  // unblocks a sender the agent still reads from
+  for (auto& t : senders) t.join();
+}
+
+TEST_F(AgentHostileTest, PeersThatPipelineMintsAnsweredOnTheIoThreadDoNotLockOthersOut) {
+  // Shared-secret mode: a mint waits on nothing, so the agent answers it on
+  // its I/O thread (docs/pcscf-plugin.md, "The agent"). 40 connections
+  // each pipeline 2,000 of them and never read the answers.
+  AgentProcess minting(dir_, broker_->address(), {"--mode", "shared-secret"});
+  testing::BrokerView view(broker_->address());
+  ASSERT_TRUE(view.AddSecret("example.org", "s1", std::string(43, 'k')).ok());
+  ASSERT_TRUE(view.ActivateSecret("example.org", "s1").ok());
+  int64_t deadline = MonotonicMicros() + 10'000'000;
+  while (true) {  // until the agent holds the active secret
+    Connection probe(minting.port());
+    ASSERT_TRUE(probe.Send(Post(R"({"impu":"sip:probe@example.org"})")));
+    auto r = probe.Read(std::chrono::seconds(2));
+    if (r && r->status == 201) break;
+    ASSERT_LT(MonotonicMicros(), deadline) << "the agent never got the active secret";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::string burst;
+  for (int i = 0; i < 2000; ++i) {
+    burst += Post(json({{"impu", "sip:deaf" + std::to_string(i) + "@example.org"}}).dump());
+  }
+  std::vector<std::unique_ptr<Connection>> deaf;
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 40; ++i) {
+    deaf.push_back(std::make_unique<Connection>(minting.port()));
+    ASSERT_TRUE(deaf.back()->connected());
+    senders.emplace_back([c = deaf.back().get(), &burst] { c->Send(burst); });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int i = 0; i < 5; ++i) {
+    ExpectServed("127.0.0.2", "sip:reader" + std::to_string(i) + "@example.org", minting.port());
+  }
+  for (auto& c : deaf) c->Shutdown();
   for (auto& t : senders) t.join();
 }
 

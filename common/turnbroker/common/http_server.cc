@@ -557,6 +557,10 @@ struct Conn {
   size_t drained = 0;
   bool continue_sent = false;
   bool peer_closed = false;
+  // An answer the I/O thread could not write whole without waiting: the
+  // rest, which a worker writes before anything else.
+  std::string unsent;
+  bool unsent_keep_alive = false;
   explicit Conn(HttpLimits limits) : parser(limits) {}
 };
 
@@ -613,6 +617,7 @@ bool WriteAll(int fd, std::string_view data, int64_t timeout_ms) {
 struct HttpServer::Impl {
   HttpServerOptions options;
   HttpHandler handler;
+  HttpAnswersInline answers_inline;
   HttpListener listener;
   int epoll_fd = -1;
   int wake_fd = -1;
@@ -814,7 +819,37 @@ struct HttpServer::Impl {
       Close(c->id);
       return;
     }
-    if (Parse(c)) Dispatch(c);
+    if (!Parse(c)) return;
+    if (answers_inline && answers_inline(c->parser.request())) {
+      AnswerInline(c);
+    } else {
+      Dispatch(c);
+    }
+  }
+
+  // On the I/O thread: answers the request `c` holds and writes what the
+  // socket takes without waiting; the rest, or a pipelined request behind
+  // it, goes to a worker.
+  void AnswerInline(Conn* c) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      c->phase = Phase::kBusy;  // as for a worker: no deadline or event touches it
+    }
+    if (!PeerReadsItsAnswers(c)) return;
+    bool keep = false;
+    std::string out = Answer(c, &keep);
+    ssize_t n = ::send(c->fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(out.size())) {
+      if (Next(c, keep)) Dispatch(c);
+      return;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      Close(c->id);
+      return;
+    }
+    c->unsent = out.substr(n > 0 ? static_cast<size_t>(n) : 0);
+    c->unsent_keep_alive = keep;
+    Dispatch(c);
   }
 
   void Dispatch(Conn* c) {
@@ -902,44 +937,67 @@ struct HttpServer::Impl {
     }
   }
 
+  // On a worker: the rest of an answer the I/O thread began, then the
+  // request `c` holds and every complete pipelined one behind it.
   void Serve(Conn* c) {
-    while (true) {
-      // A peer that sends requests but does not read the answers (they pile
-      // up in the socket) would hold this worker in WriteAll: close instead.
-      int unread = 0;
-      if (::ioctl(c->fd, TIOCOUTQ, &unread) == 0 && unread > kMaxUnreadAnswerBytes) {
-        LogWarn("HTTP peer does not read its answers; closing").Kv("peer", c->peer);
-        Close(c->id);
-        return;
-      }
-      HttpRequest& req = c->parser.request();
-      HttpResponse res;
-      try {
-        res = handler(req);
-      } catch (const std::exception& e) {
-        LogError("HTTP handler failed").Kv("path", req.path).Kv("error", e.what());
-        res = HttpJsonError(500, "internal error");
-      }
-      ++c->requests;
-      bool keep = c->parser.keep_alive() && !c->peer_closed && !stopping.load() &&
-                  c->requests < options.keep_alive_max_requests;
-      bool written =
-          WriteAll(c->fd, Serialize(res, req.method == "HEAD", keep), options.write_timeout_ms);
-      if (!written || !keep) {
-        Close(c->id);
-        return;
-      }
-      c->parser.Reset();
-      c->continue_sent = false;
-      if (!c->in.empty() && Parse(c)) continue;  // a pipelined request, complete
-      if (c->in.empty()) {
-        std::lock_guard<std::mutex> lock(mu);
-        c->phase = Phase::kIdle;
-        c->deadline_ms = NowMs() + options.idle_timeout_ms;
-        Arm(c);
-      }
-      return;
+    if (!c->unsent.empty()) {
+      bool written = WriteAll(c->fd, c->unsent, options.write_timeout_ms);
+      c->unsent.clear();
+      if (!Next(c, written && c->unsent_keep_alive)) return;
     }
+    while (PeerReadsItsAnswers(c)) {
+      bool keep = false;
+      std::string out = Answer(c, &keep);
+      bool written = WriteAll(c->fd, out, options.write_timeout_ms);
+      if (!Next(c, written && keep)) return;
+    }
+  }
+
+  // A peer that sends requests but does not read the answers (they pile up
+  // in the socket) would hold a worker in WriteAll: closed instead.
+  bool PeerReadsItsAnswers(Conn* c) {
+    int unread = 0;
+    if (::ioctl(c->fd, TIOCOUTQ, &unread) == 0 && unread > kMaxUnreadAnswerBytes) {
+      LogWarn("HTTP peer does not read its answers; closing").Kv("peer", c->peer);
+      Close(c->id);
+      return false;
+    }
+    return true;
+  }
+
+  // The handler's answer to the request `c` holds, serialized;
+  // *keep_alive: whether the connection stays open after it.
+  std::string Answer(Conn* c, bool* keep_alive) {
+    HttpRequest& req = c->parser.request();
+    HttpResponse res;
+    try {
+      res = handler(req);
+    } catch (const std::exception& e) {
+      LogError("HTTP handler failed").Kv("path", req.path).Kv("error", e.what());
+      res = HttpJsonError(500, "internal error");
+    }
+    ++c->requests;
+    *keep_alive = c->parser.keep_alive() && !c->peer_closed && !stopping.load() &&
+                  c->requests < options.keep_alive_max_requests;
+    return Serialize(res, req.method == "HEAD", *keep_alive);
+  }
+
+  // After an answer: closes the connection unless `keep`; otherwise true
+  // when a pipelined request is complete (the caller serves it), else the
+  // connection waits for more (re-armed, or failed by Parse).
+  bool Next(Conn* c, bool keep) {
+    if (!keep) {
+      Close(c->id);
+      return false;
+    }
+    c->parser.Reset();
+    c->continue_sent = false;
+    if (!c->in.empty()) return Parse(c);
+    std::lock_guard<std::mutex> lock(mu);
+    c->phase = Phase::kIdle;
+    c->deadline_ms = NowMs() + options.idle_timeout_ms;
+    Arm(c);
+    return false;
   }
 };
 
@@ -949,7 +1007,7 @@ HttpServer::~HttpServer() { Stop(); }
 int HttpServer::port() const { return impl_ ? impl_->listener.port : 0; }
 
 absl::Status HttpServer::Start(const HttpServerOptions& options, HttpHandler handler,
-                               MetricsRegistry* metrics) {
+                               MetricsRegistry* metrics, HttpAnswersInline answers_inline) {
   Stop();
   auto listener = BindHttpListener(options.listen, options.flag);
   if (!listener.ok()) return listener.status();
@@ -958,6 +1016,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options, HttpHandler han
   s.options = options;
   s.options.threads = std::max(1, options.threads);
   s.handler = std::move(handler);
+  s.answers_inline = std::move(answers_inline);
   s.listener = *listener;
   s.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
   s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -5,7 +5,8 @@
 // One thread waits on every connection with epoll; an idle or slow
 // connection costs a file descriptor, never a thread. A request is handed
 // to a worker only once it has been read whole, so `threads` bounds the
-// requests being handled at once, not the connections. Every connection has
+// requests being handled at once, not the connections; a request whose
+// answer waits on nothing may be answered by the I/O thread itself. Every connection has
 // deadlines (the first byte of each request, the whole request once begun),
 // bodies are bounded by the bytes actually read whatever the framing
 // (Content-Length or chunked), content encodings are refused, and
@@ -151,6 +152,12 @@ struct HttpServerOptions {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Whether a request's answer waits on nothing (no I/O, no call to another
+// process, no lock held across a wait). Such a request is answered on the
+// I/O thread as soon as it has been read, without a hand-off to a worker
+// (docs/pcscf-plugin.md, "The agent"); one per connection and wake-up,
+// so a pipelining peer still goes to a worker after its first.
+using HttpAnswersInline = std::function<bool(const HttpRequest&)>;
 
 // A bound, listening socket: TCP (HOST:PORT, port 0 any) or UNIX
 // ("unix:/path", a stale socket file is replaced). UNAVAILABLE naming
@@ -171,8 +178,10 @@ class HttpServer {
   // a worker thread, concurrently up to `threads`. `metrics` (may be null)
   // gets the server's own metrics; it must outlive the server and Start
   // must come before anything renders it.
+  // `answers_inline` (may be empty: none) picks the requests answered on
+  // the I/O thread.
   absl::Status Start(const HttpServerOptions& options, HttpHandler handler,
-                     MetricsRegistry* metrics = nullptr);
+                     MetricsRegistry* metrics = nullptr, HttpAnswersInline answers_inline = {});
   int port() const;
   // Closes the listener and every connection; requests being handled are
   // answered first. Idempotent.

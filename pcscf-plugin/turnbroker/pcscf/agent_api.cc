@@ -208,6 +208,19 @@ ApiResponse AgentApi::Handle(const ApiRequest& request) {
   return response;
 }
 
+bool AgentApi::AnswersWithoutWaiting(const ApiRequest& request) const {
+  const std::string_view path = request.path;
+  const bool under_credentials =
+      path.substr(0, kCredentials.size() + 1) == StrCat(kCredentials, "/");
+  if (path != "/healthz" && path != "/metrics" && path != kCredentials && !under_credentials)
+    return true;  // 404
+  if (issuer_->mode() != CredentialMode::kSharedSecret || request.method != "POST") return false;
+  if (path == kCredentials) return true;
+  std::string_view rest = path.substr(kCredentials.size() + 1);
+  size_t slash = rest.find('/');
+  return slash != rest.npos && rest.substr(slash) == "/refresh";
+}
+
 ApiResponse AgentApi::Credential(const IssuedCredential& c, int status) {
   ApiResponse r;
   r.status = status;
@@ -336,8 +349,13 @@ absl::Status AgentServer::Start(const AgentServerOptions& options, MetricsRegist
   http.max_connections = options.max_connections;
   http.max_connections_per_peer = options.max_connections_per_peer;
   http.metrics_prefix = "pcscf_turn_agent_http";
+  HttpAnswersInline answers_inline;
+  if (options.answer_inline) {
+    answers_inline = [this](const HttpRequest& r) { return api_->AnswersWithoutWaiting(r); };
+  }
   return server_.Start(
-      http, [this](const HttpRequest& request) { return api_->Handle(request); }, metrics);
+      http, [this](const HttpRequest& request) { return api_->Handle(request); }, metrics,
+      std::move(answers_inline));
 }
 
 void AgentServer::Stop() { server_.Stop(); }

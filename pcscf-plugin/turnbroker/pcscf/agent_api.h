@@ -49,6 +49,12 @@ class AgentApi {
 
   ApiResponse Handle(const ApiRequest& request);
 
+  // Whether Handle answers `request` without waiting on anything, so the
+  // HTTP server may answer it on its I/O thread: issue and refresh in
+  // shared-secret mode (minted locally, no broker call), and a path that is
+  // no endpoint (404). Everything else may wait for the broker.
+  bool AnswersWithoutWaiting(const ApiRequest& request) const;
+
   // A JSON error response for `status` (used for errors the HTTP layer
   // finds itself, e.g. 413).
   static ApiResponse Error(int status, std::string_view message, std::string_view field = "");
@@ -85,6 +91,9 @@ struct AgentServerOptions {
   // Per peer IP address (a UNIX socket's peers only count toward
   // max_connections).
   int max_connections_per_peer = 128;
+  // Answer the requests that wait on nothing (AgentApi::AnswersWithoutWaiting)
+  // on the HTTP server's I/O thread, without a hand-off to a worker.
+  bool answer_inline = true;
 };
 
 // Serves an AgentApi over HTTP/1.1 with keep-alive (HttpServer: one epoll

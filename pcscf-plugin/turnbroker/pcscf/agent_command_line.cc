@@ -169,6 +169,11 @@ AgentCommandLine::AgentCommandLine(CLI::App* app) {
       ->envname(env("HTTP_MAX_CONNECTIONS_PER_PEER"))
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
+  app->add_option("--http-answer-inline", o_.http.answer_inline,
+                  "Answer the requests that wait on nothing (shared-secret minting, unknown "
+                  "paths) on the HTTP server's I/O thread, without a hand-off to a worker")
+      ->envname(env("HTTP_ANSWER_INLINE"))
+      ->capture_default_str();
   app->add_option("--kamailio-evapi", o_.evapi.address,
                   "Also serve Kamailio's asynchronous path: connect to its evapi socket "
                   "(modparam evapi bind_addr, HOST:PORT) and answer the REGISTERs it suspends "
