@@ -18,6 +18,7 @@
 //   pcscf_agent_bench [--rate 2000] [--duration 10] [--connections 16]
 //                     [--modes per-credential,shared-secret] [--rounds 1] [--quick]
 //                     [--agent HOST:PORT]   (default: starts broker + agent per mode)
+//                     [--ab-agent-flag FLAG] (a second stack per mode with FLAG: A/B)
 //                     [--floor] [--trace FILE] [--cpu-seconds 3] [--require-quiet]
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> modes = {"per-credential", "shared-secret"};
   int rounds = 1;
   bool quick = false;
+  std::string ab_flag;
   CLI::App app{
       "pcscf_agent_bench: pcscf-turn-agent's POST /v1/credentials at a fixed rate "
       "over keep-alive connections (docs/pcscf-plugin.md#benchmarks)"};
@@ -67,6 +69,12 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Rounds; each measures every mode once, in turn")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  app.add_option("--ab-agent-flag", ab_flag,
+                 "A/B: per mode, a second stack whose agent also gets this flag (e.g. "
+                 "--http-answer-inline=false); every round measures both, A then B")
+      ->check([](const std::string& f) {
+        return f.rfind("--", 0) == 0 ? "" : "--ab-agent-flag: give one flag, e.g. --name=value";
+      });
   app.add_flag("--quick", quick,
                "A smoke run: 200/s for 1 s (+0.5 s warm-up), 4 connections, 1 s probe");
   AddQuietFlags(app, &quiet);
@@ -84,19 +92,29 @@ int main(int argc, char** argv) {
   ProbeMachine(quiet);
 
   turnbroker::testing::TempDir dir;
-  // One stack per mode (an external --agent is measured as it runs).
+  // One stack per mode, two with --ab-agent-flag (an external --agent is
+  // measured as it runs). `runs`: each round's (label, mode) in turn.
   std::map<std::string, AgentStack> stacks;
   std::map<std::string, std::string> agents;
+  std::vector<std::pair<std::string, std::string>> runs;
   if (agent.empty()) {
     if (floor_only) modes.resize(1);
     for (const std::string& mode : modes) {
-      AgentStack& stack = stacks[mode] = StartAgentStack(dir, load.connections + 8, mode);
-      agents[mode] = "127.0.0.1:" + std::to_string(stack.agent_port);
+      runs.emplace_back(mode, mode);
+      if (!ab_flag.empty() && !floor_only) runs.emplace_back(mode + " " + ab_flag, mode);
+    }
+    for (const auto& [label, mode] : runs) {
+      std::vector<std::string> extra;
+      if (label != mode) extra.push_back(ab_flag);
+      AgentStack& stack = stacks[label] = StartAgentStack(dir, load.connections + 8, mode, extra);
+      agents[label] = "127.0.0.1:" + std::to_string(stack.agent_port);
     }
   } else {
-    modes = {"as started"};
-    agents[modes[0]] = agent;
+    runs = {{"as started", "as started"}};
+    agents["as started"] = agent;
   }
+  modes.clear();
+  for (const auto& run : runs) modes.push_back(run.first);
   auto aim = [&](HttpLoad& l, const std::string& mode) {
     const std::string& a = agents[mode];
     l.host = a.substr(0, a.rfind(':'));
@@ -131,17 +149,17 @@ int main(int argc, char** argv) {
     floor_errors = floors.http.errors;
     long errors = 0;
     for (int round = 1; round <= rounds; ++round) {
-      for (const std::string& mode : modes) {
+      for (const auto& [label, mode] : runs) {
         HttpLoad l = load;
-        aim(l, mode);
+        aim(l, label);
         // The trace is of the last run.
         r = RunHttpLoad(l, trace_file != nullptr);
         errors += r.errors;
         const char* target = mode == "shared-secret"    ? "p99 <= 0.5 ms at 2,000/s"
                              : mode == "per-credential" ? "p99 < 2 ms at 2,000/s"
                                                         : "";
-        std::printf("--- round %d, mode %s (target %s; %s)\n", round, mode.c_str(), target,
-                    agents[mode].c_str());
+        std::printf("--- round %d, mode %s (target %s; %s)\n", round, label.c_str(), target,
+                    agents[label].c_str());
         std::printf(
             "completed %ld requests in %.2f s: %.0f req/s reached (target %.0f), %ld errors\n",
             r.sent, r.elapsed_s, static_cast<double>(r.sent) / r.elapsed_s, l.rate, r.errors);

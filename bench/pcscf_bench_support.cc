@@ -106,17 +106,19 @@ AgentProcess StartAgent(const std::string& broker_address, const std::string& lo
 AgentStack StartAgentStack(const testing::TempDir& dir, int http_threads, const std::string& mode,
                            const std::vector<std::string>& extra_agent_args) {
   AgentStack s;
+  static int stacks = 0;  // each stack its own log files
+  const std::string name = mode + "-" + std::to_string(++stacks);
   s.broker_address = "127.0.0.1:" + std::to_string(FreePort());
   s.broker = std::make_unique<Subprocess>(
       std::vector<std::string>{BuiltBinary("turn-broker"), "--listen", s.broker_address,
                                "--ephemeral", "--log-level", "warn"},
-      dir.File("broker-" + mode + ".log"));
+      dir.File("broker-" + name + ".log"));
   if (!s.broker->WaitForOutput("turn-broker listening on", std::chrono::seconds(10))) {
     std::fprintf(stderr, "turn-broker did not start:\n%s\n", s.broker->Output().c_str());
     std::exit(1);
   }
   if (mode == "shared-secret") ActivateSecret(s.broker_address);
-  AgentProcess agent = StartAgent(s.broker_address, dir.File("agent-" + mode + ".log"),
+  AgentProcess agent = StartAgent(s.broker_address, dir.File("agent-" + name + ".log"),
                                   http_threads, mode, extra_agent_args);
   s.agent = std::move(agent.process);
   s.agent_port = agent.port;
