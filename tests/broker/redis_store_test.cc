@@ -411,27 +411,37 @@ TEST_F(RedisStoreTest, ASentinelThatNamesAGonePrimaryDoesNotHoldTheStore) {
   EXPECT_TRUE(PublishSync(*a, One("kim")).ok());
 }
 
-TEST_F(RedisStoreTest, ASentinelThatNeverAnswersIsPassedOver) {
-  // A listening socket nobody reads: the connection is made (the kernel
+TEST_F(RedisStoreTest, SentinelsThatNeverAnswerArePassedOverAndCostOneTimeoutTogether) {
+  // Listening sockets nobody reads: the connection is made (the kernel
   // accepts it) and the question is never answered, like a hung sentinel.
-  int silent = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(silent, 4), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  RedisServer primary(dir_);
-  turnbroker::testing::RedisSentinel current(dir_, "tb", primary.port(), /*quorum=*/1);
+  // Three of them, asked first: one at a time they would cost three
+  // connect timeouts (1 s each) before the live sentinel is asked; asked at
+  // once, one.
+  std::vector<int> silent;
   RedisStoreOptions o;
   o.target.master = "tb";
-  o.target.sentinels = {{"127.0.0.1", ntohs(addr.sin_port)},
-                        {"127.0.0.1", static_cast<uint16_t>(current.port())}};
+  for (int i = 0; i < 3; ++i) {
+    silent.push_back(socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(silent.back(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(listen(silent.back(), 4), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(getsockname(silent.back(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    o.target.sentinels.push_back({"127.0.0.1", ntohs(addr.sin_port)});
+  }
+  RedisServer primary(dir_);
+  turnbroker::testing::RedisSentinel current(dir_, "tb", primary.port(), /*quorum=*/1);
+  o.target.sentinels.push_back({"127.0.0.1", static_cast<uint16_t>(current.port())});
+  ASSERT_EQ(o.connect_timeout_ms, 1'000);
+  const int64_t start = MonotonicMicros();
   auto a = Open(o);
-  close(silent);
+  const int64_t took_ms = (MonotonicMicros() - start) / 1000;
+  for (int fd : silent) close(fd);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->primary(), "127.0.0.1:" + std::to_string(primary.port()));
+  EXPECT_LT(took_ms, 2'500) << "the hung sentinels were asked one after another";
   EXPECT_TRUE(PublishSync(*a, One("lee")).ok());
 }
 
