@@ -80,14 +80,16 @@ TEST_F(AgentApiTest, IssueAnswers201WithEverythingTheSipServerNeeds) {
   EXPECT_EQ(j["password"].get<std::string>().size(), 24u);
   EXPECT_GE(j["ttl"].get<int>(), 599);
   EXPECT_EQ(j["realm"], "example.org");
-  EXPECT_EQ(j["uris"].size(), 2u);
+  EXPECT_EQ(j["uris"], json({"turn:127.0.0.1:3478?transport=udp", "turns:turn.example.org:5349"}));
   EXPECT_EQ(j["header_name"], "TURN-Credential");
   EXPECT_EQ(j["reused"], false);
+  EXPECT_EQ(j.size(), 9u) << r.body;
   EXPECT_GT(j["expires_at"].get<int64_t>(), Clock::System()->NowMs() / 1000);
   auto h = ParseTurnCredentialHeader(j["header"].get<std::string>());
   ASSERT_TRUE(h.ok()) << h.status();
   EXPECT_EQ(h->username, j["username"]);
   EXPECT_EQ(h->password, j["password"]);
+  EXPECT_EQ(h->urls, j["uris"].get<std::vector<std::string>>());
   EXPECT_TRUE(broker_.IsLive(j["username"])) << "201 only after the broker acknowledged";
 }
 

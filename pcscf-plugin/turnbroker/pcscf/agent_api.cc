@@ -16,6 +16,34 @@ using json = nlohmann::json;
 constexpr std::string_view kCredentials = "/v1/credentials";
 constexpr int64_t kHealthTimeoutMs = 500;
 
+// Appends `s` as a JSON string. What the credential answer writes this way
+// (minted usernames and passwords, the formatted header) is ASCII; a string
+// with any other byte goes through nlohmann-json, so the answer is JSON
+// whatever it holds.
+void AppendJsonString(std::string* out, std::string_view s) {
+  for (unsigned char ch : s) {
+    if (ch >= 0x80) {
+      out->append(json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace));
+      return;
+    }
+  }
+  out->push_back('"');
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out->push_back('\\');
+      out->push_back(ch);
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out->append("\\u00");
+      out->push_back(kHex[(ch >> 4) & 0xf]);
+      out->push_back(kHex[ch & 0xf]);
+    } else {
+      out->push_back(ch);
+    }
+  }
+  out->push_back('"');
+}
+
 int HttpStatusOf(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
@@ -141,7 +169,13 @@ struct AgentApi::Metrics {
 };
 
 AgentApi::AgentApi(Issuer* issuer, MetricsRegistry* metrics)
-    : issuer_(issuer), registry_(metrics), metrics_(std::make_unique<Metrics>(metrics)) {}
+    : issuer_(issuer), registry_(metrics), metrics_(std::make_unique<Metrics>(metrics)) {
+  // The fields every credential answer carries unchanged, serialized once.
+  std::string fixed = json({{"uris", issuer_->options().turn_uris},
+                            {"header_name", std::string(kTurnCredentialHeader)}})
+                          .dump();
+  fixed_fields_ = fixed.substr(1, fixed.size() - 2);  // without the braces
+}
 
 AgentApi::~AgentApi() = default;
 
@@ -224,16 +258,21 @@ bool AgentApi::AnswersWithoutWaiting(const ApiRequest& request) const {
 ApiResponse AgentApi::Credential(const IssuedCredential& c, int status) {
   ApiResponse r;
   r.status = status;
-  json j = {{"username", c.username},
-            {"password", c.password},
-            {"ttl", issuer_->RemainingSeconds(c)},
-            {"expires_at", c.expires_at_ms / 1000},
-            {"realm", c.realm},
-            {"uris", issuer_->options().turn_uris},
-            {"header_name", std::string(kTurnCredentialHeader)},
-            {"header", issuer_->HeaderValue(c)},
-            {"reused", c.reused}};
-  r.body = j.dump();
+  // Written directly: nlohmann-json's object, built and dumped, was half of
+  // a shared-secret mint's instructions (docs/pcscf-plugin.md#benchmarks).
+  const std::string header = issuer_->HeaderValue(c);
+  std::string& b = r.body;
+  b.reserve(160 + fixed_fields_.size() + c.username.size() + c.password.size() + header.size());
+  b += "{\"username\":";
+  AppendJsonString(&b, c.username);
+  b += ",\"password\":";
+  AppendJsonString(&b, c.password);
+  StrAppend(&b, ",\"ttl\":", issuer_->RemainingSeconds(c),
+            ",\"expires_at\":", c.expires_at_ms / 1000, ",\"realm\":");
+  AppendJsonString(&b, c.realm);
+  StrAppend(&b, ",", fixed_fields_, ",\"header\":");
+  AppendJsonString(&b, header);
+  StrAppend(&b, ",\"reused\":", c.reused ? "true" : "false", "}");
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }

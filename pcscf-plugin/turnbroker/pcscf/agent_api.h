@@ -71,6 +71,7 @@ class AgentApi {
 
   Issuer* const issuer_;
   MetricsRegistry* const registry_;
+  std::string fixed_fields_;  // "uris", "header_name" as JSON members
   std::unique_ptr<Metrics> metrics_;
 };
 
