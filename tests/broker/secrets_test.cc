@@ -155,6 +155,32 @@ TEST_F(SecretStoreTest, RetireByForceAndAStagedSecretAnyTime) {
   EXPECT_TRUE(Retire("c").ok()) << "a staged secret was never used to mint";
 }
 
+// Agents never mint with a secret before its not_before_ms, and only with
+// the ACTIVE one: activating it earlier would leave every agent without a
+// usable secret (503 for every REGISTER) until then, while the one it
+// supersedes was still good.
+TEST_F(SecretStoreTest, ActivationIsRefusedBeforeTheSecretsNotBefore) {
+  ASSERT_TRUE(Add("a", kBytesA).ok());
+  ASSERT_TRUE(Activate("a").ok());
+  SecretCommand c;
+  c.kind = SecretCommand::kAdd;
+  c.secret.set_realm(kRealm);
+  c.secret.set_id("b");
+  c.secret.set_secret(kBytesB);
+  c.secret.set_not_before_ms(kStart + 60'000);
+  ASSERT_TRUE(WriteSecretSync(*store_, c).ok());
+  auto r = Activate("b");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(r.status().message(),
+              AllOf(HasSubstr("not_before_ms"), HasSubstr("in 60 s"), Not(HasSubstr(kBytesB))));
+  EXPECT_EQ(StateOf("a"), v1::SECRET_STATE_ACTIVE) << "the active one stays active";
+  EXPECT_EQ(StateOf("b"), v1::SECRET_STATE_STAGED);
+  clock_.Advance(60'000);
+  ASSERT_TRUE(Activate("b").ok());
+  EXPECT_EQ(StateOf("a"), v1::SECRET_STATE_SUPERSEDED);
+  EXPECT_EQ(StateOf("b"), v1::SECRET_STATE_ACTIVE);
+}
+
 TEST_F(SecretStoreTest, ActivationWaitsForEverySyncCoveringTheRealm) {
   Ack("turn-1", 0);
   Ack("turn-2", 0, {"other.example.org"});  // another realm: not waited for
