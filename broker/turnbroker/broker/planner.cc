@@ -350,6 +350,14 @@ absl::StatusOr<v1::SecretResponse> GroupPlanner::ActivateSecret(const v1::Shared
     // Already active: nothing to write.
     return SecretAnswer(Next() - 1, cs);
   }
+  if (cs.not_before_ms() > now_) {
+    // Agents only mint with the ACTIVE secret and never before its
+    // not_before_ms: activated now, every REGISTER would get 503 until then.
+    return absl::FailedPreconditionError(
+        StrCat("ref.id: secret '", ref.id(), "' of realm '", ref.realm(),
+               "' may not be used before its not_before_ms ", cs.not_before_ms(),
+               " (Unix ms); activation is allowed in ", MsText(cs.not_before_ms() - now_ + 999)));
+  }
   if (cs.state() == v1::SECRET_STATE_STAGED) {
     StagingProgress progress =
         Progress(cs, current->staged_revision, recent_syncs_, state_.epoch(), secret_policy_);
