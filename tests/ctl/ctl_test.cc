@@ -252,7 +252,7 @@ TEST_F(CtlSecretTest, ARotationThroughTheCliAndNoSecretInAnyLogOrOutput) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "added=one realm=ims.example.org state=STAGED revision=1\n");
   r = Run({"secret", "add", "--realm", realm, "--id", "two", "--show-secret", "--expires-in",
-           "8640000", "--not-before", "1800000000"},
+           "8640000", "--not-before", "1700000000"},
           /*shows_bytes=*/true);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string two = FieldOf(r.output, "secret");
@@ -295,7 +295,7 @@ TEST_F(CtlSecretTest, ARotationThroughTheCliAndNoSecretInAnyLogOrOutput) {
   EXPECT_THAT(r.output,
               AllOf(HasSubstr("realm=ims.example.org id=two state=STAGED"),
                     HasSubstr("syncs_pending=turn-1.example.net"), HasSubstr("activation=waiting"),
-                    HasSubstr("not_before_ms=1800000000000")));
+                    HasSubstr("not_before_ms=1700000000000")));
   Acknowledge(3);
   r = Run({"secret", "activate", "--realm", realm, "--id", "two"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
