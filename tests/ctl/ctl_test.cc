@@ -331,6 +331,12 @@ TEST_F(CtlSecretTest, ARotationThroughTheCliAndNoSecretInAnyLogOrOutput) {
   // Not one secret's bytes anywhere else.
   const std::string log = broker_.process().Output();
   ASSERT_THAT(log, HasSubstr("secret written"));
+  // Each write is logged with the state it leaves: a retirement RETIRED, not
+  // the state the secret had before.
+  const size_t retired_at = log.find("msg=\"secret written\" method=RetireSecret");
+  ASSERT_NE(retired_at, std::string::npos) << log;
+  const std::string retired_line = log.substr(retired_at, log.find('\n', retired_at) - retired_at);
+  EXPECT_THAT(retired_line, AllOf(HasSubstr("id=two"), HasSubstr("state=RETIRED")));
   for (const std::string& bytes : {one, two, three, short_secret}) {
     EXPECT_EQ(log.find(bytes), std::string::npos) << "in the broker's log: " << bytes;
     for (const std::string& out : outputs_) {
