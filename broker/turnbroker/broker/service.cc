@@ -501,32 +501,34 @@ grpc::ServerUnaryReactor* BrokerService::WriteSecret(grpc::CallbackServerContext
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Realm and id only: the command's bytes never reach a log line.
   std::string realm = command.secret.realm(), id = command.secret.id();
-  store_->WriteSecret(std::move(command),
-                      [this, reactor, response, method = std::string(method),
-                       realm = std::move(realm), id = std::move(id),
-                       caller = CallerName(context, *peer)](absl::StatusOr<v1::SecretResponse> r) {
-                        if (!r.ok()) {
-                          metrics_->secret_failed->Inc();
-                          LogInfo("secret write refused")
-                              .Kv("method", method)
-                              .Kv("client", caller)
-                              .Kv("realm", realm)
-                              .Kv("id", id)
-                              .Kv("error", r.status());
-                          reactor->Finish(ToGrpcStatus(r.status()));
-                          return;
-                        }
-                        metrics_->secret_ok->Inc();
-                        LogInfo("secret written")
-                            .Kv("method", method)
-                            .Kv("client", caller)
-                            .Kv("realm", realm)
-                            .Kv("id", id)
-                            .Kv("state", SecretStateName(r->secret().state()))
-                            .Kv("revision", r->revision());
-                        *response = *std::move(r);
-                        reactor->Finish(grpc::Status::OK);
-                      });
+  // The answer of a retirement carries the secret as it was before.
+  const bool retire = command.kind == SecretCommand::kRetire;
+  store_->WriteSecret(std::move(command), [this, reactor, response, method = std::string(method),
+                                           realm = std::move(realm), id = std::move(id), retire,
+                                           caller = CallerName(context, *peer)](
+                                              absl::StatusOr<v1::SecretResponse> r) {
+    if (!r.ok()) {
+      metrics_->secret_failed->Inc();
+      LogInfo("secret write refused")
+          .Kv("method", method)
+          .Kv("client", caller)
+          .Kv("realm", realm)
+          .Kv("id", id)
+          .Kv("error", r.status());
+      reactor->Finish(ToGrpcStatus(r.status()));
+      return;
+    }
+    metrics_->secret_ok->Inc();
+    LogInfo("secret written")
+        .Kv("method", method)
+        .Kv("client", caller)
+        .Kv("realm", realm)
+        .Kv("id", id)
+        .Kv("state", retire ? std::string_view("RETIRED") : SecretStateName(r->secret().state()))
+        .Kv("revision", r->revision());
+    *response = *std::move(r);
+    reactor->Finish(grpc::Status::OK);
+  });
   return reactor;
 }
 
