@@ -253,6 +253,12 @@ absl::StatusOr<IssuedCredential> Issuer::Refresh(std::string_view username, int6
 
 void Issuer::Retire(const IssuedCredential& old) {
   if (options_.overlap_ms < 0) return;  // it expires by itself
+  // Shared-secret: the TURN side cannot refuse a replaced approach-1
+  // credential (coturn recomputes its password), so revoking it would only
+  // end the calls still relayed with it, e.g. every call after a secret
+  // rotation. It stays held, retiring, until it expires, and a de-REGISTER
+  // revokes it with the rest (docs/approach1.md, "Revocation").
+  if (!mode_->broker_holds_credentials()) return;
   if (clock_->NowMs() + options_.overlap_ms >= old.expires_at_ms) return;
   RevokeLater(old.username, old.expires_at_ms, "replaced", options_.overlap_ms);
 }
