@@ -352,6 +352,43 @@ TEST_F(SecretStoreTest, SecretsSurviveARestartOfTheDurableStoreAndItsCompaction)
   EXPECT_TRUE(Retire("a").ok());
 }
 
+TEST_F(SecretStoreTest, AfterARestartActivationWaitsOneReportWindowForTheSyncs) {
+  // The embedded store keeps the syncs' reports in memory: a sync that was
+  // pending before a restart (here: down) is unknown after it. Activation
+  // must not take "no sync pending" for "nothing to wait for" until every
+  // live sync has had a report window to report again.
+  turnbroker::testing::TempDir dir;
+  auto journal = [&] {
+    auto j = OpenSqliteJournal({dir.path(), false, false});
+    EXPECT_TRUE(j.ok()) << j.status();
+    return std::move(*j);
+  };
+  store_.reset();
+  Open(journal());
+  Ack("turn-down", 0);
+  ASSERT_TRUE(Add("a", kBytesA).ok());
+  ASSERT_EQ(Activate("a").status().code(), absl::StatusCode::kFailedPrecondition);
+  store_.reset();
+  clock_.Advance(1'000);
+  Open(journal());
+  auto r = Activate("a");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), AllOf(HasSubstr("the broker restarted"), HasSubstr("in 30 s")));
+  // A sync that reports and has the secret does not end the wait early:
+  // another may still be down.
+  Ack("turn-up", state().head());
+  clock_.Advance(29'000);
+  EXPECT_EQ(Activate("a").status().code(), absl::StatusCode::kFailedPrecondition);
+  clock_.Advance(1'000);
+  Ack("turn-up", state().head());
+  EXPECT_TRUE(Activate("a").ok()) << "one report window after the restart";
+}
+
+TEST_F(SecretStoreTest, ANewStoreHasNoSyncsToWaitFor) {
+  ASSERT_TRUE(Add("a", kBytesA).ok());
+  EXPECT_TRUE(Activate("a").ok());
+}
+
 TEST_F(SecretStoreTest, AMintedRevocationIsATombstoneUntilTheExpiryInTheUsername) {
   v1::RevokeRequest r;
   r.mutable_selector()->mutable_username()->set_realm(kRealm);

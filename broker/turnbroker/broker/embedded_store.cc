@@ -38,6 +38,13 @@ absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(
   std::unique_ptr<EmbeddedStore> store(
       new EmbeddedStore(std::move(journal), options, clock, metrics, std::move(on_failure)));
   if (auto s = store->journal_->Recover(store->state_.get()); !s.ok()) return s;
+  if (store->state_->head() > 0) {
+    // A restart: the syncs' reports were in the previous process's memory.
+    // Until each has reported again (every 5 s), none would look pending,
+    // so activations wait one report window (docs/approach1.md, "Rotation").
+    store->secret_policy_.reports_complete_at_ms =
+        clock->NowMs() + store->secret_policy_.ack_window_ms;
+  }
   store->thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
   return store;
 }

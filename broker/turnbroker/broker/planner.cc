@@ -361,6 +361,16 @@ absl::StatusOr<v1::SecretResponse> GroupPlanner::ActivateSecret(const v1::Shared
   if (cs.state() == v1::SECRET_STATE_STAGED) {
     StagingProgress progress =
         Progress(cs, current->staged_revision, recent_syncs_, state_.epoch(), secret_policy_);
+    if (!progress.Ready(now_) && progress.pending.empty()) {
+      return absl::FailedPreconditionError(StrCat(
+          "ref.id: secret '", ref.id(), "' of realm '", ref.realm(),
+          "': the broker restarted and keeps the TURN syncs' reports in memory; it waits ",
+          MsText(secret_policy_.ack_window_ms),
+          " (one report window) to hear from every sync before an activation; activation is "
+          "allowed in ",
+          MsText(std::min(progress.reports_complete_at_ms, progress.grace_ends_at_ms) - now_ + 999),
+          " if no sync is pending then"));
+    }
     if (!progress.Ready(now_)) {
       std::string pending, acknowledged;
       for (const auto& n : progress.pending) StrAppend(&pending, pending.empty() ? "" : ", ", n);

@@ -151,6 +151,7 @@ StagingProgress Progress(const v1::SharedSecret& secret, Revision staged_revisio
                          const SecretPolicy& policy) {
   StagingProgress p;
   p.grace_ends_at_ms = secret.added_at_ms() + policy.stage_grace_ms;
+  p.reports_complete_at_ms = policy.reports_complete_at_ms;
   for (const SyncAck& a : recent) {
     if (!a.Covers(secret.realm())) continue;
     if (a.epoch == epoch && a.revision >= staged_revision)

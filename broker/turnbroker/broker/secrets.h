@@ -94,6 +94,12 @@ struct SecretPolicy {
   // (--secret-stage-grace).
   int64_t stage_grace_ms = 60'000;
   int64_t ack_window_ms = kSyncAckWindowMs;
+  // Until then (Unix ms) this broker may not have heard from every sync that
+  // reported within ack_window_ms: it restarted on a store that keeps the
+  // reports in memory (the embedded store), so "no sync pending" is not yet
+  // "nothing to wait for". 0: every report is known (a new store, or the
+  // Redis store, which keeps them in Redis).
+  int64_t reports_complete_at_ms = 0;
   // The broker's --max-ttl: a secret's max_credential_ttl_ms.
   int64_t max_credential_ttl_ms = 24 * 3600'000;
 };
@@ -105,8 +111,11 @@ struct StagingProgress {
   std::vector<std::string> acknowledged;
   std::vector<std::string> pending;
   int64_t grace_ends_at_ms = 0;
+  int64_t reports_complete_at_ms = 0;  // SecretPolicy's
   // Whether ActivateSecret may go ahead at `now_ms`.
-  bool Ready(int64_t now_ms) const { return pending.empty() || now_ms >= grace_ends_at_ms; }
+  bool Ready(int64_t now_ms) const {
+    return (pending.empty() && now_ms >= reports_complete_at_ms) || now_ms >= grace_ends_at_ms;
+  }
 };
 StagingProgress Progress(const v1::SharedSecret& secret, Revision staged_revision,
                          const std::vector<SyncAck>& recent, std::string_view epoch,

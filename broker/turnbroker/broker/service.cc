@@ -592,6 +592,7 @@ grpc::ServerUnaryReactor* BrokerService::ListSecrets(grpc::CallbackServerContext
     for (const auto& n : p.acknowledged) info->add_syncs_acknowledged(n);
     for (const auto& n : p.pending) info->add_syncs_pending(n);
     info->set_stage_grace_ends_at_ms(p.grace_ends_at_ms);
+    info->set_reports_complete_at_ms(p.reports_complete_at_ms);
   }
   if (request->include_secret()) {
     LogInfo("secret bytes listed")

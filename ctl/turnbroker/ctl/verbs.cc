@@ -355,7 +355,10 @@ int SecretList(const Broker& broker, const SecretArgs& args, const Clock* clock,
     j["syncs_pending"] = names(info.syncs_pending());
     if (s.state() == v1::SECRET_STATE_STAGED) {
       j["stage_grace_ends_at_ms"] = info.stage_grace_ends_at_ms();
-      const bool ready = info.syncs_pending_size() == 0 || now >= info.stage_grace_ends_at_ms();
+      const bool ready = (info.syncs_pending_size() == 0 && now >= info.reports_complete_at_ms()) ||
+                         now >= info.stage_grace_ends_at_ms();
+      if (info.reports_complete_at_ms() > now)
+        j["reports_complete_at_ms"] = info.reports_complete_at_ms();
       j["activation"] = ready ? "ready" : "waiting";
     } else if (s.state() == v1::SECRET_STATE_SUPERSEDED) {
       const int64_t at = s.superseded_at_ms() + s.max_credential_ttl_ms();
