@@ -121,8 +121,6 @@ TEST_F(HostileIdentityTest, APublisherRevokesOnlyWhatItIssued) {
   s = RevokeBy(a, "username", "b1");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(s.error_message(), HasSubstr("issued by 'pcscf-2'"));
-  EXPECT_EQ(RevokeBy(a, "subscriber", a1.subscriber()).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(b.Get("b1").ok()) << "still live";
 
   // An unknown username: nothing of this publisher's to revoke, nothing
@@ -134,8 +132,14 @@ TEST_F(HostileIdentityTest, APublisherRevokesOnlyWhatItIssued) {
   EXPECT_EQ(a.Status().revision(), head);
   EXPECT_EQ(a.Status().revoked_usernames(), 0u);
 
-  // Its own: yes; an operator: anyone's.
-  ASSERT_TRUE(RevokeBy(a, "username", "a1", &r).ok());
+  // Its own: yes, and by subscriber only its own (b1 has the same one);
+  // an operator: anyone's.
+  ASSERT_TRUE(RevokeBy(a, "subscriber", a1.subscriber(), &r).ok());
+  EXPECT_EQ(r.revoked(), 1u);
+  EXPECT_EQ(a.Get("a1").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(b.Get("b1").ok()) << "pcscf-2's credential of the same subscriber stays";
+  ASSERT_TRUE(a.Publish({Cred("a5", "pcscf-1")}).ok());
+  ASSERT_TRUE(RevokeBy(a, "username", "a5", &r).ok());
   EXPECT_EQ(r.revoked(), 1u);
   BrokerClient ops = Client("publisher-operator");
   ASSERT_TRUE(RevokeBy(ops, "issuer", "pcscf-2", &r).ok());
@@ -145,6 +149,39 @@ TEST_F(HostileIdentityTest, APublisherRevokesOnlyWhatItIssued) {
                                                std::chrono::seconds(5)))
       << broker_->process().Output();
   EXPECT_THAT(broker_->process().Output(), HasSubstr("revoke refused"));
+}
+
+// A credential another publisher put beside this publisher's (the same
+// subscriber, or the same username in another realm) must not stop this
+// publisher from revoking its own: a de-REGISTER at pcscf-2 revokes
+// pcscf-2's credentials whatever pcscf-1 published.
+TEST_F(HostileIdentityTest, AnotherIssuersCredentialCannotBlockARevocation) {
+  BrokerClient a = Client("publisher");   // pcscf-1, the attacker
+  BrokerClient b = Client("publisher2");  // pcscf-2
+  v1::Credential b1 = Cred("b1", "pcscf-2");
+  v1::Credential a1 = Cred("a1", "pcscf-1");
+  a1.set_subscriber(b1.subscriber());  // pcscf-1 claims pcscf-2's subscriber
+  ASSERT_TRUE(b.Publish({b1}).ok());
+  ASSERT_TRUE(a.Publish({a1}).ok());
+
+  v1::RevokeResponse r;
+  grpc::Status s = RevokeBy(b, "subscriber", b1.subscriber(), &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.revoked(), 1u) << "b1, and only b1";
+  EXPECT_EQ(b.Get("b1").error_code(), grpc::StatusCode::NOT_FOUND) << "b1 was revoked";
+  EXPECT_TRUE(a.Get("a1").ok()) << "pcscf-1's credential is not pcscf-2's to revoke";
+
+  // The same username in another realm, revoked in every realm.
+  v1::Credential b2 = Cred("dup", "pcscf-2");
+  v1::Credential a2 = Cred("dup", "pcscf-1");
+  a2.set_realm("other.example.org");
+  ASSERT_TRUE(b.Publish({b2}).ok());
+  ASSERT_TRUE(a.Publish({a2}).ok());
+  s = RevokeBy(b, "username", "dup", &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.revoked(), 1u);
+  v1::GetStatusResponse status = b.Status();
+  EXPECT_EQ(status.live_credentials(), 2u) << "a1 and pcscf-1's dup stay live";
 }
 
 TEST(HostileRevokeTest, RevokeIsRateLimitedPerClient) {

@@ -107,8 +107,9 @@ void EmbeddedStore::Publish(const v1::PublishRequest* request, PublishDone done)
   if (auto s = Enqueue(PublishOp{request, done}); !s.ok()) done(s);
 }
 
-void EmbeddedStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
-  if (auto s = Enqueue(RevokeOp{request, done}); !s.ok()) done(s);
+void EmbeddedStore::Revoke(const v1::RevokeRequest* request, std::string only_issuer,
+                           RevokeDone done) {
+  if (auto s = Enqueue(RevokeOp{request, done, 0, 0, std::move(only_issuer)}); !s.ok()) done(s);
 }
 
 void EmbeddedStore::RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms,

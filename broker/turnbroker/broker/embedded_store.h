@@ -66,7 +66,8 @@ class EmbeddedStore : public Store {
   // down, queue full, journal failed), else on the commit thread.
   // Shutdown() blocks until every request queued before it is answered.
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
-  void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
+  using Store::Revoke;
+  void Revoke(const v1::RevokeRequest* request, std::string only_issuer, RevokeDone done) override;
   void RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms, RevokeDone done) override;
   void WriteSecret(SecretCommand command, SecretDone done) override;
   // Syncs' reports are kept in memory: after a restart they are known again

@@ -110,7 +110,8 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(const v1::PublishReque
   return response;
 }
 
-absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest& request) {
+absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest& request,
+                                                        std::string_view only_issuer) {
   if (auto s = ValidateSelector(request.selector(), "selector"); !s.ok()) return s;
   if (auto s = ValidateReason(request.reason(), "reason"); !s.ok()) return s;
   const v1::Selector& selector = request.selector();
@@ -119,17 +120,30 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest&
   // this group made live.
   std::vector<RecordRef> matches;
   absl::flat_hash_set<Key> taken;
+  auto mine = [only_issuer](const Record& r) {
+    return only_issuer.empty() || r.issuer() == only_issuer;
+  };
   for (RecordRef& r : state_.Matching(selector)) {
     Key key{r->realm(), r->username()};
     if (overlay_.contains(key)) continue;  // decided by the overlay below
+    if (!mine(*r)) continue;
     taken.insert(key);
     matches.push_back(std::move(r));
   }
   for (const auto& [key, pending] : overlay_) {
     if (pending.record && pending.record->expires_at_ms() > now_ &&
-        SelectorMatches(selector, *pending.record) && taken.insert(key).second) {
+        SelectorMatches(selector, *pending.record) && mine(*pending.record) &&
+        taken.insert(key).second) {
       matches.push_back(pending.record);
     }
+  }
+  if (matches.empty() && !only_issuer.empty()) {
+    // Nothing of this publisher's is live there (any more): nothing to
+    // record, and no tombstone for a username that may be another's.
+    v1::RevokeResponse response;
+    response.set_revision(Next() - 1);
+    response.set_revoked(0);
+    return response;
   }
   std::sort(matches.begin(), matches.end(), [](const RecordRef& a, const RecordRef& b) {
     return std::pair(a->realm(), a->username()) < std::pair(b->realm(), b->username());

@@ -8,6 +8,7 @@
 #define TURNBROKER_BROKER_PLANNER_H_
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,7 +41,11 @@ class GroupPlanner {
   // one change per kMaxCredentialsPerRevocation matches (at least one); its
   // response has the last revision and the total revoked.
   absl::StatusOr<v1::PublishResponse> Publish(const v1::PublishRequest& request);
-  absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request);
+  // A non-empty `only_issuer` leaves the credentials of every other issuer
+  // alone, and records nothing (no event, no tombstone) when none of its
+  // own matches.
+  absl::StatusOr<v1::RevokeResponse> Revoke(const v1::RevokeRequest& request,
+                                            std::string_view only_issuer = {});
   // A minter's revocation of one approach-1 username (checked by the
   // service): listed in the Revocation with `until_ms`, the expiry in the
   // username, so its tombstone lasts until then. PERMISSION_DENIED if the

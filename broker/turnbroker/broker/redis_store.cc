@@ -574,8 +574,11 @@ void RedisStore::Publish(const v1::PublishRequest* request, PublishDone done) {
   if (auto s = Enqueue(PublishOp{request, done, NowMonotonicMs()}); !s.ok()) done(s);
 }
 
-void RedisStore::Revoke(const v1::RevokeRequest* request, RevokeDone done) {
-  if (auto s = Enqueue(RevokeOp{request, done, NowMonotonicMs()}); !s.ok()) done(s);
+void RedisStore::Revoke(const v1::RevokeRequest* request, std::string only_issuer,
+                        RevokeDone done) {
+  if (auto s = Enqueue(RevokeOp{request, done, NowMonotonicMs(), 0, std::move(only_issuer)});
+      !s.ok())
+    done(s);
 }
 
 void RedisStore::RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms, RevokeDone done) {

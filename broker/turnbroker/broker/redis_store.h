@@ -147,7 +147,8 @@ class RedisStore : public Store {
   ~RedisStore() override;  // Shutdown()
 
   void Publish(const v1::PublishRequest* request, PublishDone done) override;
-  void Revoke(const v1::RevokeRequest* request, RevokeDone done) override;
+  using Store::Revoke;
+  void Revoke(const v1::RevokeRequest* request, std::string only_issuer, RevokeDone done) override;
   void RevokeMinted(const v1::RevokeRequest* request, int64_t until_ms, RevokeDone done) override;
   void WriteSecret(SecretCommand command, SecretDone done) override;
   // Written to the Redis hash by the commit thread (before its next group);

@@ -80,21 +80,30 @@ absl::StatusOr<bool> CheckRevokeIssuer(const Peer& peer, const v1::RevokeRequest
     }
     return true;
   }
-  // By username or subscriber: only credentials this publisher issued. A
-  // username is live under one issuer: another publisher cannot take it over
-  // between this check and the commit (a different key is ALREADY_EXISTS).
+  // By username or subscriber: only the credentials this publisher issued
+  // (the store revokes with the publisher's issuer as its scope, so another
+  // issuer's credential, live now or made live before the commit, stays).
+  // A credential of another issuer beside its own does not stop it: else
+  // any publisher could block another's de-REGISTER by publishing a
+  // credential for the same subscriber.
   std::vector<RecordRef> matches = state.Matching(selector);
+  const Record* other = nullptr;
+  bool own = false;
   for (const RecordRef& r : matches) {
-    if (r->issuer() != peer.issuer) {
-      return absl::PermissionDeniedError(
-          StrCat(selector.has_username() ? "selector.username" : "selector.subscriber",
-                 ": matches a credential issued by '", r->issuer(), "', not by this client ('",
-                 peer.issuer, "'); only an operator revokes another issuer's credentials"));
-    }
+    if (r->issuer() == peer.issuer)
+      own = true;
+    else if (!other)
+      other = r.get();
+  }
+  if (!own && other) {
+    return absl::PermissionDeniedError(
+        StrCat(selector.has_username() ? "selector.username" : "selector.subscriber",
+               ": matches a credential issued by '", other->issuer(), "', not by this client ('",
+               peer.issuer, "'); only an operator revokes another issuer's credentials"));
   }
   // Nothing of this publisher's is live there: nothing to record (no event,
   // no tombstone for a username nobody can tell is this client's).
-  return !matches.empty();
+  return own;
 }
 
 // One username in approach-1 form, of a realm where a shared secret is
@@ -313,7 +322,10 @@ grpc::ServerUnaryReactor* BrokerService::Revoke(grpc::CallbackServerContext* con
     return Done(context, absl::OkStatus());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  store_->Revoke(request, Answer(context, reactor, response, 1));
+  // A publisher revokes under its own issuer only; an operator (or a
+  // plaintext peer) under any.
+  std::string only_issuer = (peer->roles & kRoleOperator) ? std::string() : peer->issuer;
+  store_->Revoke(request, std::move(only_issuer), Answer(context, reactor, response, 1));
   return reactor;
 }
 

@@ -35,7 +35,14 @@ class Store {
   // state(). Errors: see CredentialBroker.Publish/Revoke in the proto;
   // UNAVAILABLE when the store is shutting down, failed or unreachable.
   virtual void Publish(const v1::PublishRequest* request, PublishDone done) = 0;
-  virtual void Revoke(const v1::RevokeRequest* request, RevokeDone done) = 0;
+  // A non-empty `only_issuer` (a publisher without the operator role)
+  // revokes only the matching credentials of that issuer, also those the
+  // same group made live before it (docs/security.md).
+  virtual void Revoke(const v1::RevokeRequest* request, std::string only_issuer,
+                      RevokeDone done) = 0;
+  void Revoke(const v1::RevokeRequest* request, RevokeDone done) {
+    Revoke(request, std::string(), std::move(done));
+  }
   // A minter's revocation of one approach-1 username (the service checked
   // its form and role), with a tombstone until `until_ms`, the expiry in the
   // username.

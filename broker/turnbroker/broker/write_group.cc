@@ -37,7 +37,7 @@ PlannedGroup PlanGroup(GroupPlanner& planner, const std::vector<WriteOp>& group)
     } else if (auto* r = std::get_if<RevokeOp>(&op)) {
       out.revoked.push_back(r->minted_until_ms != 0
                                 ? planner.RevokeMinted(*r->request, r->minted_until_ms)
-                                : planner.Revoke(*r->request));
+                                : planner.Revoke(*r->request, r->only_issuer));
     } else {
       out.secrets.push_back(planner.Secret(std::get<SecretOp>(op).command));
     }

@@ -30,6 +30,8 @@ struct RevokeOp {
   // A minter's revocation of an approach-1 username: its expiry (Unix ms);
   // 0 for any other revocation.
   int64_t minted_until_ms = 0;
+  // A publisher's revocation: only this issuer's credentials (empty: all).
+  std::string only_issuer;
 };
 struct SecretOp {
   SecretCommand command;
