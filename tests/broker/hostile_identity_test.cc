@@ -149,6 +149,14 @@ TEST_F(HostileIdentityTest, APublisherRevokesOnlyWhatItIssued) {
                                                std::chrono::seconds(5)))
       << broker_->process().Output();
   EXPECT_THAT(broker_->process().Output(), HasSubstr("revoke refused"));
+
+  // By its own issuer with nothing of it live (the operator took b1):
+  // nothing recorded either, as by username (a publisher at its revoke
+  // rate would otherwise write an event each time).
+  head = b.Status().revision();
+  ASSERT_TRUE(RevokeBy(b, "issuer", "pcscf-2", &r).ok());
+  EXPECT_EQ(r.revoked(), 0u);
+  EXPECT_EQ(b.Status().revision(), head) << "an empty revoke-by-issuer recorded an event";
 }
 
 // A credential another publisher put beside this publisher's (the same

@@ -78,7 +78,9 @@ absl::StatusOr<bool> CheckRevokeIssuer(const Peer& peer, const v1::RevokeRequest
           StrCat("selector.issuer: '", selector.issuer(), "' is not this client's issuer '",
                  peer.issuer, "' (a publisher revokes its own credentials only)"));
     }
-    return true;
+    // Nothing of it live: nothing to queue nor record (an index lookup, so
+    // a publisher at its revoke rate costs no scan of the live set).
+    return !state.Matching(selector).empty();
   }
   // By username or subscriber: only the credentials this publisher issued
   // (the store revokes with the publisher's issuer as its scope, so another

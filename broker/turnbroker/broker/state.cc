@@ -77,6 +77,7 @@ void CredentialState::Replace(std::string epoch, Revision head, std::vector<Reco
     live_.clear();
     by_revision_.clear();
     by_subscriber_.clear();
+    by_issuer_.clear();
     by_expiry_.clear();
     realms_.clear();
     tombstones_.clear();
@@ -192,14 +193,16 @@ std::vector<RecordRef> CredentialState::Matching(const v1::Selector& selector) c
       }
       break;
     }
-    case v1::Selector::kIssuer:
-      // Revoke-by-issuer is rare (an eP-CSCF restarting clean): a scan.
-      for (const auto& [revision, record] : by_revision_) {
-        if (record->issuer() == selector.issuer() && Live(*record, now)) {
-          out.push_back(RecordRef::Share(record));
-        }
+    case v1::Selector::kIssuer: {
+      std::string_view issuer = selector.issuer();
+      uint64_t h = SubscriberHash(issuer);
+      for (auto it = by_issuer_.lower_bound(Subscriber{h, nullptr});
+           it != by_issuer_.end() && it->first == h; ++it) {
+        const Record* r = it->second;
+        if (r->issuer() == issuer && Live(*r, now)) out.push_back(RecordRef::Share(r));
       }
       break;
+    }
     case v1::Selector::BY_NOT_SET:
       break;
   }
@@ -301,6 +304,7 @@ void CredentialState::InsertLocked(const RecordRef& record) {
   by_revision_.emplace(r->revision(), r);
   by_expiry_.emplace(r->expires_at_ms(), r);
   if (!r->subscriber().empty()) by_subscriber_.emplace(SubscriberHash(r->subscriber()), r);
+  if (!r->issuer().empty()) by_issuer_.emplace(SubscriberHash(r->issuer()), r);
   auto it = realms_.find(r->realm());
   if (it == realms_.end())
     realms_.emplace(std::string(r->realm()), 1);
@@ -313,6 +317,7 @@ void CredentialState::RemoveLocked(const Record* r) {
   by_expiry_.erase(Expiry{r->expires_at_ms(), r});
   if (!r->subscriber().empty())
     by_subscriber_.erase(Subscriber{SubscriberHash(r->subscriber()), r});
+  if (!r->issuer().empty()) by_issuer_.erase(Subscriber{SubscriberHash(r->issuer()), r});
   auto it = realms_.find(r->realm());
   if (it != realms_.end() && --it->second == 0) realms_.erase(it);
   dead_.push_back(r->revision());

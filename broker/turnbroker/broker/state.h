@@ -250,6 +250,9 @@ class CredentialState {
   absl::flat_hash_set<RecordRef, KeyHash, KeyEq> live_;
   absl::btree_map<Revision, const Record*> by_revision_;
   absl::btree_set<Subscriber> by_subscriber_;
+  // The same by issuer: revoke-by-issuer is a publisher's call at its
+  // revoke rate, so it must cost that issuer's credentials, not a scan.
+  absl::btree_set<Subscriber> by_issuer_;
   absl::btree_set<Expiry> by_expiry_;
   std::map<std::string, size_t, std::less<>> realms_;
   // Revoked (realm, username) -> revoked until (Unix ms), with the names
