@@ -192,6 +192,52 @@ TEST_F(HostileIdentityTest, AnotherIssuersCredentialCannotBlockARevocation) {
   EXPECT_EQ(status.live_credentials(), 2u) << "a1 and pcscf-1's dup stay live";
 }
 
+// One client certificate (one TURN sync's, an operator's, a minter's) must
+// not take every Watch slot: the other TURN farms could no longer resync.
+// 10,000 streams from one subscriber certificate took 1.6 s to open and left
+// `too many watchers` for everyone else.
+TEST_F(HostileIdentityTest, OneClientCannotTakeEveryWatchSlot) {
+  TempDir dir;
+  BrokerProcess broker(
+      dir, {"--ephemeral", "--max-watchers", "300", "--tls-cert", pki_.Cert("server"), "--tls-key",
+            pki_.Key("server"), "--tls-ca", pki_.ca});
+  auto open = [&](const std::string& who) {
+    ChannelOptions o(broker.address());
+    o.tls = {pki_.Cert(who), pki_.Key(who), pki_.ca};
+    auto ch = MakeChannel(o);
+    EXPECT_TRUE(ch.ok()) << ch.status();
+    return *ch;
+  };
+  struct Stream {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader;
+  };
+  auto watch = [](const std::shared_ptr<grpc::Channel>& channel, Stream* s) -> grpc::Status {
+    v1::WatchRequest req;
+    s->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto stub = v1::CredentialBroker::NewStub(channel);
+    s->reader = stub->Watch(&s->context, req);
+    v1::WatchResponse first;
+    if (s->reader->Read(&first)) return grpc::Status::OK;
+    return s->reader->Finish();
+  };
+  auto hostile = open("subscriber");
+  std::vector<std::unique_ptr<Stream>> streams;
+  grpc::Status refused;
+  for (int i = 0; i < 300 && refused.ok(); ++i) {
+    streams.push_back(std::make_unique<Stream>());
+    refused = watch(hostile, streams.back().get());
+  }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << "one certificate opened 300 streams";
+  EXPECT_THAT(refused.error_message(), HasSubstr("from this client"));
+  Stream other;
+  grpc::Status s = watch(open("publisher-operator"), &other);
+  EXPECT_TRUE(s.ok()) << "another client found no Watch slot: " << s.error_message();
+  for (auto& st : streams) st->context.TryCancel();
+  other.context.TryCancel();
+}
+
 TEST(HostileRevokeTest, RevokeIsRateLimitedPerClient) {
   TempDir dir;
   BrokerProcess broker(dir, {"--ephemeral", "--max-revoke-rate", "1", "--max-revoke-burst", "3"});

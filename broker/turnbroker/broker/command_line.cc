@@ -134,6 +134,12 @@ BrokerCommandLine::BrokerCommandLine(CLI::App* app) {
       ->envname(env("MAX_WATCHERS"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app->add_option("--max-watchers-per-client", o_.watch.max_watchers_per_client,
+                  "Open Watch streams of one client (certificate CN and address; address for "
+                  "plaintext) at most")
+      ->envname(env("MAX_WATCHERS_PER_CLIENT"))
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app->add_option("--metrics-listen", o_.metrics_listen,
                   "Prometheus /metrics and /healthz on HOST:PORT (empty: off)")
       ->envname(env("METRICS_LISTEN"));

@@ -600,6 +600,11 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
       return Refuse<Reactor>(s);
     }
   }
+  // Counted per certificate and address: the TURN syncs of a chart share
+  // one certificate, each from its own address.
+  const std::string address = context->peer();
+  std::string client = address.substr(0, address.rfind(':'));
+  if (!peer.plaintext) client = StrCat(peer.name, " ", client);
   auto* stream =
       new WatchStream(this, std::move(parsed), StrCat(context->peer(), " ", peer.name), peer.roles);
   {
@@ -610,9 +615,18 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
     } else if (streams_.size() >= options_.max_watchers) {
       refused =
           absl::ResourceExhaustedError(StrCat("too many watchers (", options_.max_watchers, ")"));
+    } else if (per_client_[client] >= options_.max_watchers_per_client) {
+      refused = absl::ResourceExhaustedError(StrCat("too many watchers from this client (",
+                                                    options_.max_watchers_per_client,
+                                                    ", broker flag --max-watchers-per-client)"));
     }
     if (!refused.ok()) {
+      if (per_client_[client] == 0) per_client_.erase(client);
       delete stream;
+      LogInfo("call refused")
+          .Kv("method", "Watch")
+          .Kv("client", StrCat(peer.name, " ", context->peer()))
+          .Kv("error", refused);
       return Refuse<Reactor>(refused);
     }
     // The cursor is set before the stream is visible: Notify() and Loop()
@@ -621,6 +635,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
     // Notify: mu_, then the stream's, then the state's.)
     stream->Start();
     streams_.insert(stream);
+    ++per_client_[client];
+    client_of_.emplace(stream, std::move(client));
   }
   metrics_->opened->Inc();
   stream->Pump();
@@ -644,6 +660,11 @@ void WatchHub::Defer() {
 void WatchHub::Remove(WatchStream* stream) {
   std::lock_guard<std::mutex> lock(mu_);
   streams_.erase(stream);
+  if (auto it = client_of_.find(stream); it != client_of_.end()) {
+    auto count = per_client_.find(it->second);
+    if (count != per_client_.end() && --count->second == 0) per_client_.erase(count);
+    client_of_.erase(it);
+  }
   cv_.notify_all();
 }
 

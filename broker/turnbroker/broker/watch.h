@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "absl/container/flat_hash_set.h"
@@ -40,6 +41,9 @@ struct WatchOptions {
   size_t max_frame_bytes = 1 << 20;
   size_t max_frame_events = 4'096;
   size_t max_watchers = 10'000;
+  // Open streams of one client (certificate CN and address, or address for
+  // plaintext): one certificate must not take every slot.
+  size_t max_watchers_per_client = 256;
   // A caught-up stream starts a frame at most once per this many µs: what
   // commits within the interval waits and leaves in one frame, sent by the
   // hub thread when the interval is over (fewer writes per credential, for
@@ -94,7 +98,10 @@ class WatchHub {
   mutable std::mutex mu_;
   std::condition_variable cv_;                // Shutdown waits on it for the streams to go
   std::unordered_set<WatchStream*> streams_;  // guarded by mu_
-  bool stopping_ = false;                     // guarded by mu_
+  // Open streams per client, and each stream's client (guarded by mu_).
+  std::unordered_map<std::string, size_t> per_client_;
+  std::unordered_map<WatchStream*, std::string> client_of_;
+  bool stopping_ = false;  // guarded by mu_
   // The hub thread sleeps on these (a leaf lock: taken with a stream's mutex
   // or mu_ held, never the other way round).
   std::mutex wake_mu_;
