@@ -103,31 +103,64 @@ SyncAck ToSyncAck(const v1::AcknowledgeRequest& r, int64_t at_ms) {
   return a;
 }
 
+void SyncRegistry::ForgetLocked(int64_t horizon) {
+  absl::erase_if(acks_, [this, horizon](const auto& e) {
+    if (e.second.at_ms >= horizon) return false;
+    realms_ -= e.second.realms.size();
+    return true;
+  });
+}
+
+bool SyncRegistry::FitsLocked(const std::string& name, size_t realms) const {
+  auto it = acks_.find(name);
+  size_t replaced = it == acks_.end() ? 0 : it->second.realms.size();
+  return realms_ - replaced + realms <= kMaxSyncRealms;
+}
+
 absl::Status SyncRegistry::Record(SyncAck ack) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Forget syncs silent for ten windows before refusing a new one.
+  const int64_t horizon = ack.at_ms - 10 * kSyncAckWindowMs;
   if (acks_.size() >= kMaxSyncs && !acks_.contains(ack.name)) {
-    // Forget syncs silent for ten windows before refusing a new one.
-    int64_t horizon = ack.at_ms - 10 * kSyncAckWindowMs;
-    absl::erase_if(acks_, [horizon](const auto& e) { return e.second.at_ms < horizon; });
+    ForgetLocked(horizon);
     if (acks_.size() >= kMaxSyncs) {
       return absl::ResourceExhaustedError(
           StrCat("watcher_name: ", kMaxSyncs, " syncs reported recently, at most ", kMaxSyncs));
     }
   }
-  std::string name = ack.name;
-  acks_[name] = std::move(ack);
+  if (!FitsLocked(ack.name, ack.realms.size())) {
+    ForgetLocked(horizon);
+    if (!FitsLocked(ack.name, ack.realms.size())) {
+      return absl::ResourceExhaustedError(StrCat("realms: the syncs' recent reports list ", realms_,
+                                                 " realms, at most ", kMaxSyncRealms, " in all"));
+    }
+  }
+  auto it = acks_.find(ack.name);
+  if (it != acks_.end()) {
+    realms_ -= it->second.realms.size();
+    realms_ += ack.realms.size();
+    it->second = std::move(ack);
+  } else {
+    realms_ += ack.realms.size();
+    std::string name = ack.name;
+    acks_.emplace(std::move(name), std::move(ack));
+  }
   return absl::OkStatus();
 }
 
 void SyncRegistry::Merge(std::vector<SyncAck> acks) {
   std::lock_guard<std::mutex> lock(mu_);
   for (SyncAck& a : acks) {
+    if (!FitsLocked(a.name, a.realms.size())) continue;
     auto it = acks_.find(a.name);
     if (it == acks_.end()) {
       if (acks_.size() >= kMaxSyncs) continue;
+      realms_ += a.realms.size();
       std::string name = a.name;
       acks_.emplace(std::move(name), std::move(a));
     } else if (it->second.at_ms < a.at_ms) {
+      realms_ -= it->second.realms.size();
+      realms_ += a.realms.size();
       it->second = std::move(a);
     }
   }

@@ -28,6 +28,9 @@ inline constexpr size_t kMaxSecretsPerRealm = 16;
 inline constexpr int64_t kSyncAckWindowMs = 30'000;
 // Syncs remembered at once (their names are client-chosen).
 inline constexpr size_t kMaxSyncs = 10'000;
+// Realms listed in all those reports together (each lists up to 1,000, its
+// Watch's): about 13 MB at most, whatever the reporters send.
+inline constexpr size_t kMaxSyncRealms = 100'000;
 // How far beyond --max-ttl the expiry in an approach-1 username may be
 // (agents' clocks run ahead a little).
 inline constexpr int64_t kMaxMintedSkewMs = 60'000;
@@ -75,7 +78,8 @@ SyncAck ToSyncAck(const v1::AcknowledgeRequest& request, int64_t at_ms);
 // Thread-safe.
 class SyncRegistry {
  public:
-  // RESOURCE_EXHAUSTED when kMaxSyncs other names reported recently.
+  // RESOURCE_EXHAUSTED when kMaxSyncs other names reported recently, or
+  // when the reports would list more than kMaxSyncRealms realms in all.
   absl::Status Record(SyncAck ack);
   // Takes the newer of each name's report (the Redis store's copy of its
   // hash, read while this replica records reports of its own).
@@ -84,8 +88,15 @@ class SyncRegistry {
   std::vector<SyncAck> Recent(int64_t now_ms, int64_t window_ms = kSyncAckWindowMs) const;
 
  private:
+  // Forgets the reports older than `horizon`.
+  void ForgetLocked(int64_t horizon);
+  // Whether replacing `name`'s report by one of `realms` realms stays
+  // within kMaxSyncRealms.
+  bool FitsLocked(const std::string& name, size_t realms) const;
+
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, SyncAck> acks_;  // guarded by mu_
+  size_t realms_ = 0;                               // in acks_; guarded by mu_
 };
 
 // The broker's approach-1 settings.
