@@ -78,8 +78,8 @@ void CredentialState::Replace(std::string epoch, Revision head, std::vector<Reco
     by_revision_.clear();
     by_subscriber_.clear();
     by_issuer_.clear();
+    by_username_.clear();
     by_expiry_.clear();
-    realms_.clear();
     tombstones_.clear();
     revocation_deaths_.clear();
     secrets_.clear();
@@ -148,13 +148,25 @@ RecordRef CredentialState::Find(std::string_view realm, std::string_view usernam
   return FindLocked(realm, username, now);
 }
 
+std::vector<RecordRef> CredentialState::InAnyRealmLocked(std::string_view username,
+                                                         int64_t now) const {
+  std::vector<RecordRef> out;
+  uint64_t h = SubscriberHash(username);
+  for (auto it = by_username_.lower_bound(Subscriber{h, nullptr});
+       it != by_username_.end() && it->first == h; ++it) {
+    const Record* r = it->second;
+    if (r->username() == username && Live(*r, now)) out.push_back(RecordRef::Share(r));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const RecordRef& a, const RecordRef& b) { return a->realm() < b->realm(); });
+  return out;
+}
+
 RecordRef CredentialState::FindInAnyRealm(std::string_view username) const {
   int64_t now = clock_->NowMs();
   std::shared_lock lock(mu_);
-  for (const auto& [realm, count] : realms_) {
-    if (RecordRef r = FindLocked(realm, username, now)) return r;
-  }
-  return RecordRef();
+  std::vector<RecordRef> all = InAnyRealmLocked(username, now);
+  return all.empty() ? RecordRef() : all.front();
 }
 
 bool CredentialState::IsRevoked(std::string_view realm, std::string_view username) const {
@@ -177,9 +189,7 @@ std::vector<RecordRef> CredentialState::Matching(const v1::Selector& selector) c
       if (!ref.realm().empty()) {
         if (RecordRef r = FindLocked(ref.realm(), ref.username(), now)) out.push_back(std::move(r));
       } else {
-        for (const auto& [realm, count] : realms_) {
-          if (RecordRef r = FindLocked(realm, ref.username(), now)) out.push_back(std::move(r));
-        }
+        out = InAnyRealmLocked(ref.username(), now);
       }
       break;
     }
@@ -305,11 +315,7 @@ void CredentialState::InsertLocked(const RecordRef& record) {
   by_expiry_.emplace(r->expires_at_ms(), r);
   if (!r->subscriber().empty()) by_subscriber_.emplace(SubscriberHash(r->subscriber()), r);
   if (!r->issuer().empty()) by_issuer_.emplace(SubscriberHash(r->issuer()), r);
-  auto it = realms_.find(r->realm());
-  if (it == realms_.end())
-    realms_.emplace(std::string(r->realm()), 1);
-  else
-    ++it->second;
+  by_username_.emplace(SubscriberHash(r->username()), r);
 }
 
 void CredentialState::RemoveLocked(const Record* r) {
@@ -318,8 +324,7 @@ void CredentialState::RemoveLocked(const Record* r) {
   if (!r->subscriber().empty())
     by_subscriber_.erase(Subscriber{SubscriberHash(r->subscriber()), r});
   if (!r->issuer().empty()) by_issuer_.erase(Subscriber{SubscriberHash(r->issuer()), r});
-  auto it = realms_.find(r->realm());
-  if (it != realms_.end() && --it->second == 0) realms_.erase(it);
+  by_username_.erase(Subscriber{SubscriberHash(r->username()), r});
   dead_.push_back(r->revision());
   // Last: the set holds the reference that keeps `r` alive.
   live_.erase(Key{r->realm(), r->username()});

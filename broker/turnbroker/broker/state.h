@@ -226,6 +226,8 @@ class CredentialState {
 
   bool Live(const Record& r, int64_t now) const { return r.expires_at_ms() > now; }
   RecordRef FindLocked(std::string_view realm, std::string_view username, int64_t now) const;
+  // The live records of `username` in every realm, in realm order.
+  std::vector<RecordRef> InAnyRealmLocked(std::string_view username, int64_t now) const;
   void InsertLocked(const RecordRef& record);
   void RemoveLocked(const Record* record);
   void ApplyLocked(const Change& change, int64_t now);
@@ -253,8 +255,11 @@ class CredentialState {
   // The same by issuer: revoke-by-issuer is a publisher's call at its
   // revoke rate, so it must cost that issuer's credentials, not a scan.
   absl::btree_set<Subscriber> by_issuer_;
+  // And by username: a username "in every realm" (Get, Revoke with an
+  // empty realm) costs its matches, not a walk of the realms, which are the
+  // publishers' to choose.
+  absl::btree_set<Subscriber> by_username_;
   absl::btree_set<Expiry> by_expiry_;
-  std::map<std::string, size_t, std::less<>> realms_;
   // Revoked (realm, username) -> revoked until (Unix ms), with the names
   // for snapshots. Keyed by a 64-bit hash: a collision could only refuse one
   // publish, never accept one. Ordered, so a snapshot walks it in chunks.
