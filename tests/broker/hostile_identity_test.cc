@@ -192,6 +192,21 @@ TEST_F(HostileIdentityTest, AnotherIssuersCredentialCannotBlockARevocation) {
   EXPECT_EQ(status.live_credentials(), 2u) << "a1 and pcscf-1's dup stay live";
 }
 
+// The log names the issuer a certificate acts as when its CN is not that
+// issuer (an issuer URI SAN): an audit of who revoked pcscf-7's credentials
+// must not read only "host-7.example.net".
+TEST_F(HostileIdentityTest, TheLogNamesTheIssuerACallerActsAs) {
+  BrokerClient san = Client("publisher-san");  // CN host-7.example.net, issuer pcscf-7
+  ASSERT_TRUE(san.Publish({Cred("n1", "pcscf-7")}).ok());
+  EXPECT_EQ(san.Publish({Cred("n2", "pcscf-1")}).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(RevokeBy(san, "issuer", "pcscf-7").ok());
+  EXPECT_TRUE(broker_->process().WaitForOutput(
+      "msg=\"revoked\" client=\"host-7.example.net as pcscf-7 ", std::chrono::seconds(5)))
+      << broker_->process().Output();
+  EXPECT_THAT(broker_->process().Output(),
+              HasSubstr("msg=\"publish refused\" client=\"host-7.example.net as pcscf-7 "));
+}
+
 // One client certificate (one TURN sync's, an operator's, a minter's) must
 // not take every Watch slot: the other TURN farms could no longer resync.
 // 10,000 streams from one subscriber certificate took 1.6 s to open and left

@@ -23,7 +23,7 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   if (!status.ok() && !method.empty()) {
     LogInfo("call refused")
         .Kv("method", method)
-        .Kv("client", StrCat(PeerOf(*context->auth_context()).name, " ", context->peer()))
+        .Kv("client", StrCat(PeerLogName(PeerOf(*context->auth_context())), " ", context->peer()))
         .Kv("error", status);
   }
   auto* reactor = context->DefaultReactor();
@@ -214,7 +214,7 @@ template void BrokerService::Account<v1::PublishResponse>(
     int, int64_t, const absl::StatusOr<v1::PublishResponse>&, const std::string&);
 
 std::string BrokerService::CallerName(grpc::CallbackServerContext* context, const Peer& peer) {
-  return StrCat(peer.name, " ", context->peer());
+  return StrCat(PeerLogName(peer), " ", context->peer());
 }
 
 // Finishes a write call once the store answered; counts and logs it.

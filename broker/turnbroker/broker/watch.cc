@@ -579,7 +579,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
   if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
     LogInfo("call refused")
         .Kv("method", "Watch")
-        .Kv("client", StrCat(PeerOf(*context->auth_context()).name, " ", context->peer()))
+        .Kv("client", StrCat(PeerLogName(peer), " ", context->peer()))
         .Kv("error", s);
     return Refuse<Reactor>(s);
   }
@@ -595,7 +595,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
                                              peer.name, "' has ", RoleNames(peer.roles)));
       LogInfo("call refused")
           .Kv("method", "Watch")
-          .Kv("client", StrCat(peer.name, " ", context->peer()))
+          .Kv("client", StrCat(PeerLogName(peer), " ", context->peer()))
           .Kv("error", s);
       return Refuse<Reactor>(s);
     }
@@ -625,7 +625,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
       delete stream;
       LogInfo("call refused")
           .Kv("method", "Watch")
-          .Kv("client", StrCat(peer.name, " ", context->peer()))
+          .Kv("client", StrCat(PeerLogName(peer), " ", context->peer()))
           .Kv("error", refused);
       return Refuse<Reactor>(refused);
     }

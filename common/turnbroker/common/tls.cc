@@ -226,6 +226,11 @@ Peer PeerOf(const grpc::AuthContext& context) {
   return peer;
 }
 
+std::string PeerLogName(const Peer& peer) {
+  if (peer.issuer.empty() || peer.issuer == peer.name) return peer.name;
+  return StrCat(peer.name, " as ", peer.issuer);
+}
+
 std::string RoleNames(uint32_t roles) {
   std::string names;
   for (auto [bit, name] :

@@ -89,6 +89,9 @@ struct Peer {
   bool plaintext = false;
 };
 Peer PeerOf(const grpc::AuthContext& context);
+// For logs: the name, and "as <issuer>" when the certificate names an
+// issuer other than its CN (an issuer URI SAN), e.g. "host-7 as pcscf-7".
+std::string PeerLogName(const Peer& peer);
 std::string RoleNames(uint32_t roles);
 
 }  // namespace turnbroker
