@@ -179,13 +179,22 @@ TEST_F(HostileIdentityTest, AnotherIssuersCredentialCannotBlockARevocation) {
   EXPECT_EQ(b.Get("b1").error_code(), grpc::StatusCode::NOT_FOUND) << "b1 was revoked";
   EXPECT_TRUE(a.Get("a1").ok()) << "pcscf-1's credential is not pcscf-2's to revoke";
 
-  // The same username in another realm, revoked in every realm.
+  // The same username in another realm. In every realm: refused, since a
+  // TURN sync applies that selector to every realm it serves (it would
+  // remove pcscf-1's there); with its realm (as the agent revokes): only
+  // pcscf-2's.
   v1::Credential b2 = Cred("dup", "pcscf-2");
   v1::Credential a2 = Cred("dup", "pcscf-1");
   a2.set_realm("other.example.org");
   ASSERT_TRUE(b.Publish({b2}).ok());
   ASSERT_TRUE(a.Publish({a2}).ok());
   s = RevokeBy(b, "username", "dup", &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("issued by 'pcscf-1'"));
+  v1::RevokeRequest in_realm;
+  in_realm.mutable_selector()->mutable_username()->set_username("dup");
+  in_realm.mutable_selector()->mutable_username()->set_realm(b2.realm());
+  s = b.Revoke(in_realm, &r);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(r.revoked(), 1u);
   v1::GetStatusResponse status = b.Status();

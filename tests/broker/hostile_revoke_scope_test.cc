@@ -54,6 +54,13 @@ TEST(HostileRevokeScopeTest, AScopedRevocationOfAUsernameLeavesNoTombstoneForAno
   // pcscf-2 may still re-publish it in the same group (no tombstone).
   auto again = planner.Publish(publish);
   EXPECT_TRUE(again.ok()) << again.status();
+
+  // In every realm: a TURN sync would apply the selector to pcscf-2's too,
+  // so the scoped revocation is refused rather than half applied.
+  revoke.mutable_selector()->mutable_username()->set_realm("");
+  auto every = planner.Revoke(revoke, "pcscf-1");
+  EXPECT_EQ(every.status().code(), absl::StatusCode::kPermissionDenied) << every.status();
+  EXPECT_EQ(planner.changes().size(), 1u);
 }
 
 }  // namespace

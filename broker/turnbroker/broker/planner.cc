@@ -120,8 +120,11 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest&
   // this group made live.
   std::vector<RecordRef> matches;
   absl::flat_hash_set<Key> taken;
-  auto mine = [only_issuer](const Record& r) {
-    return only_issuer.empty() || r.issuer() == only_issuer;
+  std::string_view other;  // an issuer whose credential the scope left out
+  auto mine = [only_issuer, &other](const Record& r) {
+    if (only_issuer.empty() || r.issuer() == only_issuer) return true;
+    if (other.empty()) other = r.issuer();
+    return false;
   };
   for (RecordRef& r : state_.Matching(selector)) {
     Key key{r->realm(), r->username()};
@@ -136,6 +139,15 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest&
         taken.insert(key).second) {
       matches.push_back(pending.record);
     }
+  }
+  if (!other.empty() && selector.has_username() && selector.username().realm().empty()) {
+    // A TURN sync applies a username selector to that username in every
+    // realm it serves, whoever issued it: the other issuer's credential
+    // would go there and stay here. Refused, as the service refuses it.
+    return absl::PermissionDeniedError(
+        StrCat("selector.username: matches a credential issued by '", other,
+               "' in another realm, not by this client ('", only_issuer,
+               "'); give the realm, or only an operator revokes it in every realm"));
   }
   if (matches.empty() && !only_issuer.empty()) {
     // Nothing of this publisher's is live there (any more): nothing to

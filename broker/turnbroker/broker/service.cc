@@ -97,7 +97,10 @@ absl::StatusOr<bool> CheckRevokeIssuer(const Peer& peer, const v1::RevokeRequest
     else if (!other)
       other = r.get();
   }
-  if (!own && other) {
+  // A username in every realm is refused as soon as another issuer's
+  // credential matches: a TURN sync applies that selector to every realm it
+  // serves, so it would remove the other's credential there.
+  if (other && (!own || (selector.has_username() && selector.username().realm().empty()))) {
     return absl::PermissionDeniedError(
         StrCat(selector.has_username() ? "selector.username" : "selector.subscriber",
                ": matches a credential issued by '", other->issuer(), "', not by this client ('",
