@@ -120,10 +120,12 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest&
   // this group made live.
   std::vector<RecordRef> matches;
   absl::flat_hash_set<Key> taken;
-  std::string_view other;  // an issuer whose credential the scope left out
+  // An issuer whose credential the scope left out (a copy: the record may
+  // be gone from the state once its reference is dropped).
+  std::string other;
   auto mine = [only_issuer, &other](const Record& r) {
     if (only_issuer.empty() || r.issuer() == only_issuer) return true;
-    if (other.empty()) other = r.issuer();
+    if (other.empty()) other = std::string(r.issuer());
     return false;
   };
   for (RecordRef& r : state_.Matching(selector)) {
