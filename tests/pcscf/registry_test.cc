@@ -77,6 +77,32 @@ TEST(RegistryTest, ExpiredCredentialsAreNeitherFoundNorLive) {
   EXPECT_TRUE(r.RemoveSubscriber("sip:c@x").empty());
 }
 
+TEST(RegistryTest, RemoveExpiredTakesExactlyWhatExpiredWhateverWasRemovedBefore) {
+  // RemoveExpired walks an index by expiry (it runs every 2 s under the
+  // lock every REGISTER takes), which every other removal must keep exact.
+  ManualClock clock(kT0);
+  CredentialRegistry r(&clock);
+  for (int i = 0; i < 1000; ++i) {
+    r.Add(Cred("u" + std::to_string(i), "sip:" + std::to_string(i % 300) + "@x",
+               kT0 + 1'000 * (1 + i % 10)));
+  }
+  for (int i = 0; i < 1000; i += 7) r.Remove("u" + std::to_string(i));
+  r.RemoveSubscriber("sip:5@x");
+  r.Add(Cred("u1", "sip:1@x", kT0 + 50'000));  // the same username again, later
+  const size_t left = r.size();
+  size_t removed = 0;
+  for (int s = 1; s <= 10; ++s) {
+    size_t expect = 0;  // live now, expired a second later
+    for (const IssuedCredential& c : r.Live()) expect += c.expires_at_ms <= clock.NowMs() + 1'000;
+    clock.Advance(1'000);
+    EXPECT_EQ(r.RemoveExpired(), expect);
+    removed += expect;
+  }
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_EQ(removed, left - 1);
+  EXPECT_TRUE(r.Find("u1"));
+}
+
 TEST(RevokedUsernamesTest, KeepsEachUntilItsExpiryAndTheLatestWhenFull) {
   ManualClock clock(kT0);
   RevokedUsernames r(&clock, 2);

@@ -27,7 +27,9 @@ std::optional<IssuedCredential> CredentialRegistry::Add(IssuedCredential credent
       previous = e->second.credential;
     }
   }
-  usernames.push_back(credential.username);
+  if (by_username_.count(credential.username)) EraseLocked(credential.username);
+  by_subscriber_[credential.subscriber].push_back(credential.username);
+  by_expiry_.emplace(credential.expires_at_ms, credential.username);
   std::string username = credential.username;
   by_username_[username] = Entry{std::move(credential), false};
   return previous;
@@ -50,6 +52,7 @@ void CredentialRegistry::EraseLocked(const std::string& username) {
     v.erase(std::remove(v.begin(), v.end(), username), v.end());
     if (v.empty()) by_subscriber_.erase(s);
   }
+  by_expiry_.erase({e->second.credential.expires_at_ms, username});
   by_username_.erase(e);
 }
 
@@ -72,6 +75,7 @@ std::vector<IssuedCredential> CredentialRegistry::RemoveSubscriber(std::string_v
   for (const std::string& u : s->second) {
     auto e = by_username_.find(u);
     if (e == by_username_.end()) continue;
+    by_expiry_.erase({e->second.credential.expires_at_ms, u});
     if (e->second.credential.expires_at_ms > now) out.push_back(std::move(e->second.credential));
     by_username_.erase(e);
   }
@@ -91,13 +95,14 @@ std::vector<IssuedCredential> CredentialRegistry::Live() const {
 
 size_t CredentialRegistry::RemoveExpired() {
   std::lock_guard lock(mu_);
-  int64_t now = clock_->NowMs();
-  std::vector<std::string> expired;
-  for (const auto& [username, e] : by_username_) {
-    if (e.credential.expires_at_ms <= now) expired.push_back(username);
+  const int64_t now = clock_->NowMs();
+  size_t removed = 0;
+  while (!by_expiry_.empty() && by_expiry_.begin()->first <= now) {
+    std::string username = by_expiry_.begin()->second;
+    EraseLocked(username);  // erases it from by_expiry_ too
+    ++removed;
   }
-  for (const auto& u : expired) EraseLocked(u);
-  return expired.size();
+  return removed;
 }
 
 size_t CredentialRegistry::size() const {

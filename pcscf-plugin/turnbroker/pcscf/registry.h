@@ -55,6 +55,8 @@ class CredentialRegistry {
   std::vector<IssuedCredential> RemoveSubscriber(std::string_view subscriber);
   // Every live credential (retiring ones too).
   std::vector<IssuedCredential> Live() const;
+  // Costs the expired entries, not the registry: it runs every few seconds
+  // under the lock every REGISTER takes.
   size_t RemoveExpired();
   size_t size() const;
 
@@ -70,6 +72,8 @@ class CredentialRegistry {
   std::unordered_map<std::string, Entry> by_username_;  // guarded by mu_
   // Subscriber -> usernames, the current one last. Guarded by mu_.
   std::unordered_map<std::string, std::vector<std::string>> by_subscriber_;
+  // (expiry, username) of every entry, soonest first. Guarded by mu_.
+  std::set<std::pair<int64_t, std::string>> by_expiry_;
 };
 
 // Usernames whose revocation the broker acknowledged, each kept until the
