@@ -5,12 +5,32 @@
 // live first must not be swept up by a selector that matches it.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "store_fixture.h"
 #include "turnbroker/broker/planner.h"
 #include "turnbroker/broker/state.h"
 
 namespace turnbroker::broker::testing {
 namespace {
+
+// 200,000 live credentials u0..u199999 of issuer pcscf-big, u<i> in
+// realm_of(i), at revisions 1..200,000.
+std::vector<Change> PcscfBigCredentials(const std::function<std::string(int)>& realm_of) {
+  std::vector<Change> changes;
+  for (int i = 0; i < 200'000; ++i) {
+    Revision revision = static_cast<Revision>(i + 1);
+    changes.push_back(
+        Change{revision,
+               Record::Create(MakeCredential("u" + std::to_string(i), kStart + 3'600'000,
+                                             realm_of(i), "", "pcscf-big"),
+                              revision, kStart),
+               nullptr, nullptr});
+  }
+  return changes;
+}
 
 TEST(HostileRevokeScopeTest, AScopedRevocationSkipsAnotherIssuersCredentialOfTheSameGroup) {
   ManualClock clock(kStart);
@@ -63,12 +83,6 @@ TEST(HostileRevokeScopeTest, AScopedRevocationOfAUsernameLeavesNoTombstoneForAno
   EXPECT_EQ(planner.changes().size(), 1u);
 }
 
-}  // namespace
-}  // namespace turnbroker::broker::testing
-
-namespace turnbroker::broker::testing {
-namespace {
-
 // Revoke-by-issuer is a publisher's to call (its own issuer) at its revoke
 // rate: what it costs on the commit thread must grow with that issuer's
 // credentials, not with everyone's. 1,000 revocations of an issuer with
@@ -77,17 +91,7 @@ namespace {
 TEST(HostileRevokeScopeTest, MatchingAnIssuerCostsItsOwnCredentialsNotTheLiveSet) {
   ManualClock clock(kStart);
   CredentialState state(StateOptions{}, &clock);
-  std::vector<Change> changes;
-  for (int i = 0; i < 200'000; ++i) {
-    Revision revision = static_cast<Revision>(i + 1);
-    changes.push_back(
-        Change{revision,
-               Record::Create(MakeCredential("u" + std::to_string(i), kStart + 3'600'000,
-                                             "ims.example.org", "", "pcscf-big"),
-                              revision, kStart),
-               nullptr, nullptr});
-  }
-  state.Apply(changes);
+  state.Apply(PcscfBigCredentials([](int) { return std::string("ims.example.org"); }));
   v1::Selector small;
   small.set_issuer("pcscf-small");
   int64_t start = MonotonicMicros();
@@ -100,12 +104,6 @@ TEST(HostileRevokeScopeTest, MatchingAnIssuerCostsItsOwnCredentialsNotTheLiveSet
   EXPECT_EQ(state.Matching(big).size(), 200'000u);
 }
 
-}  // namespace
-}  // namespace turnbroker::broker::testing
-
-namespace turnbroker::broker::testing {
-namespace {
-
 // A username "in every realm" (Get, Revoke with an empty realm) must not
 // cost a walk of every realm: realms are the publishers' to choose. With
 // 200,000 realms, each lookup took about 30 ms, and 500 revocations of a
@@ -114,16 +112,8 @@ namespace {
 TEST(HostileRevokeScopeTest, AUsernameInEveryRealmCostsItsMatchesNotTheRealms) {
   ManualClock clock(kStart);
   CredentialState state(StateOptions{}, &clock);
-  std::vector<Change> changes;
-  for (int i = 0; i < 200'000; ++i) {
-    Revision revision = static_cast<Revision>(i + 1);
-    changes.push_back(Change{
-        revision,
-        Record::Create(MakeCredential("u" + std::to_string(i), kStart + 3'600'000,
-                                      "realm-" + std::to_string(i) + ".example", "", "pcscf-big"),
-                       revision, kStart),
-        nullptr, nullptr});
-  }
+  std::vector<Change> changes =
+      PcscfBigCredentials([](int i) { return "realm-" + std::to_string(i) + ".example"; });
   // The same username in two realms: both found, the first in realm order.
   v1::Credential twin = MakeCredential("twin", kStart + 3'600'000, "b.example", "", "pcscf-big");
   changes.push_back(Change{200'001, Record::Create(twin, 200'001, kStart), nullptr, nullptr});

@@ -80,6 +80,12 @@ class SecretStoreTest : public StoreTest {
     store_->Acknowledge(a, [&](absl::Status s) { done.set_value(s); });
     ASSERT_TRUE(done.get_future().get().ok());
   }
+  // A SQLite journal in `dir` (the durable store), opened anew each call.
+  std::unique_ptr<Journal> DurableJournal(const turnbroker::testing::TempDir& dir) {
+    auto j = OpenSqliteJournal({dir.path(), false, false});
+    EXPECT_TRUE(j.ok()) << j.status();
+    return j.ok() ? std::move(*j) : nullptr;
+  }
   v1::SecretState StateOf(const std::string& id) {
     SecretEntryRef e = state().FindSecret(kRealm, id);
     return e ? e->secret().state() : v1::SECRET_STATE_UNSPECIFIED;
@@ -313,11 +319,7 @@ TEST(SecretStateTest, CompactionKeepsEveryRowOfAKnownSecretAndTheRetirementLast)
 TEST_F(SecretStoreTest, SecretsSurviveARestartOfTheDurableStoreAndItsCompaction) {
   turnbroker::testing::TempDir dir;
   options_.state.history_max_events = 4;  // compaction reaches every dead row
-  auto journal = [&] {
-    auto j = OpenSqliteJournal({dir.path(), false, false});
-    EXPECT_TRUE(j.ok()) << j.status();
-    return std::move(*j);
-  };
+  auto journal = [&] { return DurableJournal(dir); };
   store_.reset();
   Open(journal());
   ASSERT_TRUE(Add("a", kBytesA).ok());
@@ -358,11 +360,7 @@ TEST_F(SecretStoreTest, AfterARestartActivationWaitsOneReportWindowForTheSyncs) 
   // must not take "no sync pending" for "nothing to wait for" until every
   // live sync has had a report window to report again.
   turnbroker::testing::TempDir dir;
-  auto journal = [&] {
-    auto j = OpenSqliteJournal({dir.path(), false, false});
-    EXPECT_TRUE(j.ok()) << j.status();
-    return std::move(*j);
-  };
+  auto journal = [&] { return DurableJournal(dir); };
   store_.reset();
   Open(journal());
   Ack("turn-down", 0);

@@ -16,6 +16,14 @@ namespace {
 using json = nlohmann::json;
 using testing::FakeBrokerClient;
 
+// AgentApi::AnswersWithoutWaiting for a request of `method` and `path`.
+bool AnswersWithoutWaiting(const AgentApi& api, std::string method, std::string path) {
+  ApiRequest r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  return api.AnswersWithoutWaiting(r);
+}
+
 class AgentApiTest : public ::testing::Test {
  protected:
   AgentApiTest() {
@@ -312,10 +320,7 @@ TEST_F(AgentApiTest, MetricsCountRequestsByRouteAndClass) {
 // reaches the issuer.
 TEST_F(AgentApiTest, OnlyUnknownPathsAreAnsweredWithoutWaiting) {
   auto inline_ = [this](std::string method, std::string path) {
-    ApiRequest r;
-    r.method = std::move(method);
-    r.path = std::move(path);
-    return api_->AnswersWithoutWaiting(r);
+    return AnswersWithoutWaiting(*api_, std::move(method), std::move(path));
   };
   EXPECT_TRUE(inline_("GET", "/v1/floor"));
   EXPECT_TRUE(inline_("GET", "/"));
@@ -415,10 +420,7 @@ TEST_F(AgentApiSharedSecretTest, TheSameAnswerShapeAndHealthyWhileTheBrokerIsDow
 // HTTP server's I/O thread. Revocations and health still call the broker.
 TEST_F(AgentApiSharedSecretTest, IssueAndRefreshAreAnsweredWithoutWaiting) {
   auto inline_ = [this](std::string method, std::string path) {
-    ApiRequest r;
-    r.method = std::move(method);
-    r.path = std::move(path);
-    return api_->AnswersWithoutWaiting(r);
+    return AnswersWithoutWaiting(*api_, std::move(method), std::move(path));
   };
   EXPECT_TRUE(inline_("POST", "/v1/credentials"));
   EXPECT_TRUE(inline_("POST", "/v1/credentials/1700000000:abc/refresh"));

@@ -51,6 +51,11 @@ class IssuerSharedSecretTest : public ::testing::Test {
                                                   86'400'000, 0, 0, clock_.NowMs())))
                     .ok());
   }
+  std::vector<std::string> RevokedUsernamesSorted() { return Sorted(broker_.revoked_usernames()); }
+  static std::vector<std::string> Sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  }
   bool WaitMovingClock(const std::function<bool()>& done) {
     return WaitFor([&] {
       if (done()) return true;
@@ -113,11 +118,7 @@ TEST_F(IssuerSharedSecretTest, ReusesWhileTheSecretIsActiveThenRotatesAndKeepsTh
   EXPECT_TRUE(broker_.revoked_usernames().empty());
   EXPECT_EQ(issuer_->live_credentials(), 2u);
   ASSERT_TRUE(issuer_->RevokeSubscriber("sip:alice@example.org", "de-REGISTER").ok());
-  auto revoked = broker_.revoked_usernames();
-  std::sort(revoked.begin(), revoked.end());
-  std::vector<std::string> expected = {first->username, rotated->username};
-  std::sort(expected.begin(), expected.end());
-  EXPECT_EQ(revoked, expected);
+  EXPECT_EQ(RevokedUsernamesSorted(), Sorted({first->username, rotated->username}));
   EXPECT_EQ(broker_.publish_calls(), 0);
 }
 
@@ -128,11 +129,7 @@ TEST_F(IssuerSharedSecretTest, DeRegisterRevokesEachUsernameNeverTheSubscriber) 
   auto two = issuer_->Refresh(one->username, 0);
   ASSERT_TRUE(two.ok());
   ASSERT_TRUE(issuer_->RevokeSubscriber("sip:alice@example.org", "de-REGISTER").ok());
-  auto revoked = broker_.revoked_usernames();
-  std::sort(revoked.begin(), revoked.end());
-  std::vector<std::string> expected = {one->username, two->username};
-  std::sort(expected.begin(), expected.end());
-  EXPECT_EQ(revoked, expected);
+  EXPECT_EQ(RevokedUsernamesSorted(), Sorted({one->username, two->username}));
   EXPECT_TRUE(broker_.revoked_subscribers().empty()) << "a minter revokes usernames only";
   EXPECT_EQ(issuer_->live_credentials(), 0u);
   // Nothing held (e.g. after a restart): nothing to revoke, and no error.
