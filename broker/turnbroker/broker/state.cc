@@ -151,15 +151,21 @@ RecordRef CredentialState::Find(std::string_view realm, std::string_view usernam
 std::vector<RecordRef> CredentialState::InAnyRealmLocked(std::string_view username,
                                                          int64_t now) const {
   std::vector<RecordRef> out;
-  uint64_t h = SubscriberHash(username);
-  for (auto it = by_username_.lower_bound(Subscriber{h, nullptr});
-       it != by_username_.end() && it->first == h; ++it) {
-    const Record* r = it->second;
-    if (r->username() == username && Live(*r, now)) out.push_back(RecordRef::Share(r));
-  }
+  CollectLocked(by_username_, &Record::username, username, now, &out);
   std::sort(out.begin(), out.end(),
             [](const RecordRef& a, const RecordRef& b) { return a->realm() < b->realm(); });
   return out;
+}
+
+void CredentialState::CollectLocked(const absl::btree_set<Subscriber>& index,
+                                    std::string_view (Record::*field)() const, std::string_view key,
+                                    int64_t now, std::vector<RecordRef>* out) const {
+  const uint64_t h = SubscriberHash(key);
+  for (auto it = index.lower_bound(Subscriber{h, nullptr}); it != index.end() && it->first == h;
+       ++it) {
+    const Record* r = it->second;
+    if ((r->*field)() == key && Live(*r, now)) out->push_back(RecordRef::Share(r));
+  }
 }
 
 RecordRef CredentialState::FindInAnyRealm(std::string_view username) const {
@@ -193,26 +199,12 @@ std::vector<RecordRef> CredentialState::Matching(const v1::Selector& selector) c
       }
       break;
     }
-    case v1::Selector::kSubscriber: {
-      std::string_view s = selector.subscriber();
-      uint64_t h = SubscriberHash(s);
-      for (auto it = by_subscriber_.lower_bound(Subscriber{h, nullptr});
-           it != by_subscriber_.end() && it->first == h; ++it) {
-        const Record* r = it->second;
-        if (r->subscriber() == s && Live(*r, now)) out.push_back(RecordRef::Share(r));
-      }
+    case v1::Selector::kSubscriber:
+      CollectLocked(by_subscriber_, &Record::subscriber, selector.subscriber(), now, &out);
       break;
-    }
-    case v1::Selector::kIssuer: {
-      std::string_view issuer = selector.issuer();
-      uint64_t h = SubscriberHash(issuer);
-      for (auto it = by_issuer_.lower_bound(Subscriber{h, nullptr});
-           it != by_issuer_.end() && it->first == h; ++it) {
-        const Record* r = it->second;
-        if (r->issuer() == issuer && Live(*r, now)) out.push_back(RecordRef::Share(r));
-      }
+    case v1::Selector::kIssuer:
+      CollectLocked(by_issuer_, &Record::issuer, selector.issuer(), now, &out);
       break;
-    }
     case v1::Selector::BY_NOT_SET:
       break;
   }

@@ -228,6 +228,11 @@ class CredentialState {
   RecordRef FindLocked(std::string_view realm, std::string_view username, int64_t now) const;
   // The live records of `username` in every realm, in realm order.
   std::vector<RecordRef> InAnyRealmLocked(std::string_view username, int64_t now) const;
+  // Appends the live records of `index` (by_subscriber_, by_issuer_ or
+  // by_username_) whose `field` is `key`.
+  void CollectLocked(const absl::btree_set<Subscriber>& index,
+                     std::string_view (Record::*field)() const, std::string_view key, int64_t now,
+                     std::vector<RecordRef>* out) const;
   void InsertLocked(const RecordRef& record);
   void RemoveLocked(const Record* record);
   void ApplyLocked(const Change& change, int64_t now);
