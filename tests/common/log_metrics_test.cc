@@ -39,6 +39,23 @@ TEST(MetricsTest, RendersAFamilyWhoseLabelsAreKnownOnlyWhenScraped) {
   EXPECT_NE(text.find("# TYPE empty gauge\n"), std::string::npos) << text;
 }
 
+TEST(MetricsTest, RendersLargeAndFractionalSamplesInFull) {
+  // StrCat's six significant digits made a revision of 1,234,567 read
+  // "1.23457e+06" and an expiry in Unix seconds off by minutes.
+  MetricsRegistry r;
+  r.AddGaugeFunction("revision", "Head", [] { return 1'234'567.0; });
+  r.AddGaugeFamilyFunction("expiry_seconds", "When", [] {
+    return MetricsRegistry::Samples{{"id=\"a\"", 1'796'602'304.0}, {"id=\"b\"", 0.000123456789}};
+  });
+  Histogram* h = r.AddHistogram("t_seconds", "Latency", "", {1});
+  h->ObserveMicros(12'345'678'901);
+  std::string text = r.Render();
+  EXPECT_NE(text.find("revision 1234567\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("expiry_seconds{id=\"a\"} 1796602304\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("expiry_seconds{id=\"b\"} 0.000123456789"), std::string::npos) << text;
+  EXPECT_NE(text.find("t_seconds_sum 12345.678901"), std::string::npos) << text;
+}
+
 TEST(LogTest, ParsesLevels) {
   LogLevel l;
   EXPECT_TRUE(ParseLogLevel("WARN", &l));

@@ -1,10 +1,35 @@
 #include "turnbroker/common/metrics.h"
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 #include "turnbroker/common/strings.h"
 
 namespace turnbroker {
+
+namespace {
+
+// A sample's value in full: StrCat's six significant digits turned a
+// revision of 1,234,567 into "1.23457e+06" and an expiry in Unix seconds
+// into one off by minutes.
+std::string SampleValue(double v) {
+  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 9.007199254740992e15) {
+    return StrCat(static_cast<int64_t>(v));
+  }
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  for (int precision = 15; precision <= 17; ++precision) {  // the shortest exact form
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+}  // namespace
 
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
@@ -33,7 +58,7 @@ void Histogram::Render(std::string* out, std::string_view name, std::string_view
     StrAppend(out, name, "_bucket{", sep, "le=\"", le, "\"} ", cumulative, "\n");
   }
   std::string braces = labels.empty() ? "" : StrCat("{", labels, "}");
-  StrAppend(out, name, "_sum", braces, " ", sum_micros_.load() / 1e6, "\n");
+  StrAppend(out, name, "_sum", braces, " ", SampleValue(sum_micros_.load() / 1e6), "\n");
   StrAppend(out, name, "_count", braces, " ", cumulative, "\n");
 }
 
@@ -120,7 +145,7 @@ std::string MetricsRegistry::Render() const {
         StrAppend(&out, e->name, braces, " ", e->gauge.value(), "\n");
         break;
       case Entry::kGaugeFunction:
-        StrAppend(&out, e->name, " ", e->fn(), "\n");
+        StrAppend(&out, e->name, " ", SampleValue(e->fn()), "\n");
         break;
       case Entry::kHistogram:
         e->histogram->Render(&out, e->name, e->labels);
@@ -128,7 +153,7 @@ std::string MetricsRegistry::Render() const {
       case Entry::kGaugeFamily:
       case Entry::kCounterFamily:
         for (const auto& [labels, value] : e->family()) {
-          StrAppend(&out, e->name, "{", labels, "} ", value, "\n");
+          StrAppend(&out, e->name, "{", labels, "} ", SampleValue(value), "\n");
         }
         break;
     }
