@@ -108,6 +108,27 @@ TEST_F(SecretBrokerTest, WatchersGetSecretsAsTheirRoleAllows) {
   EXPECT_EQ(status.shared_secrets(), 1u);
 }
 
+TEST_F(SecretBrokerTest, EachSecretsExpiryIsAMetricForAlerts) {
+  Start();
+  ASSERT_TRUE(Add("forever", kBytesA).ok());
+  const int64_t expires_at_ms = 4'000'000'000'000;  // 2096
+  v1::AddSecretRequest req;
+  req.mutable_secret()->set_realm(kSecretRealm);
+  req.mutable_secret()->set_id("ends");
+  req.mutable_secret()->set_secret(kBytesB);
+  req.mutable_secret()->set_expires_at_ms(expires_at_ms);
+  v1::SecretResponse resp;
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  ASSERT_TRUE(Stub("secret-admin")->AddSecret(&ctx, req, &resp).ok());
+  std::string metrics = server_->metrics().Render();
+  EXPECT_THAT(metrics, HasSubstr("turnbroker_secret_expiry_seconds{realm=\"ims.example.org\","
+                                 "id=\"ends\",state=\"staged\"} 4000000000"));
+  EXPECT_THAT(metrics, Not(HasSubstr("id=\"forever\",state=\"staged\"} ")))
+      << "a secret without an expiry has no expiry sample";
+  EXPECT_EQ(turnbroker::testing::PromtoolProblems(metrics), "");
+}
+
 TEST_F(SecretBrokerTest, AcknowledgementsGateActivationAndShowInListAndMetrics) {
   Start();
   ASSERT_TRUE(Acknowledge("turn-1", 0).ok());

@@ -4,6 +4,8 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "turnbroker/common/log.h"
@@ -75,6 +77,22 @@ MetricsRegistry::Samples SecretSyncSamples(const Store& store) {
   return out;
 }
 
+// Each known secret's expiry (Unix seconds), for secrets that have one: an
+// ACTIVE secret that expires leaves every shared-secret agent answering 503
+// (docs/operations.md, "What to monitor").
+MetricsRegistry::Samples SecretExpirySamples(const CredentialState& state) {
+  MetricsRegistry::Samples out;
+  for (const SecretEntryRef& e : state.Secrets()) {
+    const v1::SharedSecret& s = e->secret();
+    if (s.expires_at_ms() <= 0) continue;
+    std::string name(SecretStateName(s.state()));
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    out.emplace_back(StrCat("realm=\"", s.realm(), "\",id=\"", s.id(), "\",state=\"", name, "\""),
+                     static_cast<double>(s.expires_at_ms() / 1000));
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
     const BrokerOptions& options, const Clock* clock,
     std::function<void(const absl::Status&)> on_store_failure) {
@@ -118,6 +136,11 @@ absl::StatusOr<std::unique_ptr<BrokerServer>> BrokerServer::Start(
       "Approach 1: per known secret, the TURN syncs reporting within 30 s that have "
       "acknowledged its staging, and those still pending",
       [secret_store] { return SecretSyncSamples(*secret_store); });
+  b->registry_->AddGaugeFamilyFunction(
+      "turnbroker_secret_expiry_seconds",
+      "Approach 1: per known secret with an expiry, when it expires (Unix seconds); alert well "
+      "before the active one does",
+      [state] { return SecretExpirySamples(*state); });
 
   int64_t started = clock->NowMs();
   if (options.max_publish_rate > 0) {
