@@ -110,6 +110,15 @@ absl::StatusOr<v1::PublishResponse> GroupPlanner::Publish(const v1::PublishReque
   return response;
 }
 
+absl::Status CheckEveryRealmScope(const v1::Selector& selector, std::string_view only_issuer,
+                                  std::string_view other_issuer) {
+  if (!selector.has_username() || !selector.username().realm().empty()) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      StrCat("selector.username: matches a credential issued by '", other_issuer,
+             "', not by this client ('", only_issuer,
+             "'); give the realm, or only an operator revokes it in every realm"));
+}
+
 absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest& request,
                                                         std::string_view only_issuer) {
   if (auto s = ValidateSelector(request.selector(), "selector"); !s.ok()) return s;
@@ -142,14 +151,8 @@ absl::StatusOr<v1::RevokeResponse> GroupPlanner::Revoke(const v1::RevokeRequest&
       matches.push_back(pending.record);
     }
   }
-  if (!other.empty() && selector.has_username() && selector.username().realm().empty()) {
-    // A TURN sync applies a username selector to that username in every
-    // realm it serves, whoever issued it: the other issuer's credential
-    // would go there and stay here. Refused, as the service refuses it.
-    return absl::PermissionDeniedError(
-        StrCat("selector.username: matches a credential issued by '", other,
-               "' in another realm, not by this client ('", only_issuer,
-               "'); give the realm, or only an operator revokes it in every realm"));
+  if (!other.empty()) {
+    if (auto s = CheckEveryRealmScope(selector, only_issuer, other); !s.ok()) return s;
   }
   if (matches.empty() && !only_issuer.empty()) {
     // Nothing of this publisher's is live there (any more): nothing to

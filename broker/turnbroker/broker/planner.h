@@ -25,6 +25,14 @@ namespace turnbroker::broker {
 // (so no event outgrows a Watch frame or gRPC's message size limit).
 inline constexpr size_t kMaxCredentialsPerRevocation = 10'000;
 
+// A publisher's (`only_issuer`) revocation of a username in every realm
+// that also matches a credential of `other_issuer`: PERMISSION_DENIED. A
+// TURN sync applies that selector to the username in every realm it
+// serves, so it would remove the other issuer's credential there while the
+// broker kept it live. OK for any other selector.
+absl::Status CheckEveryRealmScope(const v1::Selector& selector, std::string_view only_issuer,
+                                  std::string_view other_issuer);
+
 class GroupPlanner {
  public:
   // Plans revisions from state.head() + 1 on.

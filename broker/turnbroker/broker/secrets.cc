@@ -135,17 +135,20 @@ absl::Status SyncRegistry::Record(SyncAck ack) {
                                                  " realms, at most ", kMaxSyncRealms, " in all"));
     }
   }
+  PutLocked(std::move(ack));
+  return absl::OkStatus();
+}
+
+void SyncRegistry::PutLocked(SyncAck ack) {
+  realms_ += ack.realms.size();
   auto it = acks_.find(ack.name);
   if (it != acks_.end()) {
     realms_ -= it->second.realms.size();
-    realms_ += ack.realms.size();
     it->second = std::move(ack);
-  } else {
-    realms_ += ack.realms.size();
-    std::string name = ack.name;
-    acks_.emplace(std::move(name), std::move(ack));
+    return;
   }
-  return absl::OkStatus();
+  std::string name = ack.name;
+  acks_.emplace(std::move(name), std::move(ack));
 }
 
 void SyncRegistry::Merge(std::vector<SyncAck> acks) {
@@ -153,16 +156,8 @@ void SyncRegistry::Merge(std::vector<SyncAck> acks) {
   for (SyncAck& a : acks) {
     if (!FitsLocked(a.name, a.realms.size())) continue;
     auto it = acks_.find(a.name);
-    if (it == acks_.end()) {
-      if (acks_.size() >= kMaxSyncs) continue;
-      realms_ += a.realms.size();
-      std::string name = a.name;
-      acks_.emplace(std::move(name), std::move(a));
-    } else if (it->second.at_ms < a.at_ms) {
-      realms_ -= it->second.realms.size();
-      realms_ += a.realms.size();
-      it->second = std::move(a);
-    }
+    if (it == acks_.end() ? acks_.size() >= kMaxSyncs : it->second.at_ms >= a.at_ms) continue;
+    PutLocked(std::move(a));
   }
 }
 

@@ -92,6 +92,8 @@ class SyncRegistry {
   void ForgetLocked(int64_t horizon);
   // Whether replacing `name`'s report by one of `realms` realms stays
   // within kMaxSyncRealms.
+  // Adds or replaces the report of ack.name, keeping realms_ its sum.
+  void PutLocked(SyncAck ack);
   bool FitsLocked(const std::string& name, size_t realms) const;
 
   mutable std::mutex mu_;

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "turnbroker/broker/planner.h"
 #include "turnbroker/broker/refuse.h"
 #include "turnbroker/common/clock.h"
 #include "turnbroker/common/credential.h"
@@ -21,10 +22,7 @@ constexpr size_t kMaxExaminedPerPage = 10'000;
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status,
                                std::string_view method = {}) {
   if (!status.ok() && !method.empty()) {
-    LogInfo("call refused")
-        .Kv("method", method)
-        .Kv("client", StrCat(PeerLogName(PeerOf(*context->auth_context())), " ", context->peer()))
-        .Kv("error", status);
+    LogRefused(method, PeerOf(*context->auth_context()), context->peer(), status);
   }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
@@ -97,14 +95,16 @@ absl::StatusOr<bool> CheckRevokeIssuer(const Peer& peer, const v1::RevokeRequest
     else if (!other)
       other = r.get();
   }
-  // A username in every realm is refused as soon as another issuer's
-  // credential matches: a TURN sync applies that selector to every realm it
-  // serves, so it would remove the other's credential there.
-  if (other && (!own || (selector.has_username() && selector.username().realm().empty()))) {
+  if (other && !own) {
     return absl::PermissionDeniedError(
         StrCat(selector.has_username() ? "selector.username" : "selector.subscriber",
                ": matches a credential issued by '", other->issuer(), "', not by this client ('",
                peer.issuer, "'); only an operator revokes another issuer's credentials"));
+  }
+  // A username in every realm: refused as soon as another issuer's
+  // credential matches (the planner checks it again in the commit group).
+  if (other) {
+    if (auto s = CheckEveryRealmScope(selector, peer.issuer, other->issuer()); !s.ok()) return s;
   }
   // Nothing of this publisher's is live there: nothing to record (no event,
   // no tombstone for a username nobody can tell is this client's).
@@ -217,7 +217,7 @@ template void BrokerService::Account<v1::PublishResponse>(
     int, int64_t, const absl::StatusOr<v1::PublishResponse>&, const std::string&);
 
 std::string BrokerService::CallerName(grpc::CallbackServerContext* context, const Peer& peer) {
-  return StrCat(PeerLogName(peer), " ", context->peer());
+  return broker::CallerName(peer, context->peer());
 }
 
 // Finishes a write call once the store answered; counts and logs it.
@@ -279,10 +279,7 @@ grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>*
 BrokerService::PublishStream(grpc::CallbackServerContext* context) {
   auto peer = Authorize(context, kRolePublisher, "PublishStream");
   if (!peer.ok()) {
-    LogInfo("call refused")
-        .Kv("method", "PublishStream")
-        .Kv("client", CallerName(context, PeerOf(*context->auth_context())))
-        .Kv("error", peer.status());
+    LogRefused("PublishStream", PeerOf(*context->auth_context()), context->peer(), peer.status());
     return Refuse<grpc::ServerBidiReactor<v1::PublishStreamRequest, v1::PublishStreamResponse>>(
         peer.status());
   }
@@ -338,10 +335,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::Watch(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   auto peer = Authorize(context, kRoleSubscriber | kRoleOperator | kRoleMinter, "Watch");
   if (!peer.ok()) {
-    LogInfo("call refused")
-        .Kv("method", "Watch")
-        .Kv("client", CallerName(context, PeerOf(*context->auth_context())))
-        .Kv("error", peer.status());
+    LogRefused("Watch", PeerOf(*context->auth_context()), context->peer(), peer.status());
     return Refuse<grpc::ServerWriteReactor<grpc::ByteBuffer>>(peer.status());
   }
   return hub_->Open(context, request, *peer);

@@ -98,11 +98,14 @@ struct WatchHub::Metrics {
 // everything it touches is guarded by mu_.
 class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  WatchStream(WatchHub* hub, v1::WatchRequest request, std::string peer, uint32_t roles)
+  // `client`: what --max-watchers-per-client counts (WatchHub::Open).
+  WatchStream(WatchHub* hub, v1::WatchRequest request, std::string peer, std::string client,
+              uint32_t roles)
       : hub_(hub),
         state_(hub->state_),
         request_(std::move(request)),
         peer_(std::move(peer)),
+        client_(std::move(client)),
         progress_interval_ms_(request_.progress_interval_ms() != 0
                                   ? request_.progress_interval_ms()
                                   : hub->options_.default_progress_interval_ms) {
@@ -119,6 +122,8 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     // and must not cost more for a longer (client-chosen) list.
     realms_.insert(request_.realms().begin(), request_.realms().end());
   }
+
+  const std::string& client() const { return client_; }
 
   // Decides where the stream starts. Called once, before it is shared
   // (WatchHub::Open, under the hub's mutex, before it joins streams_).
@@ -511,6 +516,7 @@ class WatchStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const CredentialState& state_;
   const v1::WatchRequest request_;
   const std::string peer_;
+  const std::string client_;
   const int64_t progress_interval_ms_;
   bool wants_credentials_ = false;
   bool wants_secrets_ = false;
@@ -577,10 +583,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
     return Refuse<Reactor>(absl::InvalidArgumentError("request: not a turnbroker.v1.WatchRequest"));
   }
   if (auto s = ValidateWatchRequest(parsed, options_); !s.ok()) {
-    LogInfo("call refused")
-        .Kv("method", "Watch")
-        .Kv("client", StrCat(PeerLogName(peer), " ", context->peer()))
-        .Kv("error", s);
+    LogRefused("Watch", peer, context->peer(), s);
     return Refuse<Reactor>(s);
   }
   const bool minter_only =
@@ -593,10 +596,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
           absl::PermissionDeniedError(StrCat("kinds: a minter watches shared secrets only "
                                              "(kinds=[RECORD_KIND_SHARED_SECRET]); client '",
                                              peer.name, "' has ", RoleNames(peer.roles)));
-      LogInfo("call refused")
-          .Kv("method", "Watch")
-          .Kv("client", StrCat(PeerLogName(peer), " ", context->peer()))
-          .Kv("error", s);
+      LogRefused("Watch", peer, context->peer(), s);
       return Refuse<Reactor>(s);
     }
   }
@@ -605,8 +605,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
   const std::string address = context->peer();
   std::string client = address.substr(0, address.rfind(':'));
   if (!peer.plaintext) client = StrCat(peer.name, " ", client);
-  auto* stream =
-      new WatchStream(this, std::move(parsed), StrCat(context->peer(), " ", peer.name), peer.roles);
+  auto* stream = new WatchStream(this, std::move(parsed), StrCat(context->peer(), " ", peer.name),
+                                 client, peer.roles);
   {
     std::lock_guard<std::mutex> lock(mu_);
     absl::Status refused;
@@ -623,10 +623,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
     if (!refused.ok()) {
       if (per_client_[client] == 0) per_client_.erase(client);
       delete stream;
-      LogInfo("call refused")
-          .Kv("method", "Watch")
-          .Kv("client", StrCat(PeerLogName(peer), " ", context->peer()))
-          .Kv("error", refused);
+      LogRefused("Watch", peer, context->peer(), refused);
       return Refuse<Reactor>(refused);
     }
     // The cursor is set before the stream is visible: Notify() and Loop()
@@ -636,7 +633,6 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
     stream->Start();
     streams_.insert(stream);
     ++per_client_[client];
-    client_of_.emplace(stream, std::move(client));
   }
   metrics_->opened->Inc();
   stream->Pump();
@@ -659,11 +655,9 @@ void WatchHub::Defer() {
 
 void WatchHub::Remove(WatchStream* stream) {
   std::lock_guard<std::mutex> lock(mu_);
-  streams_.erase(stream);
-  if (auto it = client_of_.find(stream); it != client_of_.end()) {
-    auto count = per_client_.find(it->second);
+  if (streams_.erase(stream) != 0) {
+    auto count = per_client_.find(stream->client());
     if (count != per_client_.end() && --count->second == 0) per_client_.erase(count);
-    client_of_.erase(it);
   }
   cv_.notify_all();
 }

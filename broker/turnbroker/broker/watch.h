@@ -98,9 +98,8 @@ class WatchHub {
   mutable std::mutex mu_;
   std::condition_variable cv_;                // Shutdown waits on it for the streams to go
   std::unordered_set<WatchStream*> streams_;  // guarded by mu_
-  // Open streams per client, and each stream's client (guarded by mu_).
+  // Open streams per client (WatchStream::client(); guarded by mu_).
   std::unordered_map<std::string, size_t> per_client_;
-  std::unordered_map<WatchStream*, std::string> client_of_;
   bool stopping_ = false;  // guarded by mu_
   // The hub thread sleeps on these (a leaf lock: taken with a stream's mutex
   // or mu_ held, never the other way round).
