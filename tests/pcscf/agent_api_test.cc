@@ -17,7 +17,7 @@ using json = nlohmann::json;
 using testing::FakeBrokerClient;
 
 // AgentApi::AnswersWithoutWaiting for a request of `method` and `path`.
-bool AnswersWithoutWaiting(const AgentApi& api, std::string method, std::string path) {
+bool Inline(const AgentApi& api, std::string method, std::string path) {
   ApiRequest r;
   r.method = std::move(method);
   r.path = std::move(path);
@@ -319,16 +319,13 @@ TEST_F(AgentApiTest, MetricsCountRequestsByRouteAndClass) {
 // answer_inline): here, where issuing waits for the broker, nothing that
 // reaches the issuer.
 TEST_F(AgentApiTest, OnlyUnknownPathsAreAnsweredWithoutWaiting) {
-  auto inline_ = [this](std::string method, std::string path) {
-    return AnswersWithoutWaiting(*api_, std::move(method), std::move(path));
-  };
-  EXPECT_TRUE(inline_("GET", "/v1/floor"));
-  EXPECT_TRUE(inline_("GET", "/"));
-  EXPECT_FALSE(inline_("POST", "/v1/credentials"));
-  EXPECT_FALSE(inline_("POST", "/v1/credentials/abc/refresh"));
-  EXPECT_FALSE(inline_("DELETE", "/v1/credentials/abc"));
-  EXPECT_FALSE(inline_("GET", "/healthz"));  // asks the broker
-  EXPECT_FALSE(inline_("GET", "/metrics"));
+  EXPECT_TRUE(Inline(*api_, "GET", "/v1/floor"));
+  EXPECT_TRUE(Inline(*api_, "GET", "/"));
+  EXPECT_FALSE(Inline(*api_, "POST", "/v1/credentials"));
+  EXPECT_FALSE(Inline(*api_, "POST", "/v1/credentials/abc/refresh"));
+  EXPECT_FALSE(Inline(*api_, "DELETE", "/v1/credentials/abc"));
+  EXPECT_FALSE(Inline(*api_, "GET", "/healthz"));  // asks the broker
+  EXPECT_FALSE(Inline(*api_, "GET", "/metrics"));
 }
 
 class AgentApiSharedSecretTest : public ::testing::Test {
@@ -419,17 +416,14 @@ TEST_F(AgentApiSharedSecretTest, TheSameAnswerShapeAndHealthyWhileTheBrokerIsDow
 // Minted locally: issue and refresh never wait, and may be answered on the
 // HTTP server's I/O thread. Revocations and health still call the broker.
 TEST_F(AgentApiSharedSecretTest, IssueAndRefreshAreAnsweredWithoutWaiting) {
-  auto inline_ = [this](std::string method, std::string path) {
-    return AnswersWithoutWaiting(*api_, std::move(method), std::move(path));
-  };
-  EXPECT_TRUE(inline_("POST", "/v1/credentials"));
-  EXPECT_TRUE(inline_("POST", "/v1/credentials/1700000000:abc/refresh"));
-  EXPECT_TRUE(inline_("GET", "/nowhere"));
-  EXPECT_FALSE(inline_("DELETE", "/v1/credentials"));  // de-REGISTER revokes at the broker
-  EXPECT_FALSE(inline_("DELETE", "/v1/credentials/1700000000:abc"));
-  EXPECT_FALSE(inline_("POST", "/v1/credentials/revoke"));
-  EXPECT_FALSE(inline_("GET", "/v1/credentials"));  // 405, but routed: kept with its route
-  EXPECT_FALSE(inline_("GET", "/healthz"));
+  EXPECT_TRUE(Inline(*api_, "POST", "/v1/credentials"));
+  EXPECT_TRUE(Inline(*api_, "POST", "/v1/credentials/1700000000:abc/refresh"));
+  EXPECT_TRUE(Inline(*api_, "GET", "/nowhere"));
+  EXPECT_FALSE(Inline(*api_, "DELETE", "/v1/credentials"));  // de-REGISTER revokes at the broker
+  EXPECT_FALSE(Inline(*api_, "DELETE", "/v1/credentials/1700000000:abc"));
+  EXPECT_FALSE(Inline(*api_, "POST", "/v1/credentials/revoke"));
+  EXPECT_FALSE(Inline(*api_, "GET", "/v1/credentials"));  // 405, but routed: kept with its route
+  EXPECT_FALSE(Inline(*api_, "GET", "/healthz"));
 }
 
 }  // namespace
